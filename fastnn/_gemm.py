@@ -1,0 +1,113 @@
+"""GEMM: where fastnn finds its BLAS, and the Python entry point to it.
+
+fastnn never implements GEMM. Its kernels call BLAS from C (``src_pyx/_blas.pyx``) so that a whole
+dense layer is one call without the GIL, and the BLAS they call is **NumPy's own**: one OpenBLAS
+thread pool in the process, and products bit-identical to ``np.matmul`` on the same shapes and
+thread count. This module finds NumPy's sgemm/dgemm once, at import, and installs their addresses.
+
+Lookup order:
+1. the CBLAS symbols of the library NumPy's core extension links against. PyPI wheels bundle
+   scipy-openblas64 (``scipy_cblas_sgemm64_``, 64-bit integers); other builds export
+   ``cblas_sgemm64_`` or plain ``cblas_sgemm`` (32-bit integers);
+2. ``scipy.linalg.cython_blas`` (Fortran interface) when SciPy is installed, as a fallback for
+   NumPy builds that hide their BLAS symbols. That is a second BLAS in the process, so
+   ``show_config()`` says so.
+"""
+from __future__ import annotations
+
+import ctypes
+import glob
+import os
+
+import numpy as np
+
+from ._ext import _blas
+
+# (symbol for float32, symbol for float64, calling convention), most specific first.
+_CBLAS_CANDIDATES = (
+    ("scipy_cblas_sgemm64_", "scipy_cblas_dgemm64_", "CBLAS64"),
+    ("cblas_sgemm64_", "cblas_dgemm64_", "CBLAS64"),
+    ("cblas_sgemm64", "cblas_dgemm64", "CBLAS64"),
+    ("scipy_cblas_sgemm", "scipy_cblas_dgemm", "CBLAS32"),
+    ("cblas_sgemm", "cblas_dgemm", "CBLAS32"),
+)
+
+
+def _numpy_libraries():
+    """Shared objects that may hold NumPy's BLAS: its core extension (dlsym on it also searches the
+    libraries it links against), then the libraries bundled next to the package (numpy.libs,
+    numpy/.dylibs) for platforms where dlsym does not follow dependencies."""
+    from numpy._core import _multiarray_umath
+
+    yield _multiarray_umath.__file__
+    root = os.path.dirname(os.path.dirname(np.__file__))
+    patterns = [
+        os.path.join(root, "numpy.libs", "*"),
+        os.path.join(os.path.dirname(np.__file__), ".dylibs", "*"),
+    ]
+    for pattern in patterns:
+        yield from sorted(glob.glob(pattern))
+
+
+def _find_numpy_cblas():
+    for path in _numpy_libraries():
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for s_name, d_name, kind in _CBLAS_CANDIDATES:
+            try:
+                s = ctypes.cast(getattr(lib, s_name), ctypes.c_void_p).value
+                d = ctypes.cast(getattr(lib, d_name), ctypes.c_void_p).value
+            except AttributeError:
+                continue
+            if s and d:
+                return kind, s, d, f"NumPy's BLAS ({s_name} from {os.path.basename(path)})"
+    return None
+
+
+def _find_scipy_blas():
+    try:
+        from scipy.linalg import cython_blas
+    except ImportError:
+        return None
+    capi = cython_blas.__pyx_capi__
+    get = ctypes.pythonapi.PyCapsule_GetPointer
+    get.restype = ctypes.c_void_p
+    get.argtypes = [ctypes.py_object, ctypes.c_char_p]
+    addresses = []
+    for name in ("sgemm", "dgemm"):
+        capsule = capi[name]
+        ctypes.pythonapi.PyCapsule_GetName.restype = ctypes.c_char_p
+        ctypes.pythonapi.PyCapsule_GetName.argtypes = [ctypes.py_object]
+        addresses.append(get(capsule, ctypes.pythonapi.PyCapsule_GetName(capsule)))
+    return "FORTRAN", addresses[0], addresses[1], "scipy.linalg.cython_blas (a second BLAS next to NumPy's)"
+
+
+def install_backend() -> tuple[str, str]:
+    """Find a BLAS and install it into the kernels; returns (kind, description)."""
+    found = _find_numpy_cblas() or _find_scipy_blas()
+    if found is None:
+        raise ImportError(
+            "fastnn could not find a BLAS: NumPy's core library exports no CBLAS sgemm/dgemm "
+            "symbol and SciPy is not installed. Install SciPy (pip install scipy) or a NumPy "
+            "wheel from PyPI."
+        )
+    kind, s_address, d_address, description = found
+    _blas.set_backend(kind, s_address, d_address, description)
+    return kind, description
+
+
+def backend() -> tuple[str, str] | None:
+    """(calling convention, description) of the BLAS the kernels use."""
+    return _blas.backend()
+
+
+def gemm(a: np.ndarray, b: np.ndarray, out: np.ndarray, *, trans_a: bool = False,
+         trans_b: bool = False, alpha: float = 1.0, beta: float = 0.0) -> np.ndarray:
+    """``out = alpha * op(a) @ op(b) + beta * out`` through the kernels' BLAS.
+
+    a, b, out: C-contiguous 2-D arrays of one dtype (float32 or float64); ``op(a)`` is (m, k),
+    ``op(b)`` is (k, n), ``out`` is (m, n). Transposes are flags, never copies. Returns ``out``.
+    """
+    return _blas.gemm_into(a, b, out, trans_a, trans_b, alpha, beta)

@@ -1,0 +1,71 @@
+"""fastnn.show_config(): how this installation was built and what it runs with."""
+from __future__ import annotations
+
+import importlib
+import os
+import platform
+import sys
+
+import numpy as np
+
+
+def config() -> dict:
+    """The facts show_config() prints, as a dict (used by tests and benchmark reports)."""
+    from . import __version__, _gemm
+    from ._ext import MODULES, _buildinfo
+
+    modules = {}
+    for name in MODULES:
+        module = importlib.import_module(f"fastnn._ext.{name}")
+        modules[name] = module.__file__
+    blas = _blas_pools()
+    kind, description = _gemm.backend()
+    return {
+        "fastnn": __version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "numpy": np.__version__,
+        "compiled_modules": modules,
+        "compile_flags": _buildinfo.compile_flags(),
+        "debug_build": _buildinfo.debug_build(),
+        "openmp": _buildinfo.openmp_enabled(),
+        "openmp_threads": _buildinfo.openmp_max_threads(),
+        "gemm_backend": f"{kind}: {description}",
+        "blas": blas,
+        "env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                           "OMP_WAIT_POLICY", "FASTNN_DATA") if k in os.environ},
+    }
+
+
+def _blas_pools() -> list[dict]:
+    """Every BLAS/OpenMP pool in the process, from threadpoolctl when it is installed."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        cfg = np.show_config(mode="dicts") if hasattr(np, "show_config") else {}
+        blas = cfg.get("Build Dependencies", {}).get("blas", {}) if isinstance(cfg, dict) else {}
+        return [{"name": blas.get("name", "unknown"), "version": blas.get("version", "unknown"),
+                 "threads": "unknown (install threadpoolctl)"}]
+    return [{"name": p.get("internal_api"), "version": p.get("version"), "threads": p.get("num_threads"),
+             "library": os.path.basename(p.get("filepath", ""))} for p in threadpool_info()]
+
+
+def show_config() -> None:
+    """Print the version, each compiled module, OpenMP, the compile flags and the BLAS in use."""
+    c = config()
+    lines = [
+        f"fastnn {c['fastnn']} (Python {c['python']}, NumPy {c['numpy']}, {c['platform']})",
+        f"compiled modules ({len(c['compiled_modules'])}):",
+    ]
+    lines += [f"  {name:14s} {path}" for name, path in c["compiled_modules"].items()]
+    lines += [
+        f"compile flags:  {c['compile_flags']}" + ("  [debug build: bounds checks on]" if c["debug_build"] else ""),
+        f"OpenMP:         {'on' if c['openmp'] else 'off'}, {c['openmp_threads']} thread(s)",
+        f"GEMM:           {c['gemm_backend']}",
+        "thread pools:",
+    ]
+    lines += [f"  {p['name']} {p['version']}: {p['threads']} thread(s) {p.get('library', '')}".rstrip()
+              for p in c["blas"]]
+    if c["env"]:
+        lines.append("environment:    " + ", ".join(f"{k}={v}" for k, v in c["env"].items()))
+    print("\n".join(lines))

@@ -1,0 +1,167 @@
+"""GEMM through NumPy's BLAS, callable without the GIL from every kernel module.
+
+Three calling conventions are supported, because NumPy builds differ in how they expose BLAS:
+  CBLAS64  row-major CBLAS with 64-bit integers (NumPy's bundled scipy-openblas64: PyPI wheels)
+  CBLAS32  row-major CBLAS with 32-bit integers (a system or conda CBLAS, Accelerate)
+  FORTRAN  column-major Fortran BLAS with 32-bit integers (scipy.linalg.cython_blas, a fallback)
+fastnn/_gemm.py decides which one applies and calls set_backend() once, at import.
+"""
+from libc.stdint cimport int64_t, int32_t, uintptr_t
+from cython cimport floating
+
+cdef enum:
+    ROW_MAJOR = 101
+    NO_TRANS = 111
+    TRANS = 112
+
+ctypedef void (*sgemm64_t)(int order, int ta, int tb, int64_t m, int64_t n, int64_t k,
+                           float alpha, const float* a, int64_t lda, const float* b, int64_t ldb,
+                           float beta, float* c, int64_t ldc) noexcept nogil
+ctypedef void (*dgemm64_t)(int order, int ta, int tb, int64_t m, int64_t n, int64_t k,
+                           double alpha, const double* a, int64_t lda, const double* b, int64_t ldb,
+                           double beta, double* c, int64_t ldc) noexcept nogil
+ctypedef void (*sgemm32_t)(int order, int ta, int tb, int32_t m, int32_t n, int32_t k,
+                           float alpha, const float* a, int32_t lda, const float* b, int32_t ldb,
+                           float beta, float* c, int32_t ldc) noexcept nogil
+ctypedef void (*dgemm32_t)(int order, int ta, int tb, int32_t m, int32_t n, int32_t k,
+                           double alpha, const double* a, int32_t lda, const double* b, int32_t ldb,
+                           double beta, double* c, int32_t ldc) noexcept nogil
+ctypedef void (*sgemmf_t)(char* ta, char* tb, int32_t* m, int32_t* n, int32_t* k,
+                          float* alpha, float* a, int32_t* lda, float* b, int32_t* ldb,
+                          float* beta, float* c, int32_t* ldc) noexcept nogil
+ctypedef void (*dgemmf_t)(char* ta, char* tb, int32_t* m, int32_t* n, int32_t* k,
+                          double* alpha, double* a, int32_t* lda, double* b, int32_t* ldb,
+                          double* beta, double* c, int32_t* ldc) noexcept nogil
+
+cdef int _kind = 0            # 0 = not set, 1 = CBLAS64, 2 = CBLAS32, 3 = FORTRAN
+cdef void* _sgemm = NULL
+cdef void* _dgemm = NULL
+_backend_name = None
+
+KINDS = {"CBLAS64": 1, "CBLAS32": 2, "FORTRAN": 3}
+
+
+def set_backend(str kind, uintptr_t sgemm_address, uintptr_t dgemm_address, str name):
+    """Install the BLAS entry points (called once by fastnn._gemm at import)."""
+    global _kind, _sgemm, _dgemm, _backend_name
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {sorted(KINDS)}, got {kind!r}")
+    if sgemm_address == 0 or dgemm_address == 0:
+        raise ValueError("BLAS function addresses must be non-zero")
+    _sgemm = <void*>sgemm_address
+    _dgemm = <void*>dgemm_address
+    _kind = KINDS[kind]
+    _backend_name = name
+
+
+def backend():
+    """(kind, description) of the installed BLAS, or None before set_backend()."""
+    if _kind == 0:
+        return None
+    return ({v: k for k, v in KINDS.items()}[_kind], _backend_name)
+
+
+cdef void sgemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                float alpha, const float* a, Py_ssize_t lda, const float* b, Py_ssize_t ldb,
+                float beta, float* c, Py_ssize_t ldc) noexcept nogil:
+    _gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+
+
+cdef void dgemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                double alpha, const double* a, Py_ssize_t lda, const double* b, Py_ssize_t ldb,
+                double beta, double* c, Py_ssize_t ldc) noexcept nogil:
+    _gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+
+
+cdef inline void _gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                       floating alpha, const floating* a, Py_ssize_t lda,
+                       const floating* b, Py_ssize_t ldb,
+                       floating beta, floating* c, Py_ssize_t ldc) noexcept nogil:
+    cdef int ta = TRANS if trans_a else NO_TRANS
+    cdef int tb = TRANS if trans_b else NO_TRANS
+    cdef char fa, fb
+    cdef int32_t fm, fn, fk, flda, fldb, fldc
+    if m == 0 or n == 0:
+        return
+    if k == 0:
+        # BLAS leaves C untouched for k == 0 only when beta == 1; make the empty sum explicit.
+        _scale(m, n, beta, c, ldc)
+        return
+    if _kind == 1:
+        if floating is float:
+            (<sgemm64_t>_sgemm)(ROW_MAJOR, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+        else:
+            (<dgemm64_t>_dgemm)(ROW_MAJOR, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+    elif _kind == 2:
+        if floating is float:
+            (<sgemm32_t>_sgemm)(ROW_MAJOR, ta, tb, <int32_t>m, <int32_t>n, <int32_t>k, alpha,
+                                a, <int32_t>lda, b, <int32_t>ldb, beta, c, <int32_t>ldc)
+        else:
+            (<dgemm32_t>_dgemm)(ROW_MAJOR, ta, tb, <int32_t>m, <int32_t>n, <int32_t>k, alpha,
+                                a, <int32_t>lda, b, <int32_t>ldb, beta, c, <int32_t>ldc)
+    else:
+        # Column-major BLAS sees each row-major matrix as its transpose: C^T = op(B)^T op(A)^T.
+        fa = b'T' if trans_b else b'N'
+        fb = b'T' if trans_a else b'N'
+        fm = <int32_t>n
+        fn = <int32_t>m
+        fk = <int32_t>k
+        flda = <int32_t>ldb
+        fldb = <int32_t>lda
+        fldc = <int32_t>ldc
+        if floating is float:
+            (<sgemmf_t>_sgemm)(&fa, &fb, &fm, &fn, &fk, &alpha, <float*>b, &flda, <float*>a, &fldb,
+                               &beta, c, &fldc)
+        else:
+            (<dgemmf_t>_dgemm)(&fa, &fb, &fm, &fn, &fk, &alpha, <double*>b, &flda, <double*>a, &fldb,
+                               &beta, c, &fldc)
+
+
+cdef inline void _scale(Py_ssize_t m, Py_ssize_t n, floating beta, floating* c, Py_ssize_t ldc) noexcept nogil:
+    cdef Py_ssize_t i, j
+    for i in range(m):
+        for j in range(n):
+            c[i * ldc + j] = 0 if beta == 0 else beta * c[i * ldc + j]
+
+
+cimport numpy as cnp
+cnp.import_array()
+
+
+def gemm_into(cnp.ndarray a, cnp.ndarray b, cnp.ndarray out, bint trans_a=False, bint trans_b=False,
+              double alpha=1.0, double beta=0.0):
+    """out = alpha * op(a) @ op(b) + beta * out, where op transposes when asked.
+
+    a, b, out: C-contiguous 2-D arrays of one dtype, float32 or float64; op(a) is (m, k), op(b) is
+    (k, n) and out is (m, n). This entry point is for fastnn._gemm (tests, benchmarks); kernels
+    call gemm() from C. Returns out.
+    """
+    cdef int typenum = cnp.PyArray_TYPE(out)
+    cdef cnp.ndarray arr
+    for arr, name in ((a, "a"), (b, "b"), (out, "out")):
+        if arr.ndim != 2:
+            raise ValueError(f"{name} must be 2-D, got {arr.ndim}-D")
+        if cnp.PyArray_TYPE(arr) != typenum or typenum not in (cnp.NPY_FLOAT32, cnp.NPY_FLOAT64):
+            raise TypeError(f"a, b and out must share one dtype, float32 or float64; got "
+                            f"{a.dtype}, {b.dtype}, {out.dtype}")
+        if not cnp.PyArray_IS_C_CONTIGUOUS(arr):
+            raise ValueError(f"{name} must be C-contiguous")
+    if not out.flags.writeable:
+        raise ValueError("out must be writeable")
+    cdef Py_ssize_t m = a.shape[1] if trans_a else a.shape[0]
+    cdef Py_ssize_t k = a.shape[0] if trans_a else a.shape[1]
+    cdef Py_ssize_t kb = b.shape[1] if trans_b else b.shape[0]
+    cdef Py_ssize_t n = b.shape[0] if trans_b else b.shape[1]
+    if k != kb or out.shape[0] != m or out.shape[1] != n:
+        raise ValueError(f"shapes do not chain: op(a) is ({m}, {k}), op(b) is ({kb}, {n}), "
+                         f"out is ({out.shape[0]}, {out.shape[1]})")
+    if _kind == 0:
+        raise RuntimeError("no BLAS backend installed; import fastnn first")
+    with nogil:
+        if typenum == cnp.NPY_FLOAT32:
+            _gemm(trans_a, trans_b, m, n, k, <float>alpha, <float*>cnp.PyArray_DATA(a), a.shape[1],
+                  <float*>cnp.PyArray_DATA(b), b.shape[1], <float>beta, <float*>cnp.PyArray_DATA(out), n)
+        else:
+            _gemm(trans_a, trans_b, m, n, k, alpha, <double*>cnp.PyArray_DATA(a), a.shape[1],
+                  <double*>cnp.PyArray_DATA(b), b.shape[1], beta, <double*>cnp.PyArray_DATA(out), n)
+    return out

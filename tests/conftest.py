@@ -1,0 +1,47 @@
+"""Shared fixtures and options for fastnn's tests.
+
+BLAS is pinned to one thread for the whole test run: products are then bit-identical between
+fastnn (NumPy's BLAS called from C) and fastnn.reference (np.matmul), and results do not depend on
+the machine's core count (numpy#25100: the thread count changes the bits).
+"""
+import os
+import pathlib
+
+import numpy as np
+import pytest
+
+try:
+    from threadpoolctl import threadpool_limits
+except ImportError:  # pragma: no cover - threadpoolctl is a test dependency
+    threadpool_limits = None
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+SHARED_DATASETS = pathlib.Path(os.environ.get("FASTNN_TEST_DATASETS", REPO_ROOT.parent / "shared" / "datasets"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_blas_thread():
+    if threadpool_limits is None:
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+@pytest.fixture(params=[np.float32, np.float64], ids=["f32", "f64"])
+def dtype(request):
+    """Every kernel test runs in both supported dtypes."""
+    return np.dtype(request.param)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)
+
+
+@pytest.fixture
+def shared_datasets():
+    """The real datasets folder (../shared/datasets), or a clean skip when it is absent."""
+    if not SHARED_DATASETS.is_dir():
+        pytest.skip(f"real datasets not found at {SHARED_DATASETS}")
+    return SHARED_DATASETS
