@@ -6,6 +6,8 @@ A script written for the book runs after changing only its imports::
     from fastnn.datasets import spiral_data
 
 ``fastnn.reference`` holds the same classes in plain NumPy (the book's math, the test oracle).
+Arrays that layers hand back (``output``, ``dinputs``, ``dweights``...) are buffers reused while
+the shape stays the same: valid until that object's next call, like NumPy's ``out=``.
 """
 from __future__ import annotations
 
@@ -16,7 +18,27 @@ from . import _gemm
 
 _gemm.install_backend()
 
-from ._config import default_dtype, init  # noqa: E402
+from ._config import default_dtype, dropout_mode, init  # noqa: E402
 from ._show_config import show_config  # noqa: E402
+from .accuracy import Accuracy, Accuracy_Categorical, Accuracy_Regression  # noqa: E402
+from .activations import Activation_Linear, Activation_ReLU, Activation_Sigmoid, Activation_Softmax  # noqa: E402
+from .layers import Layer_Dense, Layer_Dropout, Layer_Input  # noqa: E402
+from .losses import (  # noqa: E402
+    Activation_Softmax_Loss_CategoricalCrossentropy,
+    Loss,
+    Loss_BinaryCrossentropy,
+    Loss_CategoricalCrossentropy,
+    Loss_MeanAbsoluteError,
+    Loss_MeanSquaredError,
+)
+from .optimizers import Optimizer_Adagrad, Optimizer_Adam, Optimizer_RMSprop, Optimizer_SGD  # noqa: E402
 
-__all__ = ["init", "show_config", "default_dtype", "__version__"]
+__all__ = [
+    "Layer_Dense", "Layer_Dropout", "Layer_Input",
+    "Activation_ReLU", "Activation_Softmax", "Activation_Sigmoid", "Activation_Linear",
+    "Loss", "Loss_CategoricalCrossentropy", "Loss_BinaryCrossentropy", "Loss_MeanSquaredError",
+    "Loss_MeanAbsoluteError", "Activation_Softmax_Loss_CategoricalCrossentropy",
+    "Optimizer_SGD", "Optimizer_Adagrad", "Optimizer_RMSprop", "Optimizer_Adam",
+    "Accuracy", "Accuracy_Categorical", "Accuracy_Regression",
+    "init", "show_config", "default_dtype", "dropout_mode", "__version__",
+]

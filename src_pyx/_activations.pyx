@@ -1,17 +1,17 @@
 """Activation kernels: ReLU, Sigmoid, Softmax and Linear, each backward next to its forward.
 
-Every entry point takes C-contiguous float32 or float64 arrays of one dtype that the Python layer
-(fastnn/activations.py) has validated, and writes into the caller's (reused) output buffer.
-Shapes: inputs/outputs/dvalues/dinputs are (n_samples, n_neurons); elementwise kernels see them
-as flat arrays of `n` elements.
+Two entry points, forward() and backward(), run one activation on an object's state dict (see
+_common.pxd). Shapes: inputs/output/dvalues/dinputs are (n_samples, n_neurons) for Softmax and any
+shape for the elementwise ReLU, Sigmoid and Linear, which see flat arrays of `n` elements.
 """
 from libc.math cimport exp, expf
 from libc.string cimport memcpy
 
 cimport numpy as cnp
+cnp.import_array()
 from cython cimport floating
 
-from _common cimport data, is_f32, require, require_like
+from _common cimport data, ready_float, ready_like, reuse_like
 
 
 # ---------------------------------------------------------------------------------------------
@@ -30,36 +30,6 @@ cdef inline void _relu_backward(const floating* dvalues, const floating* inputs,
     cdef Py_ssize_t i
     for i in range(n):
         dinputs[i] = 0 if inputs[i] <= 0 else dvalues[i]
-
-
-def relu_forward(cnp.ndarray inputs, cnp.ndarray output):
-    """output[...] = max(0, inputs), elementwise."""
-    require_like(inputs, output)
-    cdef Py_ssize_t n = cnp.PyArray_SIZE(inputs)
-    cdef bint f32 = is_f32(inputs)
-    cdef void* p_inputs = data(inputs)
-    cdef void* p_output = data(output)
-    with nogil:
-        if f32:
-            _relu_forward(<float*>p_inputs, <float*>p_output, n)
-        else:
-            _relu_forward(<double*>p_inputs, <double*>p_output, n)
-
-
-def relu_backward(cnp.ndarray dvalues, cnp.ndarray inputs, cnp.ndarray dinputs):
-    """dinputs[...] = dvalues where inputs > 0, else 0."""
-    require_like(dvalues, inputs)
-    require_like(dvalues, dinputs)
-    cdef Py_ssize_t n = cnp.PyArray_SIZE(dvalues)
-    cdef bint f32 = is_f32(dvalues)
-    cdef void* p_dvalues = data(dvalues)
-    cdef void* p_inputs = data(inputs)
-    cdef void* p_dinputs = data(dinputs)
-    with nogil:
-        if f32:
-            _relu_backward(<float*>p_dvalues, <float*>p_inputs, <float*>p_dinputs, n)
-        else:
-            _relu_backward(<double*>p_dvalues, <double*>p_inputs, <double*>p_dinputs, n)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -92,36 +62,6 @@ cdef inline void _sigmoid_backward(const floating* dvalues, const floating* outp
     cdef Py_ssize_t i
     for i in range(n):
         dinputs[i] = dvalues[i] * (1 - output[i]) * output[i]
-
-
-def sigmoid_forward(cnp.ndarray inputs, cnp.ndarray output):
-    """output[...] = 1 / (1 + exp(-inputs)), elementwise, without overflow."""
-    require_like(inputs, output)
-    cdef Py_ssize_t n = cnp.PyArray_SIZE(inputs)
-    cdef bint f32 = is_f32(inputs)
-    cdef void* p_inputs = data(inputs)
-    cdef void* p_output = data(output)
-    with nogil:
-        if f32:
-            _sigmoid_forward(<float*>p_inputs, <float*>p_output, n)
-        else:
-            _sigmoid_forward(<double*>p_inputs, <double*>p_output, n)
-
-
-def sigmoid_backward(cnp.ndarray dvalues, cnp.ndarray output, cnp.ndarray dinputs):
-    """dinputs[...] = dvalues * (1 - output) * output, where output is the forward's result."""
-    require_like(dvalues, output)
-    require_like(dvalues, dinputs)
-    cdef Py_ssize_t n = cnp.PyArray_SIZE(dvalues)
-    cdef bint f32 = is_f32(dvalues)
-    cdef void* p_dvalues = data(dvalues)
-    cdef void* p_output = data(output)
-    cdef void* p_dinputs = data(dinputs)
-    with nogil:
-        if f32:
-            _sigmoid_backward(<float*>p_dvalues, <float*>p_output, <float*>p_dinputs, n)
-        else:
-            _sigmoid_backward(<double*>p_dvalues, <double*>p_output, <double*>p_dinputs, n)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -168,48 +108,86 @@ cdef inline void _softmax_backward(const floating* dvalues, const floating* outp
             dinputs[i * n_classes + j] = <floating>(s[j] * (d[j] - dot))
 
 
-def softmax_forward(cnp.ndarray inputs, cnp.ndarray output):
-    """Row-wise softmax of a 2-D (n_samples, n_classes) array into output."""
-    require_like(inputs, output)
-    require(inputs.ndim == 2 and output.ndim == 2, "softmax needs 2-D arrays")
-    cdef Py_ssize_t n = inputs.shape[0], c = inputs.shape[1]
-    if c == 0:
-        return
-    cdef bint f32 = is_f32(inputs)
-    cdef void* p_inputs = data(inputs)
-    cdef void* p_output = data(output)
+# =============================================================================================
+# Entry points.
+
+cdef enum:
+    RELU = 0
+    SIGMOID = 1
+    SOFTMAX = 2
+    LINEAR = 3
+
+
+def forward(int kind, dict state, object inputs):
+    """Forward of ReLU (0), Sigmoid (1) or Softmax (2) on an object's __dict__: sets `inputs` and
+    `output`. False, changing nothing, when inputs is not a C-contiguous float32/float64 array
+    (2-D for Softmax)."""
+    if not ready_float(inputs):
+        return False
+    cdef cnp.ndarray x = <cnp.ndarray>inputs
+    if kind == SOFTMAX and x.ndim != 2:
+        return False
+    cdef cnp.ndarray output = reuse_like(state, "output", x, x, None)
+    cdef bint f32 = cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT32
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(x)
+    cdef Py_ssize_t rows = x.shape[0] if x.ndim > 0 else 1
+    cdef Py_ssize_t columns = n // rows if rows > 0 else 0
+    cdef void* p_x = data(x)
+    cdef void* p_out = data(output)
     with nogil:
-        if f32:
-            _softmax_forward(<float*>p_inputs, <float*>p_output, n, c)
+        if kind == RELU:
+            if f32:
+                _relu_forward(<float*>p_x, <float*>p_out, n)
+            else:
+                _relu_forward(<double*>p_x, <double*>p_out, n)
+        elif kind == SIGMOID:
+            if f32:
+                _sigmoid_forward(<float*>p_x, <float*>p_out, n)
+            else:
+                _sigmoid_forward(<double*>p_x, <double*>p_out, n)
+        elif columns > 0:
+            if f32:
+                _softmax_forward(<float*>p_x, <float*>p_out, rows, columns)
+            else:
+                _softmax_forward(<double*>p_x, <double*>p_out, rows, columns)
+    state["inputs"] = x
+    return True
+
+
+def backward(int kind, dict state, object dvalues):
+    """Backward of ReLU (0), Sigmoid (1), Softmax (2) or Linear (3) on an object's __dict__: sets
+    `dinputs`. False, changing nothing, when dvalues is not a C-contiguous array of the forward's
+    shape and dtype."""
+    cdef object saved = state.get("output" if kind == SIGMOID or kind == SOFTMAX else "inputs")
+    if not ready_float(saved) or not ready_like(dvalues, <cnp.ndarray>saved):
+        return False
+    cdef cnp.ndarray dv = <cnp.ndarray>dvalues, s = <cnp.ndarray>saved
+    cdef cnp.ndarray dinputs = reuse_like(state, "dinputs", dv, dv, s)
+    cdef bint f32 = cnp.PyArray_TYPE(dv) == cnp.NPY_FLOAT32
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(dv)
+    cdef Py_ssize_t rows = dv.shape[0] if dv.ndim > 0 else 1
+    cdef Py_ssize_t columns = n // rows if rows > 0 else 0
+    cdef void* p_dv = data(dv)
+    cdef void* p_s = data(s)
+    cdef void* p_dx = data(dinputs)
+    cdef size_t nbytes = cnp.PyArray_NBYTES(dv)
+    with nogil:
+        if kind == RELU:
+            if f32:
+                _relu_backward(<float*>p_dv, <float*>p_s, <float*>p_dx, n)
+            else:
+                _relu_backward(<double*>p_dv, <double*>p_s, <double*>p_dx, n)
+        elif kind == SIGMOID:
+            if f32:
+                _sigmoid_backward(<float*>p_dv, <float*>p_s, <float*>p_dx, n)
+            else:
+                _sigmoid_backward(<double*>p_dv, <double*>p_s, <double*>p_dx, n)
+        elif kind == SOFTMAX:
+            if f32:
+                _softmax_backward(<float*>p_dv, <float*>p_s, <float*>p_dx, rows, columns)
+            else:
+                _softmax_backward(<double*>p_dv, <double*>p_s, <double*>p_dx, rows, columns)
         else:
-            _softmax_forward(<double*>p_inputs, <double*>p_output, n, c)
-
-
-def softmax_backward(cnp.ndarray dvalues, cnp.ndarray output, cnp.ndarray dinputs):
-    """dinputs = the softmax Jacobian (from output) applied to each row of dvalues."""
-    require_like(dvalues, output)
-    require_like(dvalues, dinputs)
-    require(dvalues.ndim == 2, "softmax needs 2-D arrays")
-    cdef Py_ssize_t n = dvalues.shape[0], c = dvalues.shape[1]
-    cdef bint f32 = is_f32(dvalues)
-    cdef void* p_dvalues = data(dvalues)
-    cdef void* p_output = data(output)
-    cdef void* p_dinputs = data(dinputs)
-    with nogil:
-        if f32:
-            _softmax_backward(<float*>p_dvalues, <float*>p_output, <float*>p_dinputs, n, c)
-        else:
-            _softmax_backward(<double*>p_dvalues, <double*>p_output, <double*>p_dinputs, n, c)
-
-
-# ---------------------------------------------------------------------------------------------
-# Linear: the forward is the identity (the book hands back the same object); the backward copies.
-
-def copy_into(cnp.ndarray source, cnp.ndarray destination):
-    """destination[...] = source (same dtype, size, C order): Linear's backward."""
-    require_like(source, destination)
-    cdef size_t nbytes = cnp.PyArray_NBYTES(source)
-    cdef void* p_destination = data(destination)
-    cdef void* p_source = data(source)
-    with nogil:
-        memcpy(p_destination, p_source, nbytes)
+            # Linear: the identity's gradient is dvalues itself (copied, as the book does).
+            memcpy(p_dx, p_dv, nbytes)
+    return True

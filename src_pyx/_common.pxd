@@ -1,15 +1,18 @@
 # Shared declarations for every kernel module. No .pyx sits behind this file, so cimporting it
 # costs nothing at run time.
 #
-# Conventions (style-anchors.md §2):
+# Conventions (style-anchors.md §2, design.md §5):
 # - kernels are `cdef inline ... noexcept nogil` loops over raw pointers, one per formula, each
-#   backward next to its forward;
-# - the `def` entry points take ndarrays that the Python layer has already validated (dtype,
-#   C order, shapes); they only pick the float32 or float64 instantiation and release the GIL.
+#   backward next to its forward, instantiated for float32 and float64 through `floating`;
+# - a `def` entry point works on one object's state dict (`layer.__dict__`): it checks at C speed
+#   that every array it touches has the dtype, order and shape its loop assumes, reuses the
+#   object's output buffers while the shape stays the same, runs the loop without the GIL and
+#   stores the results under the book's attribute names. An argument that needs converting or is
+#   invalid makes it return False before anything changed; the Python method then asks
+#   fastnn._validation to convert it (or to raise the error naming it) and calls again.
 cimport numpy as cnp
 from cython cimport floating
 
-cnp.import_array()
 
 
 cdef inline bint is_f32(cnp.ndarray a) noexcept:
@@ -20,8 +23,81 @@ cdef inline void* data(cnp.ndarray a) noexcept:
     return cnp.PyArray_DATA(a)
 
 
+cdef inline bint is_float_typenum(int typenum) noexcept:
+    return typenum == cnp.NPY_FLOAT32 or typenum == cnp.NPY_FLOAT64
+
+
+cdef inline bint ready(object x, int typenum) noexcept:
+    """x is an exact ndarray of `typenum`, C-contiguous, aligned and in native byte order: a
+    kernel may read it through a raw pointer."""
+    if not cnp.PyArray_CheckExact(x):
+        return False
+    return cnp.PyArray_TYPE(<cnp.ndarray>x) == typenum and cnp.PyArray_ISCARRAY_RO(<cnp.ndarray>x)
+
+
+cdef inline bint ready2(object x, int typenum, Py_ssize_t n_columns) noexcept:
+    """ready(), 2-D, and `n_columns` columns (any column count when n_columns < 0)."""
+    if not ready(x, typenum):
+        return False
+    cdef cnp.ndarray a = <cnp.ndarray>x
+    return a.ndim == 2 and (n_columns < 0 or a.shape[1] == n_columns)
+
+
+cdef inline bint overlaps(cnp.ndarray a, object b) noexcept:
+    """True when b is an ndarray whose memory range meets a's."""
+    if b is None or not cnp.PyArray_Check(b):
+        return False
+    cdef char* a0 = <char*>cnp.PyArray_DATA(a)
+    cdef char* b0 = <char*>cnp.PyArray_DATA(<cnp.ndarray>b)
+    cdef Py_ssize_t na = cnp.PyArray_NBYTES(a)
+    cdef Py_ssize_t nb = cnp.PyArray_NBYTES(<cnp.ndarray>b)
+    return a0 < b0 + nb and b0 < a0 + na
+
+
+cdef inline cnp.ndarray reuse(dict state, str name, int ndim, cnp.npy_intp* dims, int typenum,
+                              object avoid1, object avoid2):
+    """The buffer stored under `name` when it has this shape and dtype, is writeable and shares no
+    memory with avoid1/avoid2 (arrays the kernel reads); otherwise a new one, stored under `name`.
+
+    Reusing buffers is what keeps the training loop allocation-free (design.md §5): a layer's
+    `output`, `dinputs`, `dweights`... are valid until that object's next call, as with NumPy's
+    `out=`."""
+    cdef object buf = state.get(name)
+    cdef cnp.ndarray a
+    cdef int i
+    cdef bint fits = False
+    if buf is not None and cnp.PyArray_CheckExact(buf):
+        a = <cnp.ndarray>buf
+        if (a.ndim == ndim and cnp.PyArray_TYPE(a) == typenum and cnp.PyArray_ISCARRAY(a)
+                and not overlaps(a, avoid1) and not overlaps(a, avoid2)):
+            fits = True
+            for i in range(ndim):
+                if a.shape[i] != dims[i]:
+                    fits = False
+                    break
+        if fits:
+            return a
+    a = cnp.PyArray_EMPTY(ndim, dims, typenum, 0)
+    state[name] = a
+    return a
+
+
+cdef inline cnp.ndarray reuse2(dict state, str name, Py_ssize_t n0, Py_ssize_t n1, int typenum,
+                               object avoid1, object avoid2):
+    """reuse() for a 2-D (n0, n1) buffer."""
+    cdef cnp.npy_intp dims[2]
+    dims[0] = n0
+    dims[1] = n1
+    return reuse(state, name, 2, dims, typenum, avoid1, avoid2)
+
+
+cdef inline cnp.ndarray reuse_like(dict state, str name, cnp.ndarray like, object avoid1, object avoid2):
+    """reuse() for a buffer of like's shape and dtype."""
+    return reuse(state, name, like.ndim, cnp.PyArray_DIMS(like), cnp.PyArray_TYPE(like), avoid1, avoid2)
+
+
 cdef inline int require(bint ok, str what) except -1:
-    """Safety net behind the Python layer's validation: a kernel entry point refuses arrays whose
+    """Last safety net behind the Python layer's validation: an entry point refuses arrays whose
     dtype, order or size would make it read or write out of bounds."""
     if not ok:
         raise ValueError("fastnn internal error: " + what + " (please report this)")
@@ -29,10 +105,29 @@ cdef inline int require(bint ok, str what) except -1:
 
 
 cdef inline int require_like(cnp.ndarray a, cnp.ndarray b) except -1:
-    """a and b: same dtype (float32/float64), same number of elements, both C-contiguous."""
-    require(cnp.PyArray_TYPE(a) == cnp.PyArray_TYPE(b)
-            and (cnp.PyArray_TYPE(a) == cnp.NPY_FLOAT32 or cnp.PyArray_TYPE(a) == cnp.NPY_FLOAT64),
+    """a and b: same float dtype, same number of elements, both C-contiguous."""
+    require(cnp.PyArray_TYPE(a) == cnp.PyArray_TYPE(b) and is_float_typenum(cnp.PyArray_TYPE(a)),
             "dtype mismatch")
     require(cnp.PyArray_SIZE(a) == cnp.PyArray_SIZE(b), "size mismatch")
-    require(cnp.PyArray_IS_C_CONTIGUOUS(a) and cnp.PyArray_IS_C_CONTIGUOUS(b), "not C-contiguous")
+    require(cnp.PyArray_ISCARRAY_RO(a) and cnp.PyArray_ISCARRAY_RO(b), "not C-contiguous")
     return 0
+
+
+cdef inline bint same_shape(cnp.ndarray a, cnp.ndarray b) noexcept:
+    if a.ndim != b.ndim:
+        return False
+    cdef int i
+    for i in range(a.ndim):
+        if a.shape[i] != b.shape[i]:
+            return False
+    return True
+
+
+cdef inline bint ready_float(object x) noexcept:
+    """ready() for float32 or float64."""
+    return ready(x, cnp.NPY_FLOAT32) or ready(x, cnp.NPY_FLOAT64)
+
+
+cdef inline bint ready_like(object x, cnp.ndarray like) noexcept:
+    """ready() with like's dtype and shape."""
+    return ready(x, cnp.PyArray_TYPE(like)) and same_shape(<cnp.ndarray>x, like)

@@ -1,0 +1,102 @@
+"""Activations with the book's names and protocol: ReLU, Softmax, Sigmoid and Linear.
+
+Each forward and backward is one compiled call (src_pyx/_activations.pyx) writing into a buffer
+the object reuses while the shape stays the same. ``predictions(outputs)`` turns the last layer's
+output into what accuracy compares (Ch18+).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import _validation
+from ._ext import _activations
+
+__all__ = ["Activation_ReLU", "Activation_Softmax", "Activation_Sigmoid", "Activation_Linear"]
+
+_RELU, _SIGMOID, _SOFTMAX, _LINEAR = 0, 1, 2, 3
+
+
+class _Activation:
+    """Shared forward/backward plumbing; subclasses set _KIND and the book's predictions()."""
+
+    _KIND = -1
+    _NDIM = None            # required number of dimensions (Softmax: 2)
+    _SAVED = "inputs"       # what backward reads: the forward's inputs or its output
+
+    def forward(self, inputs, training: bool = True) -> None:
+        """inputs -> self.output (same shape). `training` is accepted and ignored."""
+        if not _activations.forward(self._KIND, self.__dict__, inputs):
+            inputs = _validation.float_input(inputs, "inputs", f"{type(self).__name__}.forward", ndim=self._NDIM)
+            _activations.forward(self._KIND, self.__dict__, inputs)
+
+    def backward(self, dvalues) -> None:
+        """dvalues (the forward's shape) -> self.dinputs."""
+        if not _activations.backward(self._KIND, self.__dict__, dvalues):
+            saved = self.__dict__.get(self._SAVED)
+            if saved is None:
+                raise _validation.missing_forward(type(self).__name__, self._SAVED)
+            dvalues = _validation.gradient_input(dvalues, "dvalues", np.asarray(saved),
+                                                 f"{type(self).__name__}.backward")
+            _activations.backward(self._KIND, self.__dict__, dvalues)
+
+
+class Activation_ReLU(_Activation):
+    """output = max(0, inputs); the gradient is 0 where inputs <= 0."""
+
+    _KIND = _RELU
+
+    def predictions(self, outputs):
+        """The outputs unchanged (book Ch18)."""
+        return outputs
+
+
+class Activation_Softmax(_Activation):
+    """Row-wise softmax of (n_samples, n_classes) inputs (row max subtracted for stability).
+
+    backward applies each row's Jacobian ``diag(s) - s s^T`` in O(n_classes) per row; the Model
+    skips it for softmax + categorical cross-entropy, using the combined gradient instead."""
+
+    _KIND = _SOFTMAX
+    _NDIM = 2
+    _SAVED = "output"
+
+    def predictions(self, outputs):
+        """Class ids: argmax over axis 1, shape (n_samples,)."""
+        return np.argmax(outputs, axis=1)
+
+
+class Activation_Sigmoid(_Activation):
+    """output = 1 / (1 + exp(-inputs)), computed without overflow warnings."""
+
+    _KIND = _SIGMOID
+    _SAVED = "output"
+
+    def predictions(self, outputs):
+        """0/1 ints: (outputs > 0.5) * 1, same shape as outputs."""
+        return (outputs > 0.5) * 1
+
+
+class Activation_Linear:
+    """The identity: ``output`` is the very input object (as the book); backward copies dvalues."""
+
+    def forward(self, inputs, training: bool = True) -> None:
+        """inputs -> self.output, the same object when it is already a float array."""
+        if not isinstance(inputs, np.ndarray) or inputs.dtype not in (np.float32, np.float64):
+            inputs = _validation.float_input(inputs, "inputs", "Activation_Linear.forward")
+        self.inputs = inputs
+        self.output = inputs
+
+    def backward(self, dvalues) -> None:
+        """self.dinputs = a copy of dvalues (the forward's shape)."""
+        if not _activations.backward(_LINEAR, self.__dict__, dvalues):
+            saved = self.__dict__.get("inputs")
+            if saved is None:
+                raise _validation.missing_forward("Activation_Linear", "inputs")
+            saved = np.ascontiguousarray(saved)
+            self.inputs = saved
+            dvalues = _validation.gradient_input(dvalues, "dvalues", saved, "Activation_Linear.backward")
+            _activations.backward(_LINEAR, self.__dict__, dvalues)
+
+    def predictions(self, outputs):
+        """The outputs unchanged."""
+        return outputs

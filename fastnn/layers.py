@@ -1,0 +1,162 @@
+"""Layers with the book's names and protocol: Layer_Dense, Layer_Dropout, Layer_Input.
+
+``forward`` stores ``inputs``/``output`` on the object and returns None; ``backward`` stores
+``dinputs`` (and ``dweights``/``dbiases``). The arithmetic runs in compiled kernels
+(src_pyx/_dense.pyx, _dropout.pyx); output arrays are reused while their shape stays the same, so
+``layer.output`` is valid until that layer's next forward (like NumPy's ``out=``).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import _config, _validation
+from ._ext import _dense, _dropout
+
+__all__ = ["Layer_Dense", "Layer_Dropout", "Layer_Input"]
+
+
+class Layer_Dense:
+    """Fully connected layer: ``output = inputs @ weights + biases``.
+
+    Parameters
+    ----------
+    n_inputs, n_neurons : int
+        weights have shape (n_inputs, n_neurons), biases (1, n_neurons).
+    weight_regularizer_l1, weight_regularizer_l2, bias_regularizer_l1, bias_regularizer_l2 : float
+        L1/L2 penalty coefficients (>= 0), as in the book (no factor 1/2).
+    dtype : float32 or float64, optional (keyword only; not in the book)
+        Parameter dtype; default ``fastnn.default_dtype()`` (float32 unless ``fastnn.init``
+        changed it). Inputs of another dtype are converted once per call.
+
+    Weights are ``0.01 * np.random.randn(n_inputs, n_neurons)`` drawn from NumPy's global RNG,
+    exactly as the book (same stream whether or not ``nnfs.init()`` patched ``np.random.randn``);
+    Ch17's 0.1 scale is ``layer.weights *= 10`` after construction.
+    """
+
+    def __init__(self, n_inputs: int, n_neurons: int, weight_regularizer_l1: float = 0,
+                 weight_regularizer_l2: float = 0, bias_regularizer_l1: float = 0,
+                 bias_regularizer_l2: float = 0, *, dtype=None) -> None:
+        where = "Layer_Dense"
+        n_inputs = _validation.positive_int(n_inputs, "n_inputs", where)
+        n_neurons = _validation.positive_int(n_neurons, "n_neurons", where)
+        regularizers = [_validation.non_negative(value, name, where) for name, value in (
+            ("weight_regularizer_l1", weight_regularizer_l1), ("weight_regularizer_l2", weight_regularizer_l2),
+            ("bias_regularizer_l1", bias_regularizer_l1), ("bias_regularizer_l2", bias_regularizer_l2))]
+        dtype = _config.resolve_dtype(dtype)
+        # standard_normal is the stream behind np.random.randn, untouched by nnfs.init().
+        self.weights = 0.01 * np.random.standard_normal((n_inputs, n_neurons)).astype(dtype)
+        self.biases = np.zeros((1, n_neurons), dtype=dtype)
+        (self.weight_regularizer_l1, self.weight_regularizer_l2,
+         self.bias_regularizer_l1, self.bias_regularizer_l2) = regularizers
+
+    def __repr__(self) -> str:
+        n_inputs, n_neurons = getattr(self.weights, "shape", ("?", "?"))
+        return f"Layer_Dense({n_inputs}, {n_neurons}, dtype={getattr(self.weights, 'dtype', '?')})"
+
+    def forward(self, inputs, training: bool = True) -> None:
+        """inputs: (n_samples, n_inputs) -> self.output: (n_samples, n_neurons). `training` is
+        accepted for the Ch18+ protocol and ignored."""
+        if not _dense.forward(self.__dict__, inputs):
+            inputs = _validation.layer_input(inputs, "inputs", self.weights.dtype, self.weights.shape[0],
+                                             "Layer_Dense.forward")
+            _dense.forward(self.__dict__, inputs)
+
+    def backward(self, dvalues) -> None:
+        """dvalues: (n_samples, n_neurons) -> self.dweights (n_inputs, n_neurons), self.dbiases
+        (1, n_neurons), self.dinputs (n_samples, n_inputs); regularisation gradients included."""
+        if not _dense.backward(self.__dict__, dvalues):
+            self._backward_converted(dvalues, True)
+
+    def _backward_converted(self, dvalues, want_dinputs: bool) -> None:
+        output = self.__dict__.get("output")
+        if output is None:
+            raise _validation.missing_forward("Layer_Dense", "inputs")
+        dvalues = _validation.gradient_input(dvalues, "dvalues", output, "Layer_Dense.backward")
+        _dense.backward(self.__dict__, dvalues, want_dinputs)
+
+    def get_parameters(self) -> tuple[np.ndarray, np.ndarray]:
+        """(weights, biases): the live arrays, as the book."""
+        return self.weights, self.biases
+
+    def set_parameters(self, weights, biases) -> None:
+        """Replace weights (n_inputs, n_neurons) and biases (1, n_neurons). Arrays already in the
+        layer's form are kept as given (no copy, as the book); others are converted once."""
+        where = "Layer_Dense.set_parameters"
+        dtype = weights.dtype if isinstance(weights, np.ndarray) and weights.dtype in (np.float32, np.float64) \
+            else self.weights.dtype
+        weights = _validation.as_float_array(weights, "weights", dtype, where, ndim=2)
+        biases = _validation.as_float_array(biases, "biases", dtype, where, ndim=2)
+        if biases.shape != (1, weights.shape[1]):
+            raise ValueError(f"{where}: biases must have shape (1, {weights.shape[1]}) to match weights "
+                             f"{weights.shape}, got {biases.shape}")
+        if weights.size == 0:
+            raise ValueError(f"{where}: weights must not be empty, got shape {weights.shape}")
+        self.weights = weights
+        self.biases = biases
+
+
+class Layer_Dropout:
+    """Inverted dropout. ``Layer_Dropout(0.1)`` drops 10% of the values while training and scales
+    the rest by 1/0.9.
+
+    Book quirk kept: the attribute ``rate`` holds the *keep* probability (``1 - rate``).
+
+    Parameters
+    ----------
+    rate : float in [0, 1)
+        Fraction of values to drop.
+    mode : "fast", "book" or None (keyword only; not in the book)
+        Where the mask comes from. "book": ``np.random.binomial(1, keep, size) / keep`` exactly as
+        the book (bit-identical masks and results; a float64 ``binary_mask``). "fast": one number
+        drawn from NumPy's global RNG per forward pass seeds a mask generated inside the kernel
+        (many times faster; ``np.random.seed`` still reproduces a run; ``binary_mask`` has the
+        data's dtype). None: the default set by ``fastnn.init(dropout_mode=...)``, "fast" unless
+        changed.
+    """
+
+    def __init__(self, rate: float, *, mode: str | None = None) -> None:
+        rate = _validation.real(rate, "rate", "Layer_Dropout", low=0.0, high=1.0, high_open=True)
+        self.rate = 1 - rate
+        self.mode = _config.dropout_mode() if mode is None else _config.check_dropout_mode(mode)
+
+    def __repr__(self) -> str:
+        return f"Layer_Dropout({1 - self.rate:g}, mode={self.mode!r})"
+
+    def forward(self, inputs, training: bool = True) -> None:
+        """inputs: any shape -> self.output, same shape. Without training the values pass through
+        unchanged (a copy, as the book)."""
+        keep = self.rate
+        if not 0 < keep <= 1:
+            raise ValueError(f"Layer_Dropout.forward: rate (the keep probability) must be in (0, 1], got {keep!r}")
+        if not training:
+            inputs = _validation.float_input(inputs, "inputs", "Layer_Dropout.forward")
+            self.inputs = inputs
+            self.output = inputs.copy()
+            return
+        if self.mode == "book":
+            inputs = _validation.float_input(inputs, "inputs", "Layer_Dropout.forward")
+            mask = np.random.binomial(1, keep, size=inputs.shape) / keep
+            _dropout.book_forward(self.__dict__, inputs, mask)
+            return
+        # One draw from the global RNG (53 random bits) seeds this pass's mask.
+        seed = int(np.random.random_sample() * 9007199254740992.0)
+        if not _dropout.fast_forward(self.__dict__, inputs, keep, seed):
+            inputs = _validation.float_input(inputs, "inputs", "Layer_Dropout.forward")
+            _dropout.fast_forward(self.__dict__, inputs, keep, seed)
+
+    def backward(self, dvalues) -> None:
+        """dvalues: the forward's shape -> self.dinputs = dvalues * binary_mask."""
+        if not _dropout.backward(self.__dict__, dvalues):
+            if "binary_mask" not in self.__dict__ or "inputs" not in self.__dict__:
+                raise _validation.missing_forward("Layer_Dropout", "binary_mask")
+            dvalues = _validation.gradient_input(dvalues, "dvalues", self.inputs, "Layer_Dropout.backward")
+            if not _dropout.backward(self.__dict__, dvalues):
+                raise ValueError("Layer_Dropout.backward: the last forward pass ran without training "
+                                 "(no mask matches its inputs); run forward(..., training=True) first")
+
+
+class Layer_Input:
+    """The Model's first layer: ``output`` is the input itself (no copy), as the book."""
+
+    def forward(self, inputs, training: bool = True) -> None:
+        self.output = inputs

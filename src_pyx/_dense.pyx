@@ -1,0 +1,180 @@
+"""Layer_Dense kernels: forward (GEMM + bias) and backward (two GEMMs, bias column sums and the
+L1/L2 regularisation gradients), each one call on the layer's state dict.
+
+Shapes: inputs (n_samples, n_inputs), weights (n_inputs, n_neurons), biases (1, n_neurons),
+output and dvalues (n_samples, n_neurons).
+"""
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
+cimport numpy as cnp
+cnp.import_array()
+from cython cimport floating
+
+from _common cimport data, is_float_typenum, ready, ready2, reuse2
+from fastnn._ext._blas cimport gemm
+
+from fastnn import _validation
+
+
+# ---------------------------------------------------------------------------------------------
+# Forward: output = inputs @ weights + biases. GEMM first, then the bias in a second pass, so the
+# result is bit-identical to NumPy's `np.matmul(inputs, weights) + biases` on the same BLAS.
+
+cdef inline void _add_row(floating* output, const floating* row, Py_ssize_t n_samples,
+                          Py_ssize_t n_neurons) noexcept nogil:
+    cdef Py_ssize_t i, j
+    for i in range(n_samples):
+        for j in range(n_neurons):
+            output[i * n_neurons + j] += row[j]
+
+
+cdef inline void _dense_forward(const floating* inputs, const floating* weights, const floating* biases,
+                                floating* output, Py_ssize_t n_samples, Py_ssize_t n_inputs,
+                                Py_ssize_t n_neurons) noexcept nogil:
+    gemm(False, False, n_samples, n_neurons, n_inputs, <floating>1, inputs, n_inputs,
+         weights, n_neurons, <floating>0, output, n_neurons)
+    _add_row(output, biases, n_samples, n_neurons)
+
+
+# ---------------------------------------------------------------------------------------------
+# Backward:
+#   dweights = inputs.T @ dvalues (+ l1 * sign(weights), + 2 * l2 * weights)
+#   dbiases  = column sums of dvalues (+ the same terms on the biases)
+#   dinputs  = dvalues @ weights.T
+# sign() follows the book: +1 at exactly 0. The terms are added in the book's order (L1, then L2)
+# with the coefficients rounded to the parameter dtype, as NumPy does with a Python float.
+
+cdef inline void _add_regularization(floating* grad, const floating* param, Py_ssize_t n,
+                                     double l1, double l2) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef floating c1 = <floating>l1
+    cdef floating c2 = <floating>(2 * l2)
+    if l1 > 0:
+        for i in range(n):
+            grad[i] += c1 * (<floating>-1 if param[i] < 0 else <floating>1)
+    if l2 > 0:
+        for i in range(n):
+            grad[i] += c2 * param[i]
+
+
+# Column sums accumulate in double (design.md §4), one row at a time so memory is read in order.
+cdef inline void _column_sums(const floating* dvalues, floating* dbiases, double* accumulator,
+                              Py_ssize_t n_samples, Py_ssize_t n_neurons) noexcept nogil:
+    cdef Py_ssize_t i, j
+    for j in range(n_neurons):
+        accumulator[j] = 0
+    for i in range(n_samples):
+        for j in range(n_neurons):
+            accumulator[j] += dvalues[i * n_neurons + j]
+    for j in range(n_neurons):
+        dbiases[j] = <floating>accumulator[j]
+
+
+cdef inline void _dense_backward(const floating* dvalues, const floating* inputs, const floating* weights,
+                                 const floating* biases, floating* dweights, floating* dbiases,
+                                 floating* dinputs, double* accumulator,
+                                 Py_ssize_t n_samples, Py_ssize_t n_inputs, Py_ssize_t n_neurons,
+                                 double l1w, double l2w, double l1b, double l2b) noexcept nogil:
+    gemm(True, False, n_inputs, n_neurons, n_samples, <floating>1, inputs, n_inputs,
+         dvalues, n_neurons, <floating>0, dweights, n_neurons)
+    _add_regularization(dweights, weights, n_inputs * n_neurons, l1w, l2w)
+    _column_sums(dvalues, dbiases, accumulator, n_samples, n_neurons)
+    _add_regularization(dbiases, biases, n_neurons, l1b, l2b)
+    if dinputs != NULL:
+        gemm(False, True, n_samples, n_inputs, n_neurons, <floating>1, dvalues, n_neurons,
+             weights, n_neurons, <floating>0, dinputs, n_inputs)
+
+
+# ---------------------------------------------------------------------------------------------
+# Entry points.
+
+cdef inline int _check_parameters(dict state) except -1:
+    """weights (n_inputs, n_neurons) and biases (1, n_neurons): one float dtype, C order."""
+    weights = state.get("weights")
+    biases = state.get("biases")
+    if not (ready(weights, cnp.NPY_FLOAT32) or ready(weights, cnp.NPY_FLOAT64)):
+        raise _validation.parameter_error("weights", weights, biases)
+    cdef cnp.ndarray w = <cnp.ndarray>weights
+    if w.ndim != 2 or not ready2(biases, cnp.PyArray_TYPE(w), w.shape[1]) or (<cnp.ndarray>biases).shape[0] != 1:
+        raise _validation.parameter_error("biases", weights, biases)
+    return 0
+
+
+def forward(dict state, object inputs):
+    """Dense forward on a layer's __dict__: sets `inputs` and `output`.
+
+    Returns False, changing nothing, when `inputs` is not already a C-contiguous
+    (n_samples, n_inputs) array of the weights' dtype."""
+    _check_parameters(state)
+    cdef cnp.ndarray weights = state["weights"]
+    cdef cnp.ndarray biases = state["biases"]
+    cdef int typenum = cnp.PyArray_TYPE(weights)
+    cdef Py_ssize_t n_inputs = weights.shape[0], n_neurons = weights.shape[1]
+    if not ready2(inputs, typenum, n_inputs):
+        return False
+    cdef cnp.ndarray x = <cnp.ndarray>inputs
+    cdef Py_ssize_t n_samples = x.shape[0]
+    cdef cnp.ndarray output = reuse2(state, "output", n_samples, n_neurons, typenum, x, weights)
+    cdef void* p_x = data(x)
+    cdef void* p_w = data(weights)
+    cdef void* p_b = data(biases)
+    cdef void* p_out = data(output)
+    with nogil:
+        if typenum == cnp.NPY_FLOAT32:
+            _dense_forward(<float*>p_x, <float*>p_w, <float*>p_b, <float*>p_out, n_samples, n_inputs, n_neurons)
+        else:
+            _dense_forward(<double*>p_x, <double*>p_w, <double*>p_b, <double*>p_out, n_samples, n_inputs, n_neurons)
+    state["inputs"] = x
+    return True
+
+
+def backward(dict state, object dvalues, bint want_dinputs=True):
+    """Dense backward on a layer's __dict__: sets `dweights`, `dbiases` and (unless
+    want_dinputs is False) `dinputs`, from `dvalues` and the `inputs` of the last forward.
+
+    Returns False, changing nothing, when `dvalues` is not already a C-contiguous
+    (n_samples, n_neurons) array of the weights' dtype with the forward's n_samples."""
+    _check_parameters(state)
+    cdef cnp.ndarray weights = state["weights"]
+    cdef cnp.ndarray biases = state["biases"]
+    cdef int typenum = cnp.PyArray_TYPE(weights)
+    cdef Py_ssize_t n_inputs = weights.shape[0], n_neurons = weights.shape[1]
+    inputs = state.get("inputs")
+    if not ready2(inputs, typenum, n_inputs):
+        raise _validation.missing_forward("Layer_Dense", "inputs")
+    cdef cnp.ndarray x = <cnp.ndarray>inputs
+    cdef Py_ssize_t n_samples = x.shape[0]
+    if not ready2(dvalues, typenum, n_neurons) or (<cnp.ndarray>dvalues).shape[0] != n_samples:
+        return False
+    cdef cnp.ndarray dv = <cnp.ndarray>dvalues
+    cdef double l1w = state.get("weight_regularizer_l1", 0)
+    cdef double l2w = state.get("weight_regularizer_l2", 0)
+    cdef double l1b = state.get("bias_regularizer_l1", 0)
+    cdef double l2b = state.get("bias_regularizer_l2", 0)
+    cdef cnp.ndarray dweights = reuse2(state, "dweights", n_inputs, n_neurons, typenum, dv, x)
+    cdef cnp.ndarray dbiases = reuse2(state, "dbiases", 1, n_neurons, typenum, dv, None)
+    cdef cnp.ndarray dinputs
+    cdef void* p_dx = NULL
+    if want_dinputs:
+        dinputs = reuse2(state, "dinputs", n_samples, n_inputs, typenum, dv, weights)
+        p_dx = data(dinputs)
+    # Scratch row for the column sums in double; freed below whatever happens.
+    cdef double* p_acc = <double*>PyMem_Malloc((n_neurons + 1) * sizeof(double))
+    if p_acc == NULL:
+        raise MemoryError()
+    cdef void* p_dv = data(dv)
+    cdef void* p_x = data(x)
+    cdef void* p_w = data(weights)
+    cdef void* p_b = data(biases)
+    cdef void* p_dw = data(dweights)
+    cdef void* p_db = data(dbiases)
+    with nogil:
+        if typenum == cnp.NPY_FLOAT32:
+            _dense_backward(<float*>p_dv, <float*>p_x, <float*>p_w, <float*>p_b, <float*>p_dw,
+                            <float*>p_db, <float*>p_dx, p_acc, n_samples, n_inputs, n_neurons,
+                            l1w, l2w, l1b, l2b)
+        else:
+            _dense_backward(<double*>p_dv, <double*>p_x, <double*>p_w, <double*>p_b, <double*>p_dw,
+                            <double*>p_db, <double*>p_dx, p_acc, n_samples, n_inputs, n_neurons,
+                            l1w, l2w, l1b, l2b)
+    PyMem_Free(p_acc)
+    return True

@@ -1,0 +1,531 @@
+"""Loss kernels: categorical cross-entropy (sparse and one-hot labels), binary cross-entropy, mean
+squared and mean absolute error, the fused softmax + categorical cross-entropy, and the L1/L2
+regularisation loss. Each backward sits next to its forward.
+
+Shapes: predictions/dvalues (n_samples, n_outputs); sparse labels (n_samples,) of uint8, int32 or
+int64 class ids; one-hot and regression targets (n_samples, n_outputs) of the predictions' dtype.
+Sums and means accumulate in double (design.md §4); per-element values are computed in the data's
+dtype, in the book's order of operations.
+"""
+from libc.math cimport fabs, log, logf
+from libc.stdint cimport int32_t, int64_t, uint8_t
+
+cimport numpy as cnp
+cnp.import_array()
+from cython cimport floating
+
+from _common cimport data, ready, ready2, reuse2
+
+ctypedef fused label_t:
+    uint8_t
+    int32_t
+    int64_t
+
+
+# The book clips probabilities to [1e-7, 1 - 1e-7] before taking logs.
+cdef inline floating _clip(floating p) noexcept nogil:
+    cdef floating low = <floating>1e-7
+    cdef floating high = <floating>(1 - 1e-7)
+    if p < low:
+        return low
+    if p > high:
+        return high
+    return p
+
+
+cdef inline floating _log(floating x) noexcept nogil:
+    if floating is float:
+        return logf(x)
+    else:
+        return log(x)
+
+
+cdef inline bint _labels_in_range(const label_t* y, Py_ssize_t n, Py_ssize_t n_classes) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        if y[i] < 0 or y[i] >= n_classes:
+            return False
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+# Categorical cross-entropy: loss_i = -log(clip(p_i[y_i])) (sparse) or
+# -log(sum_j clip(p_ij) * y_ij) (one-hot).
+
+cdef inline double _cce_sparse(const floating* y_pred, const label_t* y_true, floating* losses,
+                               Py_ssize_t n_samples, Py_ssize_t n_classes) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef floating loss
+    cdef double total = 0
+    for i in range(n_samples):
+        loss = -_log(_clip(y_pred[i * n_classes + y_true[i]]))
+        if losses != NULL:
+            losses[i] = loss
+        total += loss
+    return total
+
+
+cdef inline double _cce_onehot(const floating* y_pred, const floating* y_true, floating* losses,
+                               Py_ssize_t n_samples, Py_ssize_t n_classes) noexcept nogil:
+    cdef Py_ssize_t i, j
+    cdef floating confidence, loss
+    cdef double total = 0
+    for i in range(n_samples):
+        confidence = 0
+        for j in range(n_classes):
+            confidence = confidence + _clip(y_pred[i * n_classes + j]) * y_true[i * n_classes + j]
+        loss = -_log(confidence)
+        if losses != NULL:
+            losses[i] = loss
+        total += loss
+    return total
+
+
+# The book: dinputs = -y_true / dvalues / n_samples (one-hot; sparse labels go through np.eye),
+# with no clipping. Entries whose target is 0 get 0 here even where dvalues is 0 (the book's
+# -0/0 would be NaN there; the gradient of -0*log(p) is 0).
+cdef inline void _cce_backward_sparse(const floating* dvalues, const label_t* y_true, floating* dinputs,
+                                      Py_ssize_t n_samples, Py_ssize_t n_classes) noexcept nogil:
+    cdef Py_ssize_t i, j
+    cdef floating n = <floating>n_samples
+    for i in range(n_samples * n_classes):
+        dinputs[i] = 0
+    for i in range(n_samples):
+        j = i * n_classes + y_true[i]
+        dinputs[j] = (-1 / dvalues[j]) / n
+
+
+cdef inline void _cce_backward_onehot(const floating* dvalues, const floating* y_true, floating* dinputs,
+                                      Py_ssize_t n_samples, Py_ssize_t n_classes) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef floating n = <floating>n_samples
+    for i in range(n_samples * n_classes):
+        dinputs[i] = 0 if y_true[i] == 0 else (-y_true[i] / dvalues[i]) / n
+
+
+# ---------------------------------------------------------------------------------------------
+# Softmax + categorical cross-entropy, fused. Backward from the softmax output:
+# dinputs = (softmax - onehot(y)) / n_samples, as the book's copy, subtract 1, divide.
+
+cdef inline void _softmax_cce_backward_sparse(const floating* dvalues, const label_t* y_true,
+                                              floating* dinputs, Py_ssize_t n_samples,
+                                              Py_ssize_t n_classes) noexcept nogil:
+    cdef Py_ssize_t i, j
+    cdef floating n = <floating>n_samples
+    for i in range(n_samples):
+        for j in range(n_classes):
+            dinputs[i * n_classes + j] = dvalues[i * n_classes + j]
+        dinputs[i * n_classes + y_true[i]] -= 1
+        for j in range(n_classes):
+            dinputs[i * n_classes + j] = dinputs[i * n_classes + j] / n
+
+
+# One-hot targets: the book takes their argmax (the first maximum, as np.argmax).
+cdef inline void _argmax_rows(const floating* values, int64_t* out, Py_ssize_t n_samples,
+                              Py_ssize_t n_classes) noexcept nogil:
+    cdef Py_ssize_t i, j, best
+    for i in range(n_samples):
+        best = 0
+        for j in range(1, n_classes):
+            if values[i * n_classes + j] > values[i * n_classes + best]:
+                best = j
+        out[i] = best
+
+
+# ---------------------------------------------------------------------------------------------
+# Binary cross-entropy, per sample the mean over outputs of -(y log p + (1 - y) log(1 - p)).
+
+cdef inline double _bce(const floating* y_pred, const floating* y_true, floating* losses,
+                        Py_ssize_t n_samples, Py_ssize_t n_outputs) noexcept nogil:
+    cdef Py_ssize_t i, j, k
+    cdef floating p, y
+    cdef double row, total = 0
+    for i in range(n_samples):
+        row = 0
+        for j in range(n_outputs):
+            k = i * n_outputs + j
+            p = _clip(y_pred[k])
+            y = y_true[k]
+            row += -(y * _log(p) + (1 - y) * _log(1 - p))
+        row = row / n_outputs
+        if losses != NULL:
+            losses[i] = <floating>row
+        total += <floating>row
+    return total
+
+
+cdef inline void _bce_backward(const floating* dvalues, const floating* y_true, floating* dinputs,
+                               Py_ssize_t n_samples, Py_ssize_t n_outputs) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef floating p, y
+    cdef floating outputs = <floating>n_outputs, n = <floating>n_samples
+    for i in range(n_samples * n_outputs):
+        p = _clip(dvalues[i])
+        y = y_true[i]
+        dinputs[i] = (-(y / p - (1 - y) / (1 - p)) / outputs) / n
+
+
+# ---------------------------------------------------------------------------------------------
+# Mean squared error: per sample mean((y - p)^2); gradient -2 (y - p) / n_outputs / n_samples.
+
+cdef inline double _mse(const floating* y_pred, const floating* y_true, floating* losses,
+                        Py_ssize_t n_samples, Py_ssize_t n_outputs) noexcept nogil:
+    cdef Py_ssize_t i, j
+    cdef floating d
+    cdef double row, total = 0
+    for i in range(n_samples):
+        row = 0
+        for j in range(n_outputs):
+            d = y_true[i * n_outputs + j] - y_pred[i * n_outputs + j]
+            row += d * d
+        row = row / n_outputs
+        if losses != NULL:
+            losses[i] = <floating>row
+        total += <floating>row
+    return total
+
+
+cdef inline void _mse_backward(const floating* dvalues, const floating* y_true, floating* dinputs,
+                               Py_ssize_t n_samples, Py_ssize_t n_outputs) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef floating outputs = <floating>n_outputs, n = <floating>n_samples
+    for i in range(n_samples * n_outputs):
+        dinputs[i] = ((-2 * (y_true[i] - dvalues[i])) / outputs) / n
+
+
+# ---------------------------------------------------------------------------------------------
+# Mean absolute error: per sample mean(|y - p|). Gradient -sign(y - p) / n_outputs / n_samples:
+# the book's sign is wrong (it climbs the loss); fastnn fixes it, as the reference does.
+
+cdef inline double _mae(const floating* y_pred, const floating* y_true, floating* losses,
+                        Py_ssize_t n_samples, Py_ssize_t n_outputs) noexcept nogil:
+    cdef Py_ssize_t i, j
+    cdef double row, total = 0
+    for i in range(n_samples):
+        row = 0
+        for j in range(n_outputs):
+            row += fabs(y_true[i * n_outputs + j] - y_pred[i * n_outputs + j])
+        row = row / n_outputs
+        if losses != NULL:
+            losses[i] = <floating>row
+        total += <floating>row
+    return total
+
+
+cdef inline void _mae_backward(const floating* dvalues, const floating* y_true, floating* dinputs,
+                               Py_ssize_t n_samples, Py_ssize_t n_outputs) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef floating diff, sign
+    cdef floating outputs = <floating>n_outputs, n = <floating>n_samples
+    for i in range(n_samples * n_outputs):
+        diff = y_true[i] - dvalues[i]
+        sign = 1 if diff > 0 else (-1 if diff < 0 else 0)
+        dinputs[i] = (-sign / outputs) / n
+
+
+# ---------------------------------------------------------------------------------------------
+# Regularisation loss of one layer: l1w * sum|W| + l2w * sum W^2 + l1b * sum|b| + l2b * sum b^2,
+# each term only when its coefficient is > 0 (no factor 1/2, as the book).
+
+cdef inline double _abs_sum(const floating* x, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef double total = 0
+    for i in range(n):
+        total += fabs(x[i])
+    return total
+
+
+cdef inline double _square_sum(const floating* x, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef double total = 0
+    for i in range(n):
+        total += <double>x[i] * x[i]
+    return total
+
+
+cdef inline double _penalty(const floating* x, Py_ssize_t n, double l1, double l2) noexcept nogil:
+    cdef double total = 0
+    if l1 > 0:
+        total += l1 * _abs_sum(x, n)
+    if l2 > 0:
+        total += l2 * _square_sum(x, n)
+    return total
+
+
+# =============================================================================================
+# Entry points. Label arrays: uint8, int32 or int64 (np.intp); anything else goes through
+# fastnn._validation first. Every entry returns None (or False) when an argument is not in the
+# exact form it reads, after checking nothing was written.
+
+cdef enum:
+    LABELS_OK = 0
+    LABELS_NEED_CONVERSION = 1
+    LABELS_OUT_OF_RANGE = 2
+
+
+cdef enum:
+    NOT_LABELS = 0
+    U8 = 1
+    I32 = 2
+    I64 = 3
+
+
+cdef int _label_kind(object y, Py_ssize_t n_samples) noexcept:
+    """U8, I32 or I64 when y is a C-contiguous 1-D array of n_samples integers of that width in
+    native byte order, else NOT_LABELS."""
+    if not cnp.PyArray_CheckExact(y):
+        return NOT_LABELS
+    cdef cnp.ndarray a = <cnp.ndarray>y
+    if a.ndim != 1 or a.shape[0] != n_samples or not cnp.PyArray_ISCARRAY_RO(a):
+        return NOT_LABELS
+    cdef int typenum = cnp.PyArray_TYPE(a)
+    cdef Py_ssize_t size = cnp.PyArray_ITEMSIZE(a)
+    if cnp.PyTypeNum_ISUNSIGNED(typenum) and size == 1:
+        return U8
+    if cnp.PyTypeNum_ISSIGNED(typenum) and size == 4:
+        return I32
+    if cnp.PyTypeNum_ISSIGNED(typenum) and size == 8:
+        return I64
+    return NOT_LABELS
+
+
+cdef int _check_labels(int kind, void* y, Py_ssize_t n, Py_ssize_t n_classes) noexcept nogil:
+    cdef bint ok
+    if kind == U8:
+        ok = _labels_in_range(<uint8_t*>y, n, n_classes)
+    elif kind == I32:
+        ok = _labels_in_range(<int32_t*>y, n, n_classes)
+    else:
+        ok = _labels_in_range(<int64_t*>y, n, n_classes)
+    return LABELS_OK if ok else LABELS_OUT_OF_RANGE
+
+
+cdef bint _predictions(object y_pred) noexcept:
+    return ready(y_pred, cnp.NPY_FLOAT32) or ready(y_pred, cnp.NPY_FLOAT64)
+
+
+def cce(object y_pred, object y_true, bint per_sample):
+    """Categorical cross-entropy of (n_samples, n_classes) predictions.
+
+    Returns (sum of the per-sample losses as a Python float, per-sample losses array or None), or
+    None when y_pred/y_true need validation or conversion first (nothing is computed then).
+    Sparse labels outside [0, n_classes) also return None, so the caller's validation reports them.
+    """
+    if not _predictions(y_pred) or (<cnp.ndarray>y_pred).ndim != 2:
+        return None
+    cdef cnp.ndarray p = <cnp.ndarray>y_pred
+    cdef int typenum = cnp.PyArray_TYPE(p)
+    cdef Py_ssize_t n = p.shape[0], c = p.shape[1]
+    cdef int kind = _label_kind(y_true, n)
+    cdef bint onehot = kind == 0 and ready2(y_true, typenum, c) and (<cnp.ndarray>y_true).shape[0] == n
+    if kind == 0 and not onehot:
+        return None
+    cdef void* p_y = data(<cnp.ndarray>y_true)
+    if kind != 0 and _check_labels(kind, p_y, n, c) != LABELS_OK:
+        return None
+    cdef cnp.ndarray losses = None
+    cdef void* p_losses = NULL
+    if per_sample:
+        losses = cnp.PyArray_EMPTY(1, [n], typenum, 0)
+        p_losses = data(losses)
+    cdef void* p_p = data(p)
+    cdef double total
+    with nogil:
+        if typenum == cnp.NPY_FLOAT32:
+            if onehot:
+                total = _cce_onehot(<float*>p_p, <float*>p_y, <float*>p_losses, n, c)
+            elif kind == U8:
+                total = _cce_sparse(<float*>p_p, <uint8_t*>p_y, <float*>p_losses, n, c)
+            elif kind == I32:
+                total = _cce_sparse(<float*>p_p, <int32_t*>p_y, <float*>p_losses, n, c)
+            else:
+                total = _cce_sparse(<float*>p_p, <int64_t*>p_y, <float*>p_losses, n, c)
+        else:
+            if onehot:
+                total = _cce_onehot(<double*>p_p, <double*>p_y, <double*>p_losses, n, c)
+            elif kind == U8:
+                total = _cce_sparse(<double*>p_p, <uint8_t*>p_y, <double*>p_losses, n, c)
+            elif kind == I32:
+                total = _cce_sparse(<double*>p_p, <int32_t*>p_y, <double*>p_losses, n, c)
+            else:
+                total = _cce_sparse(<double*>p_p, <int64_t*>p_y, <double*>p_losses, n, c)
+    return total, losses
+
+
+def cce_backward(dict state, object dvalues, object y_true):
+    """CCE backward into state['dinputs']; False when dvalues/y_true need validation first."""
+    if not _predictions(dvalues) or (<cnp.ndarray>dvalues).ndim != 2:
+        return False
+    cdef cnp.ndarray dv = <cnp.ndarray>dvalues
+    cdef int typenum = cnp.PyArray_TYPE(dv)
+    cdef Py_ssize_t n = dv.shape[0], c = dv.shape[1]
+    cdef int kind = _label_kind(y_true, n)
+    cdef bint onehot = kind == 0 and ready2(y_true, typenum, c) and (<cnp.ndarray>y_true).shape[0] == n
+    if kind == 0 and not onehot:
+        return False
+    cdef void* p_y = data(<cnp.ndarray>y_true)
+    if kind != 0 and _check_labels(kind, p_y, n, c) != LABELS_OK:
+        return False
+    cdef cnp.ndarray dinputs = reuse2(state, "dinputs", n, c, typenum, dv, y_true)
+    cdef void* p_dv = data(dv)
+    cdef void* p_dx = data(dinputs)
+    with nogil:
+        if typenum == cnp.NPY_FLOAT32:
+            if onehot:
+                _cce_backward_onehot(<float*>p_dv, <float*>p_y, <float*>p_dx, n, c)
+            elif kind == U8:
+                _cce_backward_sparse(<float*>p_dv, <uint8_t*>p_y, <float*>p_dx, n, c)
+            elif kind == I32:
+                _cce_backward_sparse(<float*>p_dv, <int32_t*>p_y, <float*>p_dx, n, c)
+            else:
+                _cce_backward_sparse(<float*>p_dv, <int64_t*>p_y, <float*>p_dx, n, c)
+        else:
+            if onehot:
+                _cce_backward_onehot(<double*>p_dv, <double*>p_y, <double*>p_dx, n, c)
+            elif kind == U8:
+                _cce_backward_sparse(<double*>p_dv, <uint8_t*>p_y, <double*>p_dx, n, c)
+            elif kind == I32:
+                _cce_backward_sparse(<double*>p_dv, <int32_t*>p_y, <double*>p_dx, n, c)
+            else:
+                _cce_backward_sparse(<double*>p_dv, <int64_t*>p_y, <double*>p_dx, n, c)
+    return True
+
+
+def softmax_cce_backward(dict state, object dvalues, object y_true):
+    """(softmax output - one-hot) / n_samples into state['dinputs']; False when dvalues/y_true need
+    validation first. One-hot targets are reduced to their argmax, as the book does."""
+    if not _predictions(dvalues) or (<cnp.ndarray>dvalues).ndim != 2:
+        return False
+    cdef cnp.ndarray dv = <cnp.ndarray>dvalues
+    cdef int typenum = cnp.PyArray_TYPE(dv)
+    cdef Py_ssize_t n = dv.shape[0], c = dv.shape[1]
+    cdef int kind = _label_kind(y_true, n)
+    cdef cnp.ndarray labels
+    if kind == 0:
+        if not (ready2(y_true, typenum, c) and (<cnp.ndarray>y_true).shape[0] == n):
+            return False
+        labels = cnp.PyArray_EMPTY(1, [n], cnp.NPY_INT64, 0)
+        if typenum == cnp.NPY_FLOAT32:
+            _argmax_rows(<float*>data(<cnp.ndarray>y_true), <int64_t*>data(labels), n, c)
+        else:
+            _argmax_rows(<double*>data(<cnp.ndarray>y_true), <int64_t*>data(labels), n, c)
+        kind = I64
+    else:
+        labels = <cnp.ndarray>y_true
+    cdef void* p_y = data(labels)
+    if _check_labels(kind, p_y, n, c) != LABELS_OK:
+        return False
+    cdef cnp.ndarray dinputs = reuse2(state, "dinputs", n, c, typenum, dv, labels)
+    cdef void* p_dv = data(dv)
+    cdef void* p_dx = data(dinputs)
+    with nogil:
+        if typenum == cnp.NPY_FLOAT32:
+            if kind == U8:
+                _softmax_cce_backward_sparse(<float*>p_dv, <uint8_t*>p_y, <float*>p_dx, n, c)
+            elif kind == I32:
+                _softmax_cce_backward_sparse(<float*>p_dv, <int32_t*>p_y, <float*>p_dx, n, c)
+            else:
+                _softmax_cce_backward_sparse(<float*>p_dv, <int64_t*>p_y, <float*>p_dx, n, c)
+        else:
+            if kind == U8:
+                _softmax_cce_backward_sparse(<double*>p_dv, <uint8_t*>p_y, <double*>p_dx, n, c)
+            elif kind == I32:
+                _softmax_cce_backward_sparse(<double*>p_dv, <int32_t*>p_y, <double*>p_dx, n, c)
+            else:
+                _softmax_cce_backward_sparse(<double*>p_dv, <int64_t*>p_y, <double*>p_dx, n, c)
+    return True
+
+
+# Elementwise losses share one calling shape: predictions and targets of one dtype and shape.
+cdef enum:
+    BCE = 0
+    MSE = 1
+    MAE = 2
+
+
+cdef bint _pair(object y_pred, object y_true) noexcept:
+    if not _predictions(y_pred) or (<cnp.ndarray>y_pred).ndim != 2:
+        return False
+    cdef cnp.ndarray p = <cnp.ndarray>y_pred
+    return ready2(y_true, cnp.PyArray_TYPE(p), p.shape[1]) and (<cnp.ndarray>y_true).shape[0] == p.shape[0]
+
+
+def elementwise(int which, object y_pred, object y_true, bint per_sample):
+    """BCE (0), MSE (1) or MAE (2) forward: (sum of per-sample losses, per-sample array or None),
+    or None when the arguments need validation first."""
+    if not _pair(y_pred, y_true):
+        return None
+    cdef cnp.ndarray p = <cnp.ndarray>y_pred
+    cdef int typenum = cnp.PyArray_TYPE(p)
+    cdef Py_ssize_t n = p.shape[0], k = p.shape[1]
+    cdef cnp.ndarray losses = None
+    cdef void* p_losses = NULL
+    if per_sample:
+        losses = cnp.PyArray_EMPTY(1, [n], typenum, 0)
+        p_losses = data(losses)
+    cdef void* p_p = data(p)
+    cdef void* p_y = data(<cnp.ndarray>y_true)
+    cdef double total
+    with nogil:
+        if typenum == cnp.NPY_FLOAT32:
+            if which == BCE:
+                total = _bce(<float*>p_p, <float*>p_y, <float*>p_losses, n, k)
+            elif which == MSE:
+                total = _mse(<float*>p_p, <float*>p_y, <float*>p_losses, n, k)
+            else:
+                total = _mae(<float*>p_p, <float*>p_y, <float*>p_losses, n, k)
+        else:
+            if which == BCE:
+                total = _bce(<double*>p_p, <double*>p_y, <double*>p_losses, n, k)
+            elif which == MSE:
+                total = _mse(<double*>p_p, <double*>p_y, <double*>p_losses, n, k)
+            else:
+                total = _mae(<double*>p_p, <double*>p_y, <double*>p_losses, n, k)
+    return total, losses
+
+
+def elementwise_backward(int which, dict state, object dvalues, object y_true):
+    """BCE (0), MSE (1) or MAE (2) backward into state['dinputs']; False when the arguments need
+    validation first."""
+    if not _pair(dvalues, y_true):
+        return False
+    cdef cnp.ndarray dv = <cnp.ndarray>dvalues
+    cdef int typenum = cnp.PyArray_TYPE(dv)
+    cdef Py_ssize_t n = dv.shape[0], k = dv.shape[1]
+    cdef cnp.ndarray dinputs = reuse2(state, "dinputs", n, k, typenum, dv, y_true)
+    cdef void* p_dv = data(dv)
+    cdef void* p_y = data(<cnp.ndarray>y_true)
+    cdef void* p_dx = data(dinputs)
+    with nogil:
+        if typenum == cnp.NPY_FLOAT32:
+            if which == BCE:
+                _bce_backward(<float*>p_dv, <float*>p_y, <float*>p_dx, n, k)
+            elif which == MSE:
+                _mse_backward(<float*>p_dv, <float*>p_y, <float*>p_dx, n, k)
+            else:
+                _mae_backward(<float*>p_dv, <float*>p_y, <float*>p_dx, n, k)
+        else:
+            if which == BCE:
+                _bce_backward(<double*>p_dv, <double*>p_y, <double*>p_dx, n, k)
+            elif which == MSE:
+                _mse_backward(<double*>p_dv, <double*>p_y, <double*>p_dx, n, k)
+            else:
+                _mae_backward(<double*>p_dv, <double*>p_y, <double*>p_dx, n, k)
+    return True
+
+
+def regularization_loss(object weights, object biases, double l1w, double l2w, double l1b, double l2b):
+    """The L1/L2 penalty of one layer's parameters (any shape, float32/float64, C order), in double;
+    None when an array is not in that form."""
+    if not (_predictions(weights) and _predictions(biases)):
+        return None
+    cdef cnp.ndarray w = <cnp.ndarray>weights, b = <cnp.ndarray>biases
+    cdef Py_ssize_t nw = cnp.PyArray_SIZE(w), nb = cnp.PyArray_SIZE(b)
+    cdef bint wf = cnp.PyArray_TYPE(w) == cnp.NPY_FLOAT32, bf = cnp.PyArray_TYPE(b) == cnp.NPY_FLOAT32
+    cdef void* p_w = data(w)
+    cdef void* p_b = data(b)
+    cdef double total = 0
+    with nogil:
+        total += _penalty(<float*>p_w, nw, l1w, l2w) if wf else _penalty(<double*>p_w, nw, l1w, l2w)
+        total += _penalty(<float*>p_b, nb, l1b, l2b) if bf else _penalty(<double*>p_b, nb, l1b, l2b)
+    return total

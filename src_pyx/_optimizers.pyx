@@ -1,0 +1,183 @@
+"""Optimizer kernels: SGD (plain and with momentum), Adagrad, RMSprop and Adam.
+
+One fused pass per parameter array updates the parameter and its state in place, with no
+temporaries (the book's NumPy Adam makes about nine passes and four temporaries). Every formula
+follows the book's order of operations with the hyper-parameters rounded to the parameter dtype,
+as NumPy does with Python floats, so a float32 update matches the book's to the last bit or
+nearly (sqrt and division are correctly rounded in both).
+
+Parameters and their state may have any shape (Dense (n_inputs, n_neurons), Conv2D 4-D, biases
+(1, n)): the loops see flat C-contiguous arrays of equal size and one dtype.
+"""
+from libc.math cimport sqrt, sqrtf
+
+cimport numpy as cnp
+cnp.import_array()
+from cython cimport floating
+
+from _common cimport data, is_float_typenum, ready
+
+from fastnn import _validation
+
+
+cdef inline floating _sqrt(floating x) noexcept nogil:
+    if floating is float:
+        return sqrtf(x)
+    else:
+        return sqrt(x)
+
+
+# SGD without momentum: param += -lr * grad
+cdef inline void _sgd(floating* param, const floating* grad, Py_ssize_t n, double lr) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef floating neg_lr = <floating>(-lr)
+    for i in range(n):
+        param[i] += neg_lr * grad[i]
+
+
+# SGD with momentum: update = momentum * m - lr * grad; m = update; param += update
+cdef inline void _sgd_momentum(floating* param, const floating* grad, floating* momentums, Py_ssize_t n,
+                               double lr, double momentum) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef floating update
+    cdef floating mu = <floating>momentum, rate = <floating>lr
+    for i in range(n):
+        update = mu * momentums[i] - rate * grad[i]
+        momentums[i] = update
+        param[i] += update
+
+
+# Adagrad: cache += grad^2; param += -lr * grad / (sqrt(cache) + eps)
+cdef inline void _adagrad(floating* param, const floating* grad, floating* cache, Py_ssize_t n,
+                          double lr, double epsilon) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef floating neg_lr = <floating>(-lr), eps = <floating>epsilon
+    for i in range(n):
+        cache[i] += grad[i] * grad[i]
+        param[i] += neg_lr * grad[i] / (_sqrt(cache[i]) + eps)
+
+
+# RMSprop: cache = rho * cache + (1 - rho) * grad^2; param += -lr * grad / (sqrt(cache) + eps)
+cdef inline void _rmsprop(floating* param, const floating* grad, floating* cache, Py_ssize_t n,
+                          double lr, double epsilon, double rho) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef floating neg_lr = <floating>(-lr), eps = <floating>epsilon
+    cdef floating r = <floating>rho, one_minus_r = <floating>(1 - rho)
+    for i in range(n):
+        cache[i] = r * cache[i] + one_minus_r * (grad[i] * grad[i])
+        param[i] += neg_lr * grad[i] / (_sqrt(cache[i]) + eps)
+
+
+# Adam, with t = iterations + 1 and the caller passing correction1 = 1 - beta_1**t and
+# correction2 = 1 - beta_2**t:
+#   m = beta_1 * m + (1 - beta_1) * grad         m_hat = m / correction1
+#   v = beta_2 * v + (1 - beta_2) * grad^2       v_hat = v / correction2
+#   param += -lr * m_hat / (sqrt(v_hat) + eps)   (eps after the square root, as the book)
+cdef inline void _adam(floating* param, const floating* grad, floating* m, floating* v, Py_ssize_t n,
+                       double lr, double epsilon, double beta_1, double beta_2,
+                       double correction1, double correction2) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef floating neg_lr = <floating>(-lr), eps = <floating>epsilon
+    cdef floating b1 = <floating>beta_1, one_minus_b1 = <floating>(1 - beta_1)
+    cdef floating b2 = <floating>beta_2, one_minus_b2 = <floating>(1 - beta_2)
+    cdef floating c1 = <floating>correction1, c2 = <floating>correction2
+    cdef floating g
+    for i in range(n):
+        g = grad[i]
+        m[i] = b1 * m[i] + one_minus_b1 * g
+        v[i] = b2 * v[i] + one_minus_b2 * (g * g)
+        param[i] += neg_lr * (m[i] / c1) / (_sqrt(v[i] / c2) + eps)
+
+
+# =============================================================================================
+# Entry points: one call per layer, on its __dict__ (weights/biases, their gradients and their
+# state, under the book's names). Every array is checked before anything is written, so a
+# rejected call leaves the layer as it was.
+
+cdef enum:
+    SGD = 0
+    SGD_MOMENTUM = 1
+    ADAGRAD = 2
+    RMSPROP = 3
+    ADAM = 4
+
+# Names of the state arrays each method keeps on the layer, for weights and for biases.
+_STATE = {
+    SGD: ((), ()),
+    SGD_MOMENTUM: (("weight_momentums",), ("bias_momentums",)),
+    ADAGRAD: (("weight_cache",), ("bias_cache",)),
+    RMSPROP: (("weight_cache",), ("bias_cache",)),
+    ADAM: (("weight_momentums", "weight_cache"), ("bias_momentums", "bias_cache")),
+}
+
+
+cdef int _check(dict layer, str param, str grad, tuple state, str where) except -1:
+    """layer[param], layer[grad] and each layer[state name]: same float dtype, same size, C order."""
+    p = layer.get(param)
+    if not (ready(p, cnp.NPY_FLOAT32) or ready(p, cnp.NPY_FLOAT64)) or not (<cnp.ndarray>p).flags.writeable:
+        raise _validation.optimizer_array_error(where, param, p, None)
+    cdef int typenum = cnp.PyArray_TYPE(<cnp.ndarray>p)
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(<cnp.ndarray>p)
+    for name in (grad,) + state:
+        a = layer.get(name)
+        if not ready(a, typenum) or cnp.PyArray_SIZE(<cnp.ndarray>a) != n or (
+                name != grad and not (<cnp.ndarray>a).flags.writeable):
+            raise _validation.optimizer_array_error(where, name, a, p)
+    return 0
+
+
+cdef void _apply(int method, int typenum, void* param, void* grad, void* s1, void* s2, Py_ssize_t n,
+                 double lr, double epsilon, double a, double b, double c1, double c2) noexcept nogil:
+    """One parameter array: a, b are momentum (SGD), rho (RMSprop) or beta_1, beta_2 (Adam)."""
+    if typenum == cnp.NPY_FLOAT32:
+        if method == SGD:
+            _sgd(<float*>param, <float*>grad, n, lr)
+        elif method == SGD_MOMENTUM:
+            _sgd_momentum(<float*>param, <float*>grad, <float*>s1, n, lr, a)
+        elif method == ADAGRAD:
+            _adagrad(<float*>param, <float*>grad, <float*>s1, n, lr, epsilon)
+        elif method == RMSPROP:
+            _rmsprop(<float*>param, <float*>grad, <float*>s1, n, lr, epsilon, a)
+        else:
+            _adam(<float*>param, <float*>grad, <float*>s1, <float*>s2, n, lr, epsilon, a, b, c1, c2)
+    else:
+        if method == SGD:
+            _sgd(<double*>param, <double*>grad, n, lr)
+        elif method == SGD_MOMENTUM:
+            _sgd_momentum(<double*>param, <double*>grad, <double*>s1, n, lr, a)
+        elif method == ADAGRAD:
+            _adagrad(<double*>param, <double*>grad, <double*>s1, n, lr, epsilon)
+        elif method == RMSPROP:
+            _rmsprop(<double*>param, <double*>grad, <double*>s1, n, lr, epsilon, a)
+        else:
+            _adam(<double*>param, <double*>grad, <double*>s1, <double*>s2, n, lr, epsilon, a, b, c1, c2)
+
+
+cdef inline void* _state_pointer(dict layer, tuple names, int i):
+    return data(<cnp.ndarray>layer[names[i]]) if len(names) > i else NULL
+
+
+def update_layer(int method, dict layer, double lr, double epsilon=0, double a=0, double b=0,
+                 double correction1=1, double correction2=1, str where="Optimizer.update_params"):
+    """Update layer['weights'] and layer['biases'] in place with `method` (0 SGD, 1 SGD with
+    momentum, 2 Adagrad, 3 RMSprop, 4 Adam); see the kernels above for a, b, correction1/2."""
+    if method < SGD or method > ADAM:
+        raise ValueError(f"unknown optimizer method {method}")
+    weight_state, bias_state = _STATE[method]
+    _check(layer, "weights", "dweights", weight_state, where)
+    _check(layer, "biases", "dbiases", bias_state, where)
+    cdef cnp.ndarray w = layer["weights"], dw = layer["dweights"]
+    cdef cnp.ndarray bias = layer["biases"], db = layer["dbiases"]
+    cdef int wt = cnp.PyArray_TYPE(w), bt = cnp.PyArray_TYPE(bias)
+    cdef Py_ssize_t nw = cnp.PyArray_SIZE(w), nb = cnp.PyArray_SIZE(bias)
+    cdef void* pw = data(w)
+    cdef void* pdw = data(dw)
+    cdef void* pw1 = _state_pointer(layer, weight_state, 0)
+    cdef void* pw2 = _state_pointer(layer, weight_state, 1)
+    cdef void* pb = data(bias)
+    cdef void* pdb = data(db)
+    cdef void* pb1 = _state_pointer(layer, bias_state, 0)
+    cdef void* pb2 = _state_pointer(layer, bias_state, 1)
+    with nogil:
+        _apply(method, wt, pw, pdw, pw1, pw2, nw, lr, epsilon, a, b, correction1, correction2)
+        _apply(method, bt, pb, pdb, pb1, pb2, nb, lr, epsilon, a, b, correction1, correction2)
