@@ -153,24 +153,31 @@ def test_ch9_gradients(nnfs_init):
 
 # --- Chapter 18 model: the log, character for character ----------------------------------------
 
-CH18_FIRST_LINES = [
+# The first five lines are book-api.md §3 ("Verified live" with the book's classes). The other
+# seven come from running the book's Ch22 classes unchanged under nnfs.init() in this environment
+# (numpy 2.4.6, one BLAS thread); that run also reproduces book-api.md §8a at epoch 100 exactly.
+# Our float32 matmul (and float32 dropout products) reproduce all twelve lines; the runs part in
+# the third decimal from epoch 8 on (first differing line: epoch 8's validation line, the book
+# prints "acc: 0.337, loss: 1.106", we print "acc: 0.333, loss: 1.105"): training is chaotic.
+CH18_LOG = [
     "epoch: 1",
     "step: 0, acc: 0.354, loss: 1.099 (data_loss: 1.099, reg_loss: 0.000), lr: 0.05",
     "training, acc: 0.354, loss: 1.101 (data_loss: 1.099, reg_loss: 0.002), lr: 0.05",
     "validation, acc: 0.407, loss: 1.087",
     "epoch: 2",
+    "step: 0, acc: 0.427, loss: 1.081 (data_loss: 1.079, reg_loss: 0.002), lr: 0.049997500124993745",
+    "training, acc: 0.427, loss: 1.082 (data_loss: 1.079, reg_loss: 0.003), lr: 0.049997500124993745",
+    "validation, acc: 0.360, loss: 1.249",
+    "epoch: 3",
+    "step: 0, acc: 0.355, loss: 1.237 (data_loss: 1.234, reg_loss: 0.003), lr: 0.04999500049995001",
+    "training, acc: 0.355, loss: 1.237 (data_loss: 1.234, reg_loss: 0.004), lr: 0.04999500049995001",
+    "validation, acc: 0.347, loss: 1.206",
 ]
 
-STEP_LINE = re.compile(r"step: \d+, acc: \d\.\d{3}, loss: \d\.\d{3} \(data_loss: \d\.\d{3}, "
-                       r"reg_loss: \d\.\d{3}\), lr: [0-9.e-]+")
-TRAINING_LINE = re.compile(r"training, acc: \d\.\d{3}, loss: \d\.\d{3} \(data_loss: \d\.\d{3}, "
-                           r"reg_loss: \d\.\d{3}\), lr: [0-9.e-]+")
-VALIDATION_LINE = re.compile(r"validation, acc: \d\.\d{3}, loss: \d\.\d{3}")
 
-
-def test_ch18_spiral_model_log(nnfs_init, capsys):
-    """The Ch18 script (run with the Ch22 classes): nnfs.init(), training and test spirals, the
-    512-unit model with L2 and dropout, Adam(0.05, decay 5e-5), 3 epochs."""
+def ch18_spiral_model(nnfs_init):
+    """The Ch18 script (run with the Ch22 classes): nnfs.init(), the training and test spirals, the
+    512-unit model with L2 and dropout, Adam(0.05, decay 5e-5), categorical accuracy."""
     nnfs_init()
     X, y = spiral_data(samples=1000, classes=3)
     X_test, y_test = spiral_data(samples=100, classes=3)
@@ -184,22 +191,26 @@ def test_ch18_spiral_model_log(nnfs_init, capsys):
               optimizer=ref.Optimizer_Adam(learning_rate=0.05, decay=5e-5),
               accuracy=ref.Accuracy_Categorical())
     model.finalize()
-    assert model.train(X, y, validation_data=(X_test, y_test), epochs=3, print_every=100) is None
-    lines = capsys.readouterr().out.splitlines()
+    return model, (X, y), (X_test, y_test)
 
-    # Exactly as book-api.md §3 ("Verified live" with the book's own classes); no digit differs.
-    assert lines[:5] == CH18_FIRST_LINES
-    assert lines[5].startswith("step: 0, ")
-    assert lines[5].endswith(", lr: 0.049997500124993745")
-    # Whole structure: 3 epochs x (epoch, step, training, validation).
-    assert len(lines) == 12
-    for epoch in range(3):
-        block = lines[4 * epoch:4 * epoch + 4]
-        assert block[0] == f"epoch: {epoch + 1}"
-        assert STEP_LINE.fullmatch(block[1])
-        assert TRAINING_LINE.fullmatch(block[2])
-        assert VALIDATION_LINE.fullmatch(block[3])
-    assert lines[9].endswith(", lr: 0.04999500049995001")
+
+def test_ch18_spiral_model_log(nnfs_init, capsys):
+    model, (X, y), validation_data = ch18_spiral_model(nnfs_init)
+    assert model.train(X, y, validation_data=validation_data, epochs=3, print_every=100) is None
+    assert capsys.readouterr().out.splitlines() == CH18_LOG
+
+
+def test_ch18_spiral_model_after_100_epochs_is_near_the_book(nnfs_init, capsys):
+    """book-api.md §8a, epoch 100: training acc 0.720 loss 0.719, validation acc 0.757 loss 0.627.
+    We print training acc 0.717 loss 0.715, validation acc 0.757 loss 0.621 (see CH18_LOG).
+    About 3 s."""
+    model, (X, y), validation_data = ch18_spiral_model(nnfs_init)
+    model.train(X, y, validation_data=validation_data, epochs=100, print_every=100)
+    training, validation = capsys.readouterr().out.splitlines()[-2:]
+    numbers = [float(v) for v in re.findall(r"\d+\.\d{3}(?!\d)", training + " " + validation)]
+    train_acc, train_loss, _, _, val_acc, val_loss = numbers
+    assert abs(train_acc - 0.720) < 0.02 and abs(train_loss - 0.719) < 0.02
+    assert abs(val_acc - 0.757) < 0.02 and abs(val_loss - 0.627) < 0.02
 
 
 # --- Learning-rate decay: the book's final lr values -------------------------------------------
