@@ -158,8 +158,10 @@ class Optimizer_Adam:
         layer.bias_cache = self.beta_2 * layer.bias_cache + (1 - self.beta_2) * layer.dbiases ** 2
         weight_cache_corrected = layer.weight_cache / (1 - self.beta_2 ** step)
         bias_cache_corrected = layer.bias_cache / (1 - self.beta_2 ** step)
-        layer.weights += -self.current_learning_rate * weight_momentums_corrected / (np.sqrt(weight_cache_corrected) + self.epsilon)
-        layer.biases += -self.current_learning_rate * bias_momentums_corrected / (np.sqrt(bias_cache_corrected) + self.epsilon)
+        layer.weights += (-self.current_learning_rate * weight_momentums_corrected
+                          / (np.sqrt(weight_cache_corrected) + self.epsilon))
+        layer.biases += (-self.current_learning_rate * bias_momentums_corrected
+                         / (np.sqrt(bias_cache_corrected) + self.epsilon))
 
     def post_update_params(self) -> None:
         """Count the step (``iterations += 1``)."""
