@@ -39,15 +39,15 @@ class Loss:
         """
         layers = self.trainable_layers if layer is None else [layer]
         regularization_loss = 0
-        for layer in layers:
-            if layer.weight_regularizer_l1 > 0:
-                regularization_loss += layer.weight_regularizer_l1 * np.sum(np.abs(layer.weights))
-            if layer.weight_regularizer_l2 > 0:
-                regularization_loss += layer.weight_regularizer_l2 * np.sum(layer.weights * layer.weights)
-            if layer.bias_regularizer_l1 > 0:
-                regularization_loss += layer.bias_regularizer_l1 * np.sum(np.abs(layer.biases))
-            if layer.bias_regularizer_l2 > 0:
-                regularization_loss += layer.bias_regularizer_l2 * np.sum(layer.biases * layer.biases)
+        for trainable in layers:
+            if trainable.weight_regularizer_l1 > 0:
+                regularization_loss += trainable.weight_regularizer_l1 * np.sum(np.abs(trainable.weights))
+            if trainable.weight_regularizer_l2 > 0:
+                regularization_loss += trainable.weight_regularizer_l2 * np.sum(trainable.weights * trainable.weights)
+            if trainable.bias_regularizer_l1 > 0:
+                regularization_loss += trainable.bias_regularizer_l1 * np.sum(np.abs(trainable.biases))
+            if trainable.bias_regularizer_l2 > 0:
+                regularization_loss += trainable.bias_regularizer_l2 * np.sum(trainable.biases * trainable.biases)
         return regularization_loss
 
     def remember_trainable_layers(self, trainable_layers: list[Layer_Dense]) -> None:
