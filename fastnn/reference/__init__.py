@@ -1,0 +1,67 @@
+"""The book's final (Chapter 22) classes in plain NumPy: the oracle fastnn's kernels are tested against.
+
+Same names, constructor arguments, defaults, attributes, quirks and printed log as the classes of
+"Neural Networks from Scratch in Python", written from the spec in ``book-api.md``; every formula is
+one plain NumPy expression. Code from any chapter runs: every ``forward`` takes ``training=True`` by
+default, ``Loss.regularization_loss(layer)`` works as in Ch14-17, and the combined softmax/CCE class
+keeps its Ch9-17 ``__init__``/``forward``.
+
+The results do not depend on whether ``nnfs.init()`` patched NumPy: the classes never call
+``np.dot``, ``np.random.randn`` or a dtype-less ``np.zeros``/``np.eye``. Parameters are float32 by
+default (``Layer_Dense(..., dtype=...)`` or ``fastnn.init(dtype=...)``); products are computed with
+``np.matmul`` in the parameter dtype (the book's patched ``np.dot`` computes in float64 and rounds to
+float32, so the last float32 bit can differ). Weights are drawn from NumPy's global RNG with the same
+calls, in the same order, as the book, so a seeded run starts from the book's weights.
+
+Deliberate deviations from the book (each pinned by a test in ``tests/test_reference_*.py``):
+
+- MAE gradient sign fixed: ``dinputs = -sign(y - p) / outputs / samples`` (the book's sign climbs the loss).
+- A one-layer Model works: the last layer's ``next`` is the loss (the book raises IndexError).
+- A Model whose last layer has no ``predictions`` (e.g. it ends in a Layer_Dense) uses the raw outputs.
+- ``Model.finalize``/``predict``/``save`` work without a loss (inference-only models); ``train``/``evaluate``
+  raise ValueError naming the missing ``set(loss=..., optimizer=..., accuracy=...)`` argument.
+- ``Loss.calculate``/``Accuracy.calculate`` before any ``new_pass()`` start the accumulators at zero.
+- Categorical cross-entropy labels of rank other than 1 or 2 raise ValueError (the book: UnboundLocalError).
+- Float labels are converted to the prediction dtype, Dense converts its inputs and incoming gradients
+  to the parameter dtype and Dropout casts back to the input dtype (the book under ``nnfs.init()`` lets
+  float64 labels, dropout masks and bias gradients leak float64 into the float32 network).
+"""
+from __future__ import annotations
+
+from .accuracy import Accuracy, Accuracy_Categorical, Accuracy_Regression
+from .activations import Activation_Linear, Activation_ReLU, Activation_Sigmoid, Activation_Softmax
+from .layers import Layer_Dense, Layer_Dropout, Layer_Input
+from .losses import (
+    Activation_Softmax_Loss_CategoricalCrossentropy,
+    Loss,
+    Loss_BinaryCrossentropy,
+    Loss_CategoricalCrossentropy,
+    Loss_MeanAbsoluteError,
+    Loss_MeanSquaredError,
+)
+from .model import Model
+from .optimizers import Optimizer_Adagrad, Optimizer_Adam, Optimizer_RMSprop, Optimizer_SGD
+
+__all__ = [
+    "Layer_Dense",
+    "Layer_Dropout",
+    "Layer_Input",
+    "Activation_ReLU",
+    "Activation_Softmax",
+    "Activation_Sigmoid",
+    "Activation_Linear",
+    "Loss",
+    "Loss_CategoricalCrossentropy",
+    "Loss_BinaryCrossentropy",
+    "Loss_MeanSquaredError",
+    "Loss_MeanAbsoluteError",
+    "Activation_Softmax_Loss_CategoricalCrossentropy",
+    "Optimizer_SGD",
+    "Optimizer_Adagrad",
+    "Optimizer_RMSprop",
+    "Optimizer_Adam",
+    "Accuracy",
+    "Accuracy_Categorical",
+    "Accuracy_Regression",
+    "Model",
+]
