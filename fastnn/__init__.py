@@ -32,6 +32,8 @@ from .losses import (  # noqa: E402
     Loss_MeanSquaredError,
 )
 from .optimizers import Optimizer_Adagrad, Optimizer_Adam, Optimizer_RMSprop, Optimizer_SGD  # noqa: E402
+from .model import Model  # noqa: E402
+from .history import History  # noqa: E402
 
 __all__ = [
     "Layer_Dense", "Layer_Dropout", "Layer_Input",
@@ -39,6 +41,6 @@ __all__ = [
     "Loss", "Loss_CategoricalCrossentropy", "Loss_BinaryCrossentropy", "Loss_MeanSquaredError",
     "Loss_MeanAbsoluteError", "Activation_Softmax_Loss_CategoricalCrossentropy",
     "Optimizer_SGD", "Optimizer_Adagrad", "Optimizer_RMSprop", "Optimizer_Adam",
-    "Accuracy", "Accuracy_Categorical", "Accuracy_Regression",
+    "Accuracy", "Accuracy_Categorical", "Accuracy_Regression", "Model", "History",
     "init", "show_config", "default_dtype", "dropout_mode", "__version__",
 ]

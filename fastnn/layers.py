@@ -67,6 +67,12 @@ class Layer_Dense:
         if not _dense.backward(self.__dict__, dvalues):
             self._backward_converted(dvalues, True)
 
+    def _backward_parameters_only(self, dvalues) -> None:
+        """backward() without dinputs: the Model uses it for its first layer, whose dinputs
+        nothing reads (one GEMM less)."""
+        if not _dense.backward(self.__dict__, dvalues, False):
+            self._backward_converted(dvalues, False)
+
     def _backward_converted(self, dvalues, want_dinputs: bool) -> None:
         output = self.__dict__.get("output")
         if output is None:

@@ -20,16 +20,23 @@ from _common cimport data, ready_float, ready_like, reuse_like
 
 cdef inline void _relu_forward(const floating* inputs, floating* output, Py_ssize_t n) noexcept nogil:
     cdef Py_ssize_t i
+    cdef floating x
     for i in range(n):
-        output[i] = 0 if inputs[i] <= 0 else inputs[i]
+        x = inputs[i]
+        output[i] = 0 if x <= 0 else x
 
 
 # The book copies dvalues and zeroes it where inputs <= 0: the gradient at exactly 0 is 0.
 cdef inline void _relu_backward(const floating* dvalues, const floating* inputs, floating* dinputs,
                                 Py_ssize_t n) noexcept nogil:
     cdef Py_ssize_t i
+    cdef floating x, d
     for i in range(n):
-        dinputs[i] = 0 if inputs[i] <= 0 else dvalues[i]
+        # Both loads before the select, so the compiler may vectorise it (a load inside one
+        # branch cannot be speculated).
+        x = inputs[i]
+        d = dvalues[i]
+        dinputs[i] = 0 if x <= 0 else d
 
 
 # ---------------------------------------------------------------------------------------------

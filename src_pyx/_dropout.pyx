@@ -9,6 +9,7 @@ mask does not depend on the number of threads. The keep probability is quantised
 (an error below 1.6e-5).
 """
 from libc.stdint cimport uint32_t, uint64_t
+from libc.math cimport fmin
 
 cimport numpy as cnp
 cnp.import_array()
@@ -27,22 +28,32 @@ cdef inline uint32_t _mix(uint32_t x) noexcept nogil:
     return x
 
 
-# One 32-bit word per pair of elements: two 16-bit draws.
-cdef inline uint32_t _word(uint64_t pair, uint32_t seed0, uint32_t seed1) noexcept nogil:
-    return _mix(_mix(<uint32_t>pair + seed0) ^ (seed1 + <uint32_t>(pair >> 32)))
-
-
+# One 32-bit word gives two 16-bit draws: elements 2j and 2j + 1 use word j. The counter is
+# 32-bit so the loop vectorises; arrays of 2**33 elements or more continue with a new seed1 per
+# block of 2**32 words.
 cdef inline void _fast_forward(const floating* inputs, floating* output, floating* mask, Py_ssize_t n,
-                               uint32_t threshold, floating scale, uint32_t seed0, uint32_t seed1) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef uint32_t word, u
-    cdef floating m
-    for i in range(n):
-        word = _word(<uint64_t>(i >> 1), seed0, seed1)
-        u = (word >> 16) if (i & 1) else (word & 0xFFFF)
-        m = scale if u < threshold else 0
-        mask[i] = m
-        output[i] = inputs[i] * m
+                               int threshold, floating scale, uint32_t seed0, uint32_t seed1) noexcept nogil:
+    cdef Py_ssize_t n_words = n // 2, start, stop, j
+    cdef uint32_t word, block_seed
+    cdef floating m0, m1
+    start = 0
+    while start < n_words:
+        stop = min(n_words, start + (<Py_ssize_t>1 << 32))
+        block_seed = seed1 + <uint32_t>(start >> 32)
+        for j in range(start, stop):
+            word = _mix(_mix(<uint32_t>j + seed0) ^ block_seed)
+            m0 = scale if <int>(word & 0xFFFF) < threshold else 0
+            m1 = scale if <int>(word >> 16) < threshold else 0
+            mask[2 * j] = m0
+            mask[2 * j + 1] = m1
+            output[2 * j] = inputs[2 * j] * m0
+            output[2 * j + 1] = inputs[2 * j + 1] * m1
+        start = stop
+    if n % 2:
+        word = _mix(_mix(<uint32_t>n_words + seed0) ^ (seed1 + <uint32_t>(n_words >> 32)))
+        m0 = scale if <int>(word & 0xFFFF) < threshold else 0
+        mask[n - 1] = m0
+        output[n - 1] = inputs[n - 1] * m0
 
 
 # Applies a mask of the data's dtype: output = inputs * mask (fast mode forward's product, and
@@ -74,7 +85,7 @@ def fast_forward(dict state, object inputs, double keep, uint64_t seed):
     cdef cnp.ndarray output = reuse(state, "output", x.ndim, cnp.PyArray_DIMS(x), typenum, x, mask)
     cdef Py_ssize_t n = cnp.PyArray_SIZE(x)
     # keep in (0, 1]; keep == 1 keeps every element (threshold above any 16-bit draw).
-    cdef uint32_t threshold = <uint32_t>(keep * 65536.0 + 0.5)
+    cdef int threshold = <int>(keep * 65536.0 + 0.5)
     cdef uint32_t seed0 = <uint32_t>seed, seed1 = <uint32_t>(seed >> 32)
     cdef void* px = data(x)
     cdef void* pm = data(mask)

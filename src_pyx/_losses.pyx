@@ -99,8 +99,11 @@ cdef inline void _cce_backward_onehot(const floating* dvalues, const floating* y
                                       Py_ssize_t n_samples, Py_ssize_t n_classes) noexcept nogil:
     cdef Py_ssize_t i
     cdef floating n = <floating>n_samples
+    cdef floating y, d
     for i in range(n_samples * n_classes):
-        dinputs[i] = 0 if y_true[i] == 0 else (-y_true[i] / dvalues[i]) / n
+        y = y_true[i]
+        d = dvalues[i]
+        dinputs[i] = 0 if y == 0 else (-y / d) / n
 
 
 # ---------------------------------------------------------------------------------------------

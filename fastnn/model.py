@@ -1,0 +1,406 @@
+"""Model: the book's Ch22 Model on the compiled classes, plus what users of a trainer expect.
+
+Book behaviour: add / set / finalize / train / evaluate / predict / forward / backward /
+get_parameters / set_parameters / save_parameters / load_parameters / save / load, the attribute
+names scripts read (layers, trainable_layers, input_layer, output_layer_activation,
+softmax_classifier_output, loss, optimizer, accuracy) and the training log character for
+character (``epoch: N``, step lines, ``training, ...``, ``validation, ...``).
+
+Beyond the book:
+- ``train`` returns a History; ``verbose`` chooses the book's lines, a progress bar (tqdm) or
+  silence; ``shuffle=True`` reshuffles every epoch (default off, as the book).
+- The data is checked before any work (lengths, label range, validation shapes) and converted
+  once; a loss that becomes NaN or infinite stops training with an error naming epoch and step.
+- ``save``/``load`` and ``save_parameters``/``load_parameters`` use a safe file format (JSON +
+  arrays in a zip; loading never runs code from the file). Pickle, the book's format, only on
+  explicit request (``format="pickle"`` / ``allow_pickle=True``).
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+
+import numpy as np
+
+from . import _validation
+from .accuracy import Accuracy_Categorical
+from .activations import Activation_Softmax
+from .history import History
+from .layers import Layer_Dense, Layer_Input
+from .losses import Activation_Softmax_Loss_CategoricalCrossentropy, Loss_CategoricalCrossentropy
+
+__all__ = ["Model"]
+
+_VERBOSE = {True: "book", 1: "book", "book": "book", "progress": "progress", 2: "progress",
+            False: "silent", 0: "silent", None: "silent", "silent": "silent"}
+
+
+def _verbosity(verbose) -> str:
+    try:
+        return _VERBOSE[verbose]
+    except (KeyError, TypeError):
+        raise ValueError(f"Model: verbose must be 'book' (True), 'progress' or 'silent' (False), got {verbose!r}") from None
+
+
+class Model:
+    """A sequential network trained with the book's loop.
+
+    Example (book Ch18-22)::
+
+        model = Model()
+        model.add(Layer_Dense(2, 512, weight_regularizer_l2=5e-4, bias_regularizer_l2=5e-4))
+        model.add(Activation_ReLU())
+        model.add(Layer_Dropout(0.1))
+        model.add(Layer_Dense(512, 3))
+        model.add(Activation_Softmax())
+        model.set(loss=Loss_CategoricalCrossentropy(), optimizer=Optimizer_Adam(learning_rate=0.05, decay=5e-5),
+                  accuracy=Accuracy_Categorical())
+        model.finalize()
+        history = model.train(X, y, validation_data=(X_test, y_test), epochs=10000, print_every=100)
+    """
+
+    def __init__(self) -> None:
+        self.layers = []
+        self.softmax_classifier_output = None
+
+    def __repr__(self) -> str:
+        inner = ", ".join(repr(layer) if type(layer).__repr__ is not object.__repr__ else type(layer).__name__
+                          for layer in self.layers)
+        return f"Model([{inner}])"
+
+    # --- building --------------------------------------------------------------------------------
+    def add(self, layer) -> None:
+        """Append a layer (any object with forward/backward, as the book)."""
+        self.layers.append(layer)
+
+    def set(self, *, loss=None, optimizer=None, accuracy=None) -> None:
+        """Set the loss, optimizer and accuracy; arguments left as None are not changed."""
+        if loss is not None:
+            self.loss = loss
+        if optimizer is not None:
+            self.optimizer = optimizer
+        if accuracy is not None:
+            self.accuracy = accuracy
+
+    def finalize(self) -> None:
+        """Link the layers (prev/next), find the trainable ones, and pick the combined
+        softmax + cross-entropy gradient when it applies.
+
+        Unlike the book, a one-layer model works (its layer's ``next`` is the loss) and a model
+        without a loss can be finalized for inference (training then asks for a loss)."""
+        if not self.layers:
+            raise ValueError("Model.finalize: the model has no layers; add() some first")
+        loss = self.__dict__.get("loss")
+        self.input_layer = Layer_Input()
+        self.trainable_layers = []
+        count = len(self.layers)
+        for i, layer in enumerate(self.layers):
+            layer.prev = self.input_layer if i == 0 else self.layers[i - 1]
+            layer.next = self.layers[i + 1] if i < count - 1 else loss
+            if hasattr(layer, "weights"):
+                self.trainable_layers.append(layer)
+        self.output_layer_activation = self.layers[-1]
+        if loss is not None:
+            loss.remember_trainable_layers(self.trainable_layers)
+        self.softmax_classifier_output = None
+        if isinstance(self.layers[-1], Activation_Softmax) and isinstance(loss, Loss_CategoricalCrossentropy):
+            self.softmax_classifier_output = Activation_Softmax_Loss_CategoricalCrossentropy()
+
+    # --- the passes ------------------------------------------------------------------------------
+    def forward(self, X, training: bool):
+        """Run every layer; returns the last layer's output."""
+        self.input_layer.forward(X, training)
+        for layer in self.layers:
+            layer.forward(layer.prev.output, training)
+        return layer.output
+
+    def backward(self, output, y) -> None:
+        """Backpropagate from the loss (or the combined softmax + cross-entropy gradient)."""
+        if self.softmax_classifier_output is not None:
+            self.softmax_classifier_output.backward(output, y)
+            self.layers[-1].dinputs = self.softmax_classifier_output.dinputs
+            for layer in reversed(self.layers[:-1]):
+                self._backward_layer(layer, layer.next.dinputs)
+            return
+        self.loss.backward(output, y)
+        for layer in reversed(self.layers):
+            self._backward_layer(layer, layer.next.dinputs)
+
+    def _backward_layer(self, layer, dvalues) -> None:
+        # Nothing reads the first layer's dinputs; a plain Layer_Dense there skips that GEMM.
+        if layer is self.layers[0] and type(layer) is Layer_Dense:
+            layer._backward_parameters_only(dvalues)
+        else:
+            layer.backward(dvalues)
+
+    # --- training --------------------------------------------------------------------------------
+    def train(self, X, y, *, epochs: int = 1, batch_size: int | None = None, print_every: int = 1,
+              validation_data=None, verbose="book", shuffle: bool = False) -> History:
+        """Train with the book's loop and log; returns a History (the book returns None).
+
+        X: (n_samples, ...) inputs; y: targets of the loss (class ids or one-hot rows for
+        categorical cross-entropy, (n_samples, n_outputs) for the others); batch_size None means
+        the whole set in one step; print_every counts steps within an epoch (book);
+        validation_data: (X_val, y_val), evaluated after every epoch; verbose: "book" (True, the
+        default), "progress" (a tqdm bar per epoch) or "silent" (False); shuffle: reshuffle the
+        samples every epoch with NumPy's global RNG.
+        """
+        where = "Model.train"
+        self._require_ready(where, training=True)
+        epochs = _validation.positive_int(epochs, "epochs", where)
+        print_every = _validation.positive_int(print_every, "print_every", where)
+        if batch_size is not None:
+            batch_size = _validation.positive_int(batch_size, "batch_size", where)
+        mode = _verbosity(verbose)
+        y_given = y
+        X, y = self._prepare_data(X, y, where)
+        if validation_data is not None:
+            validation_data = self._prepare_validation(validation_data, X, where)
+
+        # The book sets the regression precision from the targets as given (before any dtype change).
+        self.accuracy.init(y_given)
+        n = len(X)
+        train_steps = 1 if batch_size is None else -(-n // batch_size)
+        step_size = n if batch_size is None else batch_size
+        history = History()
+        order = None
+        for epoch in range(1, epochs + 1):
+            started = time.perf_counter()
+            if mode == "book":
+                print(f"epoch: {epoch}")
+            self.loss.new_pass()
+            self.accuracy.new_pass()
+            if shuffle:
+                order = np.random.permutation(n)
+                X_epoch, y_epoch = X[order], y[order]
+            else:
+                X_epoch, y_epoch = X, y
+            bar = self._progress_bar(mode, train_steps, epoch, epochs)
+            for step in range(train_steps):
+                batch_X = X_epoch[step * step_size:(step + 1) * step_size]
+                batch_y = y_epoch[step * step_size:(step + 1) * step_size]
+                data_loss, reg_loss, accuracy = self._train_step(batch_X, batch_y, epoch, step)
+                if mode == "book" and (not step % print_every or step == train_steps - 1):
+                    print(f"step: {step}, acc: {accuracy:.3f}, loss: {data_loss + reg_loss:.3f} ("
+                          f"data_loss: {data_loss:.3f}, reg_loss: {reg_loss:.3f}), "
+                          f"lr: {self.optimizer.current_learning_rate}")
+                if bar is not None:
+                    bar.update(1)
+                    if not step % print_every or step == train_steps - 1:
+                        bar.set_postfix(loss=f"{data_loss + reg_loss:.3f}", acc=f"{accuracy:.3f}", refresh=False)
+            epoch_data_loss, epoch_reg_loss = self.loss.calculate_accumulated(include_regularization=True)
+            epoch_loss = epoch_data_loss + epoch_reg_loss
+            epoch_accuracy = self.accuracy.calculate_accumulated()
+            if bar is not None:
+                bar.close()
+            if mode == "book":
+                print(f"training, acc: {epoch_accuracy:.3f}, loss: {epoch_loss:.3f} ("
+                      f"data_loss: {epoch_data_loss:.3f}, reg_loss: {epoch_reg_loss:.3f}), "
+                      f"lr: {self.optimizer.current_learning_rate}")
+            elif mode == "progress":
+                print(f"epoch {epoch}/{epochs}: acc {epoch_accuracy:.3f}, loss {epoch_loss:.3f}, "
+                      f"lr {self.optimizer.current_learning_rate:.6g}", file=sys.stderr)
+            val_loss = val_accuracy = None
+            if validation_data is not None:
+                val_loss, val_accuracy = self._evaluate(*validation_data, batch_size, mode, where)
+            history.append(loss=float(epoch_loss), data_loss=float(epoch_data_loss), reg_loss=float(epoch_reg_loss),
+                           accuracy=float(epoch_accuracy),
+                           learning_rate=float(self.optimizer.current_learning_rate),
+                           val_loss=val_loss, val_accuracy=val_accuracy,
+                           seconds=time.perf_counter() - started)
+        return history
+
+    def _train_step(self, batch_X, batch_y, epoch: int, step: int):
+        output = self.forward(batch_X, training=True)
+        data_loss, reg_loss = self.loss.calculate(output, batch_y, include_regularization=True)
+        if not (math.isfinite(data_loss) and math.isfinite(reg_loss)):
+            raise FloatingPointError(
+                f"Model.train: the loss became {data_loss + reg_loss} (data_loss {data_loss}, reg_loss "
+                f"{reg_loss}) at epoch {epoch}, step {step}; the weights were not updated by this step. "
+                f"Lower the learning rate, check the inputs for NaN/inf, or scale them.")
+        predictions = self.output_layer_activation.predictions(output)
+        accuracy = self.accuracy.calculate(predictions, batch_y)
+        self.backward(output, batch_y)
+        optimizer = self.optimizer
+        optimizer.pre_update_params()
+        for layer in self.trainable_layers:
+            optimizer.update_params(layer)
+        optimizer.post_update_params()
+        return data_loss, reg_loss, accuracy
+
+    @staticmethod
+    def _progress_bar(mode: str, total: int, epoch: int, epochs: int):
+        if mode != "progress":
+            return None
+        try:
+            from tqdm.auto import tqdm
+        except ImportError as exc:
+            raise ImportError('verbose="progress" needs tqdm: pip install "fastnn[progress]"') from exc
+        return tqdm(total=total, desc=f"epoch {epoch}/{epochs}", unit="step", leave=False, file=sys.stderr)
+
+    # --- evaluation and prediction -----------------------------------------------------------------
+    def evaluate(self, X_val, y_val, *, batch_size: int | None = None, verbose="book"):
+        """Loss and accuracy on a data set, printed as the book's ``validation, ...`` line.
+        Returns (loss, accuracy) (the book returns None)."""
+        where = "Model.evaluate"
+        self._require_ready(where, training=False)
+        if batch_size is not None:
+            batch_size = _validation.positive_int(batch_size, "batch_size", where)
+        X_val, y_val = self._prepare_data(X_val, y_val, where)
+        return self._evaluate(X_val, y_val, batch_size, _verbosity(verbose), where)
+
+    def _evaluate(self, X_val, y_val, batch_size, mode: str, where: str):
+        n = len(X_val)
+        steps = 1 if batch_size is None else -(-n // batch_size)
+        size = n if batch_size is None else batch_size
+        self.loss.new_pass()
+        self.accuracy.new_pass()
+        for step in range(steps):
+            batch_X = X_val[step * size:(step + 1) * size]
+            batch_y = y_val[step * size:(step + 1) * size]
+            output = self.forward(batch_X, training=False)
+            self.loss.calculate(output, batch_y)
+            predictions = self.output_layer_activation.predictions(output)
+            self.accuracy.calculate(predictions, batch_y)
+        validation_loss = self.loss.calculate_accumulated()
+        validation_accuracy = self.accuracy.calculate_accumulated()
+        if mode == "book":
+            print(f"validation, acc: {validation_accuracy:.3f}, loss: {validation_loss:.3f}")
+        elif mode == "progress":
+            print(f"validation: acc {validation_accuracy:.3f}, loss {validation_loss:.3f}", file=sys.stderr)
+        return float(validation_loss), float(validation_accuracy)
+
+    def predict(self, X, *, batch_size: int | None = None) -> np.ndarray:
+        """The last layer's outputs for X, (n_samples, n_outputs), as a new array (e.g. class
+        probabilities; ``model.output_layer_activation.predictions(...)`` turns them into labels)."""
+        where = "Model.predict"
+        self._require_ready(where, training=False, need_loss=False)
+        if batch_size is not None:
+            batch_size = _validation.positive_int(batch_size, "batch_size", where)
+        X = self._prepare_inputs(X, where)
+        n = len(X)
+        steps = 1 if batch_size is None else -(-n // batch_size)
+        size = n if batch_size is None else batch_size
+        outputs = []
+        for step in range(steps):
+            output = self.forward(X[step * size:(step + 1) * size], training=False)
+            outputs.append(np.array(output, copy=True))  # buffers are reused: hand out copies
+        return outputs[0] if len(outputs) == 1 else np.vstack(outputs)
+
+    # --- checks and conversion, once per call --------------------------------------------------------
+    def _require_ready(self, where: str, *, training: bool, need_loss: bool = True) -> None:
+        if "input_layer" not in self.__dict__:
+            raise ValueError(f"{where}: call model.finalize() first")
+        missing = [name for name, needed in (("loss", need_loss), ("optimizer", training),
+                                            ("accuracy", need_loss)) if needed and name not in self.__dict__]
+        if missing:
+            args = ", ".join(f"{name}=..." for name in missing)
+            raise ValueError(f"{where}: the model has no {' / '.join(missing)}; call model.set({args}) "
+                             f"and model.finalize() first")
+        if need_loss and self.layers[-1].next is not self.loss:
+            raise ValueError(f"{where}: the loss changed after finalize(); call model.finalize() again")
+
+    def _input_dtype(self):
+        for layer in self.trainable_layers:
+            weights = getattr(layer, "weights", None)
+            if isinstance(weights, np.ndarray) and weights.dtype in (np.float32, np.float64):
+                return weights.dtype
+        from ._config import default_dtype
+
+        return default_dtype()
+
+    def _prepare_inputs(self, X, where: str, name: str = "X") -> np.ndarray:
+        X = _validation.as_float_array(X, name, self._input_dtype(), where)
+        if X.ndim < 2:
+            raise ValueError(f"{where}: {name} must be (n_samples, n_features) or more dimensions, got "
+                             f"shape {X.shape}" + (" (reshape one sample with x.reshape(1, -1))" if X.ndim == 1 else ""))
+        if len(X) == 0:
+            raise ValueError(f"{where}: {name} has no samples")
+        return X
+
+    def _prepare_data(self, X, y, where: str, names=("X", "y")):
+        X = self._prepare_inputs(X, where, names[0])
+        if isinstance(y, (list, tuple)) or not isinstance(y, np.ndarray):
+            y = np.asarray(y)
+        if y.ndim == 0 or len(y) != len(X):
+            raise ValueError(f"{where}: {names[0]} and {names[1]} must have the same number of samples, "
+                             f"got {len(X)} and {'a scalar' if y.ndim == 0 else len(y)}")
+        # The output shape tells how the targets must look: one forward pass on one sample.
+        output = self.forward(X[:1], training=False)
+        n_outputs = output.shape[1] if output.ndim == 2 else None
+        loss = self.loss
+        if isinstance(loss, Loss_CategoricalCrossentropy):
+            y = _validation.class_labels(y, len(X), n_outputs, where, names[1], onehot_dtype=output.dtype)
+        elif y.dtype.kind in "biuf":
+            if y.ndim == 1 and output.ndim == 2 and output.shape[1] == 1:
+                y = y.reshape(-1, 1)
+            if y.shape[1:] != output.shape[1:]:
+                raise ValueError(f"{where}: {names[1]} must have shape (n_samples, {', '.join(map(str, output.shape[1:]))})"
+                                 f" to match the model's output, got {y.shape}")
+            y = np.ascontiguousarray(y, dtype=output.dtype)
+        else:
+            raise TypeError(f"{where}: {names[1]} must hold numbers, got {_validation.describe(y)}")
+        return X, y
+
+    def _prepare_validation(self, validation_data, X, where: str):
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise ValueError(f"{where}: validation_data must be a pair (X_val, y_val), got "
+                             f"{_validation.describe(validation_data)}")
+        X_val, y_val = self._prepare_data(validation_data[0], validation_data[1], where, ("X_val", "y_val"))
+        if X_val.shape[1:] != X.shape[1:]:
+            raise ValueError(f"{where}: X_val must have samples shaped like X's {X.shape[1:]}, got {X_val.shape[1:]}")
+        return X_val, y_val
+
+    # --- parameters and files ----------------------------------------------------------------------
+    def get_parameters(self) -> list:
+        """[(weights, biases), ...] for every trainable layer: the live arrays, as the book."""
+        return [layer.get_parameters() for layer in self.trainable_layers]
+
+    def set_parameters(self, parameters) -> None:
+        """Set every trainable layer's (weights, biases) from a list like get_parameters()'s."""
+        where = "Model.set_parameters"
+        if "trainable_layers" not in self.__dict__:
+            raise ValueError(f"{where}: call model.finalize() first")
+        parameters = list(parameters)
+        if len(parameters) != len(self.trainable_layers):
+            raise ValueError(f"{where}: expected {len(self.trainable_layers)} (weights, biases) pairs, one "
+                             f"per trainable layer, got {len(parameters)}")
+        for i, (pair, layer) in enumerate(zip(parameters, self.trainable_layers)):
+            if len(pair) != 2:
+                raise ValueError(f"{where}: parameters[{i}] must be a (weights, biases) pair")
+            current = layer.get_parameters()
+            for name, new, old in (("weights", pair[0], current[0]), ("biases", pair[1], current[1])):
+                if np.shape(new) != np.shape(old):
+                    raise ValueError(f"{where}: parameters[{i}] {name} must have shape {np.shape(old)} "
+                                     f"for {type(layer).__name__}, got {np.shape(new)}")
+        for pair, layer in zip(parameters, self.trainable_layers):
+            layer.set_parameters(*pair)
+
+    def save_parameters(self, path, *, format: str = "fastnn") -> None:
+        """Write the parameters to `path`: a safe .npz-style zip (default) or, with
+        format="pickle", the book's pickle."""
+        from . import serialization
+
+        serialization.save_parameters(self, path, format=format)
+
+    def load_parameters(self, path, *, allow_pickle: bool = False) -> None:
+        """Read parameters written by save_parameters into this (finalized) model. Pickle files
+        are refused unless allow_pickle=True (unpickling can run code: never for untrusted files)."""
+        from . import serialization
+
+        serialization.load_parameters(self, path, allow_pickle=allow_pickle)
+
+    def save(self, path, *, format: str = "fastnn") -> None:
+        """Write the whole model (layers, loss, accuracy, optimizer with its state) to `path`,
+        atomically, in the safe format (default) or, with format="pickle", as the book does."""
+        from . import serialization
+
+        serialization.save_model(self, path, format=format)
+
+    @staticmethod
+    def load(path, *, allow_pickle: bool = False) -> "Model":
+        """Read a model written by save(). Pickle files are refused unless allow_pickle=True."""
+        from . import serialization
+
+        return serialization.load_model(path, allow_pickle=allow_pickle)
