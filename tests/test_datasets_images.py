@@ -306,3 +306,26 @@ def test_malaria_damaged_zip_and_member(tmp_path, malaria_images):
                 archive.writestr(f"cell_images/{cls}/{name}", b"garbage" if array is None else png_bytes(array))
     with pytest.raises(ValueError, match="member cell_images/Uninfected/bad.png"):
         load_malaria(tmp_path)
+
+
+def test_threaded_decoding_gives_the_sequential_result(tmp_path, rng, monkeypatch):
+    import fastnn.datasets._images as images_module
+
+    root = tmp_path / "many-images"
+    arrays = {}
+    for k in range(3):
+        for i in range(70):
+            arrays[(k, i)] = save(root / f"class{k}" / f"{i:03d}.png", rng.integers(0, 256, (4, 5, 3), dtype=np.uint8))
+    (root / "class1" / "050.png").write_bytes(b"corrupt")
+    results = {}
+    for threads in (1, 4):
+        monkeypatch.setattr(images_module, "_MAX_THREADS", threads)
+        with pytest.raises(ValueError, match="050.png"):
+            load_image_folder(root)
+        with pytest.warns(UserWarning, match="skipped 1 files"):
+            results[threads] = load_image_folder(root, on_error="skip", layout="NHWC")
+    X, y, names = results[4]
+    assert np.array_equal(X, results[1][0]) and np.array_equal(y, results[1][1])
+    kept = [key for key in sorted(arrays) if key != (1, 50)]
+    assert X.shape == (209, 4, 5, 3) and np.array_equal(X, np.stack([arrays[key] for key in kept]))
+    assert y.tolist() == [k for k, _ in kept]
