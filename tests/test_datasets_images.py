@@ -152,9 +152,12 @@ def test_ignored_files_and_folders(rgb_folder):
 
 def test_nested_folders_inside_a_class_are_read(rgb_folder, rng):
     root, images = rgb_folder
-    extra = save(root / "dog" / "sub" / "zz.png", rng.integers(0, 256, (5, 4, 3), dtype=np.uint8))
+    last = save(root / "dog" / "sub" / "zz.png", rng.integers(0, 256, (5, 4, 3), dtype=np.uint8))
+    first = save(root / "dog" / "a_sub" / "first.png", rng.integers(0, 256, (5, 4, 3), dtype=np.uint8))
     X, y, _ = load_image_folder(root, layout="NHWC")
-    assert y.tolist() == [0, 0, 0, 1, 1, 1] and np.array_equal(X[5], extra)
+    assert y.tolist() == [0, 0, 0, 1, 1, 1, 1]
+    # sorted by path within the class: a_sub/first.png, img0.png, img1.png, sub/zz.png
+    assert np.array_equal(X[3:], np.stack([first, *images["dog"], last]))
 
 
 @pytest.mark.parametrize("name,content", [

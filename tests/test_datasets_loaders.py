@@ -459,7 +459,8 @@ LOADERS = {
                                      "fashion-mnist.s3-website.eu-central-1.amazonaws.com"]),
     "cifar": (load_cifar10, ["cifar-10-binary.tar.gz", "cifar-10-batches-bin",
                              "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"]),
-    "malaria": (ds.load_malaria, ["cell_images", "Parasitized", "data.lhncbc.nlm.nih.gov/public/Malaria/cell_images.zip"]),
+    "malaria": (ds.load_malaria, ["cell_images", "Parasitized",
+                                  "data.lhncbc.nlm.nih.gov/public/Malaria/cell_images.zip"]),
 }
 
 

@@ -4,6 +4,16 @@ from __future__ import annotations
 import operator
 import os
 import pathlib
+from typing import Tuple, Union
+
+import numpy as np
+from numpy.typing import NDArray
+
+PathArg = Union[str, "os.PathLike[str]"]
+"""A path argument: a str or an os.PathLike (pathlib.Path)."""
+
+FourArrays = Tuple[NDArray[np.uint8], NDArray[np.uint8], NDArray[np.uint8], NDArray[np.uint8]]
+"""(X_train, y_train, X_test, y_test), all uint8."""
 
 
 def positive_int(value, name: str, *, maximum: int | None = None) -> int:

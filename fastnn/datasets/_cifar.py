@@ -17,6 +17,7 @@ import zlib
 import numpy as np
 
 from . import _download, _paths
+from ._checks import FourArrays, PathArg
 
 CIFAR10_CLASSES: tuple[str, ...] = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                                     "ship", "truck")
@@ -110,7 +111,7 @@ def _read_archive(archive: pathlib.Path) -> dict[str, bytes]:
     return batches
 
 
-def load_cifar10(data_home=None, *, download: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def load_cifar10(data_home: PathArg | None = None, *, download: bool = False) -> FourArrays:
     """CIFAR-10 (60000 32x32 colour images in 10 classes) from the official binary version.
 
     Looks in each folder of the search path (``data_home``, then ``$FASTNN_DATA``, then the user cache

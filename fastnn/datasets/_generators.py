@@ -12,6 +12,7 @@ to float32 before it is used, and X is float32. float64 reproduces nnfs without 
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import DTypeLike, NDArray
 
 from .._config import resolve_dtype
 from . import _checks
@@ -29,7 +30,8 @@ def _normals(samples: int, dtype: np.dtype) -> np.ndarray:
     return np.random.standard_normal(samples).astype(dtype, copy=False)
 
 
-def spiral_data(samples: int, classes: int, *, dtype=None) -> tuple[np.ndarray, np.ndarray]:
+def spiral_data(samples: int, classes: int, *, dtype: DTypeLike = None
+                ) -> tuple[NDArray[np.floating], NDArray[np.uint8]]:
     """Spiral classification data, identical to ``nnfs.datasets.spiral_data``.
 
     Class ``k`` fills rows ``k*samples`` to ``(k+1)*samples - 1`` with an arm of the spiral:
@@ -70,7 +72,8 @@ def spiral_data(samples: int, classes: int, *, dtype=None) -> tuple[np.ndarray, 
     return X, y
 
 
-def vertical_data(samples: int, classes: int, *, dtype=None) -> tuple[np.ndarray, np.ndarray]:
+def vertical_data(samples: int, classes: int, *, dtype: DTypeLike = None
+                  ) -> tuple[NDArray[np.floating], NDArray[np.uint8]]:
     """Vertical-stripes classification data, identical to ``nnfs.datasets.vertical_data``.
 
     Class ``k`` fills rows ``k*samples`` to ``(k+1)*samples - 1`` with points
@@ -106,7 +109,7 @@ def vertical_data(samples: int, classes: int, *, dtype=None) -> tuple[np.ndarray
     return X, y
 
 
-def sine_data(samples: int = 1000, *, dtype=None) -> tuple[np.ndarray, np.ndarray]:
+def sine_data(samples: int = 1000, *, dtype: DTypeLike = None) -> tuple[NDArray[np.floating], NDArray[np.floating]]:
     """Sine regression data, the values of ``nnfs.datasets.sine_data``; draws nothing from the RNG.
 
     ``X = arange(samples) / samples`` (evenly spaced over [0, 1)) and ``y = sin(2 pi X)``, both computed

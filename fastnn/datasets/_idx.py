@@ -32,7 +32,7 @@ def is_gzip(path: pathlib.Path) -> bool:
     return path.name.endswith(".gz")
 
 
-def read_idx(path, *, dtype_code: int | None = None, ndim: int | None = None) -> np.ndarray:
+def read_idx(path: str | os.PathLike, *, dtype_code: int | None = None, ndim: int | None = None) -> np.ndarray:
     """The array stored in the IDX file ``path`` (``.gz``: gzip-compressed), in native byte order.
 
     ``dtype_code`` and ``ndim``, when given, are required values of the element type and the number of

@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
+from numpy.typing import NDArray
 
 from . import _checks, _download, _paths
+from ._checks import PathArg
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg")
 """File name endings (any case) read as images; Pillow decodes them as PNG or JPEG only."""
@@ -86,24 +88,28 @@ def _scan_folder(root: pathlib.Path) -> tuple[list[str], list[_Entry], list[str]
     entries: list[_Entry] = []
     others: list[str] = []
     for label, class_name in enumerate(classes):
+        class_root = root / class_name
+        found = []  # (path relative to the class folder, as a posix string; path)
+        for folder, subfolders, files in os.walk(class_root):
+            subfolders[:] = [d for d in subfolders if not _ignored(d)]
+            for file_name in files:
+                if not _ignored(file_name):
+                    file_path = pathlib.Path(folder) / file_name
+                    found.append((file_path.relative_to(class_root).as_posix(), file_path))
         before = len(entries)
-        for folder, subfolders, files in os.walk(root / class_name):
-            subfolders[:] = sorted(d for d in subfolders if not _ignored(d))
-            for file_name in sorted(files):
-                if _ignored(file_name):
-                    continue
-                file_path = pathlib.Path(folder) / file_name
-                if _is_image_name(file_name):
-                    entries.append(_Entry(label, str(file_path), lambda p=file_path: p))
-                else:
-                    others.append(str(file_path))
+        for _, file_path in sorted(found):
+            if _is_image_name(file_path.name):
+                entries.append(_Entry(label, str(file_path), lambda p=file_path: p))
+            else:
+                others.append(str(file_path))
         if len(entries) == before:
             raise ValueError(f"class folder {root / class_name} holds no PNG or JPEG images "
                              f"(looked for files ending in {', '.join(IMAGE_EXTENSIONS)})")
     return classes, entries, others
 
 
-def _scan_zip(archive: zipfile.ZipFile, archive_path: pathlib.Path, prefix: str) -> tuple[list[str], list[_Entry], list[str]]:
+def _scan_zip(archive: zipfile.ZipFile, archive_path: pathlib.Path, prefix: str
+              ) -> tuple[list[str], list[_Entry], list[str]]:
     """Like _scan_folder, for the members of ``archive`` under ``prefix`` (e.g. "cell_images/")."""
     by_class: dict[str, list[zipfile.ZipInfo]] = {}
     for info in archive.infolist():
@@ -205,7 +211,7 @@ def _load_entries(classes, entries, others, *, image_size, color_mode, layout, o
     channels = 1 if color_mode == "grayscale" else 3
     X = None
     y = np.empty(len(entries), dtype=_label_dtype(len(classes)))
-    first_name = None
+    first_name, first_size = None, None
     count = 0
     for entry, pixels in _decode_all(Image, entries, color_mode, image_size):
         if isinstance(pixels, ValueError):
@@ -215,13 +221,12 @@ def _load_entries(classes, entries, others, *, image_size, color_mode, layout, o
             continue
         height, width = pixels.shape[:2]
         if X is None:
-            first_name = entry.name
-            shape = (len(entries), channels, height, width) if layout == "NCHW" else (len(entries), height, width, channels)
-            X = np.empty(shape, dtype=np.uint8)
-        elif (height, width) != (X.shape[2:] if layout == "NCHW" else X.shape[1:3]):
-            first_h, first_w = (X.shape[2:] if layout == "NCHW" else X.shape[1:3])
-            raise ValueError(f"images differ in size: {first_name} is {first_h}x{first_w} (height x width) but "
-                             f"{entry.name} is {height}x{width}; pass image_size=(height, width) to resize all")
+            first_name, first_size = entry.name, (height, width)
+            n = len(entries)
+            X = np.empty((n, channels, height, width) if layout == "NCHW" else (n, height, width, channels), np.uint8)
+        elif (height, width) != first_size:
+            raise ValueError(f"images differ in size: {first_name} is {first_size[0]}x{first_size[1]} (height x width) "
+                             f"but {entry.name} is {height}x{width}; pass image_size=(height, width) to resize all")
         if pixels.ndim == 2:
             pixels = pixels[:, :, None]
         X[count] = pixels.transpose(2, 0, 1) if layout == "NCHW" else pixels
@@ -243,8 +248,9 @@ def _check_options(image_size, color_mode, layout, on_error):
             _checks.choice(layout, "layout", _LAYOUTS), _checks.choice(on_error, "on_error", _ON_ERROR))
 
 
-def load_image_folder(path, *, image_size=None, color_mode: str = "rgb", layout: str = "NCHW",
-                      on_error: str = "raise") -> tuple[np.ndarray, np.ndarray, list[str]]:
+def load_image_folder(path: PathArg, *, image_size: tuple[int, int] | None = None, color_mode: str = "rgb",
+                      layout: str = "NCHW", on_error: str = "raise"
+                      ) -> tuple[NDArray[np.uint8], NDArray[np.unsignedinteger], list[str]]:
     """Images stored as one sub-folder per class, decoded (and resized) with Pillow.
 
     The layout of the Malaria cell images (``cell_images/Parasitized/*.png``,
@@ -252,7 +258,8 @@ def load_image_folder(path, *, image_size=None, color_mode: str = "rgb", layout:
     (``fashion_mnist_images/train/0/*.png`` .. ``9/``). Every sub-folder of ``path`` is a class; its files
     (including those in nested folders) ending in .png, .jpg or .jpeg (any case) are its images.
     Classes are sorted by folder name, numerically when every name is a non-negative integer (so the
-    book's folders 0..9 get labels 0..9); images within a class are sorted by path. Files directly in
+    book's folders 0..9 get labels 0..9); images within a class are sorted by their path relative to the
+    class folder (so the order does not depend on the file system). Files directly in
     ``path``, hidden files and folders (names starting with '.'), and Thumbs.db / desktop.ini /
     .DS_Store files are ignored.
 
@@ -329,7 +336,8 @@ def _zip_prefix(archive: zipfile.ZipFile) -> str:
     return "cell_images/"
 
 
-def load_malaria(data_home=None, *, image_size=(64, 64), download: bool = False) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def load_malaria(data_home: PathArg | None = None, *, image_size: tuple[int, int] | None = (64, 64),
+                 download: bool = False) -> tuple[NDArray[np.uint8], NDArray[np.uint8], list[str]]:
     """The NIH/NLM Malaria cell images (27558 thin-blood-smear cell crops, half parasitized), resized.
 
     Looks in each folder of the search path (``data_home``, then ``$FASTNN_DATA``, then the user cache

@@ -6,6 +6,7 @@ import io
 from importlib import resources
 
 import numpy as np
+from numpy.typing import DTypeLike, NDArray
 
 from .._config import resolve_dtype
 
@@ -29,7 +30,7 @@ def _read_rows() -> list[list[str]]:
     return body
 
 
-def load_iris(*, dtype=None) -> tuple[np.ndarray, np.ndarray]:
+def load_iris(*, dtype: DTypeLike = None) -> tuple[NDArray[np.floating], NDArray[np.uint8]]:
     """Fisher's Iris data: 150 flowers, 4 measurements, 3 species (50 each), shipped with fastnn.
 
     Nothing is downloaded. The rows come in the customary order (50 setosa, then 50 versicolor, then

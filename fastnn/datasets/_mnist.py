@@ -6,6 +6,7 @@ import pathlib
 import numpy as np
 
 from . import _download, _idx, _paths
+from ._checks import FourArrays, PathArg
 
 FASHION_MNIST_CLASSES: tuple[str, ...] = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
                                           "Shirt", "Sneaker", "Bag", "Ankle boot")
@@ -62,7 +63,7 @@ def _read_pair(images_path: pathlib.Path, labels_path: pathlib.Path) -> tuple[np
     return images, labels
 
 
-def _load(title: str, function: str, dataset: str, subdir: str, data_home, download):
+def _load(title: str, function: str, dataset: str, subdir: str, data_home, download) -> FourArrays:
     files = _paths.find_or_download(
         title=title, function=function, data_home=data_home, download=download,
         probe=_probe(subdir), fetch=_fetch(dataset, subdir),
@@ -74,7 +75,7 @@ def _load(title: str, function: str, dataset: str, subdir: str, data_home, downl
     return X_train, y_train, X_test, y_test
 
 
-def load_mnist(data_home=None, *, download: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def load_mnist(data_home: PathArg | None = None, *, download: bool = False) -> FourArrays:
     """The MNIST handwritten digits from the official IDX files.
 
     Looks for ``train-images-idx3-ubyte.gz``, ``train-labels-idx1-ubyte.gz``, ``t10k-images-idx3-ubyte.gz``
@@ -113,7 +114,7 @@ def load_mnist(data_home=None, *, download: bool = False) -> tuple[np.ndarray, n
     return _load("MNIST", "load_mnist", "mnist", "mnist", data_home, download)
 
 
-def load_fashion_mnist(data_home=None, *, download: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def load_fashion_mnist(data_home: PathArg | None = None, *, download: bool = False) -> FourArrays:
     """Zalando's Fashion-MNIST from the official IDX files.
 
     Same file names and format as MNIST, in ``<folder>/fashion-mnist/``, where ``<folder>`` is, in this

@@ -9,6 +9,7 @@ import os
 import pathlib
 import sys
 from dataclasses import dataclass
+from typing import Callable
 
 from . import _checks
 
@@ -46,7 +47,7 @@ class Place:
     source: str
 
 
-def search_path(data_home=None) -> tuple[list[Place], list[str]]:
+def search_path(data_home: _checks.PathArg | None = None) -> tuple[list[Place], list[str]]:
     """The folders to search, in order, and notes about places that were not set.
 
     Returns (places, notes): places is data_home, FASTNN_DATA, the user cache (each once, duplicates
@@ -76,7 +77,7 @@ def search_path(data_home=None) -> tuple[list[Place], list[str]]:
     return merged, notes
 
 
-def get_data_home(data_home=None) -> pathlib.Path:
+def get_data_home(data_home: _checks.PathArg | None = None) -> pathlib.Path:
     """The folder downloads go to: ``data_home`` if given, else ``$FASTNN_DATA`` if set, else the user cache folder.
 
     Nothing is created. Loaders look in all three places (in that order) before saying a dataset is
@@ -116,7 +117,8 @@ def not_found_message(dataset: str, function: str, lines: list[str], notes: list
     return "\n".join(parts)
 
 
-def find_or_download(*, title: str, function: str, data_home, download, probe, fetch, how_to_get: list[str],
+def find_or_download(*, title: str, function: str, data_home, download, probe: Callable, fetch: Callable,
+                     how_to_get: list[str],
                      subdir: str = ""):
     """Search data_home, FASTNN_DATA and the user cache in order; download into the first when asked.
 
