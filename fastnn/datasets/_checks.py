@@ -9,7 +9,7 @@ from typing import Tuple, Union
 import numpy as np
 from numpy.typing import NDArray
 
-PathArg = Union[str, "os.PathLike[str]"]
+PathArg = Union[str, os.PathLike]
 """A path argument: a str or an os.PathLike (pathlib.Path)."""
 
 FourArrays = Tuple[NDArray[np.uint8], NDArray[np.uint8], NDArray[np.uint8], NDArray[np.uint8]]
