@@ -9,8 +9,11 @@
   FASTNN_REQUIRE_OPENMP=1  fail the build instead of building serial kernels when OpenMP is missing
   FASTNN_SANITIZE=1        build with -fsanitize=address,undefined (see README, "Sanitizers")
 
-Flags are -O3 -fno-math-errno, never -ffast-math (it breaks NaN checks and can flip the
-flush-to-zero mode of the whole process).
+Flags are -O3 -fno-math-errno -fno-trapping-math, never -ffast-math (it breaks NaN checks and can
+flip the flush-to-zero mode of the whole process). The two -fno flags are the safe subset: results,
+NaN and inf are unchanged (no reassociation, no finite-math assumption); they only let the compiler
+vectorise sqrt and loops with selects and float/int conversions (clang's default is already
+-fno-trapping-math).
 """
 import glob
 import os
@@ -100,7 +103,7 @@ class BuildExt(build_ext):
             compile_args = ["/Od", "/Zi"] if DEBUG else ["/O2"]
             link_args = []
         else:
-            compile_args = ["-O1", "-g"] if DEBUG else ["-O3", "-fno-math-errno"]
+            compile_args = ["-O1", "-g"] if DEBUG else ["-O3", "-fno-math-errno", "-fno-trapping-math"]
             link_args = []
             if NATIVE:
                 compile_args.append("-march=native")

@@ -104,7 +104,10 @@ def test_sine_values_and_dtypes_in_both_modes(request):
             X64, y64 = sine_data(samples, dtype="float64")
             assert X64.dtype == y64.dtype == np.float64
             assert np.array_equal(X64, X_ref) and np.array_equal(y64, y_ref)
-            X32, y32 = sine_data(samples)
+            X_default, y_default = sine_data(samples)  # float64 by default: identical to nnfs
+            assert np.array_equal(X_default, X_ref) and X_default.dtype == np.float64
+            assert np.array_equal(y_default, y_ref) and y_default.dtype == np.float64
+            X32, y32 = sine_data(samples, dtype="float32")
             assert X32.dtype == y32.dtype == np.float32 and X32.shape == y32.shape == (samples, 1)
             assert np.array_equal(X32, X_ref.astype(np.float32)) and np.array_equal(y32, y_ref.astype(np.float32))
     assert sine_data()[0].shape == (1000, 1) == nnfs_sine_data()[0].shape

@@ -116,15 +116,15 @@ def sine_data(samples: int = 1000, *, dtype: DTypeLike = None) -> tuple[NDArray[
     in float64 and then given the requested dtype.
 
     nnfs returns float64 arrays here whether or not ``nnfs.init()`` was called (``np.arange`` is not
-    patched). ``dtype="float64"`` returns exactly those arrays; the default float32 returns the same
-    values rounded to float32 (what a float32 fastnn model converts them to anyway).
+    patched), so the default is float64 too: the same arrays as nnfs in both cases. A float32 model
+    converts them once when training starts.
 
     Parameters
     ----------
     samples : int
         Number of points (>= 1), 1000 by default.
     dtype : None, "float32" or "float64"
-        dtype of X and y; None means fastnn's default (float32).
+        dtype of X and y; None means float64, as nnfs.
 
     Returns
     -------
@@ -132,7 +132,7 @@ def sine_data(samples: int = 1000, *, dtype: DTypeLike = None) -> tuple[NDArray[
     y : ndarray, shape (samples, 1), the given dtype
     """
     samples = _checks.positive_int(samples, "samples")
-    dtype = resolve_dtype(dtype)
+    dtype = np.dtype(np.float64) if dtype is None else resolve_dtype(dtype)
     X = np.arange(samples).reshape(-1, 1) / samples
     y = np.sin(2 * np.pi * X).reshape(-1, 1)
     return X.astype(dtype, copy=False), y.astype(dtype, copy=False)
