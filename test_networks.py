@@ -1,0 +1,374 @@
+#!/usr/bin/env python
+"""fastnn's main job: train the book's networks on several data sets and show what they reach.
+
+    python test_networks.py                      # embedded data, then every real data set found
+    python test_networks.py --quick              # a smoke run (CI)
+    python test_networks.py --datasets spiral,iris --epochs 500 --seed 1
+    python test_networks.py --data-dir ~/data    # where MNIST, Fashion-MNIST, CIFAR-10, Malaria live
+
+Embedded data (always available): spiral (the book's Ch18 model), binary spiral (Ch16), sine
+regression (Ch17), vertical (Ch6 data) and Iris (shipped with fastnn). Real data sets are looked
+for with fastnn.datasets' rules (--data-dir, then $FASTNN_DATA, then the user cache folder) and,
+in a development checkout, in the shared folder next to the repository (../shared/datasets). A
+data set that is not found gets one line saying where to put it.
+
+The run ends with a table: data set, model, epochs, train and test accuracy, seconds, steps/s.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import sys
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+try:
+    import fastnn as nn
+    from fastnn import datasets
+except ImportError as exc:  # the usual cause: the kernels are not built
+    sys.exit(f"test_networks.py: cannot import fastnn ({exc}).\nBuild it first: python -m pip install -e .")
+
+REPO = pathlib.Path(__file__).resolve().parent
+SHARED_DATASETS = REPO.parent / "shared" / "datasets"
+
+
+@dataclass
+class Result:
+    dataset: str
+    model: str
+    epochs: int
+    train_accuracy: float
+    test_accuracy: float
+    seconds: float
+    steps: int
+    target: str = ""
+    met: bool | None = None
+
+    @property
+    def steps_per_second(self) -> float:
+        return self.steps / self.seconds if self.seconds > 0 else float("nan")
+
+
+class Skip(Exception):
+    """A data set that is not available; the message says where to put it."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Training helpers
+
+
+def progress(enabled: bool, total: int, description: str):
+    if not enabled:
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc=description, unit="epoch", leave=False, file=sys.stderr, dynamic_ncols=True)
+
+
+def fit(model, X, y, *, epochs: int, batch_size: int | None, label: str, show: bool,
+        validation_data=None, shuffle: bool = False) -> tuple[float, int]:
+    """Train silently in chunks of epochs under one progress bar; returns (seconds, optimizer steps).
+
+    Training in chunks is the same as one long call: the optimizer's iteration count (which drives
+    the learning-rate decay) and the data order carry over from one call to the next."""
+    steps_per_epoch = 1 if batch_size is None else -(-len(X) // batch_size)
+    chunk = max(1, min(epochs, 10 if batch_size else 250))
+    bar = progress(show, epochs, label)
+    started = time.perf_counter()
+    done = 0
+    while done < epochs:
+        n = min(chunk, epochs - done)
+        history = model.train(X, y, epochs=n, batch_size=batch_size, verbose="silent", shuffle=shuffle,
+                              validation_data=validation_data if done + n == epochs else None)
+        done += n
+        if bar is not None:
+            bar.update(n)
+            bar.set_postfix(loss=f"{history.loss[-1]:.3f}", acc=f"{history.accuracy[-1]:.3f}", refresh=False)
+    seconds = time.perf_counter() - started
+    if bar is not None:
+        bar.close()
+    return seconds, epochs * steps_per_epoch
+
+
+def accuracy(model, X, y, batch_size=None) -> float:
+    return model.evaluate(X, y, batch_size=batch_size, verbose="silent")[1]
+
+
+def classifier(layers, *, optimizer, binary=False, loss=None):
+    model = nn.Model()
+    for layer in layers:
+        model.add(layer)
+    model.set(loss=loss or (nn.Loss_BinaryCrossentropy() if binary else nn.Loss_CategoricalCrossentropy()),
+              optimizer=optimizer, accuracy=nn.Accuracy_Categorical(binary=binary))
+    model.finalize()
+    return model
+
+
+def mlp(sizes, *, dropout=0.0, output="softmax", l2=0.0):
+    """Dense layers with ReLU (and dropout) between them, then the output activation."""
+    layers = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        last = i == len(sizes) - 2
+        layers.append(nn.Layer_Dense(n_in, n_out, weight_regularizer_l2=l2 if not last else 0,
+                                     bias_regularizer_l2=l2 if not last else 0))
+        if not last:
+            layers.append(nn.Activation_ReLU())
+            if dropout:
+                layers.append(nn.Layer_Dropout(dropout))
+    layers.append({"softmax": nn.Activation_Softmax, "sigmoid": nn.Activation_Sigmoid,
+                   "linear": nn.Activation_Linear}[output]())
+    return layers
+
+
+def scaled_images(X: np.ndarray) -> np.ndarray:
+    """The book's scaling: uint8 pixels to [-1, 1], one row per image."""
+    return ((X.reshape(len(X), -1).astype(np.float32) - 127.5) / 127.5)
+
+
+def shuffled(X, y):
+    """The book's Ch19 shuffle: one np.random.shuffle of the index array."""
+    keys = np.array(range(X.shape[0]))
+    np.random.shuffle(keys)
+    return X[keys], y[keys]
+
+
+# ---------------------------------------------------------------------------------------------
+# Recipes: each returns a Result (or raises Skip).
+
+
+def run_spiral(args, show):
+    """The book's Ch18 model: spiral 1000x3, Dense(2,512, L2 5e-4) ReLU Dropout(0.1) Dense(512,3)."""
+    epochs = args.epochs or (300 if args.quick else 10000)
+    X, y = datasets.spiral_data(samples=1000, classes=3)
+    X_test, y_test = datasets.spiral_data(samples=100, classes=3)
+    model = classifier(mlp([2, 512, 3], dropout=0.1, l2=5e-4),
+                       optimizer=nn.Optimizer_Adam(learning_rate=0.05, decay=5e-5))
+    seconds, steps = fit(model, X, y, epochs=epochs, batch_size=None, label="spiral", show=show)
+    return Result("spiral", "2-512-3, dropout 0.1 (Ch18)", epochs, accuracy(model, X, y),
+                  accuracy(model, X_test, y_test), seconds, steps, "book run: 0.855 / 0.853")
+
+
+def run_binary_spiral(args, show):
+    """The book's Ch16 logistic regression: spiral 100x2, Dense(2,64, L2 5e-4) ReLU Dense(64,1) Sigmoid, BCE."""
+    epochs = args.epochs or (500 if args.quick else 10000)
+    X, y = datasets.spiral_data(samples=100, classes=2)
+    y = y.reshape(-1, 1)
+    X_test, y_test = datasets.spiral_data(samples=100, classes=2)
+    y_test = y_test.reshape(-1, 1)
+    model = classifier(mlp([2, 64, 1], output="sigmoid", l2=5e-4), binary=True,
+                       optimizer=nn.Optimizer_Adam(decay=5e-7))
+    seconds, steps = fit(model, X, y, epochs=epochs, batch_size=None, label="binary spiral", show=show)
+    return Result("binary spiral", "2-64-1 sigmoid (Ch16)", epochs, accuracy(model, X, y),
+                  accuracy(model, X_test, y_test), seconds, steps, "book run: 0.945 / 0.920")
+
+
+def run_sine(args, show):
+    """The book's Ch17 regression: sine_data(), Dense(1,64) ReLU Dense(64,64) ReLU Dense(64,1) Linear, MSE."""
+    epochs = args.epochs or (500 if args.quick else 10000)
+    X, y = datasets.sine_data()
+    X_test, y_test = datasets.sine_data(samples=997)  # other points of the same curve
+    layers = mlp([1, 64, 64, 1], output="linear")
+    for layer in layers:
+        if isinstance(layer, nn.Layer_Dense):
+            layer.weights *= 10  # Ch17 initialises with 0.1 instead of 0.01
+    model = nn.Model()
+    for layer in layers:
+        model.add(layer)
+    model.set(loss=nn.Loss_MeanSquaredError(), optimizer=nn.Optimizer_Adam(learning_rate=0.005, decay=1e-3),
+              accuracy=nn.Accuracy_Regression())
+    model.finalize()
+    seconds, steps = fit(model, X, y, epochs=epochs, batch_size=None, label="sine", show=show)
+    return Result("sine", "1-64-64-1 linear (Ch17)", epochs, accuracy(model, X, y),
+                  accuracy(model, X_test, y_test), seconds, steps, "book run: 0.970 (train)")
+
+
+def run_vertical(args, show):
+    """vertical_data 100x3 (the Ch6 data) with a small classifier."""
+    epochs = args.epochs or (100 if args.quick else 1000)
+    X, y = datasets.vertical_data(samples=100, classes=3)
+    X_test, y_test = datasets.vertical_data(samples=100, classes=3)
+    model = classifier(mlp([2, 16, 3]), optimizer=nn.Optimizer_Adam(learning_rate=0.01))
+    seconds, steps = fit(model, X, y, epochs=epochs, batch_size=None, label="vertical", show=show)
+    return Result("vertical", "2-16-3", epochs, accuracy(model, X, y), accuracy(model, X_test, y_test),
+                  seconds, steps)
+
+
+def run_iris(args, show):
+    """Iris (shipped with fastnn): a stratified 99/51 split (17 test flowers per class), standardised
+    features, 4-32-3."""
+    epochs = args.epochs or (100 if args.quick else 500)
+    X, y = datasets.load_iris()
+    test = np.zeros(len(y), bool)
+    for c in range(3):
+        test[np.random.permutation(np.flatnonzero(y == c))[:17]] = True
+    mean, std = X[~test].mean(axis=0), X[~test].std(axis=0)
+    X = (X - mean) / std
+    model = classifier(mlp([4, 32, 3]), optimizer=nn.Optimizer_Adam(learning_rate=0.01, decay=1e-3))
+    seconds, steps = fit(model, X[~test], y[~test], epochs=epochs, batch_size=None, label="iris", show=show)
+    result = Result("iris", "4-32-3", epochs, accuracy(model, X[~test], y[~test]),
+                    accuracy(model, X[test], y[test]), seconds, steps, "test >= 0.96")
+    result.met = result.test_accuracy >= 0.96
+    return result
+
+
+def find(loader: Callable, name: str, args):
+    """Load a real data set from --data-dir, $FASTNN_DATA, the user cache or ../shared/datasets."""
+    homes = [args.data_dir] if args.data_dir else [None]
+    if not args.data_dir and SHARED_DATASETS.is_dir():
+        homes.append(SHARED_DATASETS)
+    for home in homes:
+        try:
+            return loader(home)
+        except datasets.DatasetNotFoundError:
+            continue
+    places = [str(p.root) for p in datasets._paths.search_path(args.data_dir)[0]]
+    raise Skip(f"{name}: not found; put its files in one of {', '.join(places)} "
+               f"(see help(fastnn.datasets.{loader.__name__})) or pass --data-dir")
+
+
+def run_mnist(args, show):
+    """MNIST with an MLP: 784-512-512-10, dropout 0.2, Adam, batch 128."""
+    X, y, X_test, y_test = find(datasets.load_mnist, "mnist", args)
+    epochs = args.epochs or (1 if args.quick else 10)
+    if args.quick:
+        X, y = X[:5000], y[:5000]
+    X, y = shuffled(scaled_images(X), y)
+    X_test = scaled_images(X_test)
+    model = classifier(mlp([784, 512, 512, 10], dropout=0.2),
+                       optimizer=nn.Optimizer_Adam(learning_rate=0.001, decay=1e-4))
+    seconds, steps = fit(model, X, y, epochs=epochs, batch_size=128, label="mnist", show=show)
+    result = Result("mnist", "784-512-512-10, dropout 0.2", epochs, accuracy(model, X, y, 1024),
+                    accuracy(model, X_test, y_test, 1024), seconds, steps, "test >= 0.98")
+    result.met = None if args.quick else result.test_accuracy >= 0.98
+    return result
+
+
+def run_fashion_mnist(args, show):
+    """The book's Ch19 recipe: 784-128-128-10, Adam(decay=1e-3), batch 128, 10 epochs, [-1, 1], shuffled once."""
+    X, y, X_test, y_test = find(datasets.load_fashion_mnist, "fashion-mnist", args)
+    epochs = args.epochs or (1 if args.quick else 10)
+    if args.quick:
+        X, y = X[:5000], y[:5000]
+    X, y = shuffled(scaled_images(X), y)
+    X_test = scaled_images(X_test)
+    model = classifier(mlp([784, 128, 128, 10]), optimizer=nn.Optimizer_Adam(decay=1e-3))
+    seconds, steps = fit(model, X, y, epochs=epochs, batch_size=128, label="fashion-mnist", show=show)
+    result = Result("fashion-mnist", "784-128-128-10 (Ch19)", epochs, accuracy(model, X, y, 1024),
+                    accuracy(model, X_test, y_test, 1024), seconds, steps, "test >= 0.87")
+    result.met = None if args.quick else result.test_accuracy >= 0.87
+    return result
+
+
+def run_cifar10(args, show):
+    """CIFAR-10 (binary version) with an MLP, as the seed project did: 3072-512-256-10, dropout 0.2."""
+    X, y, X_test, y_test = find(datasets.load_cifar10, "cifar10", args)
+    epochs = args.epochs or (1 if args.quick else 10)
+    if args.quick:
+        X, y = X[:5000], y[:5000]
+    X, y = shuffled(scaled_images(X), y)
+    X_test = scaled_images(X_test)
+    model = classifier(mlp([3072, 512, 256, 10], dropout=0.2),
+                       optimizer=nn.Optimizer_Adam(learning_rate=0.0005, decay=1e-4))
+    seconds, steps = fit(model, X, y, epochs=epochs, batch_size=128, label="cifar10", show=show)
+    return Result("cifar10", "3072-512-256-10 MLP", epochs, accuracy(model, X, y, 1024),
+                  accuracy(model, X_test, y_test, 1024), seconds, steps, "MLP wall ~0.5-0.6")
+
+
+def run_malaria(args, show):
+    """Malaria cell images (64x64 RGB, no official split: 80/20 here) with an MLP."""
+    X, y, _ = find(lambda home: datasets.load_malaria(home, image_size=(32, 32)), "malaria", args)
+    epochs = args.epochs or (1 if args.quick else 10)
+    order = np.random.permutation(len(X))
+    X, y = scaled_images(X[order]), y[order]
+    split = int(0.8 * len(X))
+    model = classifier(mlp([X.shape[1], 256, 64, 2], dropout=0.2),
+                       optimizer=nn.Optimizer_Adam(learning_rate=0.0005, decay=1e-4))
+    seconds, steps = fit(model, X[:split], y[:split], epochs=epochs, batch_size=128, label="malaria", show=show)
+    return Result("malaria", f"{X.shape[1]}-256-64-2 MLP", epochs, accuracy(model, X[:split], y[:split], 1024),
+                  accuracy(model, X[split:], y[split:], 1024), seconds, steps, "MLP wall ~0.6")
+
+
+RECIPES: dict[str, Callable] = {
+    "spiral": run_spiral,
+    "binary-spiral": run_binary_spiral,
+    "sine": run_sine,
+    "vertical": run_vertical,
+    "iris": run_iris,
+    "mnist": run_mnist,
+    "fashion-mnist": run_fashion_mnist,
+    "cifar10": run_cifar10,
+    "malaria": run_malaria,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def table(results: list[Result]) -> str:
+    header = ("dataset", "model", "epochs", "train acc", "test acc", "seconds", "steps/s", "target")
+    rows = [header] + [(r.dataset, r.model, str(r.epochs), f"{r.train_accuracy:.3f}", f"{r.test_accuracy:.3f}",
+                        f"{r.seconds:.1f}", f"{r.steps_per_second:,.0f}",
+                        r.target + ("" if r.met is None else (" (met)" if r.met else " (MISSED)")))
+                       for r in results]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) if i < 2 or i == 7 else cell.rjust(w) for i, (cell, w) in
+                       enumerate(zip(row, widths))).rstrip() for row in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    return "\n".join(lines)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a short smoke run of every recipe (CI)")
+    parser.add_argument("--datasets", default=",".join(RECIPES),
+                        help=f"comma-separated subset of: {', '.join(RECIPES)}")
+    parser.add_argument("--data-dir", type=pathlib.Path, default=None,
+                        help="folder holding mnist/, fashion-mnist/, cifar-10-*, malaria/ (default: fastnn's search path)")
+    parser.add_argument("--epochs", type=int, default=None, help="override every recipe's epoch count")
+    parser.add_argument("--seed", type=int, default=0, help="NumPy global seed, set before each recipe (default 0)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+    names = [n.strip() for n in args.datasets.split(",") if n.strip()]
+    unknown = [n for n in names if n not in RECIPES]
+    if unknown:
+        parser.error(f"unknown dataset(s) {', '.join(unknown)}; choose from {', '.join(RECIPES)}")
+    if args.epochs is not None and args.epochs <= 0:
+        parser.error("--epochs must be a positive integer")
+    args.names = names
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    show = not args.no_progress and sys.stderr.isatty()
+    print(f"fastnn {nn.__version__}: training on {', '.join(args.names)}"
+          + (" (quick)" if args.quick else ""), flush=True)
+    results, skipped = [], []
+    for name in args.names:
+        np.random.seed(args.seed)
+        try:
+            result = RECIPES[name](args, show)
+        except Skip as skip:
+            skipped.append(str(skip))
+            print(f"  {skip}", flush=True)
+            continue
+        results.append(result)
+        print(f"  {name}: test accuracy {result.test_accuracy:.3f} in {result.seconds:.1f} s", flush=True)
+    print()
+    if results:
+        print(table(results))
+    missed = [r.dataset for r in results if r.met is False]
+    if missed:
+        print(f"\ntargets missed: {', '.join(missed)}")
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
