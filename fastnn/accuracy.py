@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _validation
+from ._ext import _losses
 
 __all__ = ["Accuracy", "Accuracy_Categorical", "Accuracy_Regression"]
 
@@ -23,10 +24,13 @@ class Accuracy:
         if count == 0:
             raise ValueError(f"{type(self).__name__}.calculate: got an empty batch (0 samples)")
         correct = int(np.count_nonzero(comparisons))
+        self._accumulate(correct, count)
+        return correct / comparisons.size
+
+    def _accumulate(self, correct: int, count: int) -> None:
         state = self.__dict__
         state["accumulated_sum"] = state.get("accumulated_sum", 0) + correct
         state["accumulated_count"] = state.get("accumulated_count", 0) + count
-        return correct / comparisons.size
 
     def calculate_accumulated(self) -> float:
         """Accuracy over everything since new_pass()."""
@@ -55,6 +59,20 @@ class Accuracy_Categorical(Accuracy):
 
     def init(self, y) -> None:
         """Nothing to prepare (book API)."""
+
+    def _calculate_from_scores(self, scores, y):
+        """calculate(argmax(scores), y) for class-id labels in one pass without the predictions
+        array (the Model's path for a softmax output); None when scores/y are not in that form."""
+        if self.binary:
+            return None
+        correct = _losses.argmax_matches(scores, y)
+        if correct is None:
+            return None
+        count = len(y)
+        if count == 0:
+            raise ValueError(f"{type(self).__name__}.calculate: got an empty batch (0 samples)")
+        self._accumulate(correct, count)
+        return correct / count
 
     def compare(self, predictions, y) -> np.ndarray:
         predictions = np.asarray(predictions)

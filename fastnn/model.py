@@ -219,7 +219,7 @@ class Model:
                 f"Model.train: the loss became {data_loss + reg_loss} (data_loss {data_loss}, reg_loss "
                 f"{reg_loss}) at epoch {epoch}, step {step}; the weights were not updated by this step. "
                 f"Lower the learning rate, check the inputs for NaN/inf, or scale them.")
-        accuracy = self.accuracy.calculate(self._predictions(output), batch_y)
+        accuracy = self._accuracy(output, batch_y)
         self.backward(output, batch_y)
         optimizer = self.optimizer
         optimizer.pre_update_params()
@@ -227,6 +227,15 @@ class Model:
             optimizer.update_params(layer)
         optimizer.post_update_params()
         return data_loss, reg_loss, accuracy
+
+    def _accuracy(self, output, y):
+        """accuracy.calculate(predictions(output), y); for a softmax output with class ids and
+        Accuracy_Categorical, one compiled pass over the scores gives the same count."""
+        if type(self.accuracy) is Accuracy_Categorical and type(self.output_layer_activation) is Activation_Softmax:
+            value = self.accuracy._calculate_from_scores(output, y)
+            if value is not None:
+                return value
+        return self.accuracy.calculate(self._predictions(output), y)
 
     def _predictions(self, output):
         """The output layer's predictions(); a last layer without one (e.g. a bare Layer_Dense,
@@ -266,7 +275,7 @@ class Model:
             batch_y = y_val[step * size:(step + 1) * size]
             output = self.forward(batch_X, training=False)
             self.loss.calculate(output, batch_y)
-            self.accuracy.calculate(self._predictions(output), batch_y)
+            self._accuracy(output, batch_y)
         validation_loss = self.loss.calculate_accumulated()
         validation_accuracy = self.accuracy.calculate_accumulated()
         if mode == "book":

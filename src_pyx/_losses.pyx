@@ -532,3 +532,53 @@ def regularization_loss(object weights, object biases, double l1w, double l2w, d
         total += _penalty(<float*>p_w, nw, l1w, l2w) if wf else _penalty(<double*>p_w, nw, l1w, l2w)
         total += _penalty(<float*>p_b, nb, l1b, l2b) if bf else _penalty(<double*>p_b, nb, l1b, l2b)
     return total
+
+
+# ---------------------------------------------------------------------------------------------
+# Categorical accuracy straight from class scores: the number of rows whose argmax (the first
+# maximum, as np.argmax) equals the label. The Model uses it to skip the predictions array.
+
+cdef inline Py_ssize_t _argmax_matches(const floating* scores, const label_t* labels, Py_ssize_t n_samples,
+                                       Py_ssize_t n_classes) noexcept nogil:
+    cdef Py_ssize_t i, j, best, correct = 0
+    cdef const floating* row
+    for i in range(n_samples):
+        row = scores + i * n_classes
+        best = 0
+        for j in range(1, n_classes):
+            if row[j] > row[best]:
+                best = j
+        correct += best == labels[i]
+    return correct
+
+
+def argmax_matches(object scores, object labels):
+    """Count of rows of `scores` (n_samples, n_classes) whose argmax equals the class id in
+    `labels` (n_samples,); None when the arguments are not in that exact form."""
+    if not _predictions(scores) or (<cnp.ndarray>scores).ndim != 2:
+        return None
+    cdef cnp.ndarray s = <cnp.ndarray>scores
+    cdef Py_ssize_t n = s.shape[0], c = s.shape[1]
+    cdef int kind = _label_kind(labels, n)
+    if kind == NOT_LABELS or c == 0:
+        return None
+    cdef void* p_s = data(s)
+    cdef void* p_y = data(<cnp.ndarray>labels)
+    cdef bint f32 = cnp.PyArray_TYPE(s) == cnp.NPY_FLOAT32
+    cdef Py_ssize_t correct
+    with nogil:
+        if f32:
+            if kind == U8:
+                correct = _argmax_matches(<float*>p_s, <uint8_t*>p_y, n, c)
+            elif kind == I32:
+                correct = _argmax_matches(<float*>p_s, <int32_t*>p_y, n, c)
+            else:
+                correct = _argmax_matches(<float*>p_s, <int64_t*>p_y, n, c)
+        else:
+            if kind == U8:
+                correct = _argmax_matches(<double*>p_s, <uint8_t*>p_y, n, c)
+            elif kind == I32:
+                correct = _argmax_matches(<double*>p_s, <int32_t*>p_y, n, c)
+            else:
+                correct = _argmax_matches(<double*>p_s, <int64_t*>p_y, n, c)
+    return correct
