@@ -347,10 +347,12 @@ class Model:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
             raise ValueError(f"{where}: validation_data must be a pair (X_val, y_val), got "
                              f"{_validation.describe(validation_data)}")
-        X_val, y_val = self._prepare_data(validation_data[0], validation_data[1], where, ("X_val", "y_val"))
+        # Compare the sample shape before _prepare_data probes the model with X_val (a mismatch would
+        # otherwise surface as a first layer's error that does not name X_val).
+        X_val = self._prepare_inputs(validation_data[0], where, "X_val")
         if X_val.shape[1:] != X.shape[1:]:
             raise ValueError(f"{where}: X_val must have samples shaped like X's {X.shape[1:]}, got {X_val.shape[1:]}")
-        return X_val, y_val
+        return self._prepare_data(X_val, validation_data[1], where, ("X_val", "y_val"))
 
     # --- parameters and files ----------------------------------------------------------------------
     def get_parameters(self) -> list:
