@@ -219,8 +219,7 @@ class Model:
                 f"Model.train: the loss became {data_loss + reg_loss} (data_loss {data_loss}, reg_loss "
                 f"{reg_loss}) at epoch {epoch}, step {step}; the weights were not updated by this step. "
                 f"Lower the learning rate, check the inputs for NaN/inf, or scale them.")
-        predictions = self.output_layer_activation.predictions(output)
-        accuracy = self.accuracy.calculate(predictions, batch_y)
+        accuracy = self.accuracy.calculate(self._predictions(output), batch_y)
         self.backward(output, batch_y)
         optimizer = self.optimizer
         optimizer.pre_update_params()
@@ -228,6 +227,12 @@ class Model:
             optimizer.update_params(layer)
         optimizer.post_update_params()
         return data_loss, reg_loss, accuracy
+
+    def _predictions(self, output):
+        """The output layer's predictions(output); the raw output when it has none (a model ending
+        in a Layer_Dense, e.g. a one-layer model: the book fails there, fastnn.reference does this)."""
+        predictions = getattr(self.output_layer_activation, "predictions", None)
+        return output if predictions is None else predictions(output)
 
     @staticmethod
     def _progress_bar(mode: str, total: int, epoch: int, epochs: int):
@@ -261,8 +266,7 @@ class Model:
             batch_y = y_val[step * size:(step + 1) * size]
             output = self.forward(batch_X, training=False)
             self.loss.calculate(output, batch_y)
-            predictions = self.output_layer_activation.predictions(output)
-            self.accuracy.calculate(predictions, batch_y)
+            self.accuracy.calculate(self._predictions(output), batch_y)
         validation_loss = self.loss.calculate_accumulated()
         validation_accuracy = self.accuracy.calculate_accumulated()
         if mode == "book":
