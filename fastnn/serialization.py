@@ -314,7 +314,7 @@ def _decode_scalar(value, where):
             scalar = _NUMPY_SCALARS[kind](number)
         except (OverflowError, ValueError) as exc:
             raise _Invalid(f"{where}.value does not fit {kind}: {exc}") from None
-        if kind != "bool" and scalar != number:
+        if kind != "bool" and scalar.item() != number:
             raise _Invalid(f"{where}.value {number!r} is not exactly representable as {kind}")
         return scalar
     if value is None or isinstance(value, (bool, int, float, str)):
