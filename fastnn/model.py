@@ -384,8 +384,9 @@ class Model:
             layer.set_parameters(*pair)
 
     def save_parameters(self, path, *, format: str = "fastnn") -> None:
-        """Write the parameters to `path`: a safe .npz-style zip (default) or, with
-        format="pickle", the book's pickle."""
+        """Write the trainable layers' (weights, biases) to `path`, atomically: a safe zip of a
+        JSON description and .npy arrays (default) or, with format="pickle", the book's pickle
+        (loading a pickle can run code: only for files you will load yourself)."""
         from . import serialization
 
         serialization.save_parameters(self, path, format=format)
@@ -399,14 +400,18 @@ class Model:
 
     def save(self, path, *, format: str = "fastnn") -> None:
         """Write the whole model (layers, loss, accuracy, optimizer with its state) to `path`,
-        atomically, in the safe format (default) or, with format="pickle", as the book does."""
+        atomically, in the safe format (default; see fastnn.serialization) or, with
+        format="pickle", as the book does (loading a pickle can run code: only for files you trust)."""
         from . import serialization
 
         serialization.save_model(self, path, format=format)
 
     @staticmethod
     def load(path, *, allow_pickle: bool = False) -> "Model":
-        """Read a model written by save(). Pickle files are refused unless allow_pickle=True."""
+        """Read a model written by save(); it comes back finalized. The safe format is validated
+        completely and never runs code; a damaged or altered file raises a ValueError
+        (serialization.ModelFileError). Pickle files are refused unless allow_pickle=True:
+        unpickling can execute arbitrary code, so never allow it for files you do not trust."""
         from . import serialization
 
         return serialization.load_model(path, allow_pickle=allow_pickle)

@@ -56,8 +56,8 @@ Adding a class to the safe format: one ``ClassSpec`` entry in ``_REGISTRY`` (see
 """
 from __future__ import annotations
 
+import collections
 import copy
-import io
 import json
 import math
 import numbers
@@ -610,7 +610,7 @@ class _ZipReader:
         self.prefix = prefix
         infos = zf.infolist()
         names = [info.filename for info in infos]
-        duplicates = sorted({name for name in names if names.count(name) > 1})
+        duplicates = sorted(name for name, count in collections.Counter(names).items() if count > 1)
         if duplicates:
             raise _Invalid(f"the zip holds several members named {', '.join(map(repr, duplicates))}")
         self.infos = {info.filename: info for info in infos}
