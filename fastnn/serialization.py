@@ -122,7 +122,10 @@ def _real(*, low: float | None = None, high: float | None = None, low_open: bool
     def check(value, where):
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
             raise _Invalid(f"{where} must be a real number in {interval}, got {_show(value)}")
-        v = float(value)
+        try:
+            v = float(value)
+        except OverflowError:
+            v = math.inf
         if not (math.isfinite(v) and (low is None or v > low or (v == low and not low_open))
                 and (high is None or v < high or (v == high and not high_open))):
             raise _Invalid(f"{where} must be a finite real number in {interval}, got {_show(value)}")
@@ -289,7 +292,7 @@ _REGISTRY: dict[str, ClassSpec] = {spec.name: spec for spec in (
 # its precision as one) are stored as {"numpy": dtype, "value": number} so they come back with
 # their type: a float64 scalar and a Python float do not promote alike against float32 arrays.
 
-_NUMPY_SCALARS = {"float32": np.float32, "float64": np.float64, "int32": np.int32, "int64": np.int64,
+_NUMPY_SCALARS = {"float16": np.float16, "float32": np.float32, "float64": np.float64, "int32": np.int32, "int64": np.int64,
                   "bool": np.bool_}
 
 
@@ -305,7 +308,7 @@ def _decode_scalar(value, where):
     if isinstance(value, dict):
         _keys(value, where, {"numpy", "value"})
         kind, number = value["numpy"], value["value"]
-        if kind not in _NUMPY_SCALARS:
+        if not isinstance(kind, str) or kind not in _NUMPY_SCALARS:
             raise _Invalid(f"{where}.numpy must be one of {', '.join(_NUMPY_SCALARS)}, got {_show(kind)}")
         expected = {"bool": (bool,), "int32": (int,), "int64": (int,)}.get(kind, (int, float))
         if isinstance(number, bool) != (kind == "bool") or not isinstance(number, expected):
@@ -401,7 +404,8 @@ def _check_header(description, where, format_name, body_keys):
     kind = description["format"]
     if kind != format_name:
         other = {MODEL_FORMAT: "a whole-model file (load it with fastnn.Model.load)",
-                 PARAMETERS_FORMAT: "a parameters file (load it with model.load_parameters)"}.get(kind)
+                 PARAMETERS_FORMAT: "a parameters file (load it with model.load_parameters)"
+                 }.get(kind) if isinstance(kind, str) else None
         raise _Invalid(f"format is {_show(kind)}, expected {format_name!r}" + (f": this is {other}" if other else ""))
     version = description["version"]
     if isinstance(version, bool) or not isinstance(version, int):
@@ -433,7 +437,7 @@ def _object_entry(value, where, kind, layer_index=None) -> _Entry:
     _keys(value["dims"], f"{where}.dims", tuple(spec.dims))
     dims = {name: _positive_size(value["dims"][name], f"{where}.dims.{name}") for name in spec.dims}
     dtype_name = value["dtype"]
-    if dtype_name not in _FLOAT_DTYPES:
+    if not isinstance(dtype_name, str) or dtype_name not in _FLOAT_DTYPES:
         raise _Invalid(f"{where}.dtype must be 'float32' or 'float64', got {_show(dtype_name)}")
     shapes = spec.parameter_shapes(attributes, dims)
     arrays = value["arrays"]

@@ -874,3 +874,61 @@ def test_model_copies_still_work_after_a_round_trip(saved, data):
     clone = copy.deepcopy(loaded)
     np.testing.assert_array_equal(clone.predict(data[0]), loaded.predict(data[0]))
     pickle.loads(pickle.dumps(loaded))
+
+
+def json_paths(node, path=()):
+    """Every (container path, key) in a JSON document."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in items:
+        yield path, key
+        yield from json_paths(value, path + (key,))
+
+
+ODD_VALUES = [None, True, False, -1, 0, 1, 1.5, 10 ** 400, -1e300, "x", "float32", [], [1, 2], {},
+              {"numpy": "float32", "value": 1.0}, {"numpy": ["float32"], "value": 1}]
+
+
+@pytest.mark.parametrize("kind", ["model", "parameters"])
+def test_any_altered_json_value_gives_a_specific_error_or_a_valid_model(kind, trained, tmp_path, data):
+    """Replace every value of the description (and delete every key) in turn with odd JSON values:
+    loading refuses with a message from the checks (never a crash, never the catch-all 'damaged'
+    message, which would mean a check let something through to code that then failed), or the
+    change was a valid one and the model loads and predicts."""
+    saved, json_name = tmp_path / kind, f"{kind}.json"
+    if kind == "model":
+        trained.save(saved)
+        load = fastnn.Model.load
+    else:
+        trained.save_parameters(saved)
+
+        def load(path):
+            model = classifier()
+            model.load_parameters(path)
+            return model
+    with zipfile.ZipFile(saved) as zf:
+        document = json.loads(zf.read(json_name))
+    path = tmp_path / "altered"
+    outcomes = {"refused": 0, "loaded": 0}
+    for container_path, key in json_paths(document):
+        for value in [*ODD_VALUES, "DELETE"]:
+            altered = copy.deepcopy(document)
+            container = altered
+            for step in container_path:
+                container = container[step]
+            if value == "DELETE":
+                if isinstance(container, list):
+                    continue
+                del container[key]
+            else:
+                container[key] = value
+            rewrite(saved, path, json_name=json_name,
+                    edit_json=lambda d, altered=altered: (d.clear(), d.update(altered)))
+            try:
+                model = load(path)
+            except ModelFileError as exc:
+                assert "damaged" not in str(exc), (container_path, key, value, str(exc))
+                outcomes["refused"] += 1
+                continue
+            model.predict(data[0])
+            outcomes["loaded"] += 1
+    assert outcomes["refused"] > 100
