@@ -292,8 +292,8 @@ _REGISTRY: dict[str, ClassSpec] = {spec.name: spec for spec in (
 # its precision as one) are stored as {"numpy": dtype, "value": number} so they come back with
 # their type: a float64 scalar and a Python float do not promote alike against float32 arrays.
 
-_NUMPY_SCALARS = {"float16": np.float16, "float32": np.float32, "float64": np.float64, "int32": np.int32, "int64": np.int64,
-                  "bool": np.bool_}
+_NUMPY_SCALARS = {"float16": np.float16, "float32": np.float32, "float64": np.float64,
+                  "int32": np.int32, "int64": np.int64, "bool": np.bool_}
 
 
 def _encode_scalar(value, where):
