@@ -238,8 +238,8 @@ class Model:
         return self.accuracy.calculate(self._predictions(output), y)
 
     def _predictions(self, output):
-        """The output layer's predictions(); a last layer without one (e.g. a bare Layer_Dense,
-        where the book crashes) gives its outputs unchanged, as Activation_Linear would."""
+        """The output layer's predictions(output); the raw output when it has none (a model ending
+        in a Layer_Dense, e.g. a one-layer model: the book fails there, fastnn.reference does this)."""
         predictions = getattr(self.output_layer_activation, "predictions", None)
         return output if predictions is None else predictions(output)
 
@@ -360,10 +360,12 @@ class Model:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
             raise ValueError(f"{where}: validation_data must be a pair (X_val, y_val), got "
                              f"{_validation.describe(validation_data)}")
-        X_val, y_val = self._prepare_data(validation_data[0], validation_data[1], where, ("X_val", "y_val"))
+        # Compare the sample shape before _prepare_data probes the model with X_val (a mismatch would
+        # otherwise surface as a first layer's error that does not name X_val).
+        X_val = self._prepare_inputs(validation_data[0], where, "X_val")
         if X_val.shape[1:] != X.shape[1:]:
             raise ValueError(f"{where}: X_val must have samples shaped like X's {X.shape[1:]}, got {X_val.shape[1:]}")
-        return X_val, y_val
+        return self._prepare_data(X_val, validation_data[1], where, ("X_val", "y_val"))
 
     # --- parameters and files ----------------------------------------------------------------------
     def get_parameters(self) -> list:
@@ -391,8 +393,9 @@ class Model:
             layer.set_parameters(*pair)
 
     def save_parameters(self, path, *, format: str = "fastnn") -> None:
-        """Write the parameters to `path`: a safe .npz-style zip (default) or, with
-        format="pickle", the book's pickle."""
+        """Write the trainable layers' (weights, biases) to `path`, atomically: a safe zip of a
+        JSON description and .npy arrays (default) or, with format="pickle", the book's pickle
+        (loading a pickle can run code: only for files you will load yourself)."""
         from . import serialization
 
         serialization.save_parameters(self, path, format=format)
@@ -406,14 +409,18 @@ class Model:
 
     def save(self, path, *, format: str = "fastnn") -> None:
         """Write the whole model (layers, loss, accuracy, optimizer with its state) to `path`,
-        atomically, in the safe format (default) or, with format="pickle", as the book does."""
+        atomically, in the safe format (default; see fastnn.serialization) or, with
+        format="pickle", as the book does (loading a pickle can run code: only for files you trust)."""
         from . import serialization
 
         serialization.save_model(self, path, format=format)
 
     @staticmethod
     def load(path, *, allow_pickle: bool = False) -> "Model":
-        """Read a model written by save(). Pickle files are refused unless allow_pickle=True."""
+        """Read a model written by save(); it comes back finalized. The safe format is validated
+        completely and never runs code; a damaged or altered file raises a ValueError
+        (serialization.ModelFileError). Pickle files are refused unless allow_pickle=True:
+        unpickling can execute arbitrary code, so never allow it for files you do not trust."""
         from . import serialization
 
         return serialization.load_model(path, allow_pickle=allow_pickle)
