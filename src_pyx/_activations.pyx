@@ -108,21 +108,28 @@ cdef inline double _row_sum(const floating* x, Py_ssize_t n) noexcept nogil:
     return (s0 + s1) + (s2 + s3)
 
 
-cdef inline void _softmax_row(const floating* x, floating* out, Py_ssize_t n_classes) noexcept nogil:
-    cdef Py_ssize_t j
-    cdef floating row_max = _row_max(x, n_classes)
-    for j in range(n_classes):
-        out[j] = _exp(x[j] - row_max)
-    cdef floating denominator = <floating>_row_sum(out, n_classes)
-    for j in range(n_classes):
-        out[j] = out[j] / denominator
-
-
+# Three passes so the exponentials run as one long vectorised loop over the whole matrix (with few
+# classes, per-row loops would spend their time starting and stopping): shift each row by its max,
+# exponentiate everything, divide each row by its sum.
 cdef inline void _softmax_forward(const floating* inputs, floating* output, Py_ssize_t n_samples,
                                   Py_ssize_t n_classes) noexcept nogil:
-    cdef Py_ssize_t i
+    cdef Py_ssize_t i, j
+    cdef floating row_max, denominator
+    cdef const floating* x
+    cdef floating* out
     for i in range(n_samples):
-        _softmax_row(inputs + i * n_classes, output + i * n_classes, n_classes)
+        x = inputs + i * n_classes
+        out = output + i * n_classes
+        row_max = _row_max(x, n_classes)
+        for j in range(n_classes):
+            out[j] = x[j] - row_max
+    for i in range(n_samples * n_classes):
+        output[i] = _exp(output[i])
+    for i in range(n_samples):
+        out = output + i * n_classes
+        denominator = <floating>_row_sum(out, n_classes)
+        for j in range(n_classes):
+            out[j] = out[j] / denominator
 
 
 # The book multiplies each row of dvalues by the Jacobian diag(s) - s s^T. Written out, row i of
