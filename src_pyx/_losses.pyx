@@ -5,7 +5,9 @@ regularisation loss. Each backward sits next to its forward.
 Shapes: predictions/dvalues (n_samples, n_outputs); sparse labels (n_samples,) of uint8, int32 or
 int64 class ids; one-hot and regression targets (n_samples, n_outputs) of the predictions' dtype.
 Sums and means accumulate in double (design.md §4); per-element values are computed in the data's
-dtype, in the book's order of operations.
+dtype, in the book's order of operations. Constants inside per-element formulas are typed
+(`<floating>1`): Cython writes an integer literal in a floating expression as a C double (1.0),
+which would evaluate a float32 formula in double and round once at the end, not as NumPy does.
 """
 from libc.math cimport fabs, log, logf
 from libc.stdint cimport int32_t, int64_t, uint8_t
@@ -88,11 +90,12 @@ cdef inline void _cce_backward_sparse(const floating* dvalues, const label_t* y_
                                       Py_ssize_t n_samples, Py_ssize_t n_classes) noexcept nogil:
     cdef Py_ssize_t i, j
     cdef floating n = <floating>n_samples
+    cdef floating minus_one = -1
     for i in range(n_samples * n_classes):
         dinputs[i] = 0
     for i in range(n_samples):
         j = i * n_classes + y_true[i]
-        dinputs[j] = (-1 / dvalues[j]) / n
+        dinputs[j] = (minus_one / dvalues[j]) / n
 
 
 cdef inline void _cce_backward_onehot(const floating* dvalues, const floating* y_true, floating* dinputs,
@@ -162,10 +165,11 @@ cdef inline void _bce_backward(const floating* dvalues, const floating* y_true, 
     cdef Py_ssize_t i
     cdef floating p, y
     cdef floating outputs = <floating>n_outputs, n = <floating>n_samples
+    cdef floating one = 1
     for i in range(n_samples * n_outputs):
         p = _clip(dvalues[i])
         y = y_true[i]
-        dinputs[i] = (-(y / p - (1 - y) / (1 - p)) / outputs) / n
+        dinputs[i] = (-(y / p - (one - y) / (one - p)) / outputs) / n
 
 
 # ---------------------------------------------------------------------------------------------
@@ -192,8 +196,9 @@ cdef inline void _mse_backward(const floating* dvalues, const floating* y_true, 
                                Py_ssize_t n_samples, Py_ssize_t n_outputs) noexcept nogil:
     cdef Py_ssize_t i
     cdef floating outputs = <floating>n_outputs, n = <floating>n_samples
+    cdef floating minus_two = -2
     for i in range(n_samples * n_outputs):
-        dinputs[i] = ((-2 * (y_true[i] - dvalues[i])) / outputs) / n
+        dinputs[i] = ((minus_two * (y_true[i] - dvalues[i])) / outputs) / n
 
 
 # ---------------------------------------------------------------------------------------------
