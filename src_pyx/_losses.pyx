@@ -126,16 +126,23 @@ cdef inline void _softmax_cce_backward_sparse(const floating* dvalues, const lab
             dinputs[i * n_classes + j] = dinputs[i * n_classes + j] / n
 
 
-# One-hot targets: the book takes their argmax (the first maximum, as np.argmax).
-cdef inline void _argmax_rows(const floating* values, int64_t* out, Py_ssize_t n_samples,
-                              Py_ssize_t n_classes) noexcept nogil:
+# One-hot targets: the book takes their argmax (the first maximum, as np.argmax), here row by row
+# inside the loop, so no label array is allocated per call.
+cdef inline void _softmax_cce_backward_onehot(const floating* dvalues, const floating* y_true,
+                                              floating* dinputs, Py_ssize_t n_samples,
+                                              Py_ssize_t n_classes) noexcept nogil:
     cdef Py_ssize_t i, j, best
+    cdef floating n = <floating>n_samples
     for i in range(n_samples):
         best = 0
         for j in range(1, n_classes):
-            if values[i * n_classes + j] > values[i * n_classes + best]:
+            if y_true[i * n_classes + j] > y_true[i * n_classes + best]:
                 best = j
-        out[i] = best
+        for j in range(n_classes):
+            dinputs[i * n_classes + j] = dvalues[i * n_classes + j]
+        dinputs[i * n_classes + best] -= 1
+        for j in range(n_classes):
+            dinputs[i * n_classes + j] = dinputs[i * n_classes + j] / n
 
 
 # ---------------------------------------------------------------------------------------------
@@ -408,26 +415,23 @@ def softmax_cce_backward(dict state, object dvalues, object y_true):
     cdef int typenum = cnp.PyArray_TYPE(dv)
     cdef Py_ssize_t n = dv.shape[0], c = dv.shape[1]
     cdef int kind = _label_kind(y_true, n)
-    cdef cnp.ndarray labels
-    if kind == 0:
-        if not (ready2(y_true, typenum, c) and (<cnp.ndarray>y_true).shape[0] == n):
-            return False
-        labels = cnp.PyArray_EMPTY(1, [n], cnp.NPY_INT64, 0)
-        if typenum == cnp.NPY_FLOAT32:
-            _argmax_rows(<float*>data(<cnp.ndarray>y_true), <int64_t*>data(labels), n, c)
-        else:
-            _argmax_rows(<double*>data(<cnp.ndarray>y_true), <int64_t*>data(labels), n, c)
-        kind = I64
-    else:
-        labels = <cnp.ndarray>y_true
+    cdef bint onehot = kind == 0
+    if onehot and not (ready2(y_true, typenum, c) and (<cnp.ndarray>y_true).shape[0] == n):
+        return False
+    cdef cnp.ndarray labels = <cnp.ndarray>y_true
     cdef void* p_y = data(labels)
-    if _check_labels(kind, p_y, n, c) != LABELS_OK:
+    if not onehot and _check_labels(kind, p_y, n, c) != LABELS_OK:
         return False
     cdef cnp.ndarray dinputs = reuse2(state, "dinputs", n, c, typenum, dv, labels)
     cdef void* p_dv = data(dv)
     cdef void* p_dx = data(dinputs)
     with nogil:
-        if typenum == cnp.NPY_FLOAT32:
+        if onehot:
+            if typenum == cnp.NPY_FLOAT32:
+                _softmax_cce_backward_onehot(<float*>p_dv, <float*>p_y, <float*>p_dx, n, c)
+            else:
+                _softmax_cce_backward_onehot(<double*>p_dv, <double*>p_y, <double*>p_dx, n, c)
+        elif typenum == cnp.NPY_FLOAT32:
             if kind == U8:
                 _softmax_cce_backward_sparse(<float*>p_dv, <uint8_t*>p_y, <float*>p_dx, n, c)
             elif kind == I32:

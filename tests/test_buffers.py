@@ -97,9 +97,14 @@ def measure(step, n_steps=40):
     return current_after - current_before, peak - current_before, grew
 
 
+@pytest.mark.parametrize("labels", ["int64", "uint8", "onehot"])
 @pytest.mark.parametrize("dropout", [False, True], ids=["plain", "dropout"])
-def test_training_step_allocates_no_arrays(dropout):
-    net = Network(dropout=dropout)
+def test_training_step_allocates_no_arrays(dropout, labels, dtype):
+    net = Network(dropout=dropout, dtype=dtype)
+    if labels == "onehot":
+        net.y = np.eye(CLASSES, dtype=dtype)[net.y]  # one-hot rows in the network's dtype
+    else:
+        net.y = net.y.astype(labels)
     growth, peak, grew = measure(net.step)
     assert growth < ARRAY_THRESHOLD, f"memory grew by {growth} bytes over the steps"
     assert peak < ARRAY_THRESHOLD, f"a step allocated {peak} bytes at its peak (an array per step?)"
