@@ -182,6 +182,23 @@ def test_dense_backward_with_regularization(dtype, rng, shape, regularizers):
         assert np.all(a.dweights[0] > plain.dweights[0]), "L1 sign at 0 must be +1"
 
 
+def test_dense_products_match_the_reference_at_two_blas_threads(dtype, rng):
+    """fastnn calls NumPy's own BLAS: with the same thread count (here 2, large enough products for
+    OpenBLAS to split them) the gemm products are the reference's bit for bit."""
+    from threadpoolctl import threadpool_limits
+
+    a, b = dense_pair(384, 256, dtype)
+    x = rng.standard_normal((512, 384)).astype(dtype)
+    dvalues = rng.standard_normal((512, 256)).astype(dtype)
+    with threadpool_limits(limits=2, user_api="blas"):
+        for layer in (a, b):
+            layer.forward(x)
+            layer.backward(dvalues)
+    np.testing.assert_array_equal(a.output, b.output)
+    np.testing.assert_array_equal(a.dweights, b.dweights)
+    np.testing.assert_array_equal(a.dinputs, b.dinputs)
+
+
 def test_dense_weights_dtype_and_rng_stream(dtype):
     """Same global RNG calls as the book: the next draw after construction is the same."""
     np.random.seed(42)
@@ -759,6 +776,9 @@ def test_dropout_fast_mode_statistics(dtype, rate):
     # the spread of column fractions.
     col = kept.mean(axis=0)
     assert abs(col.std() - np.sqrt(keep * (1 - keep) / n_rows)) < 0.15 * np.sqrt(keep * (1 - keep) / n_rows)
+    # Vertical neighbours (one row apart) are independent.
+    vertical = np.mean(kept[:-1] & kept[1:])
+    assert abs(vertical - keep * keep) <= 6 * np.sqrt(keep * keep * (1 - keep * keep) / kept[1:].size) + 1e-4
     # Neighbours (the two 16-bit halves of one hash word) are independent.
     flat = kept.reshape(-1)[: n - 1]
     both = np.mean(flat[0::2] & flat[1::2])
