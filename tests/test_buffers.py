@@ -131,7 +131,7 @@ def test_the_allocation_check_catches_a_per_step_array(monkeypatch):
     assert peak >= ARRAY_THRESHOLD
 
 
-def test_the_growth_check_catches_a_leak(monkeypatch):
+def test_the_growth_check_catches_a_leak():
     net = Network()
     kept = []
     original = net.step

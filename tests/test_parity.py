@@ -89,7 +89,8 @@ def test_same_methods_and_signatures(name):
         extra = ALLOWED_EXTRA_PARAMETERS.get((name, method), {})
         added = [p for p in fast_params if p[0] in extra]
         assert {p[0]: p[2] for p in added} == extra, f"{name}.{method}: allowed extras {extra}, found {added}"
-        assert all(p[1] is inspect.Parameter.KEYWORD_ONLY for p in added), f"{name}.{method}: extras must be keyword-only"
+        assert all(p[1] is inspect.Parameter.KEYWORD_ONLY for p in added), \
+            f"{name}.{method}: extras must be keyword-only"
         assert [p for p in fast_params if p[0] not in extra] == ref_params, f"{name}.{method}"
 
 
