@@ -3,7 +3,10 @@
 fastnn never implements GEMM. Its kernels call BLAS from C (``src_pyx/_blas.pyx``) so that a whole
 dense layer is one call without the GIL, and the BLAS they call is **NumPy's own**: one OpenBLAS
 thread pool in the process, and products bit-identical to ``np.matmul`` on the same shapes and
-thread count. This module finds NumPy's sgemm/dgemm once, at import, and installs their addresses.
+thread count wherever NumPy calls gemm too: an output with at least two rows and two columns (or an
+inner dimension of 1). For a single row or column NumPy switches to gemv/dot, whose summation order
+may differ in the last bits (tests/test_kernels.py, ``gemm_is_gemm``). This module finds NumPy's
+sgemm/dgemm once, at import, and installs their addresses.
 
 Lookup order:
 1. the CBLAS symbols of the library NumPy's core extension links against. PyPI wheels bundle

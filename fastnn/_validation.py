@@ -36,6 +36,17 @@ def _fail(where: str, name: str, expected: str, got: str, error=ValueError):
 # Arrays
 
 
+def contiguous(x, dtype) -> np.ndarray:
+    """x as an exact ndarray of `dtype` (native byte order), C-contiguous and aligned: the form
+    the kernels read through raw pointers. np.ascontiguousarray alone returns an unaligned array
+    unchanged (np.frombuffer at an odd offset, a field of a packed structured array), which the
+    kernels refuse; such an array is copied here."""
+    x = np.ascontiguousarray(x, dtype=dtype)
+    if not x.flags.aligned:
+        x = x.copy(order="C")
+    return x
+
+
 def as_float_array(x, name: str, dtype: np.dtype, where: str, *, ndim: int | None = None) -> np.ndarray:
     """x as a C-contiguous ndarray of `dtype` (converted once when needed).
 
@@ -52,7 +63,7 @@ def as_float_array(x, name: str, dtype: np.dtype, where: str, *, ndim: int | Non
         raise _fail(where, name, f"an array of real numbers (converted to {dtype})", describe(x), TypeError)
     if ndim is not None and x.ndim != ndim:
         raise _fail(where, name, f"{ndim}-D", f"{x.ndim}-D ({describe(x)})")
-    return np.ascontiguousarray(x, dtype=dtype)
+    return contiguous(x, dtype)
 
 
 def layer_input(x, name: str, dtype: np.dtype, n_features: int | None, where: str) -> np.ndarray:
@@ -72,7 +83,9 @@ def float_input(x, name: str, where: str, *, ndim: int | None = None) -> np.ndar
     is converted to fastnn's default dtype. C order."""
     from ._config import default_dtype
 
-    dtype = x.dtype if isinstance(x, np.ndarray) and x.dtype in (np.float32, np.float64) else default_dtype()
+    # x.dtype.type, not x.dtype: a big-endian float64 array keeps float64 (in native byte order).
+    float_data = isinstance(x, np.ndarray) and x.dtype.type in (np.float32, np.float64)
+    dtype = np.dtype(x.dtype.type) if float_data else default_dtype()
     if isinstance(x, np.ndarray) and x.dtype.kind not in _NUMERIC_KINDS:
         dtype = None  # let as_float_array report the bad dtype
     return as_float_array(x, name, dtype or default_dtype(), where, ndim=ndim)
@@ -153,12 +166,12 @@ def class_labels(y, n_samples: int, n_classes: int, where: str, name: str = "y_t
         if y.size and (y.min() < 0 or y.max() >= n_classes):
             raise _fail(where, name, f"class ids in [0, {n_classes})",
                         f"values from {y.min()} to {y.max()}")
-        return np.ascontiguousarray(y, dtype=np.intp)
+        return contiguous(y, np.intp)
     if y.ndim == 2:
         if y.shape != (n_samples, n_classes):
             raise _fail(where, name, f"one-hot of shape ({n_samples}, {n_classes}) or class ids of shape "
                         f"({n_samples},)", f"shape {y.shape}")
-        return np.ascontiguousarray(y, dtype=onehot_dtype)
+        return contiguous(y, onehot_dtype)
     raise _fail(where, name, "1-D class ids or 2-D one-hot rows", f"{y.ndim}-D array of shape {y.shape}")
 
 

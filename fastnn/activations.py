@@ -92,7 +92,7 @@ class Activation_Linear:
             saved = self.__dict__.get("inputs")
             if saved is None:
                 raise _validation.missing_forward("Activation_Linear", "inputs")
-            saved = np.ascontiguousarray(saved)
+            saved = _validation.contiguous(saved, saved.dtype.type)
             self.inputs = saved
             dvalues = _validation.gradient_input(dvalues, "dvalues", saved, "Activation_Linear.backward")
             _activations.backward(_LINEAR, self.__dict__, dvalues)

@@ -88,8 +88,8 @@ class Layer_Dense:
         """Replace weights (n_inputs, n_neurons) and biases (1, n_neurons). Arrays already in the
         layer's form are kept as given (no copy, as the book); others are converted once."""
         where = "Layer_Dense.set_parameters"
-        dtype = weights.dtype if isinstance(weights, np.ndarray) and weights.dtype in (np.float32, np.float64) \
-            else self.weights.dtype
+        dtype = np.dtype(weights.dtype.type) if isinstance(weights, np.ndarray) and \
+            weights.dtype.type in (np.float32, np.float64) else self.weights.dtype
         weights = _validation.as_float_array(weights, "weights", dtype, where, ndim=2)
         biases = _validation.as_float_array(biases, "biases", dtype, where, ndim=2)
         if biases.shape != (1, weights.shape[1]):

@@ -61,12 +61,15 @@ cdef inline void _sigmoid_forward(const floating* inputs, floating* output, Py_s
         output[i] = 1 / (1 + e) if x >= 0 else e / (1 + e)
 
 
-# Same operation order as the book: dvalues * (1 - output) * output.
+# Same operation order as the book: dvalues * (1 - output) * output, in the data's dtype. The
+# constant is typed: Cython writes an integer literal in a floating expression as a C double
+# (1.0), which would evaluate the whole float32 expression in double and round once at the end.
 cdef inline void _sigmoid_backward(const floating* dvalues, const floating* output, floating* dinputs,
                                    Py_ssize_t n) noexcept nogil:
     cdef Py_ssize_t i
+    cdef floating one = 1
     for i in range(n):
-        dinputs[i] = dvalues[i] * (1 - output[i]) * output[i]
+        dinputs[i] = dvalues[i] * (one - output[i]) * output[i]
 
 
 # ---------------------------------------------------------------------------------------------

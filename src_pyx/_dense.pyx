@@ -17,7 +17,8 @@ from fastnn import _validation
 
 # ---------------------------------------------------------------------------------------------
 # Forward: output = inputs @ weights + biases. GEMM first, then the bias in a second pass, so the
-# result is bit-identical to NumPy's `np.matmul(inputs, weights) + biases` on the same BLAS.
+# result is bit-identical to NumPy's `np.matmul(inputs, weights) + biases` on the same BLAS
+# (for one-row or one-column products NumPy uses gemv/dot instead: last-bit differences there).
 
 cdef inline void _add_row(floating* output, const floating* row, Py_ssize_t n_samples,
                           Py_ssize_t n_neurons) noexcept nogil:

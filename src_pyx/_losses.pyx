@@ -5,7 +5,9 @@ regularisation loss. Each backward sits next to its forward.
 Shapes: predictions/dvalues (n_samples, n_outputs); sparse labels (n_samples,) of uint8, int32 or
 int64 class ids; one-hot and regression targets (n_samples, n_outputs) of the predictions' dtype.
 Sums and means accumulate in double (design.md §4); per-element values are computed in the data's
-dtype, in the book's order of operations.
+dtype, in the book's order of operations. Constants inside per-element formulas are typed
+(`<floating>1`): Cython writes an integer literal in a floating expression as a C double (1.0),
+which would evaluate a float32 formula in double and round once at the end, not as NumPy does.
 """
 from libc.math cimport fabs, log, logf
 from libc.stdint cimport int32_t, int64_t, uint8_t
@@ -88,11 +90,12 @@ cdef inline void _cce_backward_sparse(const floating* dvalues, const label_t* y_
                                       Py_ssize_t n_samples, Py_ssize_t n_classes) noexcept nogil:
     cdef Py_ssize_t i, j
     cdef floating n = <floating>n_samples
+    cdef floating minus_one = -1
     for i in range(n_samples * n_classes):
         dinputs[i] = 0
     for i in range(n_samples):
         j = i * n_classes + y_true[i]
-        dinputs[j] = (-1 / dvalues[j]) / n
+        dinputs[j] = (minus_one / dvalues[j]) / n
 
 
 cdef inline void _cce_backward_onehot(const floating* dvalues, const floating* y_true, floating* dinputs,
@@ -123,16 +126,23 @@ cdef inline void _softmax_cce_backward_sparse(const floating* dvalues, const lab
             dinputs[i * n_classes + j] = dinputs[i * n_classes + j] / n
 
 
-# One-hot targets: the book takes their argmax (the first maximum, as np.argmax).
-cdef inline void _argmax_rows(const floating* values, int64_t* out, Py_ssize_t n_samples,
-                              Py_ssize_t n_classes) noexcept nogil:
+# One-hot targets: the book takes their argmax (the first maximum, as np.argmax), here row by row
+# inside the loop, so no label array is allocated per call.
+cdef inline void _softmax_cce_backward_onehot(const floating* dvalues, const floating* y_true,
+                                              floating* dinputs, Py_ssize_t n_samples,
+                                              Py_ssize_t n_classes) noexcept nogil:
     cdef Py_ssize_t i, j, best
+    cdef floating n = <floating>n_samples
     for i in range(n_samples):
         best = 0
         for j in range(1, n_classes):
-            if values[i * n_classes + j] > values[i * n_classes + best]:
+            if y_true[i * n_classes + j] > y_true[i * n_classes + best]:
                 best = j
-        out[i] = best
+        for j in range(n_classes):
+            dinputs[i * n_classes + j] = dvalues[i * n_classes + j]
+        dinputs[i * n_classes + best] -= 1
+        for j in range(n_classes):
+            dinputs[i * n_classes + j] = dinputs[i * n_classes + j] / n
 
 
 # ---------------------------------------------------------------------------------------------
@@ -162,10 +172,11 @@ cdef inline void _bce_backward(const floating* dvalues, const floating* y_true, 
     cdef Py_ssize_t i
     cdef floating p, y
     cdef floating outputs = <floating>n_outputs, n = <floating>n_samples
+    cdef floating one = 1
     for i in range(n_samples * n_outputs):
         p = _clip(dvalues[i])
         y = y_true[i]
-        dinputs[i] = (-(y / p - (1 - y) / (1 - p)) / outputs) / n
+        dinputs[i] = (-(y / p - (one - y) / (one - p)) / outputs) / n
 
 
 # ---------------------------------------------------------------------------------------------
@@ -192,8 +203,9 @@ cdef inline void _mse_backward(const floating* dvalues, const floating* y_true, 
                                Py_ssize_t n_samples, Py_ssize_t n_outputs) noexcept nogil:
     cdef Py_ssize_t i
     cdef floating outputs = <floating>n_outputs, n = <floating>n_samples
+    cdef floating minus_two = -2
     for i in range(n_samples * n_outputs):
-        dinputs[i] = ((-2 * (y_true[i] - dvalues[i])) / outputs) / n
+        dinputs[i] = ((minus_two * (y_true[i] - dvalues[i])) / outputs) / n
 
 
 # ---------------------------------------------------------------------------------------------
@@ -403,26 +415,23 @@ def softmax_cce_backward(dict state, object dvalues, object y_true):
     cdef int typenum = cnp.PyArray_TYPE(dv)
     cdef Py_ssize_t n = dv.shape[0], c = dv.shape[1]
     cdef int kind = _label_kind(y_true, n)
-    cdef cnp.ndarray labels
-    if kind == 0:
-        if not (ready2(y_true, typenum, c) and (<cnp.ndarray>y_true).shape[0] == n):
-            return False
-        labels = cnp.PyArray_EMPTY(1, [n], cnp.NPY_INT64, 0)
-        if typenum == cnp.NPY_FLOAT32:
-            _argmax_rows(<float*>data(<cnp.ndarray>y_true), <int64_t*>data(labels), n, c)
-        else:
-            _argmax_rows(<double*>data(<cnp.ndarray>y_true), <int64_t*>data(labels), n, c)
-        kind = I64
-    else:
-        labels = <cnp.ndarray>y_true
+    cdef bint onehot = kind == 0
+    if onehot and not (ready2(y_true, typenum, c) and (<cnp.ndarray>y_true).shape[0] == n):
+        return False
+    cdef cnp.ndarray labels = <cnp.ndarray>y_true
     cdef void* p_y = data(labels)
-    if _check_labels(kind, p_y, n, c) != LABELS_OK:
+    if not onehot and _check_labels(kind, p_y, n, c) != LABELS_OK:
         return False
     cdef cnp.ndarray dinputs = reuse2(state, "dinputs", n, c, typenum, dv, labels)
     cdef void* p_dv = data(dv)
     cdef void* p_dx = data(dinputs)
     with nogil:
-        if typenum == cnp.NPY_FLOAT32:
+        if onehot:
+            if typenum == cnp.NPY_FLOAT32:
+                _softmax_cce_backward_onehot(<float*>p_dv, <float*>p_y, <float*>p_dx, n, c)
+            else:
+                _softmax_cce_backward_onehot(<double*>p_dv, <double*>p_y, <double*>p_dx, n, c)
+        elif typenum == cnp.NPY_FLOAT32:
             if kind == U8:
                 _softmax_cce_backward_sparse(<float*>p_dv, <uint8_t*>p_y, <float*>p_dx, n, c)
             elif kind == I32:

@@ -1,0 +1,493 @@
+"""Buffers and user arrays (design.md §4, §5).
+
+- After warm-up a training step of the dense/activation/loss/optimizer path allocates no array:
+  tracemalloc (NumPy reports its allocations to it) sees neither growth nor a transient peak of
+  array size over many steps.
+- Buffers are reused while the shape stays the same and replaced when it changes.
+- No output aliases an input the kernel reads (a layer fed its own output still computes right).
+- User arrays come as they are: float64 into a float32 layer, non-contiguous, read-only,
+  Fortran-order, big-endian, lists, ints, bools; each is converted once, the result equals the
+  reference's on the converted data, and the user's array is never modified.
+"""
+import gc
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import fastnn
+import fastnn.reference as ref
+
+# ---------------------------------------------------------------------------------------------
+# No allocation per step
+
+BATCH, N_IN, HIDDEN, CLASSES = 2048, 16, 256, 10
+# The smallest array a step could allocate per batch is a per-sample vector (BATCH,) float32 =
+# 8 KiB (the per-sample losses, say), the smallest weight matrix (HIDDEN, CLASSES) 10 KiB; Python's
+# own per-step objects (floats, frames, tuples) and the dense backward's scratch row of HIDDEN + 1
+# doubles (2 KiB, PyMem) stay under 4 KiB.
+ARRAY_THRESHOLD = 4096
+
+
+class Network:
+    """Dense-ReLU-[Dropout]-Dense + combined softmax/CCE with Adam, the Ch14/15 manual loop."""
+
+    def __init__(self, dropout=False, regularized=True, dtype=np.float32):
+        rng = np.random.default_rng(0)
+        np.random.seed(0)
+        self.X = rng.standard_normal((BATCH, N_IN)).astype(dtype)
+        self.y = rng.integers(0, CLASSES, BATCH)
+        reg = dict(weight_regularizer_l2=5e-4, bias_regularizer_l2=5e-4) if regularized else {}
+        self.dense1 = fastnn.Layer_Dense(N_IN, HIDDEN, **reg, dtype=dtype)
+        self.relu = fastnn.Activation_ReLU()
+        self.dropout = fastnn.Layer_Dropout(0.1) if dropout else None
+        self.dense2 = fastnn.Layer_Dense(HIDDEN, CLASSES, dtype=dtype)
+        self.head = fastnn.Activation_Softmax_Loss_CategoricalCrossentropy()
+        self.optimizer = fastnn.Optimizer_Adam(learning_rate=0.02, decay=5e-7)
+
+    def step(self, X=None, y=None):
+        X = self.X if X is None else X
+        y = self.y if y is None else y
+        self.dense1.forward(X)
+        self.relu.forward(self.dense1.output)
+        hidden = self.relu.output
+        if self.dropout is not None:
+            self.dropout.forward(hidden)
+            hidden = self.dropout.output
+        self.dense2.forward(hidden)
+        data_loss = self.head.forward(self.dense2.output, y)
+        reg_loss = (self.head.loss.regularization_loss(self.dense1)
+                    + self.head.loss.regularization_loss(self.dense2))
+        self.head.backward(self.head.output, y)
+        self.dense2.backward(self.head.dinputs)
+        grad = self.dense2.dinputs
+        if self.dropout is not None:
+            self.dropout.backward(grad)
+            grad = self.dropout.dinputs
+        self.relu.backward(grad)
+        self.dense1.backward(self.relu.dinputs)
+        self.optimizer.pre_update_params()
+        self.optimizer.update_params(self.dense1)
+        self.optimizer.update_params(self.dense2)
+        self.optimizer.post_update_params()
+        return data_loss + reg_loss
+
+
+def measure(step, n_steps=40):
+    """(growth, transient peak, fastnn traces that grew) over n_steps after warm-up."""
+    for _ in range(3):
+        step()
+    tracemalloc.start(10)
+    try:
+        for _ in range(2):
+            step()
+        gc.collect()
+        before = tracemalloc.take_snapshot()
+        current_before, _ = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        for _ in range(n_steps):
+            step()
+        current_after, peak = tracemalloc.get_traced_memory()
+        after = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    grew = [stat for stat in after.compare_to(before, "traceback")
+            if stat.size_diff > ARRAY_THRESHOLD // 4
+            and any("fastnn" in frame.filename for frame in stat.traceback)]
+    return current_after - current_before, peak - current_before, grew
+
+
+@pytest.mark.parametrize("labels", ["int64", "uint8", "onehot"])
+@pytest.mark.parametrize("dropout", [False, True], ids=["plain", "dropout"])
+def test_training_step_allocates_no_arrays(dropout, labels, dtype):
+    net = Network(dropout=dropout, dtype=dtype)
+    if labels == "onehot":
+        net.y = np.eye(CLASSES, dtype=dtype)[net.y]  # one-hot rows in the network's dtype
+    else:
+        net.y = net.y.astype(labels)
+    growth, peak, grew = measure(net.step)
+    assert growth < ARRAY_THRESHOLD, f"memory grew by {growth} bytes over the steps"
+    assert peak < ARRAY_THRESHOLD, f"a step allocated {peak} bytes at its peak (an array per step?)"
+    assert not grew, "\n".join(str(s) for s in grew)
+
+
+def test_the_allocation_check_catches_a_per_step_array(monkeypatch):
+    """The harness must fail when one kernel call allocates even the smallest per-batch array:
+    wrap the ReLU kernel so that it also makes a (BATCH,) float32 temporary, as a loss computing
+    its per-sample vector would. (Breaking buffer reuse in src_pyx/_common.pxd, `reuse`, made the
+    allocation test report ~1 MB per step.)"""
+    from fastnn import activations
+
+    original = activations._activations.forward
+
+    def allocating_forward(kind, state, inputs):
+        scratch = np.empty(BATCH, np.float32)
+        scratch.fill(0)
+        return original(kind, state, inputs)
+
+    monkeypatch.setattr(activations._activations, "forward", allocating_forward)
+    net = Network()
+    _, peak, _ = measure(net.step, n_steps=5)
+    assert peak >= ARRAY_THRESHOLD
+
+
+def test_the_growth_check_catches_a_leak():
+    net = Network()
+    kept = []
+    original = net.step
+
+    def leaking_step():
+        kept.append(np.empty(BATCH * CLASSES, np.float32))
+        return original()
+
+    growth, _, _ = measure(leaking_step, n_steps=5)
+    assert growth >= 5 * BATCH * CLASSES * 4
+
+
+BUFFERS = {
+    "dense1": ("output", "dweights", "dbiases", "dinputs"),
+    "relu": ("output", "dinputs"),
+    "dropout": ("output", "binary_mask", "dinputs"),
+    "dense2": ("output", "dweights", "dbiases", "dinputs"),
+    "head": ("dinputs",),
+}
+
+
+def buffers(net):
+    found = {}
+    for owner, names in BUFFERS.items():
+        for name in names:
+            found[f"{owner}.{name}"] = getattr(getattr(net, owner), name)
+    found["softmax.output"] = net.head.activation.output
+    return found
+
+
+def test_buffers_are_reused_then_replaced_when_the_shape_changes():
+    net = Network(dropout=True)
+    net.step()
+    first = buffers(net)
+    net.step()
+    second = buffers(net)
+    for name, array in first.items():
+        assert second[name] is array, f"{name} was not reused"
+    # A short last batch: new buffers of the new shape ...
+    net.step(net.X[:100], net.y[:100])
+    short = buffers(net)
+    for name, array in short.items():
+        if name.endswith(("dweights", "dbiases")):
+            assert array is first[name], f"{name} does not depend on the batch size: kept"
+        else:
+            assert array.shape[0] == 100 and not np.shares_memory(array, first[name]), name
+    # ... and again when the full batch returns; the results equal a fresh network's.
+    net.step()
+    again = buffers(net)
+    for name in short:
+        if not name.endswith(("dweights", "dbiases")):
+            assert again[name].shape[0] == BATCH, name
+
+
+def test_reused_buffers_give_the_same_results_as_fresh_objects():
+    """Reuse must not leak state from one step into the next: a network stepped with a short
+    batch in between ends where one with fresh objects each time does."""
+    a, b = Network(), Network()
+    for net in (a, b):
+        net.step()
+    a.step(a.X[:100], a.y[:100])
+    # b: the same step through brand-new activation/loss objects (no buffers to reuse).
+    b.relu, b.head = fastnn.Activation_ReLU(), fastnn.Activation_Softmax_Loss_CategoricalCrossentropy()
+    for layer in (b.dense1, b.dense2):
+        for name in ("output", "dinputs", "dweights", "dbiases"):
+            layer.__dict__.pop(name, None)
+    b.step(b.X[:100], b.y[:100])
+    for net in (a, b):
+        net.step()
+    np.testing.assert_array_equal(a.dense1.weights, b.dense1.weights)
+    np.testing.assert_array_equal(a.dense2.biases, b.dense2.biases)
+
+
+# ---------------------------------------------------------------------------------------------
+# Outputs never alias the inputs a kernel reads
+
+
+def test_square_dense_fed_its_own_output(dtype, rng):
+    np.random.seed(0)
+    layer = fastnn.Layer_Dense(8, 8, dtype=dtype)
+    layer.biases[...] = rng.standard_normal((1, 8)).astype(dtype)
+    x = rng.standard_normal((8, 8)).astype(dtype)
+    layer.forward(x)
+    first = layer.output
+    expected = (first @ layer.weights + layer.biases)
+    layer.forward(layer.output)
+    assert not np.shares_memory(layer.output, first)
+    np.testing.assert_allclose(layer.output, expected, rtol=50 * np.finfo(dtype).eps, atol=1e-30)
+    assert layer.inputs is first
+    # Backward with its own dinputs as dvalues (square: the shapes chain).
+    dvalues = rng.standard_normal((8, 8)).astype(dtype)
+    layer.backward(dvalues)
+    own = layer.dinputs
+    expected_dinputs = own @ layer.weights.T
+    expected_dweights = first.T @ own
+    layer.backward(layer.dinputs)
+    np.testing.assert_allclose(layer.dinputs, expected_dinputs, rtol=50 * np.finfo(dtype).eps, atol=1e-30)
+    np.testing.assert_allclose(layer.dweights, expected_dweights, rtol=50 * np.finfo(dtype).eps, atol=1e-30)
+
+
+@pytest.mark.parametrize("name", ["Activation_ReLU", "Activation_Sigmoid", "Activation_Softmax"])
+def test_activation_fed_its_own_output_and_gradient(dtype, rng, name):
+    x = rng.standard_normal((9, 5)).astype(dtype)
+    a, b = getattr(fastnn, name)(), getattr(ref, name)()
+    a.forward(x)
+    b.forward(x)
+    a.forward(a.output)
+    b.forward(b.output.copy())
+    np.testing.assert_allclose(a.output, b.output, rtol=30 * np.finfo(dtype).eps)
+    d = rng.standard_normal((9, 5)).astype(dtype)
+    a.backward(d)
+    b.output = a.output.copy()
+    b.backward(d)
+    a.backward(a.dinputs)
+    b.backward(b.dinputs.copy())
+    np.testing.assert_allclose(a.dinputs, b.dinputs, rtol=100 * np.finfo(dtype).eps, atol=1e-30)
+
+
+def test_dropout_and_losses_fed_their_own_buffers(dtype, rng):
+    x = rng.standard_normal((9, 5)).astype(dtype)
+    d = fastnn.Layer_Dropout(0.5)
+    np.random.seed(1)
+    d.forward(x)
+    first_mask = d.binary_mask.copy()
+    first = d.output
+    np.random.seed(2)
+    d.forward(d.output)
+    np.testing.assert_array_equal(d.output, first * d.binary_mask)
+    d.backward(d.output)
+    np.testing.assert_array_equal(d.dinputs, d.output * d.binary_mask)
+    assert not np.array_equal(first_mask, d.binary_mask)
+    p = rng.uniform(0.1, 0.9, (9, 5)).astype(dtype)
+    mse = fastnn.Loss_MeanSquaredError()
+    mse.backward(p, p * 0)
+    expected = -2 * (0 - mse.dinputs) / 5 / 9
+    mse.backward(mse.dinputs, np.zeros_like(p))
+    np.testing.assert_allclose(mse.dinputs, expected, rtol=4 * np.finfo(dtype).eps)
+
+
+# ---------------------------------------------------------------------------------------------
+# User arrays as they come
+
+
+def user_arrays(rng, shape=(12, 6)):
+    base = rng.standard_normal((shape[0] * 2, shape[1] * 2))
+    readonly = base[: shape[0], : shape[1]].astype(np.float32)
+    readonly.setflags(write=False)
+    return {
+        "float64": base[: shape[0], : shape[1]].copy(),
+        "strided": base[::2, ::2].astype(np.float32)[: shape[0]],
+        "strided_view": base.astype(np.float32)[::2, ::2],
+        "transposed": np.ascontiguousarray(base[: shape[1], : shape[0]].astype(np.float32)).T,
+        "fortran": np.asfortranarray(base[: shape[0], : shape[1]].astype(np.float32)),
+        "readonly": readonly,
+        "bigendian32": base[: shape[0], : shape[1]].astype(">f4"),
+        "bigendian64": base[: shape[0], : shape[1]].astype(">f8"),
+        "list": base[: shape[0], : shape[1]].tolist(),
+        "int": (base[: shape[0], : shape[1]] * 4).astype(np.int64),
+        "uint8": (np.abs(base[: shape[0], : shape[1]]) * 40).astype(np.uint8),
+        "bool": base[: shape[0], : shape[1]] > 0,
+        # C-contiguous but unaligned (np.frombuffer at an odd offset, e.g. a file with a header)
+        "unaligned": np.frombuffer(bytearray(b"\0" + base[: shape[0], : shape[1]].astype(np.float32).tobytes()),
+                                   dtype=np.float32, offset=1).reshape(shape),
+        # a field of a packed structured array: unaligned and strided
+        "packed_field": packed_field(base[: shape[0], : shape[1]]),
+        "subclass": base[: shape[0], : shape[1]].astype(np.float32).view(_Subclass),
+    }
+
+
+class _Subclass(np.ndarray):
+    pass
+
+
+def packed_field(values):
+    records = np.zeros(values.shape, dtype=[("tag", "u1"), ("value", "<f4")])
+    records["value"] = values
+    return records["value"]
+
+
+def snapshot(x):
+    return np.array(x, copy=True)
+
+
+def kept_dtype(x):
+    """What a parameter-free layer computes in: float32/float64 data keep their precision (in
+    native byte order), anything else becomes fastnn's default float32."""
+    if not isinstance(x, np.ndarray):
+        return np.dtype(np.float32)  # a list has no dtype: the default
+    if x.dtype.kind == "f" and x.dtype.itemsize in (4, 8):
+        return np.dtype(f"f{x.dtype.itemsize}")
+    return np.dtype(np.float32)
+
+
+@pytest.mark.parametrize("kind", list(user_arrays(np.random.default_rng(0))))
+def test_dense_takes_user_arrays(rng, kind):
+    x = user_arrays(rng)[kind]
+    before = snapshot(x)
+    np.random.seed(0)
+    a = fastnn.Layer_Dense(6, 4)
+    np.random.seed(0)
+    b = ref.Layer_Dense(6, 4)
+    converted = np.ascontiguousarray(np.asarray(x), dtype=np.float32)
+    a.forward(x)
+    b.forward(converted)
+    np.testing.assert_array_equal(a.output, b.output)
+    assert a.inputs.dtype == np.float32 and a.inputs.flags.c_contiguous
+    np.testing.assert_array_equal(a.inputs, converted)
+    dvalues = rng.standard_normal((12, 4))[::1, :]  # float64 gradient into a float32 layer
+    a.backward(dvalues)
+    b.backward(dvalues.astype(np.float32))
+    np.testing.assert_array_equal(a.dweights, b.dweights)
+    np.testing.assert_array_equal(a.dinputs, b.dinputs)
+    np.testing.assert_array_equal(np.asarray(x), before)
+    if isinstance(x, np.ndarray):
+        assert x.flags.writeable == (kind != "readonly")
+
+
+def test_dense_keeps_a_ready_array_without_copying(rng):
+    x = rng.standard_normal((5, 3)).astype(np.float32)
+    layer = fastnn.Layer_Dense(3, 2)
+    layer.forward(x)
+    assert layer.inputs is x, "the book stores a reference, no copy"
+
+
+@pytest.mark.parametrize("name", ["Activation_ReLU", "Activation_Sigmoid", "Activation_Softmax", "Activation_Linear"])
+@pytest.mark.parametrize("kind", list(user_arrays(np.random.default_rng(0))))
+def test_activations_take_user_arrays(rng, name, kind):
+    x = user_arrays(rng)[kind]
+    before = snapshot(x)
+    a, b = getattr(fastnn, name)(), getattr(ref, name)()
+    a.forward(x)
+    converted = np.ascontiguousarray(np.asarray(x), dtype=kept_dtype(x))
+    b.forward(converted)
+    assert a.output.dtype == converted.dtype, f"{kind}: computed in {a.output.dtype}"
+    np.testing.assert_allclose(a.output, b.output, rtol=30 * np.finfo(a.output.dtype).eps, atol=1e-38)
+    d = np.asfortranarray(rng.standard_normal(converted.shape))  # a Fortran float64 gradient
+    a.backward(d)
+    assert a.dinputs.dtype == converted.dtype
+    np.testing.assert_array_equal(np.asarray(x), before)
+    assert np.all(np.isfinite(a.dinputs))
+
+
+@pytest.mark.parametrize("kind", list(user_arrays(np.random.default_rng(0))))
+def test_dropout_takes_user_arrays(rng, kind):
+    x = user_arrays(rng)[kind]
+    before = snapshot(x)
+    converted = np.ascontiguousarray(np.asarray(x), dtype=kept_dtype(x))
+    for mode in ("fast", "book"):
+        d = fastnn.Layer_Dropout(0.3, mode=mode)
+        np.random.seed(4)
+        d.forward(x)
+        assert d.output.dtype == converted.dtype
+        if mode == "book":
+            np.random.seed(4)
+            r = ref.Layer_Dropout(0.3)
+            r.forward(converted)
+            np.testing.assert_array_equal(d.output, r.output)
+        else:
+            np.testing.assert_array_equal(d.output, converted * d.binary_mask)
+        d.backward(np.asarray(x, dtype=np.float64))
+        d.forward(x, training=False)
+        np.testing.assert_array_equal(d.output, converted)
+    np.testing.assert_array_equal(np.asarray(x), before)
+
+
+@pytest.mark.parametrize("name", ["Loss_CategoricalCrossentropy", "Loss_BinaryCrossentropy",
+                                  "Loss_MeanSquaredError", "Loss_MeanAbsoluteError"])
+@pytest.mark.parametrize("kind", ["float64", "strided_view", "fortran", "readonly", "bigendian32", "list"])
+def test_losses_take_user_arrays(rng, name, kind):
+    p = user_arrays(rng)[kind]
+    p = np.clip(np.abs(np.asarray(p, dtype=np.float64)), 0.05, 0.95)
+    if kind == "list":
+        p = p.tolist()
+    elif kind == "fortran":
+        p = np.asfortranarray(p.astype(np.float32))
+    elif kind == "readonly":
+        p = p.astype(np.float32)
+        p.setflags(write=False)
+    elif kind == "bigendian32":
+        p = p.astype(">f4")
+    elif kind == "strided_view":
+        p = np.repeat(p.astype(np.float32), 2, axis=1)[:, ::2]
+    if name == "Loss_CategoricalCrossentropy":
+        y = rng.integers(0, 6, 24)[::2]             # non-contiguous int64 labels
+    else:
+        y = np.asfortranarray(rng.integers(0, 2, (12, 6)).astype(np.float64))
+    p_before, y_before = snapshot(p), snapshot(y)
+    converted = np.ascontiguousarray(np.asarray(p), dtype=kept_dtype(p))
+    a, b = getattr(fastnn, name)(), getattr(ref, name)()
+    np.testing.assert_allclose(a.forward(p, y), b.forward(converted, np.ascontiguousarray(y)),
+                               rtol=30 * np.finfo(converted.dtype).eps)
+    a.backward(p, y)
+    b.backward(converted, np.ascontiguousarray(y))
+    np.testing.assert_array_equal(a.dinputs, b.dinputs)
+    assert a.dinputs.dtype == converted.dtype
+    np.testing.assert_array_equal(np.asarray(p), p_before)
+    np.testing.assert_array_equal(y, y_before)
+
+
+@pytest.mark.parametrize("labels", ["list", "int8", "uint16", "strided", "readonly", "float_ids", "bigendian",
+                                    "unaligned", "onehot_unaligned"])
+def test_combined_head_and_cce_take_user_labels(rng, labels):
+    out = rng.uniform(0.1, 1, (10, 4)).astype(np.float32)
+    out /= out.sum(axis=1, keepdims=True)
+    y = rng.integers(0, 4, 20)
+    forms = {
+        "list": y[:10].tolist(), "int8": y[:10].astype(np.int8), "uint16": y[:10].astype(np.uint16),
+        "strided": y[::2], "readonly": y[:10].copy(), "float_ids": y[:10].astype(np.float64),
+        "bigendian": y[:10].astype(">i8"),
+        "unaligned": np.frombuffer(bytearray(b"\0" + y[:10].astype(np.int64).tobytes()), np.int64, offset=1),
+        "onehot_unaligned": np.frombuffer(bytearray(b"\0" + np.eye(4, dtype=np.float32)[y[:10]].tobytes()),
+                                          np.float32, offset=1).reshape(10, 4),
+    }
+    forms["readonly"].setflags(write=False)
+    labels_in = forms[labels]
+    before = snapshot(labels_in)
+    plain = np.asarray(labels_in)
+    plain = plain.astype(np.intp) if plain.ndim == 1 else plain.astype(np.float32)
+    a = fastnn.Activation_Softmax_Loss_CategoricalCrossentropy()
+    b = ref.Activation_Softmax_Loss_CategoricalCrossentropy()
+    a.backward(out, labels_in)
+    b.backward(out, plain)
+    np.testing.assert_array_equal(a.dinputs, b.dinputs)
+    a, b = fastnn.Loss_CategoricalCrossentropy(), ref.Loss_CategoricalCrossentropy()
+    np.testing.assert_allclose(a.calculate(out, labels_in), b.calculate(out, plain), rtol=1e-6)
+    a.backward(out, labels_in)
+    b.backward(out, plain)
+    np.testing.assert_array_equal(a.dinputs, b.dinputs)
+    np.testing.assert_array_equal(np.asarray(labels_in), before)
+
+
+def test_the_users_arrays_survive_a_whole_training_loop(rng):
+    """Data, labels and the arrays handed to forward/backward are never written to."""
+    X = rng.standard_normal((64, 5))  # float64 data into a float32 network
+    y = rng.integers(0, 3, 64)
+    X_before, y_before = X.copy(), y.copy()
+    Xr = X.astype(np.float32)
+    Xr.setflags(write=False)
+    np.random.seed(0)
+    dense1, relu = fastnn.Layer_Dense(5, 16), fastnn.Activation_ReLU()
+    dense2, head = fastnn.Layer_Dense(16, 3), fastnn.Activation_Softmax_Loss_CategoricalCrossentropy()
+    optimizer = fastnn.Optimizer_SGD(learning_rate=0.5, momentum=0.9)
+    for data in (X, Xr, X[::1], np.asfortranarray(X)):
+        for _ in range(3):
+            dense1.forward(data)
+            relu.forward(dense1.output)
+            dense2.forward(relu.output)
+            head.forward(dense2.output, y)
+            head.backward(head.output, y)
+            dense2.backward(head.dinputs)
+            relu.backward(dense2.dinputs)
+            dense1.backward(relu.dinputs)
+            optimizer.pre_update_params()
+            optimizer.update_params(dense1)
+            optimizer.update_params(dense2)
+            optimizer.post_update_params()
+    np.testing.assert_array_equal(X, X_before)
+    np.testing.assert_array_equal(Xr, X_before.astype(np.float32))
+    np.testing.assert_array_equal(y, y_before)
