@@ -5,6 +5,7 @@ Shapes: inputs (n_samples, n_inputs), weights (n_inputs, n_neurons), biases (1, 
 output and dvalues (n_samples, n_neurons).
 """
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from libc.string cimport memcpy
 cimport numpy as cnp
 cnp.import_array()
 from cython cimport floating
@@ -16,9 +17,25 @@ from fastnn import _validation
 
 
 # ---------------------------------------------------------------------------------------------
-# Forward: output = inputs @ weights + biases. GEMM first, then the bias in a second pass, so the
-# result is bit-identical to NumPy's `np.matmul(inputs, weights) + biases` on the same BLAS
-# (for one-row or one-column products NumPy uses gemv/dot instead: last-bit differences there).
+# Forward: output = inputs @ weights + biases, bit-identical to NumPy's
+# `np.matmul(inputs, weights) + biases` on the same BLAS (for one-row or one-column products NumPy
+# uses gemv/dot instead: last-bit differences there).
+#
+# With beta = 0 BLAS first clears the output and then accumulates into it; writing the bias rows
+# there instead and passing beta = 1 saves the separate bias pass. The sum is the same,
+# round(acc + bias), as long as BLAS accumulates the whole inner dimension in registers before
+# touching the output, which OpenBLAS does for k up to its block depth (GEMM_Q, 256 or more on
+# every x86-64 kernel). Longer inner dimensions take the plain order: GEMM, then the bias pass.
+cdef enum:
+    BIAS_IN_GEMM_MAX_INPUTS = 256
+
+
+cdef inline void _fill_rows(floating* output, const floating* row, Py_ssize_t n_samples,
+                            Py_ssize_t n_neurons) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n_samples):
+        memcpy(output + i * n_neurons, row, n_neurons * sizeof(floating))
+
 
 cdef inline void _add_row(floating* output, const floating* row, Py_ssize_t n_samples,
                           Py_ssize_t n_neurons) noexcept nogil:
@@ -31,9 +48,14 @@ cdef inline void _add_row(floating* output, const floating* row, Py_ssize_t n_sa
 cdef inline void _dense_forward(const floating* inputs, const floating* weights, const floating* biases,
                                 floating* output, Py_ssize_t n_samples, Py_ssize_t n_inputs,
                                 Py_ssize_t n_neurons) noexcept nogil:
-    gemm(False, False, n_samples, n_neurons, n_inputs, <floating>1, inputs, n_inputs,
-         weights, n_neurons, <floating>0, output, n_neurons)
-    _add_row(output, biases, n_samples, n_neurons)
+    if n_inputs <= BIAS_IN_GEMM_MAX_INPUTS:
+        _fill_rows(output, biases, n_samples, n_neurons)
+        gemm(False, False, n_samples, n_neurons, n_inputs, <floating>1, inputs, n_inputs,
+             weights, n_neurons, <floating>1, output, n_neurons)
+    else:
+        gemm(False, False, n_samples, n_neurons, n_inputs, <floating>1, inputs, n_inputs,
+             weights, n_neurons, <floating>0, output, n_neurons)
+        _add_row(output, biases, n_samples, n_neurons)
 
 
 # ---------------------------------------------------------------------------------------------
