@@ -63,6 +63,7 @@ class Config:
     l2: float = 0.0         # weight and bias L2 on the first Dense layer
     learning_rate: float = 0.001
     decay: float = 0.0
+    pretrain: int = 1       # steps run before the state snapshot every block restarts from
     description: str = ""
     target: dict = field(default_factory=dict, compare=False, hash=False)
     baseline: dict = field(default_factory=dict, compare=False, hash=False)
@@ -91,6 +92,14 @@ CONFIGS = {c.name: c for c in [
            description="Dense(784,128) ReLU Dense(128,10) Softmax+CCE, Adam(decay 1e-3), batch 1",
            target={"kind": "ref_ratio", "value": 6.0},
            baseline={"reference": 325, "torch": 398, "gemm-floor": 31}),
+    Config("tiny-batch-long", (784, 128, 10), 1, "mnist", 64, decay=1e-3, pretrain=1500,
+           description="tiny-batch after 1500 training steps (diagnostic, no target): most of the first "
+                       "layer's Adam momentums have decayed into float32 denormals (dead ReLU units get zero "
+                       "gradients; 0.9^k underflows after several hundred steps and stays at the smallest "
+                       "denormal), as in any long training run"),
+    Config("mnist-long", (784, 128, 128, 10), 128, "mnist", 16, decay=1e-3, pretrain=1500,
+           description="mnist after 1500 training steps (diagnostic, no target): Adam momentums of dead "
+                       "units in float32 denormals, as in any long training run"),
     Config("infer-1", (784, 128, 128, 10), 1, "mnist", 64, training=False,
            description="inference: forward (training=False) + softmax, 784-128-128-10, batch 1",
            target={"kind": "ref_ratio", "value": 3.0}),
@@ -340,6 +349,7 @@ def _torch_step(config: Config, fastnn_model, data):
                 reg_loss = (l2 * (first.weight * first.weight).sum() + l2 * (first.bias * first.bias).sum()).item()
         accuracy = (logits.argmax(dim=1) == y).float().mean().item()
         return data_loss, reg_loss, accuracy
+    step.net, step.opt, step.counter = net, opt, it
     return step
 
 
@@ -558,8 +568,58 @@ def _run_thunks(thunks):
 
 # --- the factory ------------------------------------------------------------------------------------
 
-def make_step(config: Config, peer: str, seed: int = 0):
-    """A zero-argument callable running one step (or inference pass) of `peer` on the next batch."""
+_STATE_NAMES = ("weights", "biases", "weight_momentums", "bias_momentums", "weight_cache", "bias_cache")
+
+
+def restorer(layers, optimizer):
+    """A function putting the layers' parameters and optimizer state (and the optimizer's
+    iteration count and learning rate) back to what they are now. Arrays are restored in place,
+    so the kernels' buffers and the objects' identities do not change."""
+    saved = [(layer, {name: getattr(layer, name).copy() for name in _STATE_NAMES
+                      if isinstance(getattr(layer, name, None), np.ndarray)}) for layer in layers]
+    counters = (optimizer.iterations, optimizer.current_learning_rate)
+
+    def restore():
+        for layer, arrays in saved:
+            for name, array in arrays.items():
+                np.copyto(getattr(layer, name), array)
+        optimizer.iterations, optimizer.current_learning_rate = counters
+    return restore
+
+
+def _torch_restorer(net, opt, counter):
+    params = list(net.parameters())
+    saved = [p.detach().clone() for p in params]
+    state = [{k: v.clone() for k, v in opt.state[p].items() if hasattr(v, "clone")} for p in params]
+    count = counter[0]
+
+    def restore():
+        with torch.no_grad():
+            for p, value, st in zip(params, saved, state):
+                p.copy_(value)
+                for k, v in st.items():
+                    opt.state[p][k].copy_(v)
+        counter[0] = count
+    return restore
+
+
+def prepare(step, snapshot, pretrain: int):
+    """Run `pretrain` steps (at least one, which creates the optimizer state), then take the
+    state snapshot: ``step.reset()`` returns the peer to it. The runner resets before every
+    block of steps, so every block trains from the same point: a peer that runs more steps than
+    another (because it is faster) does not drift into another regime (Adam's momentums decay
+    into float32 denormals after several hundred steps, which slows every peer's update)."""
+    for _ in range(max(1, pretrain)):
+        step()
+    step.reset = snapshot()
+    return step
+
+
+def make_step(config: Config, peer: str, seed: int = 0, pretrain: int | None = None):
+    """A zero-argument callable running one step (or inference pass) of `peer` on the next batch.
+    Training peers are first run `pretrain` steps (default config.pretrain, at least 1) and get a
+    ``reset()`` method that returns them to that state."""
+    pretrain = config.pretrain if pretrain is None else pretrain
     data, _ = batches(config)
     if peer == "gemm-floor":
         return _gemm_floor(config, data)
@@ -567,15 +627,19 @@ def make_step(config: Config, peer: str, seed: int = 0):
         if torch is None:
             raise RuntimeError("torch is not installed")
         model = build_model(fastnn, config, seed)
-        return _torch_step(config, model, data) if config.training else _torch_infer(config, model, data)
+        if not config.training:
+            return _torch_infer(config, model, data)
+        step = _torch_step(config, model, data)
+        return prepare(step, lambda: _torch_restorer(step.net, step.opt, step.counter), pretrain)
     if peer in ("fastnn-manual", "reference-manual"):
-        return _manual_step(fastnn if peer == "fastnn-manual" else ref, config, data, seed)
+        step = _manual_step(fastnn if peer == "fastnn-manual" else ref, config, data, seed)
+        return prepare(step, lambda: restorer(step.layers, step.optimizer), pretrain)
     lib = ref if peer == "reference" else fastnn
     model = build_model(lib, config, seed)
     nxt = _cycle(data)
-    if peer == "fastnn-raw":
-        return _run_thunks(raw_thunks(model, config, data))
     if not config.training:
+        if peer == "fastnn-raw":
+            return _run_thunks(raw_thunks(model, config, data))
         if peer == "fastnn-predict":
             def step():
                 return model.predict(nxt()[0])
@@ -583,20 +647,22 @@ def make_step(config: Config, peer: str, seed: int = 0):
             def step():
                 return model.forward(nxt()[0], training=False)
         return step
-    if peer == "fastnn-train-step":
+    if peer == "fastnn-raw":
+        step = _run_thunks(raw_thunks(model, config, data))
+    elif peer == "fastnn-train-step":
         counter = [0]
 
         def step():
             X, y = nxt()
             counter[0] += 1
             return model._train_step(X, y, 1, counter[0])
-        return step
-    if peer in ("fastnn", "reference"):
+    elif peer in ("fastnn", "reference"):
         def step():
             X, y = nxt()
             return book_step(model, X, y)
-        return step
-    raise ValueError(f"unknown peer {peer!r} for {config.name}")
+    else:
+        raise ValueError(f"unknown peer {peer!r} for {config.name}")
+    return prepare(step, lambda: restorer(model.trainable_layers, model.optimizer), pretrain)
 
 
 def _manual_step(lib, config: Config, data, seed: int):
@@ -627,6 +693,7 @@ def _manual_step(lib, config: Config, data, seed: int):
         optimizer.update_params(dense2)
         optimizer.post_update_params()
         return loss, accuracy
+    step.layers, step.optimizer = (dense1, dense2), optimizer
     return step
 
 
@@ -824,6 +891,39 @@ def _op_optimizer_torch(which, n_in=784, n_out=128):
     return factory
 
 
+def _dead_units(dweights, momentums):
+    """Three quarters of the units dead: zero gradient columns whose Adam momentums have decayed
+    into float32 denormals (what a long run reaches; see the *-long step configurations)."""
+    dweights[:, dweights.shape[1] // 4:] = 0
+    momentums[:, momentums.shape[1] // 4:] = 1e-40
+
+
+def _op_adam_denormal(lib, n_in=784, n_out=128):
+    def factory():
+        layer = _dense_layer(lib, n_in, n_out)
+        layer.dweights = _arr((n_in, n_out), 5, 0.01)
+        layer.dbiases = _arr((1, n_out), 6, 0.01)
+        optimizer = lib.Optimizer_Adam()
+        optimizer.update_params(layer)
+        _dead_units(layer.dweights, layer.weight_momentums)
+        return lambda: optimizer.update_params(layer)
+    return factory
+
+
+def _op_adam_denormal_torch(n_in=784, n_out=128):
+    def factory():
+        w = torch.nn.Parameter(torch.from_numpy(_arr((n_in, n_out), 2, 0.01)))
+        b = torch.nn.Parameter(torch.zeros(1, n_out))
+        w.grad = torch.from_numpy(_arr((n_in, n_out), 5, 0.01))
+        b.grad = torch.from_numpy(_arr((1, n_out), 6, 0.01))
+        extra = {"fused": True} if torch_adam_kind() == "fused" else {}
+        optimizer = torch.optim.Adam([w, b], lr=0.001, eps=1e-7, **extra)
+        optimizer.step()
+        _dead_units(w.grad.numpy(), optimizer.state[w]["exp_avg"].numpy())
+        return optimizer.step
+    return factory
+
+
 def _op_dropout(lib, shape, rate, mode=None):
     def factory():
         layer = lib.Layer_Dropout(rate, mode=mode) if mode else lib.Layer_Dropout(rate)
@@ -865,6 +965,9 @@ def _op_groups():
     for which in _OPTIMIZERS:
         add(f"{which} update_params 784x128", fastnn=_op_optimizer(fastnn, which), reference=_op_optimizer(ref, which),
             torch=_op_optimizer_torch(which) if has_torch else None)
+    add("Adam update_params 784x128, 3/4 dead units (zero grads, denormal momentums)",
+        fastnn=_op_adam_denormal(fastnn), reference=_op_adam_denormal(ref),
+        torch=_op_adam_denormal_torch() if has_torch else None)
     for shape in ((1000, 512), (128, 128)):
         s = f"{shape[0]}x{shape[1]}"
         add(f"dropout(0.1) fwd+bwd {s}", fastnn_fast=_op_dropout(fastnn, shape, 0.1, "fast"),

@@ -73,29 +73,45 @@ class Instrumented:
             store.append(clock() - t0)
 
 
-def _per_call(fn, seconds: float, at_least: int = 3) -> float:
-    """Run fn for about `seconds` (at least `at_least` calls); the median seconds per call."""
+def _per_call(fn, seconds: float, at_least: int = 3, reset_every: int = 0) -> float:
+    """Run fn for about `seconds` (at least `at_least` calls, resetting a stateful peer every
+    `reset_every` calls); the median seconds per call of the second half."""
     clock = time.perf_counter_ns
+    reset = getattr(fn, "reset", None)
     times = []
     end = time.perf_counter() + seconds
     while len(times) < at_least or time.perf_counter() < end:
+        if reset is not None and reset_every and len(times) % reset_every == 0:
+            reset()
         t0 = clock()
         fn()
         times.append(clock() - t0)
+    if reset is not None:
+        reset()
     return float(np.median(times[len(times) // 2:])) / 1e9
+
+
+# A stateful peer (one with reset()) runs at most this many steps from its snapshot per block,
+# well before Adam's momentums can decay into denormals (several hundred steps).
+MAX_STATEFUL_BLOCK = 300
 
 
 def measure(peers: dict, *, rounds: int, budget: float, warmup: float, calibrate: float,
             max_inner: int = 5000) -> dict:
-    """Interleaved timing. Returns {peer: {"samples_ns": [...], "inner": k, "warm": w}}."""
+    """Interleaved timing. Returns {peer: {"samples_ns": [...], "inner": k, "warm": w}}.
+
+    Round r runs the peers in an order rotated by r. Each peer's block: reset() to its snapshot
+    when it has one (untimed), `warm` untimed steps, then `inner` individually timed steps."""
     names = list(peers)
     info = {}
     for name in names:  # warm every peer up and estimate its cost
-        per = _per_call(peers[name], calibrate)
+        fn = peers[name]
+        stateful = hasattr(fn, "reset")
+        per = _per_call(fn, calibrate, reset_every=MAX_STATEFUL_BLOCK if stateful else 0)
         share = budget / (rounds * len(names))
-        info[name] = {"inner": int(min(max_inner, max(1, share // per))),
-                      "warm": int(min(50, max(1, math.ceil(warmup / per)))),
-                      "samples_ns": []}
+        warm = int(min(50, max(1, math.ceil(warmup / per))))
+        cap = MAX_STATEFUL_BLOCK - warm if stateful else max_inner
+        info[name] = {"inner": int(min(cap, max(1, share // per))), "warm": warm, "samples_ns": []}
     clock = time.perf_counter_ns
     gc.collect()
     gc_was = gc.isenabled()
@@ -105,18 +121,22 @@ def measure(peers: dict, *, rounds: int, budget: float, warmup: float, calibrate
             k = r % len(names)
             for name in names[k:] + names[:k]:
                 fn, spec = peers[name], info[name]
-                if isinstance(fn, Instrumented):
+                reset = getattr(fn, "reset", None)
+                if reset is not None:
+                    reset()
+                instrumented = isinstance(fn, Instrumented)
+                if instrumented:
                     fn.recording = False
                 for _ in range(spec["warm"]):
                     fn()
-                if isinstance(fn, Instrumented):
+                if instrumented:
                     fn.recording = True
                 store = spec["samples_ns"]
                 for _ in range(spec["inner"]):
                     t0 = clock()
                     fn()
                     store.append(clock() - t0)
-                if isinstance(fn, Instrumented):
+                if instrumented:
                     fn.recording = False
     finally:
         if gc_was:
@@ -304,13 +324,16 @@ def _ratios(config, peers) -> dict:
 
 def anatomy(config, profile) -> dict:
     """Median time of each call inside one step: fastnn's and the reference's public methods,
-    and fastnn's raw kernel calls."""
+    and fastnn's raw kernel calls (same pretraining and per-block reset as the step peers)."""
     data, _ = harness.batches(config)
-    variants = {
-        "fastnn": Instrumented(harness.public_thunks(harness.build_model(fastnn, config), config, data)),
-        "reference": Instrumented(harness.public_thunks(harness.build_model(harness.ref, config), config, data)),
-        "fastnn-raw": Instrumented(harness.raw_thunks(harness.build_model(fastnn, config), config, data)),
-    }
+    variants = {}
+    for name, lib, make in (("fastnn", fastnn, harness.public_thunks), ("reference", harness.ref, harness.public_thunks),
+                            ("fastnn-raw", fastnn, harness.raw_thunks)):
+        model = harness.build_model(lib, config)
+        step = Instrumented(make(model, config, data))
+        if config.training:
+            harness.prepare(step, lambda m=model: harness.restorer(m.trainable_layers, m.optimizer), config.pretrain)
+        variants[name] = step
     measure(variants, rounds=profile["rounds"], budget=profile["anatomy_budget"], warmup=profile["warmup"],
             calibrate=profile["calibrate"] / 2)
     return {k: [(label, float(np.median(s)) / 1e3) for label, s in zip(v.labels, v.samples)]
@@ -490,8 +513,8 @@ def parse_args(argv=None):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="few rounds and short blocks (smoke check, < 1 min)")
     p.add_argument("--threads", default="2", help="comma-separated thread counts (default 2)")
-    p.add_argument("--configs", default=",".join(harness.CONFIGS),
-                   help=f"comma-separated configurations (default all: {','.join(harness.CONFIGS)})")
+    p.add_argument("--configs", help=f"comma-separated configurations (default all: {','.join(harness.CONFIGS)}; "
+                   "--quick leaves out the pretrained *-long ones)")
     p.add_argument("--rounds", type=int, help="override the profile's number of rounds")
     p.add_argument("--budget", type=float, help="override the profile's seconds per configuration")
     p.add_argument("--no-ops", action="store_true", help="skip the per-op groups")
@@ -507,6 +530,8 @@ def parse_args(argv=None):
     p.add_argument("--out", default=str(RESULTS), help=f"output folder (default {RESULTS})")
     args = p.parse_args(argv)
     args.threads = [int(t) for t in args.threads.split(",") if t]
+    if args.configs is None:
+        args.configs = ",".join(c.name for c in harness.CONFIGS.values() if not (args.quick and c.pretrain > 1))
     args.configs = [c for c in args.configs.split(",") if c]
     args.ops = [o for o in args.ops.split(",") if o]
     if args.wait_idle is None:
