@@ -191,17 +191,44 @@ def _cpu_times():
 
 
 def others_busy(sample: float = 0.3) -> float | None:
-    """Share of the machine's CPU time (0 to 1, all cores) used while this process sleeps for
-    `sample` seconds: what other processes take. None where /proc/stat is missing."""
+    """Share of the machine's CPU time (0 to 1, all cores) that other processes used during
+    `sample` seconds while this one slept (its own leftover spinning threads are subtracted).
+    None where /proc/stat is missing."""
     try:
         time.sleep(0.15)  # let this process's own pools stop spinning
         total0, idle0 = _cpu_times()
+        own0 = os.times()
         time.sleep(sample)
         total1, idle1 = _cpu_times()
+        own1 = os.times()
     except OSError:
         return None
-    busy = (total1 - total0) - (idle1 - idle0)
-    return round(busy / max(1, total1 - total0), 3)
+    tick = os.sysconf("SC_CLK_TCK")
+    own = ((own1.user + own1.system) - (own0.user + own0.system)) * tick
+    busy = (total1 - total0) - (idle1 - idle0) - own
+    return round(min(1.0, max(0.0, busy / max(1, total1 - total0))), 3)
+
+
+class OthersMeter:
+    """Other processes' share of the machine's CPU between start() and share(): /proc/stat's
+    busy time less this process's own CPU time (all its threads)."""
+
+    def start(self):
+        try:
+            self.t0 = _cpu_times()
+        except OSError:
+            self.t0 = None
+        self.own0 = os.times()
+        return self
+
+    def share(self) -> float | None:
+        if self.t0 is None:
+            return None
+        total1, idle1 = _cpu_times()
+        own1 = os.times()
+        own = ((own1.user + own1.system) - (self.own0.user + self.own0.system)) * os.sysconf("SC_CLK_TCK")
+        total, idle = total1 - self.t0[0], idle1 - self.t0[1]
+        return round(min(1.0, max(0.0, (total - idle - own) / max(1, total))), 3)
 
 
 def wait_idle(limit: float, threshold: float = 0.1) -> tuple:
@@ -280,12 +307,13 @@ def run_threads(n: int, args, profile) -> dict:
             busy0, waited = wait_idle(args.wait_idle) if args.wait_idle else (others_busy(), 0.0)
             load0 = _loadavg()
             t0 = time.perf_counter()
+            meter = OthersMeter().start()
             info = measure(steps, rounds=profile["rounds"], budget=profile["budget"], warmup=profile["warmup"],
                            calibrate=profile["calibrate"])
             result = {"peers": {p: dict(stats(v["samples_ns"]), inner=v["inner"], warm=v["warm"])
                                 for p, v in info.items()},
                       "seconds": round(time.perf_counter() - t0, 2), "loadavg": [load0, _loadavg()],
-                      "others_busy": [busy0, others_busy()], "waited_for_idle_s": waited,
+                      "others_busy": [busy0, meter.share()], "waited_for_idle_s": waited,
                       "data": harness.batches(config)[1]}
             result.update(_ratios(config, result["peers"]))
             out["steps"][name] = result
@@ -450,9 +478,11 @@ def markdown(report: dict) -> str:
     lines += [f"- `{c.name}`: {c.description}; target {harness.target_text(c)} and faster than torch"
               for c in harness.CONFIGS.values()]
     lines += ["", "## Run notes", "",
-              "Other processes' share of the machine's CPU, sampled just before and just after each "
-              "configuration was measured (this process asleep), and the 1/5/15-minute load averages.", "",
-              "| threads | config | seconds | waited for idle (s) | others' CPU before → after | "
+              "Other processes' share of the machine's CPU (all cores): just before each configuration "
+              "(this process asleep) and averaged over its measurement (/proc/stat less this process's own "
+              "CPU time); and the 1/5/15-minute load averages. Figures measured while others took a "
+              "sizeable share are suspect, 2-thread ones most.", "",
+              "| threads | config | seconds | waited for idle (s) | others' CPU before → during | "
               "load average before → after | data |", "|---|---|---|---|---|---|---|"]
     for run in report["runs"]:
         for name, s in run["steps"].items():
