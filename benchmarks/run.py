@@ -6,9 +6,10 @@
     python benchmarks/run.py --threads 1,2 --configs spiral,mnist --plot
 
 For each thread count and each configuration, every peer (fastnn, reference, torch, the GEMM
-floor and the fastnn variants) is timed in the same rounds: round r runs the peers in an order
-rotated by r, each peer running a few untimed warm-up steps (so the previous peer's spinning
-threads and cold caches are not charged to it) and then a block of individually timed steps.
+floor and the fastnn variants) is timed in the same rounds: each round runs the peers in a fresh
+random order, each peer running a few untimed warm-up steps (so cold caches are not charged to
+it) and then a block of individually timed steps; between a torch block and a NumPy-BLAS block
+the runner sleeps briefly so the other family's spinning threads have stopped.
 Machine drift therefore hits all peers alike, and every ratio in the report comes from one run.
 
 Thread counts are set explicitly: threadpoolctl limits every BLAS and OpenMP pool in the process,
@@ -43,9 +44,13 @@ import fastnn  # noqa: E402,F811
 import harness  # noqa: E402
 
 PROFILES = {
-    #          rounds, step budget (s per config), warm-up (s per block), op budget (s per group), anatomy (s per config)
-    "quick": dict(rounds=5, budget=0.35, warmup=0.0002, op_budget=0.04, anatomy_budget=0.1, calibrate=0.02),
-    "full": dict(rounds=30, budget=8.0, warmup=0.002, op_budget=1.0, anatomy_budget=1.5, calibrate=0.1),
+    # rounds; step budget (s per configuration); warm-up (s per block); op budget (s per group); anatomy
+    # budget (s per configuration); calibration (s per peer); settle (s of sleep when the thread-pool
+    # family changes between blocks, with more than one thread)
+    "quick": dict(rounds=5, budget=0.35, warmup=0.0002, op_budget=0.04, anatomy_budget=0.1, calibrate=0.02,
+                  settle=0.03),
+    "full": dict(rounds=30, budget=8.0, warmup=0.002, op_budget=1.0, anatomy_budget=1.5, calibrate=0.1,
+                 settle=0.15),
 }
 
 
@@ -97,12 +102,17 @@ MAX_STATEFUL_BLOCK = 300
 
 
 def measure(peers: dict, *, rounds: int, budget: float, warmup: float, calibrate: float,
-            max_inner: int = 5000) -> dict:
+            max_inner: int = 5000, families: dict | None = None, settle: float = 0.0, seed: int = 0) -> dict:
     """Interleaved timing. Returns {peer: {"samples_ns": [...], "inner": k, "warm": w}}.
 
-    Round r runs the peers in an order rotated by r. Each peer's block: reset() to its snapshot
-    when it has one (untimed), `warm` untimed steps, then `inner` individually timed steps."""
+    Each round runs the peers in a fresh random order (seeded), so no peer always follows the
+    same neighbour. Each peer's block: reset() to its snapshot when it has one (untimed), `warm`
+    untimed steps, then `inner` individually timed steps. When the previous block ran a peer of
+    another thread-pool family (torch's OpenMP team vs NumPy's OpenBLAS), sleep `settle` seconds
+    first: OpenBLAS's worker threads keep spinning ~0.1 s after their last GEMM and would take a
+    core from torch's team (and torch's from OpenBLAS) on a 2-core machine."""
     names = list(peers)
+    families = families or {}
     info = {}
     for name in names:  # warm every peer up and estimate its cost
         fn = peers[name]
@@ -113,14 +123,20 @@ def measure(peers: dict, *, rounds: int, budget: float, warmup: float, calibrate
         cap = MAX_STATEFUL_BLOCK - warm if stateful else max_inner
         info[name] = {"inner": int(min(cap, max(1, share // per))), "warm": warm, "samples_ns": []}
     clock = time.perf_counter_ns
+    order_rng = np.random.default_rng(seed)
+    previous = None
     gc.collect()
     gc_was = gc.isenabled()
     gc.disable()
     try:
-        for r in range(rounds):
-            k = r % len(names)
-            for name in names[k:] + names[:k]:
+        for _ in range(rounds):
+            for i in order_rng.permutation(len(names)):
+                name = names[i]
                 fn, spec = peers[name], info[name]
+                family = families.get(name, "numpy")
+                if settle and previous is not None and family != previous:
+                    time.sleep(settle)
+                previous = family
                 reset = getattr(fn, "reset", None)
                 if reset is not None:
                     reset()
@@ -299,6 +315,9 @@ def run_threads(n: int, args, profile) -> dict:
            "steps": {}, "anatomy": {}, "ops": {}}
     from fastnn._ext import _buildinfo
     out["fastnn_openmp_threads"] = _buildinfo.openmp_max_threads()
+    # With more than one thread, pools of the other family spin on after their last call.
+    settle = profile["settle"] if n > 1 and not args.no_torch and harness.torch is not None else 0.0
+    out["settle_s"] = settle
     try:
         for name in args.configs:
             config = harness.CONFIGS[name]
@@ -309,7 +328,7 @@ def run_threads(n: int, args, profile) -> dict:
             t0 = time.perf_counter()
             meter = OthersMeter().start()
             info = measure(steps, rounds=profile["rounds"], budget=profile["budget"], warmup=profile["warmup"],
-                           calibrate=profile["calibrate"])
+                           calibrate=profile["calibrate"], families={"torch": "torch"}, settle=settle)
             result = {"peers": {p: dict(stats(v["samples_ns"]), inner=v["inner"], warm=v["warm"])
                                 for p, v in info.items()},
                       "seconds": round(time.perf_counter() - t0, 2), "loadavg": [load0, _loadavg()],
@@ -329,7 +348,7 @@ def run_threads(n: int, args, profile) -> dict:
                     factories = {k: v for k, v in factories.items() if k != "torch"}
                 ops = {p: f() for p, f in factories.items()}
                 info = measure(ops, rounds=profile["rounds"], budget=profile["op_budget"], warmup=profile["warmup"],
-                               calibrate=profile["calibrate"] / 2)
+                               calibrate=profile["calibrate"] / 2, families={"torch": "torch"}, settle=settle)
                 out["ops"][group] = {p: stats(v["samples_ns"]) for p, v in info.items()}
     finally:
         if limiter is not None:
@@ -420,7 +439,8 @@ def markdown(report: dict) -> str:
         pools = "; ".join(f"{p.get('api')} {p.get('threads')} thr ({p.get('library')})" for p in run["threadpools"])
         lines += ["", f"## Training steps and inference, {n} thread(s)", "",
                   f"Thread pools while measuring: {pools}; torch threads {run['torch_threads']}; fastnn OpenMP "
-                  f"max threads {run['fastnn_openmp_threads']}.", "",
+                  f"max threads {run['fastnn_openmp_threads']}; settle sleep between torch and NumPy-BLAS "
+                  f"blocks {run.get('settle_s', 0)} s.", "",
                   "| config | fastnn | reference | torch | GEMM floor | reference/fastnn | torch/fastnn | "
                   "fastnn/GEMM floor | target | target met? | faster than torch? |",
                   "|---|---|---|---|---|---|---|---|---|---|---|"]
