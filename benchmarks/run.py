@@ -450,6 +450,14 @@ def markdown(report: dict) -> str:
                          f"{_us(p['gemm-floor'])} | {_x(r['reference/fastnn'])} | {_x(r['torch/fastnn'])} | "
                          f"{_x(r['fastnn/gemm-floor'])} | {s['target']} | {_yes(s['target_met'])} | "
                          f"{'–' if s['beats_torch'] is None else ('yes' if s['beats_torch'] else '**no**')} |")
+        lines += ["", f"Ratios from the p10s ({n} thread(s)): noise only adds time, so on a busy machine these are "
+                  "closer to the undisturbed cost; a large gap to the median ratios above marks a disturbed row.", "",
+                  "| config | reference/fastnn | torch/fastnn | fastnn/GEMM floor |", "|---|---|---|---|"]
+        for name, s in run["steps"].items():
+            p = s["peers"]
+            f10 = p["fastnn"]["p10"]
+            t10 = _x(p["torch"]["p10"] / f10) if "torch" in p else "–"
+            lines.append(f"| {name} | {_x(p['reference']['p10'] / f10)} | {t10} | {_x(f10 / p['gemm-floor']['p10'])} |")
         lines += ["", f"### The Python layer's cost per step (issue 8), {n} thread(s)", "",
                   "`fastnn-raw` issues the same step's kernel calls straight to the entry points "
                   "(`fastnn._ext._dense.forward(layer.__dict__, x)`, ...): no class methods, no Python-side "
@@ -548,6 +556,7 @@ def plot(report: dict, path: pathlib.Path) -> None:
             if t.get("kind") == "floor_ratio":
                 ax.plot([i - 0.3, i + 0.3], [t["value"]] * 2, "k--", lw=1)
         ax.axhline(1, color="grey", lw=0.8)
+        ax.set_yscale("log")
         ax.set_xticks(x, names, rotation=20)
         ax.set_ylabel("fastnn / GEMM floor (x)")
         ax.set_title("time over the step's GEMMs alone (dashes: targets)")
@@ -578,6 +587,8 @@ def parse_args(argv=None):
     p.add_argument("--plot", action="store_true", help="also write <name>.png (matplotlib, headless)")
     p.add_argument("--name", help="file name without extension (default <date>-<host>, -quick in quick mode)")
     p.add_argument("--out", default=str(RESULTS), help=f"output folder (default {RESULTS})")
+    p.add_argument("--from-json", metavar="PATH", help="measure nothing: rewrite PATH's markdown (and plot "
+                   "with --plot) from its JSON, next to it")
     args = p.parse_args(argv)
     args.threads = [int(t) for t in args.threads.split(",") if t]
     if args.configs is None:
@@ -594,6 +605,14 @@ def parse_args(argv=None):
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    if args.from_json:
+        source = pathlib.Path(args.from_json)
+        report = json.loads(source.read_text())
+        source.with_suffix(".md").write_text(markdown(report))
+        if args.plot:
+            plot(report, source.with_suffix(".png"))
+        print(f"rewrote {source.with_suffix('.md')}", file=sys.stderr)
+        return report
     profile = dict(PROFILES["quick" if args.quick else "full"])
     if args.rounds:
         profile["rounds"] = args.rounds
