@@ -12,7 +12,7 @@ import numpy as np
 def config() -> dict:
     """The facts show_config() prints, as a dict (used by tests and benchmark reports)."""
     from . import __version__, _gemm
-    from ._ext import MODULES, _buildinfo
+    from ._ext import DISPATCHED, KERNELS, MODULES, _buildinfo
 
     modules = {}
     for name in MODULES:
@@ -28,12 +28,15 @@ def config() -> dict:
         "compiled_modules": modules,
         "compile_flags": _buildinfo.compile_flags(),
         "debug_build": _buildinfo.debug_build(),
+        "kernels": KERNELS,
+        "cpu_has_avx2": _buildinfo.cpu_has_avx2(),
+        "dispatched_modules": list(DISPATCHED),
         "openmp": _buildinfo.openmp_enabled(),
         "openmp_threads": _buildinfo.openmp_max_threads(),
         "gemm_backend": f"{kind}: {description}",
         "blas": blas,
         "env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                                           "OMP_WAIT_POLICY", "FASTNN_DATA") if k in os.environ},
+                                           "OMP_WAIT_POLICY", "FASTNN_DATA", "FASTNN_KERNELS") if k in os.environ},
     }
 
 
@@ -60,6 +63,8 @@ def show_config() -> None:
     lines += [f"  {name:14s} {path}" for name, path in c["compiled_modules"].items()]
     lines += [
         f"compile flags:  {c['compile_flags']}" + ("  [debug build: bounds checks on]" if c["debug_build"] else ""),
+        f"kernels:        {c['kernels']} (runtime dispatch of {', '.join(c['dispatched_modules'])}; CPU AVX2: "
+        f"{'yes' if c['cpu_has_avx2'] else 'no'}; FASTNN_KERNELS=baseline forces the portable build)",
         f"OpenMP:         {'on' if c['openmp'] else 'off'}, {c['openmp_threads']} thread(s)",
         f"GEMM:           {c['gemm_backend']}",
         "thread pools:",

@@ -14,6 +14,26 @@ cdef extern from *:
     int FASTNN_DEBUG_BUILD
 
 
+cdef extern from *:
+    """
+    static int fastnn_cpu_has_avx2(void) {
+    #if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
+        __builtin_cpu_init();
+        /* libgcc/compiler-rt also check that the OS saves the AVX registers (XCR0). */
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    #else
+        return 0;
+    #endif
+    }
+    """
+    int fastnn_cpu_has_avx2()
+
+
+def cpu_has_avx2():
+    """True when this CPU (and OS) can run the AVX2 kernel variants."""
+    return bool(fastnn_cpu_has_avx2())
+
+
 def openmp_enabled():
     """True when the kernels were compiled with OpenMP."""
     return bool(FASTNN_OPENMP)
