@@ -127,3 +127,21 @@ def test_dropout_identical(dtype, rng):
     (o1, m1), (o2, m2) = _run_both("_dropout", call)
     np.testing.assert_array_equal(o1, o2)
     np.testing.assert_array_equal(m1, m2)
+
+
+@needs_avx2
+def test_dense_identical(dtype, rng):
+    x = rng.standard_normal((29, 13)).astype(dtype)
+    d = rng.standard_normal((29, 7)).astype(dtype)
+
+    def call(module):
+        r = np.random.default_rng(5)
+        state = {"weights": r.standard_normal((13, 7)).astype(dtype), "biases": r.standard_normal((1, 7)).astype(dtype),
+                 "weight_regularizer_l1": 1e-3, "weight_regularizer_l2": 5e-4,
+                 "bias_regularizer_l1": 1e-3, "bias_regularizer_l2": 5e-4}
+        assert module.forward(state, x)
+        assert module.backward(state, d)
+        return [state[k].copy() for k in ("output", "dweights", "dbiases", "dinputs")]
+
+    for a, b in zip(*_run_both("_dense", call)):
+        np.testing.assert_array_equal(a, b)

@@ -16,7 +16,7 @@ import sys as _sys
 
 _HERE = _os.path.dirname(__file__)
 MODULES = ("_buildinfo", "_blas", "_activations", "_dense", "_losses", "_optimizers", "_dropout")
-DISPATCHED = ("_activations", "_losses", "_optimizers", "_dropout")
+DISPATCHED = ("_activations", "_dense", "_losses", "_optimizers", "_dropout")
 
 
 def _is_built(name):
