@@ -30,10 +30,17 @@ _BCE, _MSE, _MAE = 0, 1, 2
 
 def _layer_penalty(layer) -> float:
     """The L1/L2 penalty of one trainable layer (0 when it has no positive coefficient)."""
-    l1w = getattr(layer, "weight_regularizer_l1", 0)
-    l2w = getattr(layer, "weight_regularizer_l2", 0)
-    l1b = getattr(layer, "bias_regularizer_l1", 0)
-    l2b = getattr(layer, "bias_regularizer_l2", 0)
+    state = getattr(layer, "__dict__", None)
+    if state is not None:  # plain objects (every layer here): one dict, no attribute machinery
+        l1w = state.get("weight_regularizer_l1", 0)
+        l2w = state.get("weight_regularizer_l2", 0)
+        l1b = state.get("bias_regularizer_l1", 0)
+        l2b = state.get("bias_regularizer_l2", 0)
+    else:
+        l1w = getattr(layer, "weight_regularizer_l1", 0)
+        l2w = getattr(layer, "weight_regularizer_l2", 0)
+        l1b = getattr(layer, "bias_regularizer_l1", 0)
+        l2b = getattr(layer, "bias_regularizer_l2", 0)
     if not (l1w > 0 or l2w > 0 or l1b > 0 or l2b > 0):
         return 0
     value = _losses.regularization_loss(layer.weights, layer.biases, l1w, l2w, l1b, l2b)
@@ -136,8 +143,10 @@ class Loss_CategoricalCrossentropy(Loss):
         return self._run(y_pred, y_true, True)[1]
 
     def _sample_loss_sum(self, output, y):
-        total = self._run(output, y, False, "calculate")[0]
-        return total, len(output)
+        result = _losses.cce(output, y, False)  # the common case first: no conversion needed
+        if result is None:
+            result = self._run(output, y, False, "calculate")
+        return result[0], len(output)
 
     def backward(self, dvalues, y_true) -> None:
         """dinputs = -y_true / dvalues / n_samples (no clipping, as the book)."""

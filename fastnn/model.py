@@ -117,22 +117,24 @@ class Model:
 
     def backward(self, output, y) -> None:
         """Backpropagate from the loss (or the combined softmax + cross-entropy gradient)."""
+        layers = self.layers
         if self.softmax_classifier_output is not None:
             self.softmax_classifier_output.backward(output, y)
-            self.layers[-1].dinputs = self.softmax_classifier_output.dinputs
-            for layer in reversed(self.layers[:-1]):
-                self._backward_layer(layer, layer.next.dinputs)
-            return
-        self.loss.backward(output, y)
-        for layer in reversed(self.layers):
-            self._backward_layer(layer, layer.next.dinputs)
-
-    def _backward_layer(self, layer, dvalues) -> None:
-        # Nothing reads the first layer's dinputs; a plain Layer_Dense there skips that GEMM.
-        if layer is self.layers[0] and type(layer) is Layer_Dense:
-            layer._backward_parameters_only(dvalues)
+            layers[-1].dinputs = self.softmax_classifier_output.dinputs
+            below = len(layers) - 2
         else:
-            layer.backward(dvalues)
+            self.loss.backward(output, y)
+            below = len(layers) - 1
+        for i in range(below, 0, -1):
+            layer = layers[i]
+            layer.backward(layer.next.dinputs)
+        if below >= 0:
+            first = layers[0]
+            # Nothing reads the first layer's dinputs; a plain Layer_Dense there skips that GEMM.
+            if type(first) is Layer_Dense:
+                first._backward_parameters_only(first.next.dinputs)
+            else:
+                first.backward(first.next.dinputs)
 
     # --- training --------------------------------------------------------------------------------
     def train(self, X, y, *, epochs: int = 1, batch_size: int | None = None, print_every: int = 1,
