@@ -94,13 +94,16 @@ class Loss:
         total, count = self._sample_loss_sum(output, y)
         if count == 0:
             raise ValueError(f"{type(self).__name__}.calculate: got an empty batch (0 samples)")
-        state = self.__dict__
-        state["accumulated_sum"] = state.get("accumulated_sum", 0) + total
-        state["accumulated_count"] = state.get("accumulated_count", 0) + count
+        self._accumulate(total, count)
         data_loss = total / count
         if not include_regularization:
             return data_loss
         return data_loss, self.regularization_loss()
+
+    def _accumulate(self, total: float, count: int) -> None:
+        state = self.__dict__
+        state["accumulated_sum"] = state.get("accumulated_sum", 0) + total
+        state["accumulated_count"] = state.get("accumulated_count", 0) + count
 
     def calculate_accumulated(self, *, include_regularization: bool = False):
         """Mean loss over everything since new_pass(); the regularisation loss is computed now,

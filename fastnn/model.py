@@ -24,6 +24,7 @@ import time
 import numpy as np
 
 from . import _validation
+from ._ext import _losses
 from .accuracy import Accuracy_Categorical
 from .activations import Activation_Softmax
 from .history import History
@@ -121,14 +122,18 @@ class Model:
         if self.softmax_classifier_output is not None:
             self.softmax_classifier_output.backward(output, y)
             layers[-1].dinputs = self.softmax_classifier_output.dinputs
-            below = len(layers) - 2
+            self._backward_layers(len(layers) - 2)
         else:
             self.loss.backward(output, y)
-            below = len(layers) - 1
-        for i in range(below, 0, -1):
+            self._backward_layers(len(layers) - 1)
+
+    def _backward_layers(self, top: int) -> None:
+        """Backward through layers[top] down to layers[0], each from its next's dinputs."""
+        layers = self.layers
+        for i in range(top, 0, -1):
             layer = layers[i]
             layer.backward(layer.next.dinputs)
-        if below >= 0:
+        if top >= 0:
             first = layers[0]
             # Nothing reads the first layer's dinputs; a plain Layer_Dense there skips that GEMM.
             if type(first) is Layer_Dense:
@@ -214,21 +219,63 @@ class Model:
         return history
 
     def _train_step(self, batch_X, batch_y, epoch: int, step: int):
-        output = self.forward(batch_X, training=True)
-        data_loss, reg_loss = self.loss.calculate(output, batch_y, include_regularization=True)
+        head = self._fused_head(batch_X, batch_y)
+        if head is None:
+            output = self.forward(batch_X, training=True)
+            data_loss, reg_loss = self.loss.calculate(output, batch_y, include_regularization=True)
+        else:
+            data_loss, reg_loss, accuracy = head
         if not (math.isfinite(data_loss) and math.isfinite(reg_loss)):
             raise FloatingPointError(
                 f"Model.train: the loss became {data_loss + reg_loss} (data_loss {data_loss}, reg_loss "
                 f"{reg_loss}) at epoch {epoch}, step {step}; the weights were not updated by this step. "
                 f"Lower the learning rate, check the inputs for NaN/inf, or scale them.")
-        accuracy = self._accuracy(output, batch_y)
-        self.backward(output, batch_y)
+        if head is None:
+            accuracy = self._accuracy(output, batch_y)
+            self.backward(output, batch_y)
+        else:
+            self._backward_layers(len(self.layers) - 2)
         optimizer = self.optimizer
         optimizer.pre_update_params()
         for layer in self.trainable_layers:
             optimizer.update_params(layer)
         optimizer.post_update_params()
         return data_loss, reg_loss, accuracy
+
+    def _fused_head(self, batch_X, batch_y):
+        """The forward pass, loss, accuracy and the head's gradient of one training step when the
+        model ends in Activation_Softmax with Loss_CategoricalCrossentropy, Accuracy_Categorical
+        and class-id labels: the softmax, the losses, the argmax count and the combined gradient
+        come from one compiled call (bit-identical to the separate ones). Returns (data_loss,
+        reg_loss, accuracy), or None, having done nothing, for any other model."""
+        layers = self.layers
+        combined = self.softmax_classifier_output
+        accuracy = self.accuracy
+        if (combined is None or len(layers) < 2 or type(layers[-1]) is not Activation_Softmax
+                or type(self.loss) is not Loss_CategoricalCrossentropy or type(accuracy) is not Accuracy_Categorical
+                or accuracy.binary or type(combined) is not Activation_Softmax_Loss_CategoricalCrossentropy
+                or not isinstance(batch_y, np.ndarray) or batch_y.ndim != 1):
+            return None
+        self.input_layer.forward(batch_X, True)
+        for layer in layers[:-1]:
+            layer.forward(layer.prev.output, True)
+        softmax = layers[-1]
+        logits = softmax.prev.output
+        result = _losses.softmax_cce_step(softmax.__dict__, combined.__dict__, logits, batch_y)
+        if result is None:  # labels or logits in another form: the ordinary path from here on
+            softmax.forward(logits, True)
+            output = softmax.output
+            data_loss, reg_loss = self.loss.calculate(output, batch_y, include_regularization=True)
+            value = self._accuracy(output, batch_y)
+            combined.backward(output, batch_y)
+        else:
+            total, correct = result
+            count = len(batch_y)
+            self.loss._accumulate(total, count)
+            accuracy._accumulate(correct, count)
+            data_loss, reg_loss, value = total / count, self.loss.regularization_loss(), correct / count
+        softmax.dinputs = combined.dinputs
+        return data_loss, reg_loss, value
 
     def _accuracy(self, output, y):
         """accuracy.calculate(predictions(output), y); for a softmax output with class ids and

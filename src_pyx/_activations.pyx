@@ -4,14 +4,14 @@ Two entry points, forward() and backward(), run one activation on an object's st
 _common.pxd). Shapes: inputs/output/dvalues/dinputs are (n_samples, n_neurons) for Softmax and any
 shape for the elementwise ReLU, Sigmoid and Linear, which see flat arrays of `n` elements.
 """
-from libc.math cimport exp
 from libc.string cimport memcpy
 
 cimport numpy as cnp
 cnp.import_array()
 from cython cimport floating
 
-from _common cimport data, fastnn_expf, ready_float, ready_like, reuse_like
+from _common cimport data, ready_float, ready_like, reuse_like
+from _softmax cimport _exp, _softmax_forward
 
 
 # ---------------------------------------------------------------------------------------------
@@ -44,13 +44,6 @@ cdef inline void _relu_backward(const floating* dvalues, const floating* inputs,
 # overflows (the book's form warns "overflow in exp" for large negative x and returns 0, which
 # this form returns too once exp(x) underflows).
 
-cdef inline floating _exp(floating x) noexcept nogil:
-    if floating is float:
-        return fastnn_expf(x)
-    else:
-        return exp(x)
-
-
 cdef inline void _sigmoid_forward(const floating* inputs, floating* output, Py_ssize_t n) noexcept nogil:
     cdef Py_ssize_t i
     cdef floating x, e
@@ -75,67 +68,7 @@ cdef inline void _sigmoid_backward(const floating* dvalues, const floating* outp
 
 
 # ---------------------------------------------------------------------------------------------
-# Softmax over each row of (n_samples, n_classes): shift by the row max (so exp never overflows),
-# exponentiate, divide by the row sum. The sum accumulates in double.
-
-cdef inline floating _row_max(const floating* x, Py_ssize_t n) noexcept nogil:
-    # Four running maxima, so the comparisons do not wait on each other.
-    cdef floating m0 = x[0], m1 = x[0], m2 = x[0], m3 = x[0], v
-    cdef Py_ssize_t j = 0
-    while j + 4 <= n:
-        m0 = x[j] if x[j] > m0 else m0
-        m1 = x[j + 1] if x[j + 1] > m1 else m1
-        m2 = x[j + 2] if x[j + 2] > m2 else m2
-        m3 = x[j + 3] if x[j + 3] > m3 else m3
-        j += 4
-    while j < n:
-        m0 = x[j] if x[j] > m0 else m0
-        j += 1
-    m0 = m1 if m1 > m0 else m0
-    m2 = m3 if m3 > m2 else m2
-    return m2 if m2 > m0 else m0
-
-
-cdef inline double _row_sum(const floating* x, Py_ssize_t n) noexcept nogil:
-    # Four double accumulators: the order of a sum is fixed without -ffast-math, so one
-    # accumulator would make every add wait for the previous one.
-    cdef double s0 = 0, s1 = 0, s2 = 0, s3 = 0
-    cdef Py_ssize_t j = 0
-    while j + 4 <= n:
-        s0 += x[j]
-        s1 += x[j + 1]
-        s2 += x[j + 2]
-        s3 += x[j + 3]
-        j += 4
-    while j < n:
-        s0 += x[j]
-        j += 1
-    return (s0 + s1) + (s2 + s3)
-
-
-# Three passes so the exponentials run as one long vectorised loop over the whole matrix (with few
-# classes, per-row loops would spend their time starting and stopping): shift each row by its max,
-# exponentiate everything, divide each row by its sum.
-cdef inline void _softmax_forward(const floating* inputs, floating* output, Py_ssize_t n_samples,
-                                  Py_ssize_t n_classes) noexcept nogil:
-    cdef Py_ssize_t i, j
-    cdef floating row_max, denominator
-    cdef const floating* x
-    cdef floating* out
-    for i in range(n_samples):
-        x = inputs + i * n_classes
-        out = output + i * n_classes
-        row_max = _row_max(x, n_classes)
-        for j in range(n_classes):
-            out[j] = x[j] - row_max
-    for i in range(n_samples * n_classes):
-        output[i] = _exp(output[i])
-    for i in range(n_samples):
-        out = output + i * n_classes
-        denominator = <floating>_row_sum(out, n_classes)
-        for j in range(n_classes):
-            out[j] = out[j] / denominator
-
+# Softmax forward: _softmax.pxd (shared with the fused softmax + cross-entropy step in _losses).
 
 # The book multiplies each row of dvalues by the Jacobian diag(s) - s s^T. Written out, row i of
 # dinputs is s * (d - dot(s, d)): the same value in O(n_classes) instead of O(n_classes^2).

@@ -17,6 +17,7 @@ cnp.import_array()
 from cython cimport floating
 
 from _common cimport data, ready, ready2, reuse2
+from _softmax cimport _softmax_forward
 
 ctypedef fused label_t:
     uint8_t
@@ -591,3 +592,60 @@ def argmax_matches(object scores, object labels):
             else:
                 correct = _argmax_matches(<double*>p_s, <int64_t*>p_y, n, c)
     return correct
+
+
+# ---------------------------------------------------------------------------------------------
+# The Model's fused head for softmax + categorical cross-entropy + categorical accuracy with class
+# ids: the same four computations as the separate calls (softmax forward, the loss's per-sample
+# -log, argmax == label, the combined gradient), on the same kernels in the same order, so the
+# numbers are bit-identical; one call instead of four keeps a small batch's step short.
+
+cdef inline void _softmax_cce_step(const floating* logits, const label_t* labels, floating* probabilities,
+                                   floating* dinputs, Py_ssize_t n, Py_ssize_t c,
+                                   double* loss_sum, Py_ssize_t* correct) noexcept nogil:
+    _softmax_forward(logits, probabilities, n, c)
+    loss_sum[0] = _cce_sparse(<const floating*>probabilities, labels, <floating*>NULL, n, c)
+    correct[0] = _argmax_matches(<const floating*>probabilities, labels, n, c)
+    _softmax_cce_backward_sparse(<const floating*>probabilities, labels, dinputs, n, c)
+
+
+def softmax_cce_step(dict softmax_state, dict combined_state, object logits, object labels):
+    """Softmax of `logits` (n, c) into softmax_state['output'] (and 'inputs'), the combined
+    gradient into combined_state['dinputs']; returns (sum of the per-sample losses, number of
+    rows whose argmax is the label). None, changing nothing, when logits/labels are not a
+    C-contiguous float array and in-range class ids of the exact forms the kernels read."""
+    if not _predictions(logits) or (<cnp.ndarray>logits).ndim != 2:
+        return None
+    cdef cnp.ndarray x = <cnp.ndarray>logits
+    cdef int typenum = cnp.PyArray_TYPE(x)
+    cdef Py_ssize_t n = x.shape[0], c = x.shape[1]
+    cdef int kind = _label_kind(labels, n)
+    if kind == NOT_LABELS or c == 0 or n == 0:
+        return None
+    cdef void* p_y = data(<cnp.ndarray>labels)
+    if _check_labels(kind, p_y, n, c) != LABELS_OK:
+        return None
+    cdef cnp.ndarray probabilities = reuse2(softmax_state, "output", n, c, typenum, x, labels)
+    cdef cnp.ndarray dinputs = reuse2(combined_state, "dinputs", n, c, typenum, probabilities, x)
+    cdef void* p_x = data(x)
+    cdef void* p_p = data(probabilities)
+    cdef void* p_d = data(dinputs)
+    cdef double total = 0
+    cdef Py_ssize_t correct = 0
+    with nogil:
+        if typenum == cnp.NPY_FLOAT32:
+            if kind == U8:
+                _softmax_cce_step(<float*>p_x, <uint8_t*>p_y, <float*>p_p, <float*>p_d, n, c, &total, &correct)
+            elif kind == I32:
+                _softmax_cce_step(<float*>p_x, <int32_t*>p_y, <float*>p_p, <float*>p_d, n, c, &total, &correct)
+            else:
+                _softmax_cce_step(<float*>p_x, <int64_t*>p_y, <float*>p_p, <float*>p_d, n, c, &total, &correct)
+        else:
+            if kind == U8:
+                _softmax_cce_step(<double*>p_x, <uint8_t*>p_y, <double*>p_p, <double*>p_d, n, c, &total, &correct)
+            elif kind == I32:
+                _softmax_cce_step(<double*>p_x, <int32_t*>p_y, <double*>p_p, <double*>p_d, n, c, &total, &correct)
+            else:
+                _softmax_cce_step(<double*>p_x, <int64_t*>p_y, <double*>p_p, <double*>p_d, n, c, &total, &correct)
+    softmax_state["inputs"] = x
+    return total, correct

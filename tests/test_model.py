@@ -588,3 +588,35 @@ def test_regression_model_log_equals_the_reference(capsys):
         model.train(X, y, epochs=30, batch_size=250, print_every=2)
         logs.append(capsys.readouterr().out)
     assert logs[0] == logs[1] and logs[0].count("step: ") == 30 * 3
+
+
+def test_fused_softmax_head_matches_the_separate_calls_bit_for_bit():
+    """Model._train_step's fused softmax + cross-entropy + accuracy head (one compiled call) gives
+    the same log, weights and layer attributes as the separate calls it replaces."""
+    import fastnn as nn
+    from fastnn.datasets import spiral_data
+
+    def run(fused: bool):
+        np.random.seed(0)
+        X, y = spiral_data(samples=50, classes=3)
+        model = nn.Model()
+        model.add(nn.Layer_Dense(2, 16))
+        model.add(nn.Activation_ReLU())
+        model.add(nn.Layer_Dense(16, 3))
+        model.add(nn.Activation_Softmax())
+        model.set(loss=nn.Loss_CategoricalCrossentropy(), optimizer=nn.Optimizer_Adam(learning_rate=0.05),
+                  accuracy=nn.Accuracy_Categorical())
+        model.finalize()
+        if not fused:
+            model._fused_head = lambda X, y: None
+        history = model.train(X, y, epochs=30, batch_size=40, verbose=False)
+        return model, history
+
+    fused, h1 = run(True)
+    plain, h2 = run(False)
+    assert h1.as_dict()["loss"] == h2.as_dict()["loss"] and h1.accuracy == h2.accuracy
+    for a, b in zip(fused.layers, plain.layers):
+        for name in ("output", "dinputs", "weights", "dweights"):
+            if hasattr(b, name):
+                np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    np.testing.assert_array_equal(fused.softmax_classifier_output.dinputs, plain.softmax_classifier_output.dinputs)
