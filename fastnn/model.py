@@ -334,12 +334,23 @@ class Model:
         return X
 
     def _probe(self, X, where: str, name: str):
-        """The output of one inference pass on X's first sample; a layer refusing it becomes an
-        error that names X (the argument the caller passed)."""
+        """The output of one inference pass on X's first sample (a fresh array); a layer refusing
+        it becomes an error that names X (the argument the caller passed). The pass runs with the
+        layers' forward buffers set aside and every layer's attributes are restored afterwards, so
+        a call refused after the probe leaves the layers as they were."""
+        objects = [obj for obj in (self.input_layer, *self.layers) if isinstance(getattr(obj, "__dict__", None), dict)]
+        saved = [dict(obj.__dict__) for obj in objects]
+        for obj in objects:
+            for key in ("inputs", "output", "binary_mask"):
+                obj.__dict__.pop(key, None)
         try:
             return self.forward(X[:1], training=False)
         except (TypeError, ValueError) as exc:
             raise type(exc)(f"{where}: {name} {X.shape} does not fit the model: {exc}") from None
+        finally:
+            for obj, state in zip(objects, saved):
+                obj.__dict__.clear()
+                obj.__dict__.update(state)
 
     def _prepare_data(self, X, y, where: str, names=("X", "y")):
         X = self._prepare_inputs(X, where, names[0])
