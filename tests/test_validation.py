@@ -501,6 +501,22 @@ for label, kwargs, error, names in [
 case("Model.train regression targets shape", on(lambda: model("Loss_MeanSquaredError", 0), "train", X, np.zeros((60, 2)),
                                                 verbose=False),
      ValueError, r"Model.train: y must have shape \(n_samples, 3\)")
+
+
+def model_after_one_sample():
+    """A model whose buffers have one row (its last pass was a one-sample predict): the data probe
+    of train/evaluate would reuse them in place if it did not set them aside."""
+    m = model()
+    m.predict(X[30:31])                # another sample than the probe's X[:1]
+    return m
+
+
+case("Model.evaluate y out of range after a one-sample pass", on(model_after_one_sample, "evaluate", X, Y + 1,
+                                                                 verbose=False),
+     ValueError, r"Model.evaluate: y must be class ids in \[0, 3\)")
+case("Model.train y out of range after a one-sample pass", on(model_after_one_sample, "train", X, Y + 1,
+                                                              verbose=False),
+     ValueError, r"Model.train: y must be class ids in \[0, 3\)")
 case("Model.train before finalize", lambda: (lambda m: (m, lambda: m.train(X, Y)))(fastnn.Model()), ValueError,
      r"Model.train: call model.finalize\(\) first")
 
