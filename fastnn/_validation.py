@@ -80,7 +80,10 @@ def memory_limit() -> int:
 
 
 def _gib(n_bytes: int) -> str:
-    return f"{n_bytes / 2 ** 30:.3g} GiB"
+    try:
+        return f"{n_bytes / 2 ** 30:.3g} GiB"
+    except OverflowError:  # more bytes than a float can count
+        return f"about 10^{len(str(n_bytes)) - 10} GiB"
 
 
 def check_fits(n_elements: int, itemsize: int, name: str, where: str | None, what: str) -> None:
@@ -288,10 +291,16 @@ def same_shape(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str, where: st
 
 
 def class_labels(y, n_samples: int, n_classes: int, where: str, name: str = "y_true",
-                 onehot_dtype=np.float64) -> np.ndarray:
+                 onehot_dtype=np.float64, *, weights_for_log: bool = False) -> np.ndarray:
     """Categorical targets: sparse class ids (n_samples,) in [0, n_classes) -> intp, or one-hot
     (n_samples, n_classes) -> rows of `onehot_dtype` that are not checked to sum to 1 (the book's
-    formula works with any weights)."""
+    formula works with any weights).
+
+    weights_for_log (the cross-entropy's forward, which takes -log of each row's weighted sum of
+    probabilities): one-hot rows must be finite and non-negative with at least one positive weight,
+    else the loss is -log(0) = inf or -log(negative) = NaN from finite data. (The gradients
+    -y/p and softmax - one-hot(argmax y) are finite for any finite weights.) The same rule as
+    fastnn._ext._losses.labels_ready, which checks labels already in the kernels' form."""
     if not isinstance(y, np.ndarray):
         try:
             y = np.asarray(y)
@@ -314,7 +323,16 @@ def class_labels(y, n_samples: int, n_classes: int, where: str, name: str = "y_t
         if y.shape != (n_samples, n_classes):
             raise _fail(where, name, f"one-hot of shape ({n_samples}, {n_classes}) or class ids of shape "
                         f"({n_samples},)", f"shape {y.shape}")
-        return _convert(y, name, onehot_dtype, where)
+        y = _convert(y, name, onehot_dtype, where)
+        if weights_for_log and y.size:
+            with np.errstate(invalid="ignore"):
+                usable = np.all(np.isfinite(y) & (y >= 0), axis=1) & np.any(y > 0, axis=1)
+            if not usable.all():
+                row = int(np.argmin(usable))
+                raise _fail(where, name, "one-hot rows of finite, non-negative weights with at least one positive "
+                            "weight per row (the loss takes the log of each row's weighted sum)",
+                            f"row {row} = {np.array2string(y[row], threshold=8)}")
+        return y
     raise _fail(where, name, "1-D class ids or 2-D one-hot rows", f"{y.ndim}-D array of shape {y.shape}")
 
 

@@ -129,13 +129,14 @@ class Loss_CategoricalCrossentropy(Loss):
     [1e-7, 1 - 1e-7]. y_true: class ids (n_samples,) or one-hot (n_samples, n_classes)."""
 
     def _run(self, y_pred, y_true, per_sample: bool, method: str = "forward"):
-        result = _losses.cce(y_pred, y_true, per_sample)
-        if result is None:
+        # labels_ready also checks one-hot rows can be logged (finite, non-negative, one positive
+        # weight): the kernel alone would return -log(0) = inf or NaN for them.
+        if not _losses.labels_ready(y_pred, y_true):
             y_pred = self._predictions(y_pred, method)
             y_true = _validation.class_labels(y_true, y_pred.shape[0], y_pred.shape[1],
-                                              f"{type(self).__name__}.{method}", onehot_dtype=y_pred.dtype)
-            result = _losses.cce(y_pred, y_true, per_sample)
-        return result
+                                              f"{type(self).__name__}.{method}", onehot_dtype=y_pred.dtype,
+                                              weights_for_log=True)
+        return _losses.cce(y_pred, y_true, per_sample)
 
     def forward(self, y_pred, y_true) -> np.ndarray:
         """y_pred: (n_samples, n_classes) probabilities -> per-sample losses (n_samples,)."""
@@ -224,7 +225,7 @@ class Activation_Softmax_Loss_CategoricalCrossentropy:
             where = "Activation_Softmax_Loss_CategoricalCrossentropy.forward"
             inputs = _validation.predictions(inputs, "inputs", where)
             y_true = _validation.class_labels(y_true, inputs.shape[0], inputs.shape[1], where,
-                                              onehot_dtype=inputs.dtype)
+                                              onehot_dtype=inputs.dtype, weights_for_log=True)
         n_samples = inputs.shape[0]
         if n_samples == 0:
             raise ValueError("Activation_Softmax_Loss_CategoricalCrossentropy.forward: inputs must hold at "

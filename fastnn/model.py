@@ -368,7 +368,8 @@ class Model:
         n_outputs = output.shape[1] if output.ndim == 2 else None
         loss = self.loss
         if isinstance(loss, Loss_CategoricalCrossentropy):
-            y = _validation.class_labels(y, len(X), n_outputs, where, names[1], onehot_dtype=output.dtype)
+            y = _validation.class_labels(y, len(X), n_outputs, where, names[1], onehot_dtype=output.dtype,
+                                         weights_for_log=True)
         elif y.dtype.kind in "biuf":
             if y.ndim == 1 and output.ndim == 2 and output.shape[1] == 1:
                 y = y.reshape(-1, 1)

@@ -9,7 +9,7 @@ dtype, in the book's order of operations. Constants inside per-element formulas 
 (`<floating>1`): Cython writes an integer literal in a floating expression as a C double (1.0),
 which would evaluate a float32 formula in double and round once at the end, not as NumPy does.
 """
-from libc.math cimport fabs, log, logf
+from libc.math cimport INFINITY, fabs, log, logf
 from libc.stdint cimport int32_t, int64_t, uint8_t
 
 cimport numpy as cnp
@@ -319,18 +319,49 @@ cdef bint _predictions(object y_pred) noexcept:
     return ready(y_pred, cnp.NPY_FLOAT32) or ready(y_pred, cnp.NPY_FLOAT64)
 
 
+cdef inline bint _loggable_rows(const floating* y, Py_ssize_t n, Py_ssize_t c) noexcept nogil:
+    """Every row finite and non-negative with a positive entry: its weighted sum of clipped
+    probabilities is > 0, so -log of it is finite."""
+    cdef Py_ssize_t i, j
+    cdef floating v
+    cdef bint positive
+    for i in range(n):
+        positive = False
+        for j in range(c):
+            v = y[i * c + j]
+            if not (v >= 0 and v < <floating>INFINITY):   # NaN fails both comparisons
+                return False
+            positive = positive or v > 0
+        if not positive:
+            return False
+    return True
+
+
 def labels_ready(object y_pred, object y_true):
-    """True when cce(y_pred, y_true, ...) would run without validation: y_pred a C-contiguous 2-D
-    float array with at least one column, y_true class ids in [0, n_classes) or one-hot rows of
-    y_pred's dtype and shape. Reads only the labels and writes nothing: the combined softmax + CCE
-    forward checks its labels with it before the softmax overwrites its output."""
+    """True when cce(y_pred, y_true, ...) can run without validation and give finite losses for
+    finite predictions: y_pred a C-contiguous 2-D float array with at least one column; y_true
+    class ids in [0, n_classes), or one-hot rows of y_pred's dtype and shape that are finite,
+    non-negative and have a positive weight. Reads only the labels and writes nothing: the
+    cross-entropy forwards (and the combined softmax + CCE forward, before its softmax overwrites
+    anything) check their labels with it."""
     if not _predictions(y_pred) or (<cnp.ndarray>y_pred).ndim != 2 or (<cnp.ndarray>y_pred).shape[1] == 0:
         return False
     cdef cnp.ndarray p = <cnp.ndarray>y_pred
     cdef Py_ssize_t n = p.shape[0], c = p.shape[1]
     cdef int kind = _label_kind(y_true, n)
+    cdef void* p_y
+    cdef bint ok
+    cdef bint f32 = cnp.PyArray_TYPE(p) == cnp.NPY_FLOAT32
     if kind == NOT_LABELS:
-        return ready2(y_true, cnp.PyArray_TYPE(p), c) and (<cnp.ndarray>y_true).shape[0] == n
+        if not (ready2(y_true, cnp.PyArray_TYPE(p), c) and (<cnp.ndarray>y_true).shape[0] == n):
+            return False
+        p_y = data(<cnp.ndarray>y_true)
+        with nogil:
+            if f32:
+                ok = _loggable_rows(<float*>p_y, n, c)
+            else:
+                ok = _loggable_rows(<double*>p_y, n, c)
+        return ok
     return _check_labels(kind, data(<cnp.ndarray>y_true), n, c) == LABELS_OK
 
 
