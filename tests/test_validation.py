@@ -335,6 +335,16 @@ BAD_CLASS_LABELS = [
     ("None", None, TypeError, "y_true"),
     ("complex", LABELS.astype(complex), TypeError, "y_true"),
 ]
+# One-hot rows whose weighted sum of probabilities has no logarithm (the kernel would give inf or
+# NaN from finite data), in the kernels' own form (float32 like P, C order): caught by the C check.
+_ONEHOT = np.eye(3, dtype=np.float32)[LABELS]
+UNLOGGABLE_ONEHOT = [
+    ("all-zero row", np.where(np.arange(6)[:, None] == 2, 0, _ONEHOT).astype(np.float32)),
+    ("negative weight", np.where(np.arange(6)[:, None] == 4, -_ONEHOT, _ONEHOT).astype(np.float32)),
+    ("nan weight", np.where(np.arange(6)[:, None] == 0, np.nan, _ONEHOT).astype(np.float32)),
+    ("inf weight", np.where(_ONEHOT == 1, np.inf, 0).astype(np.float32)),
+    ("float64 negative (converted)", -np.eye(3)[LABELS]),
+]
 BAD_TARGETS = [
     ("shape", np.zeros((6, 2)), ValueError, r"y_true must be of shape \(6, 3\) \(the shape of the predictions\)"),
     ("class ids", LABELS, ValueError, r"y_true must be of shape \(6, 3\)"),
@@ -354,6 +364,11 @@ for name in ("Loss_CategoricalCrossentropy", "Loss_BinaryCrossentropy", "Loss_Me
         for label, value, error, names in labels:
             case(f"{name}.{method} targets {label}", on(lambda name=name: loss(name), method, P, value), error,
                  f"{name}.{method}: {names}")
+    if name == "Loss_CategoricalCrossentropy":
+        for method in ("forward", "calculate"):
+            for label, value in UNLOGGABLE_ONEHOT:
+                case(f"{name}.{method} one-hot {label}", on(lambda: loss("Loss_CategoricalCrossentropy"), method, P, value),
+                     ValueError, f"{name}.{method}: y_true must be one-hot rows of finite, non-negative weights")
     case(f"{name}.calculate empty batch", on(lambda name=name: loss(name), "calculate", P[:0], good_y[:0]),
          ValueError, "empty batch")
     case(f"{name}.calculate regularization without layers",
@@ -368,6 +383,11 @@ for method in ("forward", "backward"):
              f"{where}: " + names.format(arg=arg))
     for label, value, error, names in BAD_CLASS_LABELS:
         case(f"softmax+CCE.{method} y_true {label}", on(combined, method, P, value), error, f"{where}: {names}")
+for label, value in UNLOGGABLE_ONEHOT:
+    case(f"softmax+CCE.forward one-hot {label}", on(combined, "forward", P, value), ValueError,
+         "Activation_Softmax_Loss_CategoricalCrossentropy.forward: y_true must be one-hot rows of finite, non-negative")
+case("Model.train one-hot zero row", on(model, "train", X, np.zeros((60, 3)), verbose=False), ValueError,
+     "Model.train: y must be one-hot rows of finite, non-negative weights")
 case("softmax+CCE.forward empty batch", on(combined, "forward", P[:0], LABELS[:0]), ValueError,
      "inputs must hold at least one sample")
 
