@@ -414,7 +414,8 @@ def test_dense_backward(budget):
         assert_close(layer.dweights, expected.dweights, "dweights", bound=gemm_bound(inputs.T, dv, dtype) + reg)
         with np.errstate(all="ignore"):
             column_abs = np.sum(np.abs(dv.astype(np.float64)), axis=0, keepdims=True)
-        assert_close(layer.dbiases, expected.dbiases, "dbiases", bound=(n + 3) * eps(dtype) * column_abs + 1e-2 * 4 * eps(dtype))
+        assert_close(layer.dbiases, expected.dbiases, "dbiases",
+                     bound=(n + 3) * eps(dtype) * column_abs + 1e-2 * 4 * eps(dtype))
         assert_close(layer.dinputs, expected.dinputs, "dinputs", bound=gemm_bound(dv, layer.weights.T, dtype))
     run_fuzz(body, budget)
 
@@ -506,7 +507,8 @@ def test_activation_backward(budget):
             assert_close(a.dinputs, b.dinputs, "softmax dinputs", bound=(shape[1] + 4) * 2 * eps(dtype) * scale,
                          atol=tiny(dtype), same_formula=facts.finite)
         else:
-            assert_close(a.dinputs, b.dinputs, f"{name} dinputs", rtol=2 * eps(dtype) if name == "Activation_Sigmoid" else 0)
+            rtol = 2 * eps(dtype) if name == "Activation_Sigmoid" else 0
+            assert_close(a.dinputs, b.dinputs, f"{name} dinputs", rtol=rtol)
     run_fuzz(body, budget)
 
 
@@ -702,8 +704,9 @@ def test_losses(budget):
             with quiet():
                 if categorical and y.ndim == 2:
                     confidences = np.sum(np.abs(np.clip(p, 1e-7, 1 - 1e-7) * y).astype(np.float64), axis=1)
+                    weights = np.sum(np.abs(y.astype(np.float64)), axis=1)
                     bound = (p.shape[1] + 10) * eps(dtype) * (np.abs(np.log(np.maximum(confidences, 1e-300))) + 1) * \
-                        (1 + np.sum(np.abs(y.astype(np.float64)), axis=1) / np.maximum(np.abs(np.exp(-terms)), tiny(dtype)))
+                        (1 + weights / np.maximum(np.abs(np.exp(-terms)), tiny(dtype)))
                 else:
                     bound = loss_tolerance(name, dtype, p.shape[1], terms + 1)
             assert_close(per_sample, expected, f"{name} per-sample losses", bound=bound)
@@ -800,8 +803,8 @@ def test_optimizer_update(budget):
         if not first:
             optimizer.update_params(layer)
             optimizer.post_update_params()
-        replaced = data.draw(st.sampled_from(["weights", "biases", "dweights", "dbiases", *(state_names if not first else ())]),
-                             label="replaced")
+        replaceable = ["weights", "biases", "dweights", "dbiases", *(state_names if not first else ())]
+        replaced = data.draw(st.sampled_from(replaceable), label="replaced")
         old = getattr(layer, replaced)
         new, facts = arrays(data, old.shape, label=replaced, values=["normal", "whole", "extreme"])
         layer.__dict__[replaced] = new
@@ -836,7 +839,8 @@ def test_optimizer_update(budget):
             with quiet():
                 reference.update_params(mirror)
             for name in ("weights", "biases", *state_names):
-                assert_close(layer.__dict__[name], mirror.__dict__[name].reshape(layer.__dict__[name].shape), name)  # EXACT
+                got = layer.__dict__[name]
+                assert_close(got, mirror.__dict__[name].reshape(got.shape), name)                  # EXACT
     run_fuzz(body, budget)
 
 
@@ -896,7 +900,7 @@ CONSTRUCTORS = {
 def test_constructors(budget):
     def body(data):
         name = data.draw(st.sampled_from(list(CONSTRUCTORS)), label="class")
-        kwargs = {"n_inputs": 2, "n_neurons": 3} if name == "Layer_Dense" else {"rate": 0.5} if name == "Layer_Dropout" else {}
+        kwargs = {"Layer_Dense": {"n_inputs": 2, "n_neurons": 3}, "Layer_Dropout": {"rate": 0.5}}.get(name, {})
         valid = True
         for parameter, rule in CONSTRUCTORS[name]:
             if data.draw(st.booleans(), label=f"set {parameter}"):
@@ -1075,19 +1079,28 @@ KERNEL_FUZZ = textwrap.dedent(r'''
         elif which == 1: call("_dense.backward", _dense.backward, state, a, data.draw(st.booleans()))
         elif which == 2: call("_activations.forward", _activations.forward, data.draw(st.integers(0, 3)), state, a)
         elif which == 3: call("_activations.backward", _activations.backward, data.draw(st.integers(0, 3)), state, a)
-        elif which == 4: call("_dropout.fast_forward", _dropout.fast_forward, state, a, data.draw(st.sampled_from([1.0, 0.5, 1e-3])), data.draw(st.integers(0, 2**64 - 1)))
+        elif which == 4:
+            keep, seed = data.draw(st.sampled_from([1.0, 0.5, 1e-3])), data.draw(st.integers(0, 2**64 - 1))
+            call("_dropout.fast_forward", _dropout.fast_forward, state, a, keep, seed)
         elif which == 5: call("_dropout.book_forward", _dropout.book_forward, state, a, c)
         elif which == 6: call("_dropout.backward", _dropout.backward, state, a)
         elif which == 7: call("_losses.cce", _losses.cce, a, b, data.draw(st.booleans()))
         elif which == 8: call("_losses.cce_backward", _losses.cce_backward, state, a, b)
         elif which == 9: call("_losses.softmax_cce_backward", _losses.softmax_cce_backward, state, a, b)
-        elif which == 10: call("_losses.elementwise", _losses.elementwise, data.draw(st.integers(0, 2)), a, b, data.draw(st.booleans()))
-        elif which == 11: call("_losses.elementwise_backward", _losses.elementwise_backward, data.draw(st.integers(0, 2)), state, a, b)
+        elif which == 10:
+            which_loss, per_sample = data.draw(st.integers(0, 2)), data.draw(st.booleans())
+            call("_losses.elementwise", _losses.elementwise, which_loss, a, b, per_sample)
+        elif which == 11:
+            which_loss = data.draw(st.integers(0, 2))
+            call("_losses.elementwise_backward", _losses.elementwise_backward, which_loss, state, a, b)
         elif which == 12: call("_losses.regularization_loss", _losses.regularization_loss, a, b, 0.1, 0.2, 0.3, 0.4)
         elif which == 13: call("_losses.argmax_matches", _losses.argmax_matches, a, b)
         elif which == 14: call("_losses.labels_ready", _losses.labels_ready, a, b)
-        elif which == 15: call("_optimizers.update_layer", _optimizers.update_layer, data.draw(st.integers(0, 4)), state, 0.01, 1e-7, 0.9, 0.999, 0.1, 0.001)
-        elif which == 16: call("_blas.gemm_into", _blas.gemm_into, a, b, c, data.draw(st.booleans()), data.draw(st.booleans()))
+        elif which == 15:
+            call("_optimizers.update_layer", _optimizers.update_layer, data.draw(st.integers(0, 4)), state,
+                 0.01, 1e-7, 0.9, 0.999, 0.1, 0.001)
+        elif which == 16:
+            call("_blas.gemm_into", _blas.gemm_into, a, b, c, data.draw(st.booleans()), data.draw(st.booleans()))
         else:
             # well-formed 2-D float arrays of mismatched sizes: the shapes are what must be checked
             dtype = data.draw(st.sampled_from([np.float32, np.float64]))
@@ -1097,7 +1110,8 @@ KERNEL_FUZZ = textwrap.dedent(r'''
                  "binary_mask": np.ones(dims[3:5], dtype)}
             call("shapes: _dense.forward", _dense.forward, dict(s), x)
             call("shapes: _dense.backward", _dense.backward, dict(s), np.ones(dims[4:6], dtype), True)
-            call("shapes: _losses.softmax_cce_backward", _losses.softmax_cce_backward, dict(s), x, np.ones(dims[0:2], dtype))
+            call("shapes: _losses.softmax_cce_backward", _losses.softmax_cce_backward, dict(s), x,
+                 np.ones(dims[0:2], dtype))
             call("shapes: _losses.cce", _losses.cce, x, np.zeros(dims[5], np.int64), True)
             call("shapes: _activations.backward", _activations.backward, 2, dict(s), np.ones(dims[1:3], dtype))
             call("shapes: _dropout.backward", _dropout.backward, dict(s), np.ones(dims[3:5], dtype))
@@ -1133,7 +1147,8 @@ def test_raw_kernel_entries_never_crash(budget):
     reported here as unexpected."""
     done = run_in_subprocess(KERNEL_FUZZ, budget * 8)
     EXAMPLES["test_raw_kernel_entries_never_crash"] += budget * 8
-    assert done.returncode == 0, f"the kernel fuzz process died (status {done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    assert done.returncode == 0, \
+        f"the kernel fuzz process died (status {done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     unexpected = [line for line in done.stdout.splitlines() if line.startswith("UNEXPECTED ")]
     assert not unexpected, "\n".join(unexpected)
     for line in done.stdout.splitlines():
@@ -1167,7 +1182,8 @@ CRASH_PRONE = textwrap.dedent(r'''
                   np.ones((5, 4))[::-1], np.ones((5, 0)), np.ones((2 ** 31 + 1, 0)), np.ones((1, 4), dtype)):
             attempt(dense.forward, x)
             attempt(dense.backward, unaligned((len(dense.output), 3), dtype) if hasattr(dense, "output") else x)
-        for cls in (fastnn.Activation_ReLU, fastnn.Activation_Sigmoid, fastnn.Activation_Softmax, fastnn.Activation_Linear):
+        for cls in (fastnn.Activation_ReLU, fastnn.Activation_Sigmoid, fastnn.Activation_Softmax,
+                    fastnn.Activation_Linear):
             a = cls()
             for x in (unaligned((3, 4), dtype), np.ones((3, 0), dtype), np.ones((0, 3), dtype), np.float64(2.0),
                       np.ones((3, 4), np.dtype(dtype).newbyteorder()), HUGE):
@@ -1182,14 +1198,20 @@ CRASH_PRONE = textwrap.dedent(r'''
         for loss in (fastnn.Loss_CategoricalCrossentropy(), fastnn.Loss_BinaryCrossentropy(),
                      fastnn.Loss_MeanSquaredError(), fastnn.Loss_MeanAbsoluteError(),
                      fastnn.Activation_Softmax_Loss_CategoricalCrossentropy()):
-            for p, y in ((np.ones((3, 0), dtype), np.ones((3, 0), dtype)), (np.ones((3, 0), dtype), np.zeros(3, np.int64)),
-                         (unaligned((3, 2), dtype), unaligned((3,), np.int64)), (np.ones((0, 2), dtype), np.zeros(0, np.uint8)),
-                         (np.ones((3, 2), dtype), np.array([0, 1, 2 ** 62])), (np.ones((3, 2), dtype), np.array([0, -1, 1], np.int8)),
-                         (np.ones((3, 2), dtype), unaligned((3, 2), dtype)), (np.ones((3, 2), dtype), np.ones((3, 2), ">f8"))):
+            pairs = [(np.ones((3, 0), dtype), np.ones((3, 0), dtype)),
+                     (np.ones((3, 0), dtype), np.zeros(3, np.int64)),
+                     (unaligned((3, 2), dtype), unaligned((3,), np.int64)),
+                     (np.ones((0, 2), dtype), np.zeros(0, np.uint8)),
+                     (np.ones((3, 2), dtype), np.array([0, 1, 2 ** 62])),
+                     (np.ones((3, 2), dtype), np.array([0, -1, 1], np.int8)),
+                     (np.ones((3, 2), dtype), unaligned((3, 2), dtype)),
+                     (np.ones((3, 2), dtype), np.ones((3, 2), ">f8"))]
+            for p, y in pairs:
                 for method in ("forward", "backward", "calculate"):
                     if hasattr(loss, method):
                         attempt(getattr(loss, method), p, y)
-        for opt in (fastnn.Optimizer_SGD(momentum=0.5), fastnn.Optimizer_Adam(), fastnn.Optimizer_RMSprop(), fastnn.Optimizer_Adagrad()):
+        for opt in (fastnn.Optimizer_SGD(momentum=0.5), fastnn.Optimizer_Adam(), fastnn.Optimizer_RMSprop(),
+                    fastnn.Optimizer_Adagrad()):
             layer = fastnn.Layer_Dense(4, 3, dtype=dtype)
             layer.forward(np.ones((2, 4), dtype)); layer.backward(np.ones((2, 3), dtype))
             for name, value in (("dweights", unaligned((4, 3), dtype)), ("weights", np.ones((4, 3), dtype)[::-1]),

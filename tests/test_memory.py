@@ -28,11 +28,14 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 def growth(step, repeats, warmup=20):
     """Bytes allocated (tracemalloc) and still held after `repeats` more calls of step(), counted
-    from a point after a warm-up that already ran under tracemalloc (so that the arrays an object
-    keeps from its last call, e.g. a layer's converted `inputs`, are traced on both sides)."""
+    from a point after a warm-up and a first `repeats` calls that already ran under tracemalloc:
+    the arrays an object keeps from its last call (a layer's converted `inputs`) are traced on both
+    sides, and caches that fill up and stay (CPython's and NumPy's small-object and name caches,
+    a few KiB that level off within the first hundred calls) are full before counting starts. A
+    leak grows with every call and shows in full."""
     tracemalloc.start()
     try:
-        for _ in range(warmup):
+        for _ in range(warmup + repeats):
             step()
         gc.collect()
         before, _ = tracemalloc.get_traced_memory()
@@ -112,8 +115,8 @@ def test_refused_calls_leak_nothing():
     repeats = 300
     leaked = growth(step, repeats)
     # A leak of one small object per refused call would be >= 16 bytes * 300 * 21 = 100 KB;
-    # a leaked array or traceback frame far more. What remains is allocator noise.
-    assert leaked < 16 * 1024, f"{leaked} bytes remain after {repeats * n_calls} refused calls"
+    # a leaked array or traceback frame far more. What remains is allocator noise (measured: 1-7 KB).
+    assert leaked < 32 * 1024, f"{leaked} bytes remain after {repeats * n_calls} refused calls"
 
 
 def test_the_leak_check_catches_a_leak_on_the_error_path(monkeypatch):
@@ -129,7 +132,7 @@ def test_the_leak_check_catches_a_leak_on_the_error_path(monkeypatch):
         return error
     monkeypatch.setattr(_validation, "_fail", leaky_fail)
     step, _ = refused_calls()
-    assert growth(step, 100) > 16 * 1024
+    assert growth(step, 100) > 32 * 1024
 
 
 def test_converting_calls_leak_nothing():
@@ -159,7 +162,7 @@ def test_converting_calls_leak_nothing():
             sgd.update_params(dense)
             sgd.update_params(dense2)
     leaked = growth(step, 200, warmup=5)
-    assert leaked < 16 * 1024, f"{leaked} bytes remain after 200 converting steps"
+    assert leaked < 32 * 1024, f"{leaked} bytes remain after 200 converting steps"
 
 
 LONG_RUN = textwrap.dedent(r'''
@@ -181,7 +184,8 @@ LONG_RUN = textwrap.dedent(r'''
     model.add(fastnn.Layer_Dropout(0.1))
     model.add(fastnn.Layer_Dense(16, 3))
     model.add(fastnn.Activation_Softmax())
-    model.set(loss=fastnn.Loss_CategoricalCrossentropy(), optimizer=fastnn.Optimizer_Adam(learning_rate=0.005, decay=1e-5),
+    model.set(loss=fastnn.Loss_CategoricalCrossentropy(),
+              optimizer=fastnn.Optimizer_Adam(learning_rate=0.005, decay=1e-5),
               accuracy=fastnn.Accuracy_Categorical())
     model.finalize()
     model.train(X, y, epochs=2, batch_size=3, verbose=False)          # warm-up: buffers, BLAS, caches

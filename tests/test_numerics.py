@@ -204,7 +204,8 @@ def test_a_nan_born_inside_training_stops_at_its_step_and_names_it():
     with strict(), pytest.raises(FloatingPointError) as info:
         model.train(poisoned, y, epochs=2, batch_size=batch, verbose=False)
     message = str(info.value)
-    assert re.search(rf"loss became (nan|inf) .* at epoch 1, step {step}; the weights were not updated", message), message
+    expected = rf"loss became (nan|inf) .* at epoch 1, step {step}; the weights were not updated"
+    assert re.search(expected, message), message
     assert model.optimizer.iterations == 8 + step
     rerun = regression_model()
     rerun.train(X, y, epochs=1, batch_size=batch, verbose=False)

@@ -224,7 +224,8 @@ for label, value, error, names in [
     ("0-d", np.float32(1.0), ValueError, r"inputs must be 2-D \(n_samples, 2\), got 0-D"),
     ("1-d", np.ones(2, np.float32), ValueError, r"inputs must be 2-D .*reshape a single sample"),
     ("3-d", np.ones((2, 2, 2)), ValueError, "inputs must be 2-D"),
-    ("features", np.ones((4, 3), np.float32), ValueError, r"inputs must be of shape \(n_samples, 2\), got shape \(4, 3\)"),
+    ("features", np.ones((4, 3), np.float32), ValueError,
+     r"inputs must be of shape \(n_samples, 2\), got shape \(4, 3\)"),
     ("no features", np.ones((4, 0)), ValueError, r"inputs must be of shape \(n_samples, 2\)"),
     ("complex", np.ones((4, 2), complex), TypeError, "inputs must be an array of real numbers"),
     ("object", np.ones((4, 2), object), TypeError, "inputs must be an array of real numbers"),
@@ -313,16 +314,19 @@ for name in ("Activation_ReLU", "Activation_Sigmoid", "Activation_Softmax", "Act
 BAD_PREDICTIONS = [
     ("1-d", np.full(6, 0.5), ValueError, "{arg} must be 2-D, got 1-D"),
     ("3-d", np.full((6, 3, 1), 0.5), ValueError, "{arg} must be 2-D, got 3-D"),
-    ("no columns", np.zeros((6, 0)), ValueError, r"{arg} must be \(n_samples, n_outputs\) with at least one output column"),
+    ("no columns", np.zeros((6, 0)), ValueError,
+     r"{arg} must be \(n_samples, n_outputs\) with at least one output column"),
     ("strings", np.full((6, 3), "0.5"), TypeError, "{arg} must be an array of real numbers"),
     ("complex", P.astype(complex), TypeError, "{arg}"),
     ("None", None, TypeError, "{arg}"),
     ("huge", np.broadcast_to(np.float16(0.5), (10 ** 12, 3)), ValueError, "{arg} must be small enough"),
 ]
 BAD_CLASS_LABELS = [
-    ("negative", np.array([0, 1, 2, -1, 1, 2]), ValueError, r"y_true must be class ids in \[0, 3\), got values from -1 to 2"),
+    ("negative", np.array([0, 1, 2, -1, 1, 2]), ValueError,
+     r"y_true must be class ids in \[0, 3\), got values from -1 to 2"),
     ("out of range", np.array([0, 1, 2, 3, 1, 2]), ValueError, r"y_true must be class ids in \[0, 3\)"),
-    ("uint8 out of range", np.array([0, 1, 2, 255, 1, 2], np.uint8), ValueError, r"y_true must be class ids in \[0, 3\)"),
+    ("uint8 out of range", np.array([0, 1, 2, 255, 1, 2], np.uint8), ValueError,
+     r"y_true must be class ids in \[0, 3\)"),
     ("huge uint64", np.array([0, 1, 2, 2 ** 63, 1, 2], np.uint64), ValueError, r"y_true must be class ids in \[0, 3\)"),
     ("fractional", np.array([0, 1, 2, 0.5, 1, 2]), TypeError, "y_true must be whole-number class ids"),
     ("nan", np.array([0, 1, 2, np.nan, 1, 2]), TypeError, "y_true must be whole-number class ids"),
@@ -367,7 +371,8 @@ for name in ("Loss_CategoricalCrossentropy", "Loss_BinaryCrossentropy", "Loss_Me
     if name == "Loss_CategoricalCrossentropy":
         for method in ("forward", "calculate"):
             for label, value in UNLOGGABLE_ONEHOT:
-                case(f"{name}.{method} one-hot {label}", on(lambda: loss("Loss_CategoricalCrossentropy"), method, P, value),
+                case(f"{name}.{method} one-hot {label}",
+                     on(lambda: loss("Loss_CategoricalCrossentropy"), method, P, value),
                      ValueError, f"{name}.{method}: y_true must be one-hot rows of finite, non-negative weights")
     case(f"{name}.calculate empty batch", on(lambda name=name: loss(name), "calculate", P[:0], good_y[:0]),
          ValueError, "empty batch")
@@ -432,13 +437,15 @@ for label in OPTIMIZERS:
     for what, change, fresh, error, names in [
         ("dweights dtype", set_attribute("dweights", lambda l: l.dweights.astype(np.float64)), False, ValueError,
          "layer.dweights must be a C-contiguous array of dtype float32"),
-        ("dweights shape", set_attribute("dweights", np.zeros((3, 3), np.float32)), False, ValueError, "layer.dweights"),
-        ("dbiases strided", set_attribute("dbiases", lambda l: np.zeros((1, 8), l.dbiases.dtype)[:, ::2]), False, ValueError,
-         "layer.dbiases"),
+        ("dweights shape", set_attribute("dweights", np.zeros((3, 3), np.float32)), False, ValueError,
+         "layer.dweights"),
+        ("dbiases strided", set_attribute("dbiases", lambda l: np.zeros((1, 8), l.dbiases.dtype)[:, ::2]), False,
+         ValueError, "layer.dbiases"),
         ("dweights missing", lambda layer: layer.__dict__.pop("dweights"), False, ValueError,
          "the layer has no `dweights`"),
         ("weights read-only", read_only("weights"), False, ValueError, "layer.weights must be a writeable"),
-        ("weights read-only, first update", read_only("weights"), True, ValueError, "layer.weights must be a writeable"),
+        ("weights read-only, first update", read_only("weights"), True, ValueError,
+         "layer.weights must be a writeable"),
         ("dbiases float64, first update", set_attribute("dbiases", lambda l: l.dbiases.astype(np.float64)), True,
          ValueError, "layer.dbiases"),
     ]:
@@ -512,14 +519,15 @@ for label, kwargs, error, names in [
     ("epochs float", {"epochs": 2.0}, TypeError, "epochs must be a positive int"),
     ("epochs bool", {"epochs": True}, TypeError, "epochs"),
     ("print_every", {"print_every": -1}, ValueError, "print_every"),
-    ("validation not a pair", {"validation_data": (X,)}, ValueError, r"validation_data must be a pair \(X_val, y_val\)"),
+    ("validation not a pair", {"validation_data": (X,)}, ValueError,
+     r"validation_data must be a pair \(X_val, y_val\)"),
     ("validation X", {"validation_data": (X[:, :1], Y)}, ValueError, "X_val must have samples shaped like X's"),
     ("validation y", {"validation_data": (X, Y[:5])}, ValueError, "X_val and y_val must have the same number"),
     ("validation labels", {"validation_data": (X, Y + 3)}, ValueError, r"y_val must be class ids in \[0, 3\)"),
 ]:
     case(f"Model.train {label}", on(model, "train", X, Y, verbose=False, **kwargs), error, f"Model.train: {names}")
-case("Model.train regression targets shape", on(lambda: model("Loss_MeanSquaredError", 0), "train", X, np.zeros((60, 2)),
-                                                verbose=False),
+case("Model.train regression targets shape",
+     on(lambda: model("Loss_MeanSquaredError", 0), "train", X, np.zeros((60, 2)), verbose=False),
      ValueError, r"Model.train: y must have shape \(n_samples, 3\)")
 
 
@@ -546,13 +554,15 @@ for label, value, error, names in [
     ("count", [(np.zeros((2, 8)), np.zeros((1, 8)))], ValueError, "expected 2 .weights, biases. pairs"),
     ("not a pair", [(1, 2, 3), (1, 2)], ValueError, r"parameters\[0\] must be a \(weights, biases\) pair"),
     ("shape", "shape", ValueError, r"parameters\[1\] weights must have shape \(8, 3\)"),
-    ("second layer strings", "strings", TypeError, "Layer_Dense.set_parameters: weights must be an array of real numbers"),
+    ("second layer strings", "strings", TypeError,
+     "Layer_Dense.set_parameters: weights must be an array of real numbers"),
     ("second layer complex", "complex", TypeError, "Layer_Dense.set_parameters: biases must be an array of real"),
 ]:
     def build(value=value):
         m = model()
-        second = {"shape": (np.zeros((8, 4)), np.zeros((1, 3))), "strings": (np.full((8, 3), "a"), np.zeros((1, 3))),
-                  "complex": (np.zeros((8, 3)), np.zeros((1, 3), complex))}.get(value) if isinstance(value, str) else None
+        seconds = {"shape": (np.zeros((8, 4)), np.zeros((1, 3))), "strings": (np.full((8, 3), "a"), np.zeros((1, 3))),
+                   "complex": (np.zeros((8, 3)), np.zeros((1, 3), complex))}
+        second = seconds.get(value) if isinstance(value, str) else None
         arg = parameters_of(m, second) if second is not None else value
         return m, lambda: m.set_parameters(arg)
     case(f"Model.set_parameters {label}", build, error, names)
@@ -586,9 +596,11 @@ for function in (spiral_data, vertical_data):
         case(f"{function.__name__} {label}", (lambda f=function, a=args: (None, lambda: f(*a))), error, names)
     case(f"{function.__name__} dtype", (lambda f=function: (None, lambda: f(3, 2, dtype="int8"))), TypeError,
          "dtype must be float32 or float64, got int8")
-case("sine_data samples", lambda: (None, lambda: sine_data("5")), TypeError, "samples must be a positive int, got str '5'")
+case("sine_data samples", lambda: (None, lambda: sine_data("5")), TypeError,
+     "samples must be a positive int, got str '5'")
 case("sine_data too large", lambda: (None, lambda: sine_data(10 ** 13)), ValueError, "samples must be small enough")
-case("load_iris dtype", lambda: (None, lambda: load_iris(dtype=np.int64)), TypeError, "dtype must be float32 or float64")
+case("load_iris dtype", lambda: (None, lambda: load_iris(dtype=np.int64)), TypeError,
+     "dtype must be float32 or float64")
 for loader in (load_mnist, load_fashion_mnist, load_cifar10, load_malaria):
     for label, kwargs, error, names in [
         ("data_home int", {"data_home": 5}, TypeError, "data_home must be a str or os.PathLike path, got int 5"),
@@ -601,7 +613,8 @@ for loader in (load_mnist, load_fashion_mnist, load_cifar10, load_malaria):
 for label, kwargs, error, names in [
     ("path None", {"path": None}, TypeError, "path must be a str or os.PathLike path, got None"),
     ("path int", {"path": 3}, TypeError, "path"),
-    ("image_size zero", {"path": ".", "image_size": (0, 3)}, ValueError, r"image_size\[0\] \(height\) must be a positive int"),
+    ("image_size zero", {"path": ".", "image_size": (0, 3)}, ValueError,
+     r"image_size\[0\] \(height\) must be a positive int"),
     ("image_size str", {"path": ".", "image_size": "ab"}, TypeError, "image_size must be None or a"),
     ("color_mode", {"path": ".", "color_mode": "RGB"}, ValueError, "color_mode must be one of"),
     ("layout", {"path": ".", "layout": "nchw"}, ValueError, "layout must be one of"),
@@ -612,7 +625,8 @@ for label, kwargs, error, names in [
     ("seed str", {"random_seed": "x"}, TypeError, "fastnn.init: random_seed must be None or an int"),
     ("seed negative", {"random_seed": -1, "dtype": "float64"}, ValueError, "random_seed"),
     ("seed bool", {"random_seed": True}, TypeError, "random_seed"),
-    ("dropout_mode", {"dropout_mode": "slow", "random_seed": 5}, ValueError, "fastnn.init: dropout_mode must be one of"),
+    ("dropout_mode", {"dropout_mode": "slow", "random_seed": 5}, ValueError,
+     "fastnn.init: dropout_mode must be one of"),
 ]:
     case(f"fastnn.init {label}", (lambda k=kwargs: (None, lambda: fastnn.init(**k))), error, names)
 
