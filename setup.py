@@ -57,7 +57,9 @@ DIRECTIVES = {
     "boundscheck": DEBUG,
     "wraparound": DEBUG,
     "initializedcheck": DEBUG,
-    "cdivision": not DEBUG,
+    # C division also in the debug build: with Python semantics a float division by zero would raise
+    # (unraisably, inside nogil loops) instead of giving IEEE inf/NaN, changing results.
+    "cdivision": True,
     "embedsignature": True,
 }
 

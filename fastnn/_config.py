@@ -3,22 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 
-_SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+from . import _validation
+
 _DROPOUT_MODES = ("fast", "book")
 
 _default_dtype = np.dtype(np.float32)
 _dropout_mode = "fast"
-
-
-def _as_float_dtype(dtype, name: str = "dtype") -> np.dtype:
-    """np.dtype for float32/float64 given anything np.dtype() accepts; TypeError otherwise."""
-    try:
-        resolved = np.dtype(dtype)
-    except TypeError as exc:
-        raise TypeError(f"{name} must be float32 or float64, got {dtype!r}") from exc
-    if resolved not in _SUPPORTED_DTYPES:
-        raise TypeError(f"{name} must be float32 or float64, got {resolved}")
-    return resolved
 
 
 def init(random_seed: int | None = 0, dtype="float32", dropout_mode: str | None = None) -> None:
@@ -38,18 +28,23 @@ def init(random_seed: int | None = 0, dtype="float32", dropout_mode: str | None 
         seed from NumPy's global RNG per forward pass and generates the mask in the kernel.
     """
     global _default_dtype, _dropout_mode
-    resolved = _as_float_dtype(dtype)
-    if dropout_mode is not None:
-        _dropout_mode = check_dropout_mode(dropout_mode)
-    _default_dtype = resolved
+    # Every argument is checked before anything changes; np.random.seed checks the seed.
+    resolved = _validation.float_dtype(dtype, "dtype", "fastnn.init")
+    mode = _dropout_mode if dropout_mode is None else check_dropout_mode(dropout_mode, "fastnn.init")
     if random_seed is not None:
-        np.random.seed(random_seed)
+        if isinstance(random_seed, (bool, np.bool_)):
+            raise TypeError(f"fastnn.init: random_seed must be None or an int in [0, 2**32), got {random_seed!r}")
+        try:
+            np.random.seed(random_seed)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"fastnn.init: random_seed must be None or an int in [0, 2**32) (or what "
+                            f"np.random.seed accepts), got {_validation.describe(random_seed)} ({exc})") from None
+    _default_dtype = resolved
+    _dropout_mode = mode
 
 
-def check_dropout_mode(mode) -> str:
-    if mode not in _DROPOUT_MODES:
-        raise ValueError(f"dropout mode must be 'fast' or 'book', got {mode!r}")
-    return mode
+def check_dropout_mode(mode, where: str | None = None, name: str = "dropout_mode") -> str:
+    return _validation.choice(mode, name, _DROPOUT_MODES, where)
 
 
 def default_dtype() -> np.dtype:
@@ -64,4 +59,4 @@ def dropout_mode() -> str:
 
 def resolve_dtype(dtype) -> np.dtype:
     """The given dtype, or the default when None."""
-    return _default_dtype if dtype is None else _as_float_dtype(dtype)
+    return _default_dtype if dtype is None else _validation.float_dtype(dtype)

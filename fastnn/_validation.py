@@ -6,17 +6,33 @@ arrays at C speed and, when an argument is not already in the exact form their l
 it to this module, which either converts it (once, correctly) or raises a ``TypeError`` /
 ``ValueError`` that names the argument, what was expected and what was given.
 
-Message shape: ``"<Owner>.<method>: <argument> must be <expected>, got <what came>"``.
+Message shape: ``"<Owner>.<method>: <argument> must be <expected>, got <what came>"``; the
+dataset functions (``where`` None) leave out the owner: ``"samples must be a positive int, got 0"``.
+
+Rules every caller follows:
+- check before changing anything: a rejected call leaves the object (weights, state, buffers,
+  optimizer counters, accumulators, NumPy's global RNG) exactly as it was;
+- the checks a training step pays for are O(1) (type, dtype, flags, shape); a pass over the data
+  happens only when the data must be converted anyway (label ranges, float64 values beyond
+  float32's range) or validated once per ``Model.train`` call;
+- nothing is allocated before the size is known to fit in memory: a conversion that would need
+  more bytes than the machine has is refused with a ValueError (NumPy would try, and either raise
+  MemoryError or get the process killed).
 """
 from __future__ import annotations
 
+import functools
 import math
 import numbers
+import operator
+import os
+import pathlib
 
 import numpy as np
 
 # dtype kinds that convert to float without losing meaning: bool, signed, unsigned, float.
 _NUMERIC_KINDS = "biuf"
+_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def describe(x) -> str:
@@ -25,11 +41,59 @@ def describe(x) -> str:
         return f"{type(x).__name__} of dtype {x.dtype} and shape {x.shape}"
     if isinstance(x, (list, tuple)):
         return f"{type(x).__name__} of length {len(x)}"
-    return f"{type(x).__name__} {x!r}" if isinstance(x, (numbers.Number, str)) else type(x).__name__
+    if x is None:
+        return "None"
+    if isinstance(x, (bool, np.bool_)):
+        return f"the bool {x!r}"
+    if isinstance(x, (numbers.Number, str, bytes)):
+        text = repr(x)
+        return f"{type(x).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
+    return type(x).__name__
 
 
-def _fail(where: str, name: str, expected: str, got: str, error=ValueError):
-    return error(f"{where}: {name} must be {expected}, got {got}")
+def _message(where: str | None, name: str, expected: str, got: str) -> str:
+    prefix = f"{where}: " if where else ""
+    return f"{prefix}{name} must be {expected}, got {got}"
+
+
+def _fail(where: str | None, name: str, expected: str, got: str, error=ValueError):
+    return error(_message(where, name, expected, got))
+
+
+# ---------------------------------------------------------------------------------------------
+# Memory: refuse before allocating
+
+
+@functools.lru_cache(maxsize=None)
+def _physical_memory() -> int:
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
+        return 1 << 62
+
+
+def memory_limit() -> int:
+    """The most bytes one conversion or parameter array may take: the machine's physical memory.
+    (NumPy would attempt any size below its own overflow limit: a malloc that succeeds lazily and
+    then gets the process killed when the pages are touched.)"""
+    return _physical_memory()
+
+
+def _gib(n_bytes: int) -> str:
+    try:
+        return f"{n_bytes / 2 ** 30:.3g} GiB"
+    except OverflowError:  # more bytes than a float can count
+        return f"about 10^{len(str(n_bytes)) - 10} GiB"
+
+
+def check_fits(n_elements: int, itemsize: int, name: str, where: str | None, what: str) -> None:
+    """ValueError when an array of n_elements * itemsize bytes (Python ints: no overflow) would
+    not fit in memory. `what` says what the array is for."""
+    need = int(n_elements) * int(itemsize)
+    limit = memory_limit()
+    if need > limit:
+        raise _fail(where, name, f"small enough to fit in memory ({what} would need {_gib(need)}; this "
+                    f"machine has {_gib(limit)})", f"{n_elements} elements")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -38,13 +102,38 @@ def _fail(where: str, name: str, expected: str, got: str, error=ValueError):
 
 def contiguous(x, dtype) -> np.ndarray:
     """x as an exact ndarray of `dtype` (native byte order), C-contiguous and aligned: the form
-    the kernels read through raw pointers. np.ascontiguousarray alone returns an unaligned array
-    unchanged (np.frombuffer at an odd offset, a field of a packed structured array), which the
-    kernels refuse; such an array is copied here."""
-    x = np.ascontiguousarray(x, dtype=dtype)
+    the kernels read through raw pointers. np.asarray alone returns an unaligned array unchanged
+    (np.frombuffer at an odd offset, a field of a packed structured array), which the kernels
+    refuse; such an array is copied here. 0-d arrays stay 0-d (np.ascontiguousarray would make
+    them 1-d)."""
+    x = np.asarray(x, dtype=dtype, order="C")
     if not x.flags.aligned:
         x = x.copy(order="C")
     return x
+
+
+def _needs_copy(x: np.ndarray, dtype: np.dtype) -> bool:
+    return not (type(x) is np.ndarray and x.dtype == dtype and x.flags.c_contiguous and x.flags.aligned)
+
+
+def _convert(x: np.ndarray, name: str, dtype, where: str) -> np.ndarray:
+    """x (a numeric ndarray) as contiguous(x, dtype), refusing what does not fit in memory and
+    finite values that would become inf (float64 data beyond float32's range)."""
+    dtype = np.dtype(dtype)
+    if not _needs_copy(x, dtype):
+        return x
+    check_fits(x.size, dtype.itemsize, name, where, f"its {dtype} copy")
+    if x.dtype.kind == "f" and x.dtype.itemsize > dtype.itemsize:
+        with np.errstate(over="ignore"):
+            result = contiguous(x, dtype)
+        infinite = np.isinf(result)
+        if infinite.any() and np.isfinite(x[infinite]).any():
+            largest = float(np.finfo(dtype).max)
+            raise _fail(where, name, f"within {dtype}'s range (|x| <= {largest:.4g})",
+                        f"finite values up to {float(np.nanmax(np.abs(x[np.isfinite(x)]))):.4g} in "
+                        f"{describe(x)}; scale the data or use dtype=float64")
+        return result
+    return contiguous(x, dtype)
 
 
 def as_float_array(x, name: str, dtype: np.dtype, where: str, *, ndim: int | None = None) -> np.ndarray:
@@ -52,47 +141,66 @@ def as_float_array(x, name: str, dtype: np.dtype, where: str, *, ndim: int | Non
 
     Accepts ndarrays and array-likes of bool/int/uint/float data; refuses complex, object, string,
     datetime and structured data with a TypeError, and the wrong number of dimensions (when `ndim`
-    is given) with a ValueError.
+    is given), arrays too large to convert in memory and finite values beyond `dtype`'s range with
+    a ValueError.
     """
     if not isinstance(x, np.ndarray):
         try:
             x = np.asarray(x)
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, OverflowError) as exc:
             raise _fail(where, name, "an array of numbers", f"{type(x).__name__} ({exc})", TypeError) from None
     if x.dtype.kind not in _NUMERIC_KINDS:
-        raise _fail(where, name, f"an array of real numbers (converted to {dtype})", describe(x), TypeError)
+        raise _fail(where, name, f"an array of real numbers (converted to {np.dtype(dtype)})", describe(x), TypeError)
     if ndim is not None and x.ndim != ndim:
         raise _fail(where, name, f"{ndim}-D", f"{x.ndim}-D ({describe(x)})")
-    return contiguous(x, dtype)
+    return _convert(x, name, dtype, where)
 
 
 def layer_input(x, name: str, dtype: np.dtype, n_features: int | None, where: str) -> np.ndarray:
     """Inputs of a layer: 2-D (n_samples, n_features) of the layer's dtype, C order."""
-    x = as_float_array(x, name, dtype, where)
+    if not isinstance(x, np.ndarray):
+        x = as_float_array(x, name, dtype, where)
+    elif x.dtype.kind not in _NUMERIC_KINDS:
+        raise _fail(where, name, f"an array of real numbers (converted to {np.dtype(dtype)})", describe(x), TypeError)
     if x.ndim != 2:
         hint = " (reshape a single sample with x.reshape(1, -1))" if x.ndim == 1 else ""
         raise _fail(where, name, f"2-D (n_samples, {n_features if n_features is not None else 'n_features'})",
                     f"{x.ndim}-D array of shape {x.shape}{hint}")
     if n_features is not None and x.shape[1] != n_features:
         raise _fail(where, name, f"of shape (n_samples, {n_features})", f"shape {x.shape}")
-    return x
+    return _convert(x, name, dtype, where)
+
+
+def _float_dtype_of(x):
+    """The dtype a parameter-free layer keeps: float32/float64 data keep theirs (in native byte
+    order: x.dtype.type, not x.dtype); other real data get fastnn's default dtype."""
+    from ._config import default_dtype
+
+    if isinstance(x, np.ndarray) and x.dtype.type in (np.float32, np.float64):
+        return np.dtype(x.dtype.type)
+    return default_dtype()
 
 
 def float_input(x, name: str, where: str, *, ndim: int | None = None) -> np.ndarray:
     """Inputs of a parameter-free layer: float32/float64 arrays keep their dtype; other real data
     is converted to fastnn's default dtype. C order."""
-    from ._config import default_dtype
+    return as_float_array(x, name, _float_dtype_of(x), where, ndim=ndim)
 
-    # x.dtype.type, not x.dtype: a big-endian float64 array keeps float64 (in native byte order).
-    float_data = isinstance(x, np.ndarray) and x.dtype.type in (np.float32, np.float64)
-    dtype = np.dtype(x.dtype.type) if float_data else default_dtype()
-    if isinstance(x, np.ndarray) and x.dtype.kind not in _NUMERIC_KINDS:
-        dtype = None  # let as_float_array report the bad dtype
-    return as_float_array(x, name, dtype or default_dtype(), where, ndim=ndim)
+
+def predictions(x, name: str, where: str) -> np.ndarray:
+    """Predictions (or their gradient) handed to a loss: 2-D (n_samples, n_outputs) with at least
+    one output column, float32/float64 kept, other real data converted to the default dtype."""
+    x = float_input(x, name, where, ndim=2)
+    if x.shape[1] == 0:
+        raise _fail(where, name, "(n_samples, n_outputs) with at least one output column", f"shape {x.shape}")
+    return x
 
 
 def gradient_input(x, name: str, like: np.ndarray, where: str) -> np.ndarray:
     """A gradient passed to backward(): same shape as `like` (the forward's output), its dtype."""
+    if isinstance(x, np.ndarray) and x.dtype.kind in _NUMERIC_KINDS and x.shape != like.shape:
+        raise _fail(where, name, f"of shape {like.shape} (the shape of the forward pass's output)",
+                    f"shape {x.shape}")
     x = as_float_array(x, name, like.dtype, where)
     if x.shape != like.shape:
         raise _fail(where, name, f"of shape {like.shape} (the shape of the forward pass's output)",
@@ -114,6 +222,37 @@ def parameter_error(which: str, weights, biases) -> Exception:
                       f"replace them.")
 
 
+def dense_parameters(weights, biases, layer_dtype: np.dtype, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """New (weights, biases) for a dense layer: 2-D non-empty weights (n_inputs, n_neurons) and
+    biases (1, n_neurons) of one float dtype (the weights' when float32/float64, else the layer's).
+    Arrays already in that form are returned as given (no copy, as the book)."""
+    dtype = _float_dtype_of(weights) if isinstance(weights, np.ndarray) and \
+        weights.dtype.type in (np.float32, np.float64) else np.dtype(layer_dtype)
+    weights = as_float_array(weights, "weights", dtype, where, ndim=2)
+    biases = as_float_array(biases, "biases", dtype, where, ndim=2)
+    if weights.size == 0:
+        raise _fail(where, "weights", "non-empty (n_inputs, n_neurons)", f"shape {weights.shape}")
+    if biases.shape != (1, weights.shape[1]):
+        raise _fail(where, "biases", f"of shape (1, {weights.shape[1]}) to match weights {weights.shape}",
+                    f"shape {biases.shape}")
+    return weights, biases
+
+
+def dense_size(n_inputs: int, n_neurons: int, where: str) -> None:
+    """A Layer_Dense(n_inputs, n_neurons) must fit: its weights are drawn as float64 first."""
+    check_fits(n_inputs * n_neurons, 8, "n_inputs * n_neurons", where,
+               f"the ({n_inputs}, {n_neurons}) weight matrix")
+
+
+def layer_state(layer, where: str) -> dict:
+    """The attribute dict of a layer an optimizer updates."""
+    state = getattr(layer, "__dict__", None)
+    if not isinstance(state, dict):
+        raise _fail(where, "layer", "a layer object with weights and biases (e.g. Layer_Dense)",
+                    describe(layer), TypeError)
+    return state
+
+
 def optimizer_array_error(where: str, name: str, array, like) -> Exception:
     """Why an optimizer cannot update a layer: a parameter, gradient or state array is missing or
     does not match the parameter it belongs to."""
@@ -130,12 +269,15 @@ def optimizer_array_error(where: str, name: str, array, like) -> Exception:
 def check_trainable(layer, where: str) -> None:
     """Before an optimizer creates its state on a layer: weights/biases and their gradients exist
     and match, so a failed first update leaves the layer without new attributes."""
+    layer_state(layer, where)
     for param, grad in (("weights", "dweights"), ("biases", "dbiases")):
         p = getattr(layer, param, None)
         g = getattr(layer, grad, None)
-        if not isinstance(p, np.ndarray) or p.dtype not in (np.float32, np.float64):
+        if type(p) is not np.ndarray or p.dtype not in _FLOAT_DTYPES or not p.flags.c_contiguous \
+                or not p.flags.aligned or not p.flags.writeable:
             raise optimizer_array_error(where, param, p, None)
-        if not isinstance(g, np.ndarray) or g.dtype != p.dtype or g.shape != p.shape or not g.flags.c_contiguous:
+        if type(g) is not np.ndarray or g.dtype != p.dtype or g.shape != p.shape or not g.flags.c_contiguous \
+                or not g.flags.aligned:
             raise optimizer_array_error(where, grad, g, p)
 
 
@@ -149,12 +291,22 @@ def same_shape(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str, where: st
 
 
 def class_labels(y, n_samples: int, n_classes: int, where: str, name: str = "y_true",
-                 onehot_dtype=np.float64) -> np.ndarray:
+                 onehot_dtype=np.float64, *, weights_for_log: bool = False) -> np.ndarray:
     """Categorical targets: sparse class ids (n_samples,) in [0, n_classes) -> intp, or one-hot
     (n_samples, n_classes) -> rows of `onehot_dtype` that are not checked to sum to 1 (the book's
-    formula works with any weights)."""
+    formula works with any weights).
+
+    weights_for_log (the cross-entropy's forward, which takes -log of each row's weighted sum of
+    probabilities): one-hot rows must be finite and non-negative with at least one positive weight,
+    else the loss is -log(0) = inf or -log(negative) = NaN from finite data. (The gradients
+    -y/p and softmax - one-hot(argmax y) are finite for any finite weights.) The same rule as
+    fastnn._ext._losses.labels_ready, which checks labels already in the kernels' form."""
     if not isinstance(y, np.ndarray):
-        y = np.asarray(y)
+        try:
+            y = np.asarray(y)
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise _fail(where, name, "class ids or one-hot rows of numbers", f"{type(y).__name__} ({exc})",
+                        TypeError) from None
     if y.dtype.kind not in _NUMERIC_KINDS:
         raise _fail(where, name, "class ids or one-hot rows of numbers", describe(y), TypeError)
     if y.ndim == 1:
@@ -171,7 +323,16 @@ def class_labels(y, n_samples: int, n_classes: int, where: str, name: str = "y_t
         if y.shape != (n_samples, n_classes):
             raise _fail(where, name, f"one-hot of shape ({n_samples}, {n_classes}) or class ids of shape "
                         f"({n_samples},)", f"shape {y.shape}")
-        return contiguous(y, onehot_dtype)
+        y = _convert(y, name, onehot_dtype, where)
+        if weights_for_log and y.size:
+            with np.errstate(invalid="ignore"):
+                usable = np.all(np.isfinite(y) & (y >= 0), axis=1) & np.any(y > 0, axis=1)
+            if not usable.all():
+                row = int(np.argmin(usable))
+                raise _fail(where, name, "one-hot rows of finite, non-negative weights with at least one positive "
+                            "weight per row (the loss takes the log of each row's weighted sum)",
+                            f"row {row} = {np.array2string(y[row], threshold=8)}")
+        return y
     raise _fail(where, name, "1-D class ids or 2-D one-hot rows", f"{y.ndim}-D array of shape {y.shape}")
 
 
@@ -179,6 +340,8 @@ def targets_like(y, predictions: np.ndarray, where: str, name: str = "y_true") -
     """Targets of an elementwise loss (BCE, MSE, MAE): the predictions' shape and dtype.
     A 1-D y of length n against (n, 1) predictions is accepted as a column (the book's
     y.reshape(-1, 1))."""
+    if isinstance(y, np.ndarray) and y.dtype.kind in _NUMERIC_KINDS and y.size != predictions.size:
+        raise _fail(where, name, f"of shape {predictions.shape} (the shape of the predictions)", f"shape {y.shape}")
     y = as_float_array(y, name, predictions.dtype, where)
     if y.ndim == 1 and predictions.ndim == 2 and predictions.shape[1] == 1 and y.shape[0] == predictions.shape[0]:
         y = y.reshape(-1, 1)
@@ -187,24 +350,47 @@ def targets_like(y, predictions: np.ndarray, where: str, name: str = "y_true") -
     return y
 
 
+def numeric_values(y, name: str, where: str) -> np.ndarray:
+    """y as an ndarray of real numbers (no conversion), non-empty."""
+    y = np.asarray(y)
+    if y.dtype.kind not in _NUMERIC_KINDS:
+        raise _fail(where, name, "an array of real numbers", describe(y), TypeError)
+    if y.size == 0:
+        raise _fail(where, name, "non-empty", describe(y))
+    return y
+
+
 # ---------------------------------------------------------------------------------------------
-# Hyper-parameters
+# Hyper-parameters and plain arguments (`where` None: the dataset functions' messages, which name
+# only the argument)
 
 
-def positive_int(value, name: str, where: str) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral,)):
+def positive_int(value, name: str, where: str | None = None, *, maximum: int | None = None) -> int:
+    """value as a Python int when it is an integer >= 1 (and <= maximum): ints and NumPy integers,
+    never bools or floats (2.0 is refused: a count is not a measurement)."""
+    if isinstance(value, (bool, np.bool_)):
         raise _fail(where, name, "a positive int", describe(value), TypeError)
-    if value <= 0:
-        raise _fail(where, name, "a positive int", repr(value))
-    return int(value)
+    try:
+        number = operator.index(value)
+    except TypeError:
+        raise _fail(where, name, "a positive int", describe(value), TypeError) from None
+    if number < 1:
+        raise _fail(where, name, "a positive int", repr(number))
+    if maximum is not None and number > maximum:
+        raise _fail(where, name, f"at most {maximum}", repr(number))
+    return number
 
 
 def real(value, name: str, where: str, *, low: float | None = None, high: float | None = None,
          low_open: bool = False, high_open: bool = False) -> float:
-    """A finite real number in [low, high] (open ends where asked)."""
+    """A finite real number in [low, high] (open ends where asked); bools, strings, arrays and
+    complex numbers are refused with a TypeError."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise _fail(where, name, "a real number", describe(value), TypeError)
-    v = float(value)
+    try:
+        v = float(value)
+    except (OverflowError, ValueError):  # a huge Fraction or int
+        v = math.inf
     lo = "" if low is None else ("(" if low_open else "[") + f"{low:g}"
     hi = "" if high is None else f"{high:g}" + (")" if high_open else "]")
     interval = f"in {lo or '(-inf'}, {hi or 'inf)'}"
@@ -219,3 +405,55 @@ def real(value, name: str, where: str, *, low: float | None = None, high: float 
 
 def non_negative(value, name: str, where: str) -> float:
     return real(value, name, where, low=0.0)
+
+
+def flag(value, name: str, where: str | None = None) -> bool:
+    """True or False (NumPy's bools too); 1, "yes" and None are refused."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise _fail(where, name, "True or False", describe(value), TypeError)
+    return bool(value)
+
+
+def choice(value, name: str, options: tuple[str, ...], where: str | None = None) -> str:
+    if not isinstance(value, str) or value not in options:
+        allowed = ", ".join(repr(o) for o in options)
+        raise _fail(where, name, f"one of {allowed}", repr(value))
+    return value
+
+
+def float_dtype(dtype, name: str = "dtype", where: str | None = None) -> np.dtype:
+    """np.dtype for float32/float64 given anything np.dtype() accepts; TypeError otherwise."""
+    try:
+        resolved = np.dtype(dtype)
+    except (TypeError, ValueError):
+        raise _fail(where, name, "float32 or float64", repr(dtype), TypeError) from None
+    if resolved not in _FLOAT_DTYPES:
+        raise _fail(where, name, "float32 or float64", str(resolved), TypeError)
+    return resolved
+
+
+def path(value, name: str, where: str | None = None, *, optional: bool = False,
+         expand: bool = True) -> pathlib.Path | str | None:
+    """A file or folder argument: a str or os.PathLike (pathlib.Path), non-empty; a Path with ~
+    expanded (expand=False: the path as a str, as open() would read it); None when optional.
+    Bytes and ints are refused (open() would take an int as a file descriptor and close it
+    afterwards)."""
+    if value is None and optional:
+        return None
+    if isinstance(value, bytes) or not isinstance(value, (str, os.PathLike)):
+        got = "None" if value is None else f"{type(value).__name__} {value!r}"
+        raise _fail(where, name, "a str or os.PathLike path", got, TypeError)
+    text = os.fspath(value)
+    if isinstance(text, bytes) or text == "":
+        raise _fail(where, name, "a non-empty path", repr(value))
+    return pathlib.Path(text).expanduser() if expand else text
+
+
+def image_size(value, name: str = "image_size", where: str | None = None) -> tuple[int, int] | None:
+    """None, or a (height, width) pair of positive ints."""
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2:
+        raise _fail(where, name, "None or a (height, width) pair of positive ints", repr(value), TypeError)
+    height, width = value
+    return (positive_int(height, f"{name}[0] (height)", where), positive_int(width, f"{name}[1] (width)", where))

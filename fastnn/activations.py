@@ -92,9 +92,10 @@ class Activation_Linear:
             saved = self.__dict__.get("inputs")
             if saved is None:
                 raise _validation.missing_forward("Activation_Linear", "inputs")
-            saved = _validation.contiguous(saved, saved.dtype.type)
-            self.inputs = saved
             dvalues = _validation.gradient_input(dvalues, "dvalues", saved, "Activation_Linear.backward")
+            # The forward kept the caller's (possibly non-contiguous) array, as the book; the
+            # kernel reads a contiguous one.
+            self.inputs = _validation.contiguous(saved, saved.dtype.type)
             _activations.backward(_LINEAR, self.__dict__, dvalues)
 
     def predictions(self, outputs):

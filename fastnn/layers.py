@@ -14,6 +14,8 @@ from ._ext import _dense, _dropout
 
 __all__ = ["Layer_Dense", "Layer_Dropout", "Layer_Input"]
 
+_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
 
 class Layer_Dense:
     """Fully connected layer: ``output = inputs @ weights + biases``.
@@ -43,6 +45,7 @@ class Layer_Dense:
             ("weight_regularizer_l1", weight_regularizer_l1), ("weight_regularizer_l2", weight_regularizer_l2),
             ("bias_regularizer_l1", bias_regularizer_l1), ("bias_regularizer_l2", bias_regularizer_l2))]
         dtype = _config.resolve_dtype(dtype)
+        _validation.dense_size(n_inputs, n_neurons, where)
         # standard_normal is the stream behind np.random.randn, untouched by nnfs.init().
         self.weights = 0.01 * np.random.standard_normal((n_inputs, n_neurons)).astype(dtype)
         self.biases = np.zeros((1, n_neurons), dtype=dtype)
@@ -87,18 +90,15 @@ class Layer_Dense:
     def set_parameters(self, weights, biases) -> None:
         """Replace weights (n_inputs, n_neurons) and biases (1, n_neurons). Arrays already in the
         layer's form are kept as given (no copy, as the book); others are converted once."""
-        where = "Layer_Dense.set_parameters"
-        dtype = np.dtype(weights.dtype.type) if isinstance(weights, np.ndarray) and \
-            weights.dtype.type in (np.float32, np.float64) else self.weights.dtype
-        weights = _validation.as_float_array(weights, "weights", dtype, where, ndim=2)
-        biases = _validation.as_float_array(biases, "biases", dtype, where, ndim=2)
-        if biases.shape != (1, weights.shape[1]):
-            raise ValueError(f"{where}: biases must have shape (1, {weights.shape[1]}) to match weights "
-                             f"{weights.shape}, got {biases.shape}")
-        if weights.size == 0:
-            raise ValueError(f"{where}: weights must not be empty, got shape {weights.shape}")
-        self.weights = weights
-        self.biases = biases
+        self.weights, self.biases = self._checked_parameters(weights, biases)
+
+    def _checked_parameters(self, weights, biases) -> tuple[np.ndarray, np.ndarray]:
+        """set_parameters' arguments, converted or refused, without changing the layer (the Model
+        checks every layer's pair before setting any)."""
+        layer_dtype = getattr(self.weights, "dtype", None)
+        if layer_dtype not in (np.float32, np.float64):
+            layer_dtype = _config.default_dtype()
+        return _validation.dense_parameters(weights, biases, layer_dtype, "Layer_Dense.set_parameters")
 
 
 class Layer_Dropout:
@@ -122,8 +122,9 @@ class Layer_Dropout:
 
     def __init__(self, rate: float, *, mode: str | None = None) -> None:
         rate = _validation.real(rate, "rate", "Layer_Dropout", low=0.0, high=1.0, high_open=True)
+        mode = _config.dropout_mode() if mode is None else _config.check_dropout_mode(mode, "Layer_Dropout", "mode")
         self.rate = 1 - rate
-        self.mode = _config.dropout_mode() if mode is None else _config.check_dropout_mode(mode)
+        self.mode = mode
 
     def __repr__(self) -> str:
         return f"Layer_Dropout({1 - self.rate:g}, mode={self.mode!r})"
@@ -141,14 +142,18 @@ class Layer_Dropout:
             return
         if self.mode == "book":
             inputs = _validation.float_input(inputs, "inputs", "Layer_Dropout.forward")
-            mask = np.random.binomial(1, keep, size=inputs.shape) / keep
+            mask = np.asarray(np.random.binomial(1, keep, size=inputs.shape) / keep)  # 0-d: a scalar
             _dropout.book_forward(self.__dict__, inputs, mask)
             return
+        # Inputs the kernel cannot read directly are converted (or refused) before the draw, so a
+        # rejected call takes nothing from NumPy's global RNG.
+        if not (type(inputs) is np.ndarray and inputs.dtype in _FLOAT_DTYPES and inputs.flags.c_contiguous
+                and inputs.flags.aligned):
+            inputs = _validation.float_input(inputs, "inputs", "Layer_Dropout.forward")
         # One draw from the global RNG (53 random bits) seeds this pass's mask.
         seed = int(np.random.random_sample() * 9007199254740992.0)
-        if not _dropout.fast_forward(self.__dict__, inputs, keep, seed):
-            inputs = _validation.float_input(inputs, "inputs", "Layer_Dropout.forward")
-            _dropout.fast_forward(self.__dict__, inputs, keep, seed)
+        if not _dropout.fast_forward(self.__dict__, inputs, keep, seed):  # pragma: no cover - converted above
+            raise RuntimeError("fastnn internal error: dropout kernel refused converted inputs (please report this)")
 
     def backward(self, dvalues) -> None:
         """dvalues: the forward's shape -> self.dinputs = dvalues * binary_mask."""

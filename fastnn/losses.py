@@ -94,16 +94,19 @@ class Loss:
         total, count = self._sample_loss_sum(output, y)
         if count == 0:
             raise ValueError(f"{type(self).__name__}.calculate: got an empty batch (0 samples)")
-        self._accumulate(total, count)
-        data_loss = total / count
+        # Everything that can fail runs before the accumulators change.
+        regularization = self.regularization_loss() if include_regularization else None
+        data_loss = self._accumulate(total, count)
         if not include_regularization:
             return data_loss
-        return data_loss, self.regularization_loss()
+        return data_loss, regularization
 
-    def _accumulate(self, total: float, count: int) -> None:
+    def _accumulate(self, total: float, count: int) -> float:
+        """Add one batch (sum of its per-sample losses, count) to the pass; its mean loss."""
         state = self.__dict__
         state["accumulated_sum"] = state.get("accumulated_sum", 0) + total
         state["accumulated_count"] = state.get("accumulated_count", 0) + count
+        return total / count
 
     def calculate_accumulated(self, *, include_regularization: bool = False):
         """Mean loss over everything since new_pass(); the regularisation loss is computed now,
@@ -124,8 +127,8 @@ class Loss:
 
     # --- shared argument handling -------------------------------------------------------------
     def _predictions(self, y_pred, method: str) -> np.ndarray:
-        return _validation.float_input(y_pred, "y_pred" if method == "forward" else "dvalues",
-                                       f"{type(self).__name__}.{method}", ndim=2)
+        return _validation.predictions(y_pred, "dvalues" if method == "backward" else "y_pred",
+                                       f"{type(self).__name__}.{method}")
 
 
 class Loss_CategoricalCrossentropy(Loss):
@@ -133,23 +136,21 @@ class Loss_CategoricalCrossentropy(Loss):
     [1e-7, 1 - 1e-7]. y_true: class ids (n_samples,) or one-hot (n_samples, n_classes)."""
 
     def _run(self, y_pred, y_true, per_sample: bool, method: str = "forward"):
-        result = _losses.cce(y_pred, y_true, per_sample)
-        if result is None:
+        # labels_ready also checks one-hot rows can be logged (finite, non-negative, one positive
+        # weight): the kernel alone would return -log(0) = inf or NaN for them.
+        if not _losses.labels_ready(y_pred, y_true):
             y_pred = self._predictions(y_pred, method)
             y_true = _validation.class_labels(y_true, y_pred.shape[0], y_pred.shape[1],
-                                              f"{type(self).__name__}.{method}", onehot_dtype=y_pred.dtype)
-            result = _losses.cce(y_pred, y_true, per_sample)
-        return result
+                                              f"{type(self).__name__}.{method}", onehot_dtype=y_pred.dtype,
+                                              weights_for_log=True)
+        return _losses.cce(y_pred, y_true, per_sample)
 
     def forward(self, y_pred, y_true) -> np.ndarray:
         """y_pred: (n_samples, n_classes) probabilities -> per-sample losses (n_samples,)."""
         return self._run(y_pred, y_true, True)[1]
 
     def _sample_loss_sum(self, output, y):
-        result = _losses.cce(output, y, False)  # the common case first: no conversion needed
-        if result is None:
-            result = self._run(output, y, False, "calculate")
-        return result[0], len(output)
+        return self._run(output, y, False, "calculate")[0], len(output)
 
     def backward(self, dvalues, y_true) -> None:
         """dinputs = -y_true / dvalues / n_samples (no clipping, as the book)."""
@@ -224,15 +225,32 @@ class Activation_Softmax_Loss_CategoricalCrossentropy:
 
     def forward(self, inputs, y_true):
         """inputs: (n_samples, n_classes) logits -> self.output (softmax); returns the mean loss."""
+        # The labels are checked before the softmax overwrites anything (one C call when inputs and
+        # labels are already in the kernels' form).
+        if not _losses.labels_ready(inputs, y_true):
+            where = "Activation_Softmax_Loss_CategoricalCrossentropy.forward"
+            inputs = _validation.predictions(inputs, "inputs", where)
+            y_true = _validation.class_labels(y_true, inputs.shape[0], inputs.shape[1], where,
+                                              onehot_dtype=inputs.dtype, weights_for_log=True)
+        n_samples = inputs.shape[0]
+        if n_samples == 0:
+            raise ValueError("Activation_Softmax_Loss_CategoricalCrossentropy.forward: inputs must hold at "
+                             f"least one sample, got shape {inputs.shape}")
         self.activation.forward(inputs)
-        self.output = self.activation.output
-        return self.loss.calculate(self.output, y_true)
+        output = self.output = self.activation.output
+        loss = self.loss
+        if type(loss) is Loss_CategoricalCrossentropy:
+            # What loss.calculate(output, y_true) does, without re-checking the checked labels.
+            result = _losses.cce(output, y_true, False)
+            if result is not None:
+                return loss._accumulate(result[0], n_samples)
+        return loss.calculate(output, y_true)
 
     def backward(self, dvalues, y_true) -> None:
         """dvalues: the softmax output (n_samples, n_classes) -> self.dinputs."""
         if not _losses.softmax_cce_backward(self.__dict__, dvalues, y_true):
             where = "Activation_Softmax_Loss_CategoricalCrossentropy.backward"
-            dvalues = _validation.float_input(dvalues, "dvalues", where, ndim=2)
+            dvalues = _validation.predictions(dvalues, "dvalues", where)
             y_true = _validation.class_labels(y_true, dvalues.shape[0], dvalues.shape[1], where,
                                               onehot_dtype=dvalues.dtype)
             _losses.softmax_cce_backward(self.__dict__, dvalues, y_true)

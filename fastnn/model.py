@@ -271,9 +271,10 @@ class Model:
         else:
             total, correct = result
             count = len(batch_y)
-            self.loss._accumulate(total, count)
+            reg_loss = self.loss.regularization_loss()
+            data_loss = self.loss._accumulate(total, count)
             accuracy._accumulate(correct, count)
-            data_loss, reg_loss, value = total / count, self.loss.regularization_loss(), correct / count
+            value = correct / count
         softmax.dinputs = combined.dinputs
         return data_loss, reg_loss, value
 
@@ -341,6 +342,7 @@ class Model:
         if batch_size is not None:
             batch_size = _validation.positive_int(batch_size, "batch_size", where)
         X = self._prepare_inputs(X, where)
+        self._probe(X, where, "X")
         n = len(X)
         steps = 1 if batch_size is None else -(-n // batch_size)
         size = n if batch_size is None else batch_size
@@ -381,26 +383,50 @@ class Model:
             raise ValueError(f"{where}: {name} has no samples")
         return X
 
+    def _probe(self, X, where: str, name: str):
+        """The output of one inference pass on X's first sample (a fresh array); a layer refusing
+        it becomes an error that names X (the argument the caller passed). The pass runs with the
+        layers' forward buffers set aside and every layer's attributes are restored afterwards, so
+        a call refused after the probe leaves the layers as they were."""
+        objects = [obj for obj in (self.input_layer, *self.layers) if isinstance(getattr(obj, "__dict__", None), dict)]
+        saved = [dict(obj.__dict__) for obj in objects]
+        for obj in objects:
+            for key in ("inputs", "output", "binary_mask"):
+                obj.__dict__.pop(key, None)
+        try:
+            return self.forward(X[:1], training=False)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"{where}: {name} {X.shape} does not fit the model: {exc}") from None
+        finally:
+            for obj, state in zip(objects, saved):
+                obj.__dict__.clear()
+                obj.__dict__.update(state)
+
     def _prepare_data(self, X, y, where: str, names=("X", "y")):
         X = self._prepare_inputs(X, where, names[0])
-        if isinstance(y, (list, tuple)) or not isinstance(y, np.ndarray):
-            y = np.asarray(y)
+        if not isinstance(y, np.ndarray):
+            try:
+                y = np.asarray(y)
+            except (TypeError, ValueError) as exc:
+                raise TypeError(f"{where}: {names[1]} must be an array of targets, got "
+                                f"{type(y).__name__} ({exc})") from None
         if y.ndim == 0 or len(y) != len(X):
             raise ValueError(f"{where}: {names[0]} and {names[1]} must have the same number of samples, "
                              f"got {len(X)} and {'a scalar' if y.ndim == 0 else len(y)}")
         # The output shape tells how the targets must look: one forward pass on one sample.
-        output = self.forward(X[:1], training=False)
+        output = self._probe(X, where, names[0])
         n_outputs = output.shape[1] if output.ndim == 2 else None
         loss = self.loss
         if isinstance(loss, Loss_CategoricalCrossentropy):
-            y = _validation.class_labels(y, len(X), n_outputs, where, names[1], onehot_dtype=output.dtype)
+            y = _validation.class_labels(y, len(X), n_outputs, where, names[1], onehot_dtype=output.dtype,
+                                         weights_for_log=True)
         elif y.dtype.kind in "biuf":
             if y.ndim == 1 and output.ndim == 2 and output.shape[1] == 1:
                 y = y.reshape(-1, 1)
             if y.shape[1:] != output.shape[1:]:
                 raise ValueError(f"{where}: {names[1]} must have shape (n_samples, {', '.join(map(str, output.shape[1:]))})"
                                  f" to match the model's output, got {y.shape}")
-            y = np.ascontiguousarray(y, dtype=output.dtype)
+            y = _validation.as_float_array(y, names[1], output.dtype, where)
         else:
             raise TypeError(f"{where}: {names[1]} must hold numbers, got {_validation.describe(y)}")
         return X, y
@@ -426,19 +452,28 @@ class Model:
         where = "Model.set_parameters"
         if "trainable_layers" not in self.__dict__:
             raise ValueError(f"{where}: call model.finalize() first")
-        parameters = list(parameters)
+        try:
+            parameters = list(parameters)
+        except TypeError:
+            raise TypeError(f"{where}: parameters must be a list of (weights, biases) pairs, got "
+                            f"{_validation.describe(parameters)}") from None
         if len(parameters) != len(self.trainable_layers):
             raise ValueError(f"{where}: expected {len(self.trainable_layers)} (weights, biases) pairs, one "
                              f"per trainable layer, got {len(parameters)}")
+        checked = []
         for i, (pair, layer) in enumerate(zip(parameters, self.trainable_layers)):
-            if len(pair) != 2:
-                raise ValueError(f"{where}: parameters[{i}] must be a (weights, biases) pair")
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise ValueError(f"{where}: parameters[{i}] must be a (weights, biases) pair, got "
+                                 f"{_validation.describe(pair)}")
             current = layer.get_parameters()
             for name, new, old in (("weights", pair[0], current[0]), ("biases", pair[1], current[1])):
                 if np.shape(new) != np.shape(old):
                     raise ValueError(f"{where}: parameters[{i}] {name} must have shape {np.shape(old)} "
                                      f"for {type(layer).__name__}, got {np.shape(new)}")
-        for pair, layer in zip(parameters, self.trainable_layers):
+            # Every pair is converted (or refused) before any layer changes.
+            check = getattr(layer, "_checked_parameters", None)
+            checked.append(tuple(pair) if check is None else check(*pair))
+        for pair, layer in zip(checked, self.trainable_layers):
             layer.set_parameters(*pair)
 
     def save_parameters(self, path, *, format: str = "fastnn") -> None:

@@ -38,6 +38,9 @@ class _Optimizer:
         """Count the step."""
         self.iterations += 1
 
+    def _where(self) -> str:
+        return f"{type(self).__name__}.update_params"
+
     def _create_state(self, layer, names) -> None:
         """Zero state arrays on the layer, once, after checking the layer can be updated (so a
         failing first update adds nothing to it)."""
@@ -58,13 +61,17 @@ class Optimizer_SGD(_Optimizer):
 
     def update_params(self, layer) -> None:
         """Update layer.weights and layer.biases in place from layer.dweights/dbiases."""
+        try:
+            state = layer.__dict__
+        except AttributeError:
+            state = _validation.layer_state(layer, self._where())  # raises the TypeError naming `layer`
         if self.momentum:
             if not hasattr(layer, "weight_momentums"):
                 self._create_state(layer, ("weight_momentums", "bias_momentums"))
-            _optimizers.update_layer(_SGD_MOMENTUM, layer.__dict__, self.current_learning_rate, 0,
+            _optimizers.update_layer(_SGD_MOMENTUM, state, self.current_learning_rate, 0,
                                      self.momentum, 0, 1, 1, "Optimizer_SGD.update_params")
         else:
-            _optimizers.update_layer(_SGD, layer.__dict__, self.current_learning_rate, 0, 0, 0, 1, 1,
+            _optimizers.update_layer(_SGD, state, self.current_learning_rate, 0, 0, 0, 1, 1,
                                      "Optimizer_SGD.update_params")
 
 
@@ -77,9 +84,13 @@ class Optimizer_Adagrad(_Optimizer):
 
     def update_params(self, layer) -> None:
         """Update layer.weights and layer.biases in place from layer.dweights/dbiases."""
+        try:
+            state = layer.__dict__
+        except AttributeError:
+            state = _validation.layer_state(layer, self._where())  # raises the TypeError naming `layer`
         if not hasattr(layer, "weight_cache"):
             self._create_state(layer, ("weight_cache", "bias_cache"))
-        _optimizers.update_layer(_ADAGRAD, layer.__dict__, self.current_learning_rate, self.epsilon,
+        _optimizers.update_layer(_ADAGRAD, state, self.current_learning_rate, self.epsilon,
                                  0, 0, 1, 1, "Optimizer_Adagrad.update_params")
 
 
@@ -94,9 +105,13 @@ class Optimizer_RMSprop(_Optimizer):
 
     def update_params(self, layer) -> None:
         """Update layer.weights and layer.biases in place from layer.dweights/dbiases."""
+        try:
+            state = layer.__dict__
+        except AttributeError:
+            state = _validation.layer_state(layer, self._where())  # raises the TypeError naming `layer`
         if not hasattr(layer, "weight_cache"):
             self._create_state(layer, ("weight_cache", "bias_cache"))
-        _optimizers.update_layer(_RMSPROP, layer.__dict__, self.current_learning_rate, self.epsilon,
+        _optimizers.update_layer(_RMSPROP, state, self.current_learning_rate, self.epsilon,
                                  self.rho, 0, 1, 1, "Optimizer_RMSprop.update_params")
 
 
@@ -117,9 +132,13 @@ class Optimizer_Adam(_Optimizer):
 
     def update_params(self, layer) -> None:
         """Update layer.weights and layer.biases in place from layer.dweights/dbiases."""
+        try:
+            state = layer.__dict__
+        except AttributeError:
+            state = _validation.layer_state(layer, self._where())  # raises the TypeError naming `layer`
         if not hasattr(layer, "weight_cache"):
             self._create_state(layer, ("weight_momentums", "weight_cache", "bias_momentums", "bias_cache"))
         t = self.iterations + 1
-        _optimizers.update_layer(_ADAM, layer.__dict__, self.current_learning_rate, self.epsilon,
+        _optimizers.update_layer(_ADAM, state, self.current_learning_rate, self.epsilon,
                                  self.beta_1, self.beta_2, 1 - self.beta_1 ** t, 1 - self.beta_2 ** t,
                                  "Optimizer_Adam.update_params")

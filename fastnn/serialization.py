@@ -72,7 +72,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from . import __version__ as _fastnn_version
+from . import _validation, __version__ as _fastnn_version
 from .accuracy import Accuracy_Categorical, Accuracy_Regression
 from .activations import Activation_Linear, Activation_ReLU, Activation_Sigmoid, Activation_Softmax
 from .layers import Layer_Dense, Layer_Dropout
@@ -783,6 +783,7 @@ def save_model(model, path, *, format: str = "fastnn") -> None:
     pickle can execute code.
     """
     where = "Model.save"
+    path = _validation.path(path, "path", where, expand=False)
     _check_format(format, where)
     if format == "pickle":
         if not isinstance(model, Model):
@@ -824,6 +825,7 @@ def load_model(path, *, allow_pickle: bool = False) -> Model:
     only pass allow_pickle=True for files you wrote yourself or otherwise trust.**
     """
     where = "Model.load"
+    path = _validation.path(path, "path", where, expand=False)
     _check_allow_pickle(allow_pickle, where)
     kind = _file_kind(path)
     if kind == "pickle":
@@ -883,6 +885,7 @@ def save_parameters(model, path, *, format: str = "fastnn") -> None:
     and one .npy member per array) or, with format="pickle", the book's pickle of
     ``model.get_parameters()`` (unsafe to load from untrusted sources)."""
     where = "Model.save_parameters"
+    path = _validation.path(path, "path", where, expand=False)
     _check_format(format, where)
     if not isinstance(model, Model):
         raise TypeError(f"{where}: expected a fastnn.Model, got {type(model).__name__}")
@@ -920,6 +923,7 @@ def load_parameters(model, path, *, allow_pickle: bool = False) -> None:
     execute arbitrary code: only for files you trust.**
     """
     where = "Model.load_parameters"
+    path = _validation.path(path, "path", where, expand=False)
     _check_allow_pickle(allow_pickle, where)
     if not isinstance(model, Model):
         raise TypeError(f"{where}: expected a fastnn.Model, got {type(model).__name__}")

@@ -128,8 +128,8 @@ cimport numpy as cnp
 cnp.import_array()
 
 
-def gemm_into(cnp.ndarray a, cnp.ndarray b, cnp.ndarray out, bint trans_a=False, bint trans_b=False,
-              double alpha=1.0, double beta=0.0):
+def gemm_into(cnp.ndarray a not None, cnp.ndarray b not None, cnp.ndarray out not None,
+              bint trans_a=False, bint trans_b=False, double alpha=1.0, double beta=0.0):
     """out = alpha * op(a) @ op(b) + beta * out, where op transposes when asked.
 
     a, b, out: C-contiguous 2-D arrays of one dtype, float32 or float64; op(a) is (m, k), op(b) is

@@ -159,7 +159,7 @@ def fast_forward(dict state, object inputs, double keep, uint64_t seed):
     return True
 
 
-def book_forward(dict state, object inputs, cnp.ndarray mask):
+def book_forward(dict state, object inputs, cnp.ndarray mask not None):
     """Training forward in book mode: output = inputs * mask (mask: the book's float64 array of
     inputs' shape, stored as `binary_mask`). False when inputs is not a C-contiguous float array."""
     if not ready_float(inputs):

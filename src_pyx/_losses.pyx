@@ -9,7 +9,7 @@ dtype, in the book's order of operations. Constants inside per-element formulas 
 (`<floating>1`): Cython writes an integer literal in a floating expression as a C double (1.0),
 which would evaluate a float32 formula in double and round once at the end, not as NumPy does.
 """
-from libc.math cimport fabs, log, logf
+from libc.math cimport INFINITY, fabs, log, logf
 from libc.stdint cimport int32_t, int64_t, uint8_t
 
 cimport numpy as cnp
@@ -320,14 +320,61 @@ cdef bint _predictions(object y_pred) noexcept:
     return ready(y_pred, cnp.NPY_FLOAT32) or ready(y_pred, cnp.NPY_FLOAT64)
 
 
+cdef inline bint _loggable_rows(const floating* y, Py_ssize_t n, Py_ssize_t c) noexcept nogil:
+    """Every row finite and non-negative with a positive entry: its weighted sum of clipped
+    probabilities is > 0, so -log of it is finite."""
+    cdef Py_ssize_t i, j
+    cdef floating v
+    cdef bint positive
+    for i in range(n):
+        positive = False
+        for j in range(c):
+            v = y[i * c + j]
+            if not (v >= 0 and v < <floating>INFINITY):   # NaN fails both comparisons
+                return False
+            positive = positive or v > 0
+        if not positive:
+            return False
+    return True
+
+
+def labels_ready(object y_pred, object y_true):
+    """True when cce(y_pred, y_true, ...) can run without validation and give finite losses for
+    finite predictions: y_pred a C-contiguous 2-D float array with at least one column; y_true
+    class ids in [0, n_classes), or one-hot rows of y_pred's dtype and shape that are finite,
+    non-negative and have a positive weight. Reads only the labels and writes nothing: the
+    cross-entropy forwards (and the combined softmax + CCE forward, before its softmax overwrites
+    anything) check their labels with it."""
+    if not _predictions(y_pred) or (<cnp.ndarray>y_pred).ndim != 2 or (<cnp.ndarray>y_pred).shape[1] == 0:
+        return False
+    cdef cnp.ndarray p = <cnp.ndarray>y_pred
+    cdef Py_ssize_t n = p.shape[0], c = p.shape[1]
+    cdef int kind = _label_kind(y_true, n)
+    cdef void* p_y
+    cdef bint ok
+    cdef bint f32 = cnp.PyArray_TYPE(p) == cnp.NPY_FLOAT32
+    if kind == NOT_LABELS:
+        if not (ready2(y_true, cnp.PyArray_TYPE(p), c) and (<cnp.ndarray>y_true).shape[0] == n):
+            return False
+        p_y = data(<cnp.ndarray>y_true)
+        with nogil:
+            if f32:
+                ok = _loggable_rows(<float*>p_y, n, c)
+            else:
+                ok = _loggable_rows(<double*>p_y, n, c)
+        return ok
+    return _check_labels(kind, data(<cnp.ndarray>y_true), n, c) == LABELS_OK
+
+
 def cce(object y_pred, object y_true, bint per_sample):
     """Categorical cross-entropy of (n_samples, n_classes) predictions.
 
     Returns (sum of the per-sample losses as a Python float, per-sample losses array or None), or
     None when y_pred/y_true need validation or conversion first (nothing is computed then).
-    Sparse labels outside [0, n_classes) also return None, so the caller's validation reports them.
+    Sparse labels outside [0, n_classes) also return None, so the caller's validation reports them;
+    so do predictions without a column (-log of an empty sum would be inf).
     """
-    if not _predictions(y_pred) or (<cnp.ndarray>y_pred).ndim != 2:
+    if not _predictions(y_pred) or (<cnp.ndarray>y_pred).ndim != 2 or (<cnp.ndarray>y_pred).shape[1] == 0:
         return None
     cdef cnp.ndarray p = <cnp.ndarray>y_pred
     cdef int typenum = cnp.PyArray_TYPE(p)
@@ -370,7 +417,7 @@ def cce(object y_pred, object y_true, bint per_sample):
 
 def cce_backward(dict state, object dvalues, object y_true):
     """CCE backward into state['dinputs']; False when dvalues/y_true need validation first."""
-    if not _predictions(dvalues) or (<cnp.ndarray>dvalues).ndim != 2:
+    if not _predictions(dvalues) or (<cnp.ndarray>dvalues).ndim != 2 or (<cnp.ndarray>dvalues).shape[1] == 0:
         return False
     cdef cnp.ndarray dv = <cnp.ndarray>dvalues
     cdef int typenum = cnp.PyArray_TYPE(dv)
@@ -409,8 +456,10 @@ def cce_backward(dict state, object dvalues, object y_true):
 
 def softmax_cce_backward(dict state, object dvalues, object y_true):
     """(softmax output - one-hot) / n_samples into state['dinputs']; False when dvalues/y_true need
-    validation first. One-hot targets are reduced to their argmax, as the book does."""
-    if not _predictions(dvalues) or (<cnp.ndarray>dvalues).ndim != 2:
+    validation first. One-hot targets are reduced to their argmax, as the book does. Zero columns
+    return False: the one-hot loop subtracts 1 at column 0 of every row, which would write past
+    the end of an empty dinputs."""
+    if not _predictions(dvalues) or (<cnp.ndarray>dvalues).ndim != 2 or (<cnp.ndarray>dvalues).shape[1] == 0:
         return False
     cdef cnp.ndarray dv = <cnp.ndarray>dvalues
     cdef int typenum = cnp.PyArray_TYPE(dv)
@@ -457,7 +506,9 @@ cdef enum:
 
 
 cdef bint _pair(object y_pred, object y_true) noexcept:
-    if not _predictions(y_pred) or (<cnp.ndarray>y_pred).ndim != 2:
+    """Predictions (n, k >= 1) and targets of the same shape and dtype (k == 0 would make each
+    per-sample mean 0/0 = NaN: the caller's validation refuses it)."""
+    if not _predictions(y_pred) or (<cnp.ndarray>y_pred).ndim != 2 or (<cnp.ndarray>y_pred).shape[1] == 0:
         return False
     cdef cnp.ndarray p = <cnp.ndarray>y_pred
     return ready2(y_true, cnp.PyArray_TYPE(p), p.shape[1]) and (<cnp.ndarray>y_true).shape[0] == p.shape[0]

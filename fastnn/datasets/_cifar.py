@@ -17,7 +17,7 @@ import zlib
 import numpy as np
 
 from . import _download, _paths
-from ._checks import FourArrays, PathArg
+from ._types import FourArrays, PathArg
 
 CIFAR10_CLASSES: tuple[str, ...] = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                                     "ship", "truck")

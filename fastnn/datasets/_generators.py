@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
 from .._config import resolve_dtype
-from . import _checks
+from .. import _validation
 
 # Labels are uint8, as in nnfs, so at most 256 classes fit.
 _MAX_CLASSES = 256
@@ -54,9 +54,10 @@ def spiral_data(samples: int, classes: int, *, dtype: DTypeLike = None
     X : ndarray, shape (samples * classes, 2), the given dtype
     y : ndarray, shape (samples * classes,), uint8, class ids 0 .. classes-1 in contiguous blocks
     """
-    samples = _checks.positive_int(samples, "samples")
-    classes = _checks.positive_int(classes, "classes", maximum=_MAX_CLASSES)
+    samples = _validation.positive_int(samples, "samples")
+    classes = _validation.positive_int(classes, "classes", maximum=_MAX_CLASSES)
     dtype = resolve_dtype(dtype)
+    _validation.check_fits(samples * classes * 2, dtype.itemsize, "samples * classes", None, "X")
     X = np.zeros((samples * classes, 2), dtype=dtype)
     y = np.zeros(samples * classes, dtype=np.uint8)
     radius = np.linspace(0.0, 1, samples)
@@ -95,9 +96,10 @@ def vertical_data(samples: int, classes: int, *, dtype: DTypeLike = None
     X : ndarray, shape (samples * classes, 2), the given dtype
     y : ndarray, shape (samples * classes,), uint8, class ids 0 .. classes-1 in contiguous blocks
     """
-    samples = _checks.positive_int(samples, "samples")
-    classes = _checks.positive_int(classes, "classes", maximum=_MAX_CLASSES)
+    samples = _validation.positive_int(samples, "samples")
+    classes = _validation.positive_int(classes, "classes", maximum=_MAX_CLASSES)
     dtype = resolve_dtype(dtype)
+    _validation.check_fits(samples * classes * 2, dtype.itemsize, "samples * classes", None, "X")
     X = np.zeros((samples * classes, 2), dtype=dtype)
     y = np.zeros(samples * classes, dtype=np.uint8)
     scale = dtype.type(0.1)
@@ -131,8 +133,9 @@ def sine_data(samples: int = 1000, *, dtype: DTypeLike = None) -> tuple[NDArray[
     X : ndarray, shape (samples, 1), the given dtype
     y : ndarray, shape (samples, 1), the given dtype
     """
-    samples = _checks.positive_int(samples, "samples")
+    samples = _validation.positive_int(samples, "samples")
     dtype = np.dtype(np.float64) if dtype is None else resolve_dtype(dtype)
+    _validation.check_fits(samples, 8, "samples", None, "X")
     X = np.arange(samples).reshape(-1, 1) / samples
     y = np.sin(2 * np.pi * X).reshape(-1, 1)
     return X.astype(dtype, copy=False), y.astype(dtype, copy=False)

@@ -6,7 +6,7 @@ import pathlib
 import numpy as np
 
 from . import _download, _idx, _paths
-from ._checks import FourArrays, PathArg
+from ._types import FourArrays, PathArg
 
 FASHION_MNIST_CLASSES: tuple[str, ...] = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
                                           "Shirt", "Sneaker", "Bag", "Ankle boot")

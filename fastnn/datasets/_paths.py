@@ -11,7 +11,8 @@ import sys
 from dataclasses import dataclass
 from typing import Callable
 
-from . import _checks
+from .. import _validation
+from ._types import PathArg
 
 ENV_VAR = "FASTNN_DATA"
 
@@ -47,7 +48,7 @@ class Place:
     source: str
 
 
-def search_path(data_home: _checks.PathArg | None = None) -> tuple[list[Place], list[str]]:
+def search_path(data_home: PathArg | None = None) -> tuple[list[Place], list[str]]:
     """The folders to search, in order, and notes about places that were not set.
 
     Returns (places, notes): places is data_home, FASTNN_DATA, the user cache (each once, duplicates
@@ -55,7 +56,7 @@ def search_path(data_home: _checks.PathArg | None = None) -> tuple[list[Place], 
     """
     places: list[Place] = []
     notes: list[str] = []
-    home = _checks.optional_path(data_home, "data_home")
+    home = _validation.path(data_home, "data_home", optional=True)
     if home is not None:
         places.append(Place(home, "the data_home argument"))
     else:
@@ -77,7 +78,7 @@ def search_path(data_home: _checks.PathArg | None = None) -> tuple[list[Place], 
     return merged, notes
 
 
-def get_data_home(data_home: _checks.PathArg | None = None) -> pathlib.Path:
+def get_data_home(data_home: PathArg | None = None) -> pathlib.Path:
     """The folder downloads go to: ``data_home`` if given, else ``$FASTNN_DATA`` if set, else the user cache folder.
 
     Nothing is created. Loaders look in all three places (in that order) before saying a dataset is
@@ -127,7 +128,7 @@ def find_or_download(*, title: str, function: str, data_home, download, probe: C
     ``fetch(root)`` downloads the missing files under ``root`` (into ``root / subdir``). Returns ``found``; raises
     DatasetNotFoundError naming every place looked when nothing is found and ``download`` is false.
     """
-    download = _checks.flag(download, "download")
+    download = _validation.flag(download, "download")
     places, notes = search_path(data_home)
     lines = []
     for place in places:
