@@ -261,7 +261,7 @@ def optimizer_array_error(where: str, name: str, array, like) -> Exception:
                           f"update_params() (and do not switch optimizers on a layer that holds "
                           f"another optimizer's state)")
     expected = ("a writeable C-contiguous float32 or float64 array" if like is None else
-                f"a C-contiguous array of dtype {like.dtype} and {like.size} elements, like the "
+                f"a C-contiguous array of dtype {like.dtype} and shape {like.shape}, like the "
                 f"parameter it belongs to")
     return _fail(where, f"layer.{name}", expected, describe(array))
 

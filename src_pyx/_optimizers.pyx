@@ -16,7 +16,7 @@ cimport numpy as cnp
 cnp.import_array()
 from cython cimport floating
 
-from _common cimport data, is_float_typenum, ready
+from _common cimport data, is_float_typenum, ready, same_shape
 
 from fastnn import _validation
 
@@ -132,10 +132,9 @@ cdef int _check(dict layer, str param, str grad, tuple state, str where) except 
     if not (ready(p, cnp.NPY_FLOAT32) or ready(p, cnp.NPY_FLOAT64)) or not (<cnp.ndarray>p).flags.writeable:
         raise _validation.optimizer_array_error(where, param, p, None)
     cdef int typenum = cnp.PyArray_TYPE(<cnp.ndarray>p)
-    cdef Py_ssize_t n = cnp.PyArray_SIZE(<cnp.ndarray>p)
     for name in (grad,) + state:
         a = layer.get(name)
-        if not ready(a, typenum) or cnp.PyArray_SIZE(<cnp.ndarray>a) != n or (
+        if not ready(a, typenum) or not same_shape(<cnp.ndarray>a, <cnp.ndarray>p) or (
                 name != grad and not (<cnp.ndarray>a).flags.writeable):
             raise _validation.optimizer_array_error(where, name, a, p)
     return 0

@@ -843,3 +843,15 @@ def test_validation_costs_a_few_percent_of_the_spiral_step():
     print(f"\nspiral step: public {best['public'] * 1e6:.1f} us, raw kernels {best['raw'] * 1e6:.1f} us, "
           f"checks and dispatch {overhead:.1%} of the step")
     assert overhead < 0.10
+
+
+def test_optimizer_refuses_a_gradient_of_the_right_size_but_another_shape():
+    import fastnn as nn
+    layer = nn.Layer_Dense(3, 4)
+    layer.forward(np.ones((2, 3), np.float32))
+    layer.backward(np.ones((2, 4), np.float32))
+    layer.dweights = np.ascontiguousarray(layer.dweights.T)   # (4, 3): same size, wrong shape
+    before = layer.weights.copy()
+    with pytest.raises(ValueError, match="dweights"):
+        nn.Optimizer_SGD().update_params(layer)
+    np.testing.assert_array_equal(layer.weights, before)
