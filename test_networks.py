@@ -17,6 +17,8 @@ The run ends with a table: data set, model, epochs, train and test accuracy, sec
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import pathlib
 import sys
@@ -27,10 +29,21 @@ from typing import Callable
 import numpy as np
 
 try:
-    import fastnn as nn
+    import fastnn
+    import fastnn.reference
     from fastnn import datasets
 except ImportError as exc:  # the usual cause: the kernels are not built
     sys.exit(f"test_networks.py: cannot import fastnn ({exc}).\nBuild it first: python -m pip install -e .")
+
+# The library the recipes build their networks from: fastnn, or fastnn.reference (the book's
+# NumPy classes) with --reference, to compare accuracy and time on identical recipes.
+nn = fastnn
+
+
+def use_library(library) -> None:
+    """Build the recipes' networks from `library` (fastnn or fastnn.reference) from now on."""
+    global nn
+    nn = library
 
 REPO = pathlib.Path(__file__).resolve().parent
 SHARED_DATASETS = REPO.parent / "shared" / "datasets"
@@ -84,12 +97,18 @@ def fit(model, X, y, *, epochs: int, batch_size: int | None, label: str, show: b
     done = 0
     while done < epochs:
         n = min(chunk, epochs - done)
-        history = model.train(X, y, epochs=n, batch_size=batch_size, verbose="silent", shuffle=shuffle,
-                              validation_data=validation_data if done + n == epochs else None)
+        validation = validation_data if done + n == epochs else None
+        if nn is fastnn:
+            model.train(X, y, epochs=n, batch_size=batch_size, verbose="silent", shuffle=shuffle,
+                        validation_data=validation)
+        else:  # the book's Model prints its log and has no verbose option or shuffle
+            with contextlib.redirect_stdout(io.StringIO()):
+                model.train(X, y, epochs=n, batch_size=batch_size, print_every=10**9, validation_data=validation)
         done += n
         if bar is not None:
             bar.update(n)
-            bar.set_postfix(loss=f"{history.loss[-1]:.3f}", acc=f"{history.accuracy[-1]:.3f}", refresh=False)
+            bar.set_postfix(loss=f"{model.loss.calculate_accumulated():.3f}",
+                            acc=f"{model.accuracy.calculate_accumulated():.3f}", refresh=False)
     seconds = time.perf_counter() - started
     if bar is not None:
         bar.close()
@@ -97,7 +116,10 @@ def fit(model, X, y, *, epochs: int, batch_size: int | None, label: str, show: b
 
 
 def accuracy(model, X, y, batch_size=None) -> float:
-    return model.evaluate(X, y, batch_size=batch_size, verbose="silent")[1]
+    """Accuracy on (X, y) without dropout, as the book's evaluate computes it."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        model.evaluate(X, y, batch_size=batch_size)
+    return model.accuracy.calculate_accumulated()
 
 
 def classifier(layers, *, optimizer, binary=False, loss=None):
@@ -155,15 +177,16 @@ def run_spiral(args, show):
 
 
 def run_binary_spiral(args, show):
-    """The book's Ch16 logistic regression: spiral 100x2, Dense(2,64, L2 5e-4) ReLU Dense(64,1) Sigmoid, BCE."""
+    """The book's Ch16 logistic regression: spiral 100x2, Dense(2,64, L2 5e-4) ReLU Dense(64,1) Sigmoid, BCE.
+    In the book's order: training data, model, training, then the test data."""
     epochs = args.epochs or (500 if args.quick else 10000)
     X, y = datasets.spiral_data(samples=100, classes=2)
     y = y.reshape(-1, 1)
-    X_test, y_test = datasets.spiral_data(samples=100, classes=2)
-    y_test = y_test.reshape(-1, 1)
     model = classifier(mlp([2, 64, 1], output="sigmoid", l2=5e-4), binary=True,
                        optimizer=nn.Optimizer_Adam(decay=5e-7))
     seconds, steps = fit(model, X, y, epochs=epochs, batch_size=None, label="binary spiral", show=show)
+    X_test, y_test = datasets.spiral_data(samples=100, classes=2)
+    y_test = y_test.reshape(-1, 1)
     return Result("binary spiral", "2-64-1 sigmoid (Ch16)", epochs, accuracy(model, X, y),
                   accuracy(model, X_test, y_test), seconds, steps, "book run: 0.945 / 0.920")
 
@@ -233,15 +256,15 @@ def find(loader: Callable, name: str, args):
 
 
 def run_mnist(args, show):
-    """MNIST with an MLP: 784-512-512-10, dropout 0.2, Adam, batch 128."""
+    """MNIST with an MLP: 784-512-512-10, dropout 0.2, Adam (decay 5e-4), batch 128, 15 epochs."""
     X, y, X_test, y_test = find(datasets.load_mnist, "mnist", args)
-    epochs = args.epochs or (1 if args.quick else 10)
+    epochs = args.epochs or (1 if args.quick else 15)
     if args.quick:
         X, y = X[:5000], y[:5000]
     X, y = shuffled(scaled_images(X), y)
     X_test = scaled_images(X_test)
     model = classifier(mlp([784, 512, 512, 10], dropout=0.2),
-                       optimizer=nn.Optimizer_Adam(learning_rate=0.001, decay=1e-4))
+                       optimizer=nn.Optimizer_Adam(learning_rate=0.001, decay=5e-4))
     seconds, steps = fit(model, X, y, epochs=epochs, batch_size=128, label="mnist", show=show)
     result = Result("mnist", "784-512-512-10, dropout 0.2", epochs, accuracy(model, X, y, 1024),
                     accuracy(model, X_test, y_test, 1024), seconds, steps, "test >= 0.98")
@@ -334,6 +357,8 @@ def parse_args(argv=None):
     parser.add_argument("--epochs", type=int, default=None, help="override every recipe's epoch count")
     parser.add_argument("--seed", type=int, default=0, help="NumPy global seed, set before each recipe (default 0)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--reference", action="store_true",
+                        help="build the networks from fastnn.reference (the book's NumPy classes) to compare")
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.datasets.split(",") if n.strip()]
     unknown = [n for n in names if n not in RECIPES]
@@ -347,9 +372,10 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    use_library(fastnn.reference if args.reference else fastnn)
     show = not args.no_progress and sys.stderr.isatty()
-    print(f"fastnn {nn.__version__}: training on {', '.join(args.names)}"
-          + (" (quick)" if args.quick else ""), flush=True)
+    print(f"fastnn {fastnn.__version__}{' (reference classes)' if args.reference else ''}: training on "
+          f"{', '.join(args.names)}" + (" (quick)" if args.quick else ""), flush=True)
     results, skipped = [], []
     for name in args.names:
         np.random.seed(args.seed)
