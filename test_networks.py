@@ -255,52 +255,53 @@ def find(loader: Callable, name: str, args):
                f"(see help(fastnn.datasets.{loader.__name__})) or pass --data-dir")
 
 
-def run_mnist(args, show):
-    """MNIST with an MLP: 784-512-512-10, dropout 0.2, Adam (decay 5e-4), batch 128, 15 epochs."""
-    X, y, X_test, y_test = find(datasets.load_mnist, "mnist", args)
-    epochs = args.epochs or (1 if args.quick else 15)
+def image_run(args, show, *, name: str, description: str, data, layers: Callable, optimizer: Callable,
+              epochs: int, target: str = "", threshold: float | None = None,
+              prepare: Callable = None) -> Result:
+    """Train an image classifier the book's Ch19 way: shuffle the training images once, scale them
+    to [-1, 1] (flattened for an MLP), build the model (after the shuffle, so the RNG order is the
+    book's), train with batch 128, and report train/test accuracy. --quick trains 1 epoch on 5000
+    images."""
+    prepare = prepare or scaled_images
+    X, y, X_test, y_test = data
+    epochs = args.epochs or (1 if args.quick else epochs)
     if args.quick:
         X, y = X[:5000], y[:5000]
-    X, y = shuffled(scaled_images(X), y)
-    X_test = scaled_images(X_test)
-    model = classifier(mlp([784, 512, 512, 10], dropout=0.2),
-                       optimizer=nn.Optimizer_Adam(learning_rate=0.001, decay=5e-4))
-    seconds, steps = fit(model, X, y, epochs=epochs, batch_size=128, label="mnist", show=show)
-    result = Result("mnist", "784-512-512-10, dropout 0.2", epochs, accuracy(model, X, y, 1024),
-                    accuracy(model, X_test, y_test, 1024), seconds, steps, "test >= 0.98")
-    result.met = None if args.quick else result.test_accuracy >= 0.98
+    X, y = shuffled(prepare(X), y)
+    X_test = prepare(X_test)
+    model = classifier(layers(), optimizer=optimizer())
+    seconds, steps = fit(model, X, y, epochs=epochs, batch_size=128, label=name, show=show)
+    result = Result(name, description, epochs, accuracy(model, X, y, 1024), accuracy(model, X_test, y_test, 1024),
+                    seconds, steps, target)
+    if threshold is not None and not args.quick:
+        result.met = result.test_accuracy >= threshold
     return result
+
+
+def run_mnist(args, show):
+    """MNIST with an MLP: 784-512-512-10, dropout 0.2, Adam (decay 5e-4), batch 128, 15 epochs."""
+    return image_run(args, show, name="mnist", description="784-512-512-10, dropout 0.2",
+                     data=find(datasets.load_mnist, "mnist", args),
+                     layers=lambda: mlp([784, 512, 512, 10], dropout=0.2),
+                     optimizer=lambda: nn.Optimizer_Adam(learning_rate=0.001, decay=5e-4),
+                     epochs=15, target="test >= 0.98", threshold=0.98)
 
 
 def run_fashion_mnist(args, show):
     """The book's Ch19 recipe: 784-128-128-10, Adam(decay=1e-3), batch 128, 10 epochs, [-1, 1], shuffled once."""
-    X, y, X_test, y_test = find(datasets.load_fashion_mnist, "fashion-mnist", args)
-    epochs = args.epochs or (1 if args.quick else 10)
-    if args.quick:
-        X, y = X[:5000], y[:5000]
-    X, y = shuffled(scaled_images(X), y)
-    X_test = scaled_images(X_test)
-    model = classifier(mlp([784, 128, 128, 10]), optimizer=nn.Optimizer_Adam(decay=1e-3))
-    seconds, steps = fit(model, X, y, epochs=epochs, batch_size=128, label="fashion-mnist", show=show)
-    result = Result("fashion-mnist", "784-128-128-10 (Ch19)", epochs, accuracy(model, X, y, 1024),
-                    accuracy(model, X_test, y_test, 1024), seconds, steps, "test >= 0.87")
-    result.met = None if args.quick else result.test_accuracy >= 0.87
-    return result
+    return image_run(args, show, name="fashion-mnist", description="784-128-128-10 (Ch19)",
+                     data=find(datasets.load_fashion_mnist, "fashion-mnist", args),
+                     layers=lambda: mlp([784, 128, 128, 10]), optimizer=lambda: nn.Optimizer_Adam(decay=1e-3),
+                     epochs=10, target="test >= 0.87", threshold=0.87)
 
 
 def run_cifar10(args, show):
     """CIFAR-10 (binary version) with an MLP, as the seed project did: 3072-512-256-10, dropout 0.2."""
-    X, y, X_test, y_test = find(datasets.load_cifar10, "cifar10", args)
-    epochs = args.epochs or (1 if args.quick else 10)
-    if args.quick:
-        X, y = X[:5000], y[:5000]
-    X, y = shuffled(scaled_images(X), y)
-    X_test = scaled_images(X_test)
-    model = classifier(mlp([3072, 512, 256, 10], dropout=0.2),
-                       optimizer=nn.Optimizer_Adam(learning_rate=0.0005, decay=1e-4))
-    seconds, steps = fit(model, X, y, epochs=epochs, batch_size=128, label="cifar10", show=show)
-    return Result("cifar10", "3072-512-256-10 MLP", epochs, accuracy(model, X, y, 1024),
-                  accuracy(model, X_test, y_test, 1024), seconds, steps, "MLP wall ~0.5-0.6")
+    return image_run(args, show, name="cifar10", description="3072-512-256-10 MLP",
+                     data=find(datasets.load_cifar10, "cifar10", args),
+                     layers=lambda: mlp([3072, 512, 256, 10], dropout=0.2),
+                     optimizer=lambda: nn.Optimizer_Adam(learning_rate=0.0005, decay=1e-4),
+                     epochs=10, target="the seed's MLP wall: ~0.5-0.6")
 
 
 def run_malaria(args, show):
