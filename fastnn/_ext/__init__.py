@@ -7,7 +7,7 @@ import importlib.machinery as _machinery
 import os as _os
 
 _HERE = _os.path.dirname(__file__)
-MODULES = ("_buildinfo", "_blas", "_activations", "_dense", "_losses", "_optimizers", "_dropout")
+MODULES = ("_buildinfo", "_blas", "_activations", "_dense", "_losses", "_optimizers", "_dropout", "_conv")
 
 
 def _is_built(name):

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from .accuracy import Accuracy, Accuracy_Categorical, Accuracy_Regression
 from .activations import Activation_Linear, Activation_ReLU, Activation_Sigmoid, Activation_Softmax
+from .conv import Layer_Conv2D, Layer_Flatten, Layer_MaxPool2D
 from .layers import Layer_Dense, Layer_Dropout, Layer_Input
 from .losses import (
     Activation_Softmax_Loss_CategoricalCrossentropy,
@@ -46,6 +47,9 @@ __all__ = [
     "Layer_Dense",
     "Layer_Dropout",
     "Layer_Input",
+    "Layer_Conv2D",
+    "Layer_MaxPool2D",
+    "Layer_Flatten",
     "Activation_ReLU",
     "Activation_Softmax",
     "Activation_Sigmoid",

@@ -1,0 +1,516 @@
+"""Layer_Conv2D and Layer_MaxPool2D kernels, each forward and backward one call on the layer's
+state dict (the calling convention of _common.pxd).
+
+Layout NCHW. Conv2D: weights (O, C, k, k), biases (O,), output (N, O, OH, OW).
+
+Conv2D runs sample by sample through im2col and the one GEMM (fastnn._ext._blas):
+  columns (C*k*k, OH*OW)   columns[(c*k + a)*k + b, i*OW + j] = xpad[c, i*s + a, j*s + b]
+  forward   output[n] (O, OH*OW) = weights (O, C*k*k) @ columns, then + biases per row
+  backward  dweights += dvalues[n] (O, OH*OW) @ columns.T     (GEMM with beta = 1 after sample 0)
+            dcolumns  = weights.T @ dvalues[n]                 then col2im into dinputs[n]
+            dbiases   = sums of dvalues over n, i, j           (in double)
+The columns of one sample stay in cache between im2col and the GEMM that reads them; they are
+rebuilt in backward rather than kept from forward (N times less memory, and rebuilding costs about
+what reading them back from memory would). A 1x1 kernel with stride 1 and no padding needs no
+im2col at all: the input plane is the column matrix.
+
+Threads: the GEMMs run on NumPy's BLAS threads; im2col/col2im and the bias loops are serial.
+An OpenMP loop over the batch (one BLAS thread per sample) was measured and did not pay on the
+2-core machine: see fastnn/conv.py's module docstring for the figures.
+
+MaxPool2D: one pass per (H, W) plane; argmax holds the winner of each window as the flat index
+h * W + w into its plane (int32). Ties go to the first maximum of the window in row-major order,
+a NaN is a window's maximum (the first NaN wins), as fastnn.reference and PyTorch.
+"""
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from libc.string cimport memcpy, memset
+cimport numpy as cnp
+cnp.import_array()
+from cython cimport floating
+
+from _common cimport data, is_float_typenum, ready, reuse
+from fastnn._ext._blas cimport gemm
+
+from fastnn import _validation
+
+
+# ---------------------------------------------------------------------------------------------
+# Geometry of one convolution.
+
+cdef struct Geometry:
+    Py_ssize_t n          # samples
+    Py_ssize_t c, h, w    # input channels and plane
+    Py_ssize_t o          # output channels
+    Py_ssize_t k, s, p    # kernel size, stride, padding
+    Py_ssize_t oh, ow     # output plane
+    Py_ssize_t ckk        # c * k * k: rows of the column matrix
+    Py_ssize_t ohw        # oh * ow: its columns
+    bint direct           # 1x1 kernel, stride 1, no padding: the input is the column matrix
+
+
+cdef inline Py_ssize_t _ceil_div(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    return (a + b - 1) // b
+
+
+cdef inline void _valid_range(Py_ssize_t offset, Py_ssize_t size, Py_ssize_t out_size, Py_ssize_t s,
+                              Py_ssize_t* first, Py_ssize_t* stop) noexcept nogil:
+    """Output positions j in [first, stop) whose input index j*s + offset lies in [0, size)."""
+    cdef Py_ssize_t lo = 0, hi
+    if offset < 0:
+        lo = _ceil_div(-offset, s)
+    if size - 1 - offset < 0:
+        hi = 0
+    else:
+        hi = (size - 1 - offset) // s + 1
+    if hi > out_size:
+        hi = out_size
+    if lo > hi:
+        lo = hi
+    first[0] = lo
+    stop[0] = hi
+
+
+# ---------------------------------------------------------------------------------------------
+# im2col / col2im for one sample. Rows that fall in the padding are zeros (im2col) or dropped
+# (col2im).
+
+cdef inline void _im2col(const floating* x, floating* columns, const Geometry* g) noexcept nogil:
+    cdef Py_ssize_t c, a, b, i, j, ih, j0, j1, i0, i1
+    cdef Py_ssize_t k = g.k, s = g.s, p = g.p, w = g.w, ow = g.ow
+    cdef floating* row
+    cdef floating* dst
+    cdef const floating* src
+    for c in range(g.c):
+        for a in range(k):
+            _valid_range(a - p, g.h, g.oh, s, &i0, &i1)
+            for b in range(k):
+                row = columns + ((c * k + a) * k + b) * g.ohw
+                _valid_range(b - p, w, ow, s, &j0, &j1)
+                if i0 > 0:
+                    memset(row, 0, i0 * ow * sizeof(floating))
+                if i1 < g.oh:
+                    memset(row + i1 * ow, 0, (g.oh - i1) * ow * sizeof(floating))
+                for i in range(i0, i1):
+                    ih = i * s - p + a
+                    dst = row + i * ow
+                    src = x + (c * g.h + ih) * w     # input row; column j reads src[j*s + b - p]
+                    for j in range(j0):
+                        dst[j] = 0
+                    if s == 1:
+                        memcpy(dst + j0, src + (j0 + b - p), (j1 - j0) * sizeof(floating))
+                    else:
+                        for j in range(j0, j1):
+                            dst[j] = src[j * s + b - p]
+                    for j in range(j1, ow):
+                        dst[j] = 0
+
+
+cdef inline void _col2im(const floating* columns, floating* dx, const Geometry* g) noexcept nogil:
+    """dx (C, H, W) = the sum of every column entry at the input position it was copied from."""
+    cdef Py_ssize_t c, a, b, i, j, ih, j0, j1, i0, i1
+    cdef Py_ssize_t k = g.k, s = g.s, p = g.p, w = g.w, ow = g.ow
+    cdef const floating* row
+    cdef const floating* src
+    cdef floating* dst
+    memset(dx, 0, g.c * g.h * w * sizeof(floating))
+    for c in range(g.c):
+        for a in range(k):
+            _valid_range(a - p, g.h, g.oh, s, &i0, &i1)
+            for b in range(k):
+                row = columns + ((c * k + a) * k + b) * g.ohw
+                _valid_range(b - p, w, ow, s, &j0, &j1)
+                for i in range(i0, i1):
+                    ih = i * s - p + a
+                    src = row + i * ow
+                    dst = dx + (c * g.h + ih) * w    # input row; column j goes to dst[j*s + b - p]
+                    if s == 1:
+                        for j in range(j0, j1):
+                            dst[j + b - p] += src[j]
+                    else:
+                        for j in range(j0, j1):
+                            dst[j * s + b - p] += src[j]
+
+
+# ---------------------------------------------------------------------------------------------
+# Conv2D forward and backward over the whole batch.
+
+cdef inline void _conv_forward(const floating* x, const floating* weights, const floating* biases,
+                               floating* output, floating* columns, const Geometry* g) noexcept nogil:
+    cdef Py_ssize_t n, o, j
+    cdef Py_ssize_t in_size = g.c * g.h * g.w, out_size = g.o * g.ohw
+    cdef const floating* cols
+    cdef floating* out
+    cdef floating bias
+    for n in range(g.n):
+        if g.direct:
+            cols = x + n * in_size
+        else:
+            _im2col(x + n * in_size, columns, g)
+            cols = columns
+        out = output + n * out_size
+        gemm(False, False, g.o, g.ohw, g.ckk, <floating>1, weights, g.ckk, cols, g.ohw,
+             <floating>0, out, g.ohw)
+        for o in range(g.o):
+            bias = biases[o]
+            for j in range(g.ohw):
+                out[o * g.ohw + j] += bias
+
+
+cdef inline void _add_regularization(floating* grad, const floating* param, Py_ssize_t n,
+                                     double l1, double l2) noexcept nogil:
+    """The book's L1 (sign, +1 at 0) then L2 (2 * l2 * param) terms, as Layer_Dense."""
+    cdef Py_ssize_t i
+    cdef floating c1 = <floating>l1
+    cdef floating c2 = <floating>(2 * l2)
+    if l1 > 0:
+        for i in range(n):
+            grad[i] += c1 * (<floating>-1 if param[i] < 0 else <floating>1)
+    if l2 > 0:
+        for i in range(n):
+            grad[i] += c2 * param[i]
+
+
+cdef inline void _conv_backward(const floating* dvalues, const floating* x, const floating* weights,
+                                const floating* biases, floating* dweights, floating* dbiases,
+                                floating* dinputs, floating* columns, floating* dcolumns,
+                                double* accumulator, const Geometry* g,
+                                double l1w, double l2w, double l1b, double l2b) noexcept nogil:
+    cdef Py_ssize_t n, o, j
+    cdef Py_ssize_t in_size = g.c * g.h * g.w, out_size = g.o * g.ohw
+    cdef const floating* cols
+    cdef const floating* dv
+    cdef double total
+    for o in range(g.o):
+        accumulator[o] = 0
+    if g.n == 0:
+        memset(dweights, 0, g.o * g.ckk * sizeof(floating))
+    for n in range(g.n):
+        dv = dvalues + n * out_size
+        if g.direct:
+            cols = x + n * in_size
+        else:
+            _im2col(x + n * in_size, columns, g)
+            cols = columns
+        gemm(False, True, g.o, g.ckk, g.ohw, <floating>1, dv, g.ohw, cols, g.ohw,
+             <floating>(0 if n == 0 else 1), dweights, g.ckk)
+        for o in range(g.o):
+            total = 0
+            for j in range(g.ohw):
+                total += dv[o * g.ohw + j]
+            accumulator[o] += total
+        if dinputs != NULL:
+            if g.direct:
+                gemm(True, False, g.ckk, g.ohw, g.o, <floating>1, weights, g.ckk, dv, g.ohw,
+                     <floating>0, dinputs + n * in_size, g.ohw)
+            else:
+                gemm(True, False, g.ckk, g.ohw, g.o, <floating>1, weights, g.ckk, dv, g.ohw,
+                     <floating>0, dcolumns, g.ohw)
+                _col2im(dcolumns, dinputs + n * in_size, g)
+    for o in range(g.o):
+        dbiases[o] = <floating>accumulator[o]
+    _add_regularization(dweights, weights, g.o * g.ckk, l1w, l2w)
+    _add_regularization(dbiases, biases, g.o, l1b, l2b)
+
+
+# ---------------------------------------------------------------------------------------------
+# Conv2D entry points.
+
+cdef int _conv_parameters(dict state, Geometry* g) except -1:
+    """Fill g's kernel fields from the layer's weights/biases/stride/padding, or raise the error
+    that explains why they cannot be used. Returns the dtype's typenum."""
+    weights = state.get("weights")
+    biases = state.get("biases")
+    stride = state.get("stride")
+    padding = state.get("padding")
+    cdef cnp.ndarray w
+    if not (ready(weights, cnp.NPY_FLOAT32) or ready(weights, cnp.NPY_FLOAT64)) or (<cnp.ndarray>weights).ndim != 4:
+        raise _validation.conv_parameter_error("weights", state)
+    w = <cnp.ndarray>weights
+    if (w.shape[2] != w.shape[3] or w.shape[0] != state.get("out_channels")
+            or w.shape[1] != state.get("in_channels") or w.shape[2] != state.get("kernel_size")
+            or w.shape[0] == 0 or w.shape[1] == 0 or w.shape[2] == 0):
+        raise _validation.conv_parameter_error("weights", state)
+    if not ready(biases, cnp.PyArray_TYPE(w)) or (<cnp.ndarray>biases).ndim != 1 \
+            or (<cnp.ndarray>biases).shape[0] != w.shape[0]:
+        raise _validation.conv_parameter_error("biases", state)
+    if type(stride) is not int or stride < 1:
+        raise _validation.conv_parameter_error("stride", state)
+    if type(padding) is not int or padding < 0:
+        raise _validation.conv_parameter_error("padding", state)
+    g.o = w.shape[0]
+    g.c = w.shape[1]
+    g.k = w.shape[2]
+    g.s = stride
+    g.p = padding
+    g.ckk = g.c * g.k * g.k
+    return cnp.PyArray_TYPE(w)
+
+
+cdef bint _conv_input(object inputs, int typenum, Geometry* g) noexcept:
+    """inputs is a ready (N, C, H, W) array that the kernel fits in (after padding): fill g."""
+    if not ready(inputs, typenum):
+        return False
+    cdef cnp.ndarray x = <cnp.ndarray>inputs
+    if x.ndim != 4 or x.shape[1] != g.c or x.shape[2] < 1 or x.shape[3] < 1:
+        return False
+    if x.shape[2] + 2 * g.p < g.k or x.shape[3] + 2 * g.p < g.k:
+        return False
+    g.n = x.shape[0]
+    g.h = x.shape[2]
+    g.w = x.shape[3]
+    g.oh = (g.h + 2 * g.p - g.k) // g.s + 1
+    g.ow = (g.w + 2 * g.p - g.k) // g.s + 1
+    g.ohw = g.oh * g.ow
+    g.direct = g.k == 1 and g.s == 1 and g.p == 0
+    return True
+
+
+cdef cnp.ndarray _columns(dict state, str name, Geometry* g, int typenum):
+    """The layer's im2col scratch (C*k*k, OH*OW), reused while the geometry stays the same."""
+    cdef cnp.npy_intp dims[2]
+    dims[0] = g.ckk
+    dims[1] = g.ohw
+    return reuse(state, name, 2, dims, typenum, None, None)
+
+
+def conv_forward(dict state, object inputs):
+    """Conv2D forward on a layer's __dict__: sets `inputs` and `output` (N, O, OH, OW).
+
+    Returns False, changing nothing, when `inputs` is not already a C-contiguous (N, C, H, W)
+    array of the weights' dtype with the layer's C and a plane the kernel fits in."""
+    cdef Geometry g
+    cdef int typenum = _conv_parameters(state, &g)
+    if not _conv_input(inputs, typenum, &g):
+        return False
+    cdef cnp.ndarray x = <cnp.ndarray>inputs
+    cdef cnp.ndarray weights = state["weights"]
+    cdef cnp.ndarray biases = state["biases"]
+    cdef cnp.npy_intp dims[4]
+    dims[0] = g.n
+    dims[1] = g.o
+    dims[2] = g.oh
+    dims[3] = g.ow
+    cdef cnp.ndarray output = reuse(state, "output", 4, dims, typenum, x, weights)
+    cdef void* p_cols = NULL
+    if not g.direct:
+        p_cols = data(_columns(state, "_columns", &g, typenum))
+    cdef void* p_x = data(x)
+    cdef void* p_w = data(weights)
+    cdef void* p_b = data(biases)
+    cdef void* p_out = data(output)
+    with nogil:
+        if typenum == cnp.NPY_FLOAT32:
+            _conv_forward(<float*>p_x, <float*>p_w, <float*>p_b, <float*>p_out, <float*>p_cols, &g)
+        else:
+            _conv_forward(<double*>p_x, <double*>p_w, <double*>p_b, <double*>p_out, <double*>p_cols, &g)
+    state["inputs"] = x
+    return True
+
+
+def conv_backward(dict state, object dvalues, bint want_dinputs=True):
+    """Conv2D backward on a layer's __dict__: sets `dweights`, `dbiases` and (unless
+    want_dinputs is False) `dinputs`, from `dvalues` and the `inputs` of the last forward.
+
+    Returns False, changing nothing, when `dvalues` is not already a C-contiguous array of the
+    weights' dtype with the forward's output shape."""
+    cdef Geometry g
+    cdef int typenum = _conv_parameters(state, &g)
+    inputs = state.get("inputs")
+    if not _conv_input(inputs, typenum, &g):
+        raise _validation.missing_forward("Layer_Conv2D", "inputs")
+    if not ready(dvalues, typenum):
+        return False
+    cdef cnp.ndarray dv = <cnp.ndarray>dvalues
+    if (dv.ndim != 4 or dv.shape[0] != g.n or dv.shape[1] != g.o or dv.shape[2] != g.oh
+            or dv.shape[3] != g.ow):
+        return False
+    cdef cnp.ndarray x = <cnp.ndarray>inputs
+    cdef cnp.ndarray weights = state["weights"]
+    cdef cnp.ndarray biases = state["biases"]
+    cdef double l1w = state.get("weight_regularizer_l1", 0)
+    cdef double l2w = state.get("weight_regularizer_l2", 0)
+    cdef double l1b = state.get("bias_regularizer_l1", 0)
+    cdef double l2b = state.get("bias_regularizer_l2", 0)
+    cdef cnp.ndarray dweights = reuse(state, "dweights", 4, cnp.PyArray_DIMS(weights), typenum, dv, x)
+    cdef cnp.ndarray dbiases = reuse(state, "dbiases", 1, cnp.PyArray_DIMS(biases), typenum, dv, None)
+    cdef void* p_dx = NULL
+    cdef void* p_dcols = NULL
+    if want_dinputs:
+        p_dx = data(reuse(state, "dinputs", 4, cnp.PyArray_DIMS(x), typenum, dv, weights))
+        if not g.direct:
+            p_dcols = data(_columns(state, "_dcolumns", &g, typenum))
+    cdef void* p_cols = NULL
+    if not g.direct:
+        p_cols = data(_columns(state, "_columns", &g, typenum))
+    # Bias sums in double; freed below whatever happens.
+    cdef double* p_acc = <double*>PyMem_Malloc((g.o + 1) * sizeof(double))
+    if p_acc == NULL:
+        raise MemoryError()
+    cdef void* p_dv = data(dv)
+    cdef void* p_x = data(x)
+    cdef void* p_w = data(weights)
+    cdef void* p_b = data(biases)
+    cdef void* p_dw = data(dweights)
+    cdef void* p_db = data(dbiases)
+    with nogil:
+        if typenum == cnp.NPY_FLOAT32:
+            _conv_backward(<float*>p_dv, <float*>p_x, <float*>p_w, <float*>p_b, <float*>p_dw,
+                           <float*>p_db, <float*>p_dx, <float*>p_cols, <float*>p_dcols, p_acc, &g,
+                           l1w, l2w, l1b, l2b)
+        else:
+            _conv_backward(<double*>p_dv, <double*>p_x, <double*>p_w, <double*>p_b, <double*>p_dw,
+                           <double*>p_db, <double*>p_dx, <double*>p_cols, <double*>p_dcols, p_acc, &g,
+                           l1w, l2w, l1b, l2b)
+    PyMem_Free(p_acc)
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+# MaxPool2D.
+
+cdef inline bint _is_better(floating v, floating best) noexcept nogil:
+    """v replaces the running maximum: strictly greater (so ties keep the first), or the first NaN
+    (np.argmax's rule: NaN is the maximum)."""
+    return v > best or (v != v and best == best)
+
+
+cdef inline void _pool_forward(const floating* x, floating* output, int* argmax, Py_ssize_t planes,
+                               Py_ssize_t h, Py_ssize_t w, Py_ssize_t oh, Py_ssize_t ow,
+                               Py_ssize_t pool, Py_ssize_t s) noexcept nogil:
+    cdef Py_ssize_t q, i, j, a, b, top, left, where
+    cdef const floating* plane
+    cdef const floating* row
+    cdef floating best, v
+    for q in range(planes):
+        plane = x + q * h * w
+        for i in range(oh):
+            top = i * s
+            for j in range(ow):
+                left = j * s
+                where = top * w + left
+                best = plane[where]
+                for a in range(pool):
+                    row = plane + (top + a) * w + left
+                    for b in range(pool):
+                        v = row[b]
+                        if _is_better(v, best):
+                            best = v
+                            where = (top + a) * w + left + b
+                output[i * ow + j] = best
+                argmax[i * ow + j] = <int>where
+        output += oh * ow
+        argmax += oh * ow
+
+
+cdef inline bint _pool_backward(const floating* dvalues, const int* argmax, floating* dinputs,
+                                Py_ssize_t planes, Py_ssize_t hw, Py_ssize_t ohw) noexcept nogil:
+    """Scatter-add each gradient to its window's winner. False if an index is out of its plane
+    (argmax was changed by hand): nothing is written out of bounds."""
+    cdef Py_ssize_t q, j
+    cdef int where
+    cdef bint ok = True
+    memset(dinputs, 0, planes * hw * sizeof(floating))
+    for q in range(planes):
+        for j in range(ohw):
+            where = argmax[j]
+            if where < 0 or where >= hw:
+                ok = False
+            else:
+                dinputs[where] += dvalues[j]
+        dvalues += ohw
+        argmax += ohw
+        dinputs += hw
+    return ok
+
+
+cdef int _pool_geometry(dict state, Py_ssize_t* pool, Py_ssize_t* stride) except -1:
+    pool_size = state.get("pool_size")
+    s = state.get("stride")
+    if type(pool_size) is not int or pool_size < 1 or type(s) is not int or s < 1:
+        raise _validation.pool_parameter_error(state)
+    pool[0] = pool_size
+    stride[0] = s
+    return 0
+
+
+cdef bint _pool_input(object inputs, Py_ssize_t pool) noexcept:
+    if not (ready(inputs, cnp.NPY_FLOAT32) or ready(inputs, cnp.NPY_FLOAT64)):
+        return False
+    cdef cnp.ndarray x = <cnp.ndarray>inputs
+    return (x.ndim == 4 and x.shape[2] >= pool and x.shape[3] >= pool
+            and x.shape[2] * x.shape[3] <= 2147483647)
+
+
+def pool_forward(dict state, object inputs):
+    """MaxPool2D forward on a layer's __dict__: sets `inputs`, `output` (N, C, OH, OW) and
+    `argmax` (N, C, OH, OW, int32: the winner's flat index in its (H, W) plane).
+
+    Returns False, changing nothing, when `inputs` is not already a C-contiguous float32/float64
+    (N, C, H, W) array with H and W at least pool_size."""
+    cdef Py_ssize_t pool, s
+    _pool_geometry(state, &pool, &s)
+    if not _pool_input(inputs, pool):
+        return False
+    cdef cnp.ndarray x = <cnp.ndarray>inputs
+    cdef int typenum = cnp.PyArray_TYPE(x)
+    cdef Py_ssize_t h = x.shape[2], w = x.shape[3]
+    cdef cnp.npy_intp dims[4]
+    dims[0] = x.shape[0]
+    dims[1] = x.shape[1]
+    dims[2] = (h - pool) // s + 1
+    dims[3] = (w - pool) // s + 1
+    cdef cnp.ndarray output = reuse(state, "output", 4, dims, typenum, x, None)
+    cdef cnp.ndarray argmax = reuse(state, "argmax", 4, dims, cnp.NPY_INT32, None, None)
+    cdef Py_ssize_t planes = dims[0] * dims[1]
+    cdef void* p_x = data(x)
+    cdef void* p_out = data(output)
+    cdef int* p_arg = <int*>data(argmax)
+    with nogil:
+        if typenum == cnp.NPY_FLOAT32:
+            _pool_forward(<float*>p_x, <float*>p_out, p_arg, planes, h, w, dims[2], dims[3], pool, s)
+        else:
+            _pool_forward(<double*>p_x, <double*>p_out, p_arg, planes, h, w, dims[2], dims[3], pool, s)
+    state["inputs"] = x
+    return True
+
+
+def pool_backward(dict state, object dvalues):
+    """MaxPool2D backward on a layer's __dict__: sets `dinputs` (the forward inputs' shape).
+
+    Returns False, changing nothing, when `dvalues` is not already a C-contiguous array of the
+    inputs' dtype with the forward's output shape."""
+    cdef Py_ssize_t pool, s
+    _pool_geometry(state, &pool, &s)
+    inputs = state.get("inputs")
+    argmax = state.get("argmax")
+    if not _pool_input(inputs, pool) or not ready(argmax, cnp.NPY_INT32):
+        raise _validation.missing_forward("Layer_MaxPool2D", "argmax")
+    cdef cnp.ndarray x = <cnp.ndarray>inputs
+    cdef cnp.ndarray arg = <cnp.ndarray>argmax
+    cdef int typenum = cnp.PyArray_TYPE(x)
+    cdef Py_ssize_t h = x.shape[2], w = x.shape[3]
+    cdef Py_ssize_t oh = (h - pool) // s + 1, ow = (w - pool) // s + 1
+    if (arg.ndim != 4 or arg.shape[0] != x.shape[0] or arg.shape[1] != x.shape[1]
+            or arg.shape[2] != oh or arg.shape[3] != ow):
+        raise _validation.missing_forward("Layer_MaxPool2D", "argmax")
+    if not ready(dvalues, typenum):
+        return False
+    cdef cnp.ndarray dv = <cnp.ndarray>dvalues
+    if dv.ndim != 4 or dv.shape[0] != x.shape[0] or dv.shape[1] != x.shape[1] or dv.shape[2] != oh \
+            or dv.shape[3] != ow:
+        return False
+    cdef cnp.ndarray dinputs = reuse(state, "dinputs", 4, cnp.PyArray_DIMS(x), typenum, dv, None)
+    cdef Py_ssize_t planes = x.shape[0] * x.shape[1]
+    cdef void* p_dv = data(dv)
+    cdef int* p_arg = <int*>data(arg)
+    cdef void* p_dx = data(dinputs)
+    cdef bint ok
+    with nogil:
+        if typenum == cnp.NPY_FLOAT32:
+            ok = _pool_backward(<float*>p_dv, p_arg, <float*>p_dx, planes, h * w, oh * ow)
+        else:
+            ok = _pool_backward(<double*>p_dv, p_arg, <double*>p_dx, planes, h * w, oh * ow)
+    if not ok:
+        raise ValueError("Layer_MaxPool2D.backward: argmax holds positions outside the input planes; "
+                         "it was changed after forward(). Run forward() again.")
+    return True
