@@ -24,10 +24,48 @@ import math
 
 import numpy as np
 
-from . import _config, _validation
+from . import _config, _gemm, _validation
 from ._ext import _conv
 
 __all__ = ["Layer_Conv2D", "Layer_MaxPool2D", "Layer_Flatten"]
+
+# OpenBLAS's thread-count functions, for each symbol naming of NumPy's bundled library (as in
+# _gemm.py's GEMM lookup): (set_num_threads(int), get_num_threads()).
+_OPENBLAS_THREAD_SYMBOLS = (
+    ("scipy_openblas_set_num_threads64_", "scipy_openblas_get_num_threads64_"),
+    ("scipy_openblas_set_num_threads", "scipy_openblas_get_num_threads"),
+    ("openblas_set_num_threads64_", "openblas_get_num_threads64_"),
+    ("openblas_set_num_threads", "openblas_get_num_threads"),
+)
+
+
+def _install_blas_thread_functions() -> bool:
+    """Hand the kernels OpenBLAS's set/get_num_threads when the GEMM comes from NumPy's
+    OpenBLAS, so the loop over samples can run on OpenMP threads with BLAS pinned to one thread.
+    Any other BLAS: nothing is installed and the loop stays serial (BLAS threads the GEMMs)."""
+    import ctypes
+
+    kind, _ = _gemm.backend()
+    if kind not in ("CBLAS64", "CBLAS32"):  # scipy's cython_blas fallback: leave its threads alone
+        return False
+    for path in _gemm._numpy_libraries():  # the libraries _gemm found the GEMM in, same order
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for set_name, get_name in _OPENBLAS_THREAD_SYMBOLS:
+            try:
+                set_address = ctypes.cast(getattr(lib, set_name), ctypes.c_void_p).value
+                get_address = ctypes.cast(getattr(lib, get_name), ctypes.c_void_p).value
+            except AttributeError:
+                continue
+            if set_address and get_address:
+                _conv.set_blas_thread_functions(set_address, get_address)
+                return True
+    return False
+
+
+_install_blas_thread_functions()
 
 
 class Layer_Conv2D:

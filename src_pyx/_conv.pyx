@@ -27,11 +27,80 @@ from libc.string cimport memcpy, memset
 cimport numpy as cnp
 cnp.import_array()
 from cython cimport floating
+from cython.parallel cimport prange
 
 from _common cimport data, is_float_typenum, ready, reuse
 from fastnn._ext._blas cimport gemm
 
+from _openmp_helpers cimport omp_get_max_threads
+
 from fastnn import _validation
+
+
+# ---------------------------------------------------------------------------------------------
+# Threads. The batch is split over OpenMP threads only when NumPy's BLAS can be pinned to one
+# thread meanwhile (fastnn/conv.py hands over OpenBLAS's get/set_num_threads at import): calling
+# a multi-threaded OpenBLAS from inside an OpenMP region oversubscribes the cores (and OpenBLAS
+# warns that it may hang). Without them, or with set_num_threads(1), the loop over samples is
+# serial and the GEMMs use BLAS's own threads.
+
+ctypedef void (*set_threads_t)(int) noexcept nogil
+ctypedef int (*get_threads_t)() noexcept nogil
+cdef set_threads_t _blas_set_threads = NULL
+cdef get_threads_t _blas_get_threads = NULL
+cdef int _max_threads = 0          # 0: OpenMP's default (omp_get_max_threads())
+# Below this many multiply-adds per thread a split does not pay for waking a thread (~10 us).
+cdef Py_ssize_t _MIN_WORK_PER_THREAD = 2000000
+
+
+def set_blas_thread_functions(size_t set_address, size_t get_address):
+    """Install BLAS's set_num_threads(int) / get_num_threads() (0, 0 removes them)."""
+    global _blas_set_threads, _blas_get_threads
+    if (set_address == 0) != (get_address == 0):
+        raise ValueError("give both addresses or neither")
+    _blas_set_threads = <set_threads_t>set_address
+    _blas_get_threads = <get_threads_t>get_address
+
+
+def set_num_threads(int n):
+    """Threads for the loop over samples: 0 = OpenMP's default, 1 = serial (BLAS threads the
+    GEMMs), n = at most n."""
+    global _max_threads
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    _max_threads = n
+
+
+def num_threads():
+    """(setting, threads a large batch would use now, whether BLAS can be pinned)."""
+    return _max_threads, _threads_for_work(1 << 40, 1 << 20), _blas_get_threads != NULL
+
+
+cdef int _threads_for_work(Py_ssize_t work, Py_ssize_t n_samples) noexcept:
+    if _blas_get_threads == NULL:
+        return 1
+    cdef int n = omp_get_max_threads()
+    if _max_threads > 0 and _max_threads < n:
+        n = _max_threads
+    if n > n_samples:
+        n = <int>n_samples
+    if work // _MIN_WORK_PER_THREAD < n:
+        n = <int>(work // _MIN_WORK_PER_THREAD)
+    return n if n > 1 else 1
+
+
+cdef inline int _blas_threads_pin() noexcept nogil:
+    cdef int n = 0
+    if _blas_get_threads != NULL:
+        n = _blas_get_threads()
+        if n > 1:
+            _blas_set_threads(1)
+    return n
+
+
+cdef inline void _blas_threads_restore(int n) noexcept nogil:
+    if n > 1:
+        _blas_set_threads(n)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -135,13 +204,15 @@ cdef inline void _col2im(const floating* columns, floating* dx, const Geometry* 
 # Conv2D forward and backward over the whole batch.
 
 cdef inline void _conv_forward(const floating* x, const floating* weights, const floating* biases,
-                               floating* output, floating* columns, const Geometry* g) noexcept nogil:
+                               floating* output, floating* columns, const Geometry* g,
+                               Py_ssize_t first, Py_ssize_t stop) noexcept nogil:
+    """Samples [first, stop): output[n] = weights @ im2col(x[n]) + biases."""
     cdef Py_ssize_t n, o, j
     cdef Py_ssize_t in_size = g.c * g.h * g.w, out_size = g.o * g.ohw
     cdef const floating* cols
     cdef floating* out
     cdef floating bias
-    for n in range(g.n):
+    for n in range(first, stop):
         if g.direct:
             cols = x + n * in_size
         else:
@@ -171,20 +242,22 @@ cdef inline void _add_regularization(floating* grad, const floating* param, Py_s
 
 
 cdef inline void _conv_backward(const floating* dvalues, const floating* x, const floating* weights,
-                                const floating* biases, floating* dweights, floating* dbiases,
-                                floating* dinputs, floating* columns, floating* dcolumns,
-                                double* accumulator, const Geometry* g,
-                                double l1w, double l2w, double l1b, double l2b) noexcept nogil:
+                                floating* dweights, double* bias_sums, floating* dinputs,
+                                floating* columns, floating* dcolumns, const Geometry* g,
+                                Py_ssize_t first, Py_ssize_t stop) noexcept nogil:
+    """Samples [first, stop): dweights = sum of dvalues[n] @ im2col(x[n]).T (overwritten, zeros
+    for an empty range), bias_sums[o] = sum of dvalues[n, o] (in double), and unless dinputs
+    is NULL dinputs[n] = col2im(weights.T @ dvalues[n])."""
     cdef Py_ssize_t n, o, j
     cdef Py_ssize_t in_size = g.c * g.h * g.w, out_size = g.o * g.ohw
     cdef const floating* cols
     cdef const floating* dv
     cdef double total
     for o in range(g.o):
-        accumulator[o] = 0
-    if g.n == 0:
+        bias_sums[o] = 0
+    if stop <= first:
         memset(dweights, 0, g.o * g.ckk * sizeof(floating))
-    for n in range(g.n):
+    for n in range(first, stop):
         dv = dvalues + n * out_size
         if g.direct:
             cols = x + n * in_size
@@ -192,12 +265,12 @@ cdef inline void _conv_backward(const floating* dvalues, const floating* x, cons
             _im2col(x + n * in_size, columns, g)
             cols = columns
         gemm(False, True, g.o, g.ckk, g.ohw, <floating>1, dv, g.ohw, cols, g.ohw,
-             <floating>(0 if n == 0 else 1), dweights, g.ckk)
+             <floating>(0 if n == first else 1), dweights, g.ckk)
         for o in range(g.o):
             total = 0
             for j in range(g.ohw):
                 total += dv[o * g.ohw + j]
-            accumulator[o] += total
+            bias_sums[o] += total
         if dinputs != NULL:
             if g.direct:
                 gemm(True, False, g.ckk, g.ohw, g.o, <floating>1, weights, g.ckk, dv, g.ohw,
@@ -206,10 +279,70 @@ cdef inline void _conv_backward(const floating* dvalues, const floating* x, cons
                 gemm(True, False, g.ckk, g.ohw, g.o, <floating>1, weights, g.ckk, dv, g.ohw,
                      <floating>0, dcolumns, g.ohw)
                 _col2im(dcolumns, dinputs + n * in_size, g)
+
+
+cdef inline void _conv_backward_finish(floating* dweights, const floating* partial_dweights,
+                                       floating* dbiases, const double* bias_sums,
+                                       const floating* weights, const floating* biases,
+                                       Py_ssize_t n_parts, const Geometry* g,
+                                       double l1w, double l2w, double l1b, double l2b) noexcept nogil:
+    """Add the other threads' partial sums (in thread order) and the regularisation terms."""
+    cdef Py_ssize_t t, i, o
+    cdef Py_ssize_t size = g.o * g.ckk
+    cdef double total
+    for t in range(n_parts - 1):
+        for i in range(size):
+            dweights[i] += partial_dweights[t * size + i]
     for o in range(g.o):
-        dbiases[o] = <floating>accumulator[o]
-    _add_regularization(dweights, weights, g.o * g.ckk, l1w, l2w)
+        total = 0
+        for t in range(n_parts):
+            total += bias_sums[t * g.o + o]
+        dbiases[o] = <floating>total
+    _add_regularization(dweights, weights, size, l1w, l2w)
     _add_regularization(dbiases, biases, g.o, l1b, l2b)
+
+
+# Thread-parallel drivers: samples are split into n_threads contiguous blocks (static, so a run is
+# reproducible at a given thread count). Each thread has its own column scratch and, in backward,
+# its own partial dweights and bias sums; NumPy's BLAS is pinned to one thread meanwhile.
+
+cdef void _forward_threads(const floating* x, const floating* weights, const floating* biases,
+                           floating* output, floating* columns, const Geometry* g,
+                           int n_threads) noexcept nogil:
+    cdef int t
+    cdef Py_ssize_t scratch = g.ckk * g.ohw
+    if n_threads <= 1:
+        _conv_forward(x, weights, biases, output, columns, g, 0, g.n)
+        return
+    cdef int saved = _blas_threads_pin()
+    for t in prange(n_threads, num_threads=n_threads, schedule="static", chunksize=1):
+        _conv_forward(x, weights, biases, output, columns + t * scratch, g,
+                      (g.n * t) // n_threads, (g.n * (t + 1)) // n_threads)
+    _blas_threads_restore(saved)
+
+
+cdef void _backward_threads(const floating* dvalues, const floating* x, const floating* weights,
+                            const floating* biases, floating* dweights, floating* partial_dweights,
+                            floating* dbiases, double* bias_sums, floating* dinputs,
+                            floating* columns, floating* dcolumns, const Geometry* g, int n_threads,
+                            double l1w, double l2w, double l1b, double l2b) noexcept nogil:
+    cdef int t
+    cdef Py_ssize_t scratch = g.ckk * g.ohw
+    cdef Py_ssize_t size = g.o * g.ckk
+    cdef int saved
+    cdef floating* dw
+    if n_threads <= 1:
+        _conv_backward(dvalues, x, weights, dweights, bias_sums, dinputs, columns, dcolumns, g, 0, g.n)
+    else:
+        saved = _blas_threads_pin()
+        for t in prange(n_threads, num_threads=n_threads, schedule="static", chunksize=1):
+            dw = dweights if t == 0 else partial_dweights + (t - 1) * size
+            _conv_backward(dvalues, x, weights, dw, bias_sums + t * g.o, dinputs,
+                           columns + t * scratch, NULL if dcolumns == NULL else dcolumns + t * scratch,
+                           g, (g.n * t) // n_threads, (g.n * (t + 1)) // n_threads)
+        _blas_threads_restore(saved)
+    _conv_backward_finish(dweights, partial_dweights, dbiases, bias_sums, weights, biases,
+                          n_threads if n_threads > 1 else 1, g, l1w, l2w, l1b, l2b)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -265,12 +398,14 @@ cdef bint _conv_input(object inputs, int typenum, Geometry* g) noexcept:
     return True
 
 
-cdef cnp.ndarray _columns(dict state, str name, Geometry* g, int typenum):
-    """The layer's im2col scratch (C*k*k, OH*OW), reused while the geometry stays the same."""
-    cdef cnp.npy_intp dims[2]
-    dims[0] = g.ckk
-    dims[1] = g.ohw
-    return reuse(state, name, 2, dims, typenum, None, None)
+cdef cnp.ndarray _scratch(dict state, str name, Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t n2, int typenum):
+    """A scratch buffer of the layer (e.g. each thread's im2col columns), reused while its shape
+    stays the same."""
+    cdef cnp.npy_intp dims[3]
+    dims[0] = n0
+    dims[1] = n1
+    dims[2] = n2
+    return reuse(state, name, 3, dims, typenum, None, None)
 
 
 def conv_forward(dict state, object inputs):
@@ -291,18 +426,21 @@ def conv_forward(dict state, object inputs):
     dims[2] = g.oh
     dims[3] = g.ow
     cdef cnp.ndarray output = reuse(state, "output", 4, dims, typenum, x, weights)
+    cdef int n_threads = _threads_for_work(g.n * g.o * g.ckk * g.ohw, g.n)
     cdef void* p_cols = NULL
     if not g.direct:
-        p_cols = data(_columns(state, "_columns", &g, typenum))
+        p_cols = data(_scratch(state, "_columns", n_threads, g.ckk, g.ohw, typenum))
     cdef void* p_x = data(x)
     cdef void* p_w = data(weights)
     cdef void* p_b = data(biases)
     cdef void* p_out = data(output)
     with nogil:
         if typenum == cnp.NPY_FLOAT32:
-            _conv_forward(<float*>p_x, <float*>p_w, <float*>p_b, <float*>p_out, <float*>p_cols, &g)
+            _forward_threads(<float*>p_x, <float*>p_w, <float*>p_b, <float*>p_out, <float*>p_cols, &g,
+                             n_threads)
         else:
-            _conv_forward(<double*>p_x, <double*>p_w, <double*>p_b, <double*>p_out, <double*>p_cols, &g)
+            _forward_threads(<double*>p_x, <double*>p_w, <double*>p_b, <double*>p_out, <double*>p_cols, &g,
+                             n_threads)
     state["inputs"] = x
     return True
 
@@ -331,20 +469,24 @@ def conv_backward(dict state, object dvalues, bint want_dinputs=True):
     cdef double l2w = state.get("weight_regularizer_l2", 0)
     cdef double l1b = state.get("bias_regularizer_l1", 0)
     cdef double l2b = state.get("bias_regularizer_l2", 0)
+    cdef int n_threads = _threads_for_work(g.n * g.o * g.ckk * g.ohw, g.n)
     cdef cnp.ndarray dweights = reuse(state, "dweights", 4, cnp.PyArray_DIMS(weights), typenum, dv, x)
     cdef cnp.ndarray dbiases = reuse(state, "dbiases", 1, cnp.PyArray_DIMS(biases), typenum, dv, None)
     cdef void* p_dx = NULL
     cdef void* p_dcols = NULL
+    cdef void* p_cols = NULL
+    cdef void* p_partial = NULL
     if want_dinputs:
         p_dx = data(reuse(state, "dinputs", 4, cnp.PyArray_DIMS(x), typenum, dv, weights))
         if not g.direct:
-            p_dcols = data(_columns(state, "_dcolumns", &g, typenum))
-    cdef void* p_cols = NULL
+            p_dcols = data(_scratch(state, "_dcolumns", n_threads, g.ckk, g.ohw, typenum))
     if not g.direct:
-        p_cols = data(_columns(state, "_columns", &g, typenum))
-    # Bias sums in double; freed below whatever happens.
-    cdef double* p_acc = <double*>PyMem_Malloc((g.o + 1) * sizeof(double))
-    if p_acc == NULL:
+        p_cols = data(_scratch(state, "_columns", n_threads, g.ckk, g.ohw, typenum))
+    if n_threads > 1:
+        p_partial = data(_scratch(state, "_partial_dweights", n_threads - 1, g.o, g.ckk, typenum))
+    # Bias sums in double, one row per thread; freed below whatever happens.
+    cdef double* p_sums = <double*>PyMem_Malloc((n_threads * g.o + 1) * sizeof(double))
+    if p_sums == NULL:
         raise MemoryError()
     cdef void* p_dv = data(dv)
     cdef void* p_x = data(x)
@@ -354,14 +496,14 @@ def conv_backward(dict state, object dvalues, bint want_dinputs=True):
     cdef void* p_db = data(dbiases)
     with nogil:
         if typenum == cnp.NPY_FLOAT32:
-            _conv_backward(<float*>p_dv, <float*>p_x, <float*>p_w, <float*>p_b, <float*>p_dw,
-                           <float*>p_db, <float*>p_dx, <float*>p_cols, <float*>p_dcols, p_acc, &g,
-                           l1w, l2w, l1b, l2b)
+            _backward_threads(<float*>p_dv, <float*>p_x, <float*>p_w, <float*>p_b, <float*>p_dw,
+                              <float*>p_partial, <float*>p_db, p_sums, <float*>p_dx, <float*>p_cols,
+                              <float*>p_dcols, &g, n_threads, l1w, l2w, l1b, l2b)
         else:
-            _conv_backward(<double*>p_dv, <double*>p_x, <double*>p_w, <double*>p_b, <double*>p_dw,
-                           <double*>p_db, <double*>p_dx, <double*>p_cols, <double*>p_dcols, p_acc, &g,
-                           l1w, l2w, l1b, l2b)
-    PyMem_Free(p_acc)
+            _backward_threads(<double*>p_dv, <double*>p_x, <double*>p_w, <double*>p_b, <double*>p_dw,
+                              <double*>p_partial, <double*>p_db, p_sums, <double*>p_dx, <double*>p_cols,
+                              <double*>p_dcols, &g, n_threads, l1w, l2w, l1b, l2b)
+    PyMem_Free(p_sums)
     return True
 
 
@@ -369,35 +511,122 @@ def conv_backward(dict state, object dvalues, bint want_dinputs=True):
 # MaxPool2D.
 
 cdef inline bint _is_better(floating v, floating best) noexcept nogil:
-    """v replaces the running maximum: strictly greater (so ties keep the first), or the first NaN
-    (np.argmax's rule: NaN is the maximum)."""
+    """v replaces the running maximum: strictly greater (so ties keep the first), or a NaN when
+    best is not one (np.argmax's rule: the first NaN is the maximum)."""
     return v > best or (v != v and best == best)
+
+
+cdef inline floating _larger(floating v, floating best) noexcept nogil:
+    # The form x86's maxss/maxps compute, so compilers emit no branch.
+    return v if v > best else best
+
+
+cdef inline void _pool_plane_exact(const floating* plane, floating* output, int* argmax,
+                                   Py_ssize_t w, Py_ssize_t oh, Py_ssize_t ow, Py_ssize_t pool,
+                                   Py_ssize_t s) noexcept nogil:
+    """The row-major scan of every window with the full rule (NaN included). Used for planes
+    that hold a NaN: the fast paths below assume none, and branches on unpredictable
+    comparisons (real data) would make this scan several times slower than they are."""
+    cdef Py_ssize_t i, j, a, b, top, left, where
+    cdef const floating* row
+    cdef floating best, v
+    for i in range(oh):
+        top = i * s
+        for j in range(ow):
+            left = j * s
+            where = top * w + left
+            best = plane[where]
+            for a in range(pool):
+                row = plane + (top + a) * w + left
+                for b in range(pool):
+                    v = row[b]
+                    if _is_better(v, best):
+                        best = v
+                        where = (top + a) * w + left + b
+            output[i * ow + j] = best
+            argmax[i * ow + j] = <int>where
+
+
+cdef inline bint _pool2_plane(const floating* plane, floating* output, int* argmax,
+                              Py_ssize_t w, Py_ssize_t oh, Py_ssize_t ow) noexcept nogil:
+    """pool_size 2, stride 2 (the common case), assuming no NaN; returns whether one was seen.
+    A tournament, (0 vs 1) and (2 vs 3) then the winners, picks the element the row-major scan
+    picks (a tie keeps the earlier one); selects are arithmetic, so there are no branches."""
+    cdef Py_ssize_t i, j
+    cdef const floating* r0
+    cdef const floating* r1
+    cdef floating v0, v1, v2, v3, m01, m23
+    cdef int i01, i23, t, top
+    cdef bint nan = False
+    for i in range(oh):
+        top = <int>(2 * i * w)
+        r0 = plane + top
+        r1 = r0 + w
+        for j in range(ow):
+            v0 = r0[2 * j]
+            v1 = r0[2 * j + 1]
+            v2 = r1[2 * j]
+            v3 = r1[2 * j + 1]
+            nan |= (v0 != v0) | (v1 != v1) | (v2 != v2) | (v3 != v3)
+            i01 = <int>(2 * j) + (v1 > v0)
+            m01 = _larger(v1, v0)
+            i23 = <int>(w + 2 * j) + (v3 > v2)
+            m23 = _larger(v3, v2)
+            t = m23 > m01
+            output[i * ow + j] = _larger(m23, m01)
+            argmax[i * ow + j] = top + i01 + (i23 - i01) * t
+    return nan
+
+
+cdef inline bint _pool_plane(const floating* plane, floating* output, int* argmax,
+                             Py_ssize_t w, Py_ssize_t oh, Py_ssize_t ow, Py_ssize_t pool,
+                             Py_ssize_t s) noexcept nogil:
+    """Any pool_size and stride, assuming no NaN (returns whether one was seen). For each row of
+    windows the offsets (a, b) are visited in row-major order, each across the whole row of
+    windows: the windows' running maxima (kept in the output row) do not wait on each other,
+    and the winner is updated with arithmetic selects, not branches."""
+    cdef Py_ssize_t i, j, a, b, top
+    cdef const floating* row
+    cdef floating* best
+    cdef int* where
+    cdef floating v
+    cdef int t, here
+    cdef bint nan = False
+    for i in range(oh):
+        top = i * s
+        best = output + i * ow
+        where = argmax + i * ow
+        row = plane + top * w
+        for j in range(ow):
+            best[j] = row[j * s]
+            where[j] = <int>(top * w + j * s)
+        for a in range(pool):
+            row = plane + (top + a) * w
+            for b in range(pool):
+                here = <int>((top + a) * w + b)
+                for j in range(ow):
+                    v = row[j * s + b]
+                    nan |= v != v
+                    t = v > best[j]
+                    best[j] = _larger(v, best[j])
+                    where[j] += (here + <int>(j * s) - where[j]) * t
+    return nan
 
 
 cdef inline void _pool_forward(const floating* x, floating* output, int* argmax, Py_ssize_t planes,
                                Py_ssize_t h, Py_ssize_t w, Py_ssize_t oh, Py_ssize_t ow,
                                Py_ssize_t pool, Py_ssize_t s) noexcept nogil:
-    cdef Py_ssize_t q, i, j, a, b, top, left, where
+    cdef Py_ssize_t q
     cdef const floating* plane
-    cdef const floating* row
-    cdef floating best, v
+    cdef bint nan
     for q in range(planes):
         plane = x + q * h * w
-        for i in range(oh):
-            top = i * s
-            for j in range(ow):
-                left = j * s
-                where = top * w + left
-                best = plane[where]
-                for a in range(pool):
-                    row = plane + (top + a) * w + left
-                    for b in range(pool):
-                        v = row[b]
-                        if _is_better(v, best):
-                            best = v
-                            where = (top + a) * w + left + b
-                output[i * ow + j] = best
-                argmax[i * ow + j] = <int>where
+        if pool == 2 and s == 2:
+            nan = _pool2_plane(plane, output, argmax, w, oh, ow)
+        else:
+            nan = _pool_plane(plane, output, argmax, w, oh, ow, pool, s)
+        if nan:
+            _pool_plane_exact(plane, output, argmax, w, oh, ow, pool, s)
         output += oh * ow
         argmax += oh * ow
 
