@@ -240,7 +240,7 @@ class Layer_Flatten:
                 and inputs.dtype in (np.float32, np.float64)):
             inputs = _validation.flatten_input(inputs, "inputs", "Layer_Flatten.forward")
         self.inputs = inputs
-        self.output = inputs.reshape(inputs.shape[0], -1)
+        self.output = inputs.reshape(inputs.shape[0], math.prod(inputs.shape[1:]))
 
     def backward(self, dvalues) -> None:
         """dvalues (N, C*H*W) -> self.dinputs (N, C, H, W), the forward inputs' shape and dtype."""

@@ -48,7 +48,7 @@ ctypedef void (*set_threads_t)(int) noexcept nogil
 ctypedef int (*get_threads_t)() noexcept nogil
 cdef set_threads_t _blas_set_threads = NULL
 cdef get_threads_t _blas_get_threads = NULL
-cdef int _max_threads = 0          # 0: OpenMP's default (omp_get_max_threads())
+cdef int _max_threads = 0          # 0: OpenMP's default (omp_get_max_threads()); see set_num_threads
 # Below this many multiply-adds per thread a split does not pay for waking a thread (~10 us).
 cdef Py_ssize_t _MIN_WORK_PER_THREAD = 2000000
 
@@ -63,12 +63,25 @@ def set_blas_thread_functions(size_t set_address, size_t get_address):
 
 
 def set_num_threads(int n):
-    """Threads for the loop over samples: 0 = OpenMP's default, 1 = serial (BLAS threads the
-    GEMMs), n = at most n."""
+    """Threads for the loop over samples: 0 = OpenMP's default (OMP_NUM_THREADS, else the
+    cores), 1 = serial (BLAS threads the GEMMs), n = n threads. Batches too small to pay for a
+    thread (fewer samples than threads, or under _MIN_WORK_PER_THREAD multiply-adds per thread)
+    use fewer."""
     global _max_threads
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
     _max_threads = n
+
+
+def set_min_work_per_thread(Py_ssize_t work):
+    """The split threshold in multiply-adds per thread (tests lower it to 1 to split tiny
+    batches); returns the previous value."""
+    global _MIN_WORK_PER_THREAD
+    if work < 1:
+        raise ValueError(f"work must be >= 1, got {work}")
+    previous = _MIN_WORK_PER_THREAD
+    _MIN_WORK_PER_THREAD = work
+    return previous
 
 
 def num_threads():
@@ -79,9 +92,7 @@ def num_threads():
 cdef int _threads_for_work(Py_ssize_t work, Py_ssize_t n_samples) noexcept:
     if _blas_get_threads == NULL:
         return 1
-    cdef int n = omp_get_max_threads()
-    if _max_threads > 0 and _max_threads < n:
-        n = _max_threads
+    cdef int n = _max_threads if _max_threads > 0 else omp_get_max_threads()
     if n > n_samples:
         n = <int>n_samples
     if work // _MIN_WORK_PER_THREAD < n:

@@ -179,7 +179,7 @@ class Layer_Flatten:
 
     def forward(self, inputs: np.ndarray, training: bool = True) -> None:
         self.inputs = inputs
-        self.output = inputs.reshape(inputs.shape[0], -1)
+        self.output = inputs.reshape(inputs.shape[0], int(np.prod(inputs.shape[1:])))
 
     def backward(self, dvalues: np.ndarray) -> None:
         self.dinputs = dvalues.reshape(self.inputs.shape)
