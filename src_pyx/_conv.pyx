@@ -27,7 +27,7 @@ from libc.string cimport memcpy, memset
 cimport numpy as cnp
 cnp.import_array()
 from cython cimport floating
-from cython.parallel cimport prange
+from cython.parallel cimport prange, threadid
 
 from _common cimport data, is_float_typenum, ready, reuse
 from fastnn._ext._blas cimport gemm
@@ -89,12 +89,13 @@ def num_threads():
     return _max_threads, _threads_for_work(1 << 40, 1 << 20), _blas_get_threads != NULL
 
 
-cdef int _threads_for_work(Py_ssize_t work, Py_ssize_t n_samples) noexcept:
+cdef int _threads_for_work(Py_ssize_t work, Py_ssize_t n_items) noexcept:
+    """Threads for `work` multiply-adds spread over n_items samples or chunks."""
     if _blas_get_threads == NULL:
         return 1
     cdef int n = _max_threads if _max_threads > 0 else omp_get_max_threads()
-    if n > n_samples:
-        n = <int>n_samples
+    if n > n_items:
+        n = <int>n_items
     if work // _MIN_WORK_PER_THREAD < n:
         n = <int>(work // _MIN_WORK_PER_THREAD)
     return n if n > 1 else 1
@@ -295,40 +296,54 @@ cdef inline void _conv_backward(const floating* dvalues, const floating* x, cons
 cdef inline void _conv_backward_finish(floating* dweights, const floating* partial_dweights,
                                        floating* dbiases, const double* bias_sums,
                                        const floating* weights, const floating* biases,
-                                       Py_ssize_t n_parts, const Geometry* g,
+                                       Py_ssize_t n_chunks, const Geometry* g,
                                        double l1w, double l2w, double l1b, double l2b) noexcept nogil:
-    """Add the other threads' partial sums (in thread order) and the regularisation terms."""
-    cdef Py_ssize_t t, i, o
+    """dweights (chunk 0's sum) += the other chunks' sums, in chunk order; dbiases from the
+    chunks' double sums; then the regularisation terms."""
+    cdef Py_ssize_t c, i, o
     cdef Py_ssize_t size = g.o * g.ckk
     cdef double total
-    for t in range(n_parts - 1):
+    if n_chunks == 0:
+        memset(dweights, 0, size * sizeof(floating))
+    for c in range(n_chunks - 1):
         for i in range(size):
-            dweights[i] += partial_dweights[t * size + i]
+            dweights[i] += partial_dweights[c * size + i]
     for o in range(g.o):
         total = 0
-        for t in range(n_parts):
-            total += bias_sums[t * g.o + o]
+        for c in range(n_chunks):
+            total += bias_sums[c * g.o + o]
         dbiases[o] = <floating>total
     _add_regularization(dweights, weights, size, l1w, l2w)
     _add_regularization(dbiases, biases, g.o, l1b, l2b)
 
 
-# Thread-parallel drivers: samples are split into n_threads contiguous blocks (static, so a run is
-# reproducible at a given thread count). Each thread has its own column scratch and, in backward,
-# its own partial dweights and bias sums; NumPy's BLAS is pinned to one thread meanwhile.
+# Drivers. The batch is cut into a fixed number of chunks that depends on the batch size only;
+# each chunk sums its own dweights (and bias sums), and the chunk sums are added in chunk order.
+# So results do not depend on the thread count or on which thread ran which chunk, and threads
+# can take samples/chunks dynamically: on a busy machine a thread that shares its core with
+# another process does less of the work instead of holding everyone up. Each thread has its own
+# im2col scratch. NumPy's BLAS is pinned to one thread throughout (when it can be): one sample's
+# GEMMs are too small to split well (OpenBLAS on two threads ran them 3x slower than on one).
+
+cdef enum:
+    _MAX_CHUNKS = 8
+
+
+cdef inline Py_ssize_t _n_chunks(Py_ssize_t n_samples) noexcept nogil:
+    return n_samples if n_samples < _MAX_CHUNKS else _MAX_CHUNKS
+
 
 cdef void _forward_threads(const floating* x, const floating* weights, const floating* biases,
                            floating* output, floating* columns, const Geometry* g,
                            int n_threads) noexcept nogil:
-    cdef int t
+    cdef Py_ssize_t n
     cdef Py_ssize_t scratch = g.ckk * g.ohw
+    cdef int saved = _blas_threads_pin()
     if n_threads <= 1:
         _conv_forward(x, weights, biases, output, columns, g, 0, g.n)
-        return
-    cdef int saved = _blas_threads_pin()
-    for t in prange(n_threads, num_threads=n_threads, schedule="static", chunksize=1):
-        _conv_forward(x, weights, biases, output, columns + t * scratch, g,
-                      (g.n * t) // n_threads, (g.n * (t + 1)) // n_threads)
+    else:
+        for n in prange(g.n, num_threads=n_threads, schedule="dynamic", chunksize=1):
+            _conv_forward(x, weights, biases, output, columns + threadid() * scratch, g, n, n + 1)
     _blas_threads_restore(saved)
 
 
@@ -337,23 +352,26 @@ cdef void _backward_threads(const floating* dvalues, const floating* x, const fl
                             floating* dbiases, double* bias_sums, floating* dinputs,
                             floating* columns, floating* dcolumns, const Geometry* g, int n_threads,
                             double l1w, double l2w, double l1b, double l2b) noexcept nogil:
-    cdef int t
+    cdef Py_ssize_t c, t
+    cdef Py_ssize_t n_chunks = _n_chunks(g.n)
     cdef Py_ssize_t scratch = g.ckk * g.ohw
     cdef Py_ssize_t size = g.o * g.ckk
-    cdef int saved
-    cdef floating* dw
+    cdef int saved = _blas_threads_pin()
     if n_threads <= 1:
-        _conv_backward(dvalues, x, weights, dweights, bias_sums, dinputs, columns, dcolumns, g, 0, g.n)
+        for c in range(n_chunks):
+            _conv_backward(dvalues, x, weights, dweights if c == 0 else partial_dweights + (c - 1) * size,
+                           bias_sums + c * g.o, dinputs, columns, dcolumns, g,
+                           (g.n * c) // n_chunks, (g.n * (c + 1)) // n_chunks)
     else:
-        saved = _blas_threads_pin()
-        for t in prange(n_threads, num_threads=n_threads, schedule="static", chunksize=1):
-            dw = dweights if t == 0 else partial_dweights + (t - 1) * size
-            _conv_backward(dvalues, x, weights, dw, bias_sums + t * g.o, dinputs,
-                           columns + t * scratch, NULL if dcolumns == NULL else dcolumns + t * scratch,
-                           g, (g.n * t) // n_threads, (g.n * (t + 1)) // n_threads)
-        _blas_threads_restore(saved)
+        for c in prange(n_chunks, num_threads=n_threads, schedule="dynamic", chunksize=1):
+            t = threadid()
+            _conv_backward(dvalues, x, weights, dweights if c == 0 else partial_dweights + (c - 1) * size,
+                           bias_sums + c * g.o, dinputs, columns + t * scratch,
+                           NULL if dcolumns == NULL else dcolumns + t * scratch, g,
+                           (g.n * c) // n_chunks, (g.n * (c + 1)) // n_chunks)
+    _blas_threads_restore(saved)
     _conv_backward_finish(dweights, partial_dweights, dbiases, bias_sums, weights, biases,
-                          n_threads if n_threads > 1 else 1, g, l1w, l2w, l1b, l2b)
+                          n_chunks, g, l1w, l2w, l1b, l2b)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -480,7 +498,8 @@ def conv_backward(dict state, object dvalues, bint want_dinputs=True):
     cdef double l2w = state.get("weight_regularizer_l2", 0)
     cdef double l1b = state.get("bias_regularizer_l1", 0)
     cdef double l2b = state.get("bias_regularizer_l2", 0)
-    cdef int n_threads = _threads_for_work(g.n * g.o * g.ckk * g.ohw, g.n)
+    cdef Py_ssize_t n_chunks = _n_chunks(g.n)
+    cdef int n_threads = _threads_for_work(g.n * g.o * g.ckk * g.ohw, n_chunks)
     cdef cnp.ndarray dweights = reuse(state, "dweights", 4, cnp.PyArray_DIMS(weights), typenum, dv, x)
     cdef cnp.ndarray dbiases = reuse(state, "dbiases", 1, cnp.PyArray_DIMS(biases), typenum, dv, None)
     cdef void* p_dx = NULL
@@ -493,10 +512,10 @@ def conv_backward(dict state, object dvalues, bint want_dinputs=True):
             p_dcols = data(_scratch(state, "_dcolumns", n_threads, g.ckk, g.ohw, typenum))
     if not g.direct:
         p_cols = data(_scratch(state, "_columns", n_threads, g.ckk, g.ohw, typenum))
-    if n_threads > 1:
-        p_partial = data(_scratch(state, "_partial_dweights", n_threads - 1, g.o, g.ckk, typenum))
-    # Bias sums in double, one row per thread; freed below whatever happens.
-    cdef double* p_sums = <double*>PyMem_Malloc((n_threads * g.o + 1) * sizeof(double))
+    if n_chunks > 1:
+        p_partial = data(_scratch(state, "_partial_dweights", n_chunks - 1, g.o, g.ckk, typenum))
+    # Bias sums in double, one row per chunk; freed below whatever happens.
+    cdef double* p_sums = <double*>PyMem_Malloc((n_chunks * g.o + 1) * sizeof(double))
     if p_sums == NULL:
         raise MemoryError()
     cdef void* p_dv = data(dv)
