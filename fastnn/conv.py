@@ -12,11 +12,18 @@ that layer's next call, like NumPy's ``out=`` (design.md §5). Layer_Flatten han
 its ``output`` is its input reshaped (the previous layer's buffer) and its ``dinputs`` the
 incoming gradient reshaped; nothing is copied unless the input is not C-contiguous.
 
-How the convolution is computed, and why (measured on the 2-core machine, float32):
-- im2col + GEMM per sample (the columns of one sample, C*k*k x OH*OW, stay in cache for the
-  GEMM), through NumPy's BLAS called from C (the one GEMM of fastnn, _blas.pxd).
-- threads: see ``THREADS`` below; the GEMMs use NumPy's BLAS thread pool, the im2col/col2im,
-  bias and pooling loops run serially.
+How the convolution is computed (src_pyx/_conv.pyx has the details and the measurements):
+- im2col + GEMM per sample: the columns of one sample (C*k*k x OH*OW) stay in cache for the GEMM
+  that reads them; the GEMM is NumPy's BLAS called from C (fastnn's one GEMM, _blas.pxd). A 1x1
+  kernel with stride 1 and no padding skips im2col.
+- Threads: the batch is split over OpenMP threads (``set_num_threads``; default: OpenMP's count,
+  i.e. OMP_NUM_THREADS or the cores) while NumPy's OpenBLAS is pinned to one thread, because one
+  sample's GEMMs are too small for OpenBLAS to split well. Small batches stay serial. Results do
+  not depend on the thread count (fixed chunks, summed in order). With a BLAS other than NumPy's
+  OpenBLAS (which fastnn cannot pin), the loop stays serial and BLAS threads the GEMMs.
+- OpenMP worker threads and OpenBLAS's threads both busy-wait for a while after their work; on a
+  machine with few cores, ``OMP_WAIT_POLICY=PASSIVE`` (set before Python starts) stops the OpenMP
+  side from spinning while the Dense layers' BLAS runs.
 """
 from __future__ import annotations
 
@@ -66,6 +73,17 @@ def _install_blas_thread_functions() -> bool:
 
 
 _install_blas_thread_functions()
+
+
+def set_num_threads(n: int) -> None:
+    """Threads for the convolution kernels: 0 = OpenMP's default (OMP_NUM_THREADS, else the
+    cores), 1 = serial, n = n threads. Process-wide; the results do not depend on it."""
+    _conv.set_num_threads(_validation.non_negative_int(n, "n", "fastnn.conv.set_num_threads"))
+
+
+def get_num_threads() -> int:
+    """Threads a large convolution uses now (1 when NumPy's BLAS cannot be pinned)."""
+    return _conv.num_threads()[1]
 
 
 class Layer_Conv2D:

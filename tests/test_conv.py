@@ -527,3 +527,20 @@ def test_same_signatures_as_the_reference(name):
     assert public == {m for m in dir(fast) if not m.startswith("_")}
     for method in public | {"__init__"}:
         assert parameters(getattr(fast, method)) == parameters(getattr(slow, method)), method
+
+
+def test_public_thread_setting():
+    import fastnn.conv
+
+    before = _conv.num_threads()[0]
+    try:
+        fastnn.conv.set_num_threads(1)
+        assert fastnn.conv.get_num_threads() == 1
+        fastnn.conv.set_num_threads(0)
+        assert fastnn.conv.get_num_threads() >= 1
+        with pytest.raises(ValueError, match="non-negative"):
+            fastnn.conv.set_num_threads(-2)
+        with pytest.raises(TypeError):
+            fastnn.conv.set_num_threads(1.5)
+    finally:
+        _conv.set_num_threads(before)
