@@ -140,6 +140,13 @@ class Layer_Conv2D:
         (self.weight_regularizer_l1, self.weight_regularizer_l2,
          self.bias_regularizer_l1, self.bias_regularizer_l2) = regularizers
 
+    # im2col scratch (one per thread) and per-chunk partial gradients: rebuilt on demand, so
+    # copies and pickles leave them out.
+    _SCRATCH = ("_columns", "_dcolumns", "_partial_dweights")
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k not in self._SCRATCH}
+
     def __repr__(self) -> str:
         return (f"Layer_Conv2D({self.in_channels}, {self.out_channels}, {self.kernel_size}, stride={self.stride}, "
                 f"padding={self.padding}, dtype={getattr(self.weights, 'dtype', '?')})")

@@ -37,6 +37,21 @@ from fastnn._ext._blas cimport gemm
 
 from _openmp_helpers cimport omp_get_max_threads
 
+cdef extern from *:
+    """
+    /* OpenMP 5.0's omp_pause_resource_all (GCC >= 9, LLVM >= 9): ends the OpenMP worker threads,
+       so they do not busy-wait after a parallel region (see _release_workers). */
+    #if defined(_OPENMP) && _OPENMP >= 201811
+    static int fastnn_omp_release(void) { return omp_pause_resource_all(omp_pause_soft); }
+    #define FASTNN_OMP_RELEASE 1
+    #else
+    static int fastnn_omp_release(void) { return -1; }
+    #define FASTNN_OMP_RELEASE 0
+    #endif
+    """
+    int fastnn_omp_release() noexcept nogil
+    int FASTNN_OMP_RELEASE
+
 from fastnn import _validation
 
 
@@ -51,6 +66,7 @@ ctypedef void (*set_threads_t)(int) noexcept nogil
 ctypedef int (*get_threads_t)() noexcept nogil
 cdef set_threads_t _blas_set_threads = NULL
 cdef get_threads_t _blas_get_threads = NULL
+cdef bint _release_after = True   # end the OpenMP workers after each split (see _release_workers)
 cdef int _max_threads = 0          # 0: OpenMP's default (omp_get_max_threads()); see set_num_threads
 # Below this many multiply-adds per thread a split does not pay for waking a thread (~10 us).
 cdef Py_ssize_t _MIN_WORK_PER_THREAD = 2000000
@@ -63,6 +79,15 @@ def set_blas_thread_functions(size_t set_address, size_t get_address):
         raise ValueError("give both addresses or neither")
     _blas_set_threads = <set_threads_t>set_address
     _blas_get_threads = <get_threads_t>get_address
+
+
+def set_release_workers(bint release):
+    """Whether the OpenMP workers are ended after each parallel convolution (default True);
+    returns the previous setting. For measurements."""
+    global _release_after
+    previous = _release_after
+    _release_after = release
+    return previous
 
 
 def set_num_threads(int n):
@@ -116,6 +141,11 @@ cdef inline int _blas_threads_pin() noexcept nogil:
 cdef inline void _blas_threads_restore(int n) noexcept nogil:
     if n > 1:
         _blas_set_threads(n)
+
+
+cdef inline void _release_workers() noexcept nogil:
+    if _release_after:
+        fastnn_omp_release()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -347,6 +377,7 @@ cdef void _forward_threads(const floating* x, const floating* weights, const flo
     else:
         for n in prange(g.n, num_threads=n_threads, schedule="dynamic", chunksize=1):
             _conv_forward(x, weights, biases, output, columns + threadid() * scratch, g, n, n + 1)
+        _release_workers()
     _blas_threads_restore(saved)
 
 
@@ -372,6 +403,7 @@ cdef void _backward_threads(const floating* dvalues, const floating* x, const fl
                            bias_sums + c * g.o, dinputs, columns + t * scratch,
                            NULL if dcolumns == NULL else dcolumns + t * scratch, g,
                            (g.n * c) // n_chunks, (g.n * (c + 1)) // n_chunks)
+        _release_workers()
     _blas_threads_restore(saved)
     _conv_backward_finish(dweights, partial_dweights, dbiases, bias_sums, weights, biases,
                           n_chunks, g, l1w, l2w, l1b, l2b)

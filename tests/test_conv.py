@@ -274,7 +274,11 @@ def test_conv_pickles_and_deep_copies(rng):
     layer = fastnn.Layer_Conv2D(2, 3, 3)
     x = rng.standard_normal((2, 2, 5, 5)).astype(np.float32)
     layer.forward(x)
+    layer.backward(np.ones_like(layer.output))
+    assert "_columns" in vars(layer)
     for clone in (pickle.loads(pickle.dumps(layer)), copy.deepcopy(layer)):
+        assert "_columns" not in vars(clone) and "_dcolumns" not in vars(clone)  # scratch is not copied
+        np.testing.assert_array_equal(clone.weights, layer.weights)
         clone.forward(x)
         np.testing.assert_array_equal(clone.output, layer.output)
 
