@@ -16,10 +16,15 @@ im2col at all: the input plane is the column matrix.
 
 Threads: OpenMP over the batch (samples in forward, 8 fixed chunks in backward, both scheduled
 dynamically), each thread running whole samples (im2col, GEMM, bias, col2im), with NumPy's BLAS
-pinned to one thread meanwhile. Measured on the 2-core machine (float32, batch 64, fw+bw), this
-was 1.9-2x faster than the serial loop, while letting OpenBLAS thread each sample's small GEMMs
-was 1.7x *slower* than one thread (conv 32->64, k5, 14x14: serial 53 ms, OpenBLAS-threaded
-91 ms, OpenMP 28 ms). See _forward_threads / _backward_threads and fastnn/conv.py.
+pinned to one thread meanwhile. By default the batch is split only while NumPy's BLAS is itself
+limited to one thread: OpenBLAS's idle workers busy-wait after the Dense layers' GEMMs and an
+OpenMP team then fights them for the cores. Measured on the 2-core machine, float32, batch 128:
+  conv fw+bw, 32->64 k5 14x14 (batch 64): 1 thread 53 ms, OpenBLAS-threaded GEMMs 91 ms,
+                                           OpenMP 2 threads 28 ms
+  LeNet training step:   BLAS 2 threads: serial conv 10.0 ms, OpenMP conv 16.1 ms (the fight)
+                         BLAS 1 thread:  serial conv 10.4 ms, OpenMP conv  7.3 ms
+  MNIST CNN (32/64 ch):  BLAS 2 threads: serial 59 ms, OpenMP 54 ms; BLAS 1 thread: OpenMP 35 ms
+(OMP_WAIT_POLICY=PASSIVE also ends the fight, but it must be set before the process starts.)
 
 MaxPool2D: one pass per (H, W) plane; argmax holds the winner of each window as the flat index
 h * W + w into its plane (int32). Ties go to the first maximum of the window in row-major order,
@@ -37,21 +42,6 @@ from fastnn._ext._blas cimport gemm
 
 from _openmp_helpers cimport omp_get_max_threads
 
-cdef extern from *:
-    """
-    /* OpenMP 5.0's omp_pause_resource_all (GCC >= 9, LLVM >= 9): ends the OpenMP worker threads,
-       so they do not busy-wait after a parallel region (see _release_workers). */
-    #if defined(_OPENMP) && _OPENMP >= 201811
-    static int fastnn_omp_release(void) { return omp_pause_resource_all(omp_pause_soft); }
-    #define FASTNN_OMP_RELEASE 1
-    #else
-    static int fastnn_omp_release(void) { return -1; }
-    #define FASTNN_OMP_RELEASE 0
-    #endif
-    """
-    int fastnn_omp_release() noexcept nogil
-    int FASTNN_OMP_RELEASE
-
 from fastnn import _validation
 
 
@@ -59,14 +49,16 @@ from fastnn import _validation
 # Threads. The batch is split over OpenMP threads only when NumPy's BLAS can be pinned to one
 # thread meanwhile (fastnn/conv.py hands over OpenBLAS's get/set_num_threads at import): calling
 # a multi-threaded OpenBLAS from inside an OpenMP region oversubscribes the cores (and OpenBLAS
-# warns that it may hang). Without them, or with set_num_threads(1), the loop over samples is
-# serial and the GEMMs use BLAS's own threads.
+# warns that it may hang). The serial loop pins BLAS to one thread as well: OpenBLAS splits one
+# sample's small GEMMs badly (conv 32->64, k5, 14x14, batch 64: 53 ms on one thread, 91 ms on
+# two). Without the pin functions (a BLAS other than NumPy's OpenBLAS) the loop is serial and
+# the GEMMs use BLAS's own threads. By default the split is only used while BLAS itself runs on
+# one thread (see _threads_for_work for why and the figures).
 
 ctypedef void (*set_threads_t)(int) noexcept nogil
 ctypedef int (*get_threads_t)() noexcept nogil
 cdef set_threads_t _blas_set_threads = NULL
 cdef get_threads_t _blas_get_threads = NULL
-cdef bint _release_after = True   # end the OpenMP workers after each split (see _release_workers)
 cdef int _max_threads = 0          # 0: OpenMP's default (omp_get_max_threads()); see set_num_threads
 # Below this many multiply-adds per thread a split does not pay for waking a thread (~10 us).
 cdef Py_ssize_t _MIN_WORK_PER_THREAD = 2000000
@@ -81,20 +73,11 @@ def set_blas_thread_functions(size_t set_address, size_t get_address):
     _blas_get_threads = <get_threads_t>get_address
 
 
-def set_release_workers(bint release):
-    """Whether the OpenMP workers are ended after each parallel convolution (default True);
-    returns the previous setting. For measurements."""
-    global _release_after
-    previous = _release_after
-    _release_after = release
-    return previous
-
-
 def set_num_threads(int n):
-    """Threads for the loop over samples: 0 = OpenMP's default (OMP_NUM_THREADS, else the
-    cores), 1 = serial (BLAS threads the GEMMs), n = n threads. Batches too small to pay for a
-    thread (fewer samples than threads, or under _MIN_WORK_PER_THREAD multiply-adds per thread)
-    use fewer."""
+    """Threads for the loop over samples: 0 = automatic (OpenMP's count, OMP_NUM_THREADS or the
+    cores, while NumPy's BLAS is on one thread; else 1: see _threads_for_work), 1 = serial,
+    n = n threads. Batches too small to pay for a thread (fewer samples or chunks than threads,
+    or under _MIN_WORK_PER_THREAD multiply-adds per thread) use fewer."""
     global _max_threads
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
@@ -118,10 +101,21 @@ def num_threads():
 
 
 cdef int _threads_for_work(Py_ssize_t work, Py_ssize_t n_items) noexcept:
-    """Threads for `work` multiply-adds spread over n_items samples or chunks."""
+    """Threads for `work` multiply-adds spread over n_items samples or chunks.
+
+    Automatic (set_num_threads(0), the default): OpenMP's thread count, but only while NumPy's
+    BLAS runs on one thread. When BLAS has several threads, its idle workers busy-wait after each
+    GEMM of the Dense layers and an OpenMP team fights them for the cores: on the 2-core machine a
+    LeNet training step took 16.1 ms with 2 OpenMP threads against 10.0 ms serial (BLAS on 2
+    threads), while with BLAS on 1 thread the OpenMP conv made the step faster (10.4 -> 7.3 ms; a
+    32/64-channel MNIST CNN 59 -> 35 ms). An explicit set_num_threads(n) is obeyed as given."""
     if _blas_get_threads == NULL:
         return 1
-    cdef int n = _max_threads if _max_threads > 0 else omp_get_max_threads()
+    cdef int n = _max_threads
+    if n == 0:
+        n = omp_get_max_threads()
+        if _blas_get_threads() > 1:
+            n = 1
     if n > n_items:
         n = <int>n_items
     if work // _MIN_WORK_PER_THREAD < n:
@@ -142,10 +136,6 @@ cdef inline void _blas_threads_restore(int n) noexcept nogil:
     if n > 1:
         _blas_set_threads(n)
 
-
-cdef inline void _release_workers() noexcept nogil:
-    if _release_after:
-        fastnn_omp_release()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -377,7 +367,6 @@ cdef void _forward_threads(const floating* x, const floating* weights, const flo
     else:
         for n in prange(g.n, num_threads=n_threads, schedule="dynamic", chunksize=1):
             _conv_forward(x, weights, biases, output, columns + threadid() * scratch, g, n, n + 1)
-        _release_workers()
     _blas_threads_restore(saved)
 
 
@@ -403,7 +392,6 @@ cdef void _backward_threads(const floating* dvalues, const floating* x, const fl
                            bias_sums + c * g.o, dinputs, columns + t * scratch,
                            NULL if dcolumns == NULL else dcolumns + t * scratch, g,
                            (g.n * c) // n_chunks, (g.n * (c + 1)) // n_chunks)
-        _release_workers()
     _blas_threads_restore(saved)
     _conv_backward_finish(dweights, partial_dweights, dbiases, bias_sums, weights, biases,
                           n_chunks, g, l1w, l2w, l1b, l2b)

@@ -548,3 +548,47 @@ def test_public_thread_setting():
             fastnn.conv.set_num_threads(1.5)
     finally:
         _conv.set_num_threads(before)
+
+
+def test_blas_thread_count_is_restored_after_a_threaded_conv(rng):
+    """The kernels pin NumPy's OpenBLAS to one thread while they run and restore it after."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    if not _conv.num_threads()[2]:
+        pytest.skip("NumPy's BLAS is not an OpenBLAS fastnn can pin")
+    x = rng.standard_normal((16, 4, 10, 10)).astype(np.float32)
+    layer = fastnn.Layer_Conv2D(4, 8, 3, padding=1)
+    before = _conv.num_threads()[0]
+    threshold = _conv.set_min_work_per_thread(1)
+    try:
+        with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+            for threads in (1, 2):
+                _conv.set_num_threads(threads)
+                layer.forward(x)
+                layer.backward(np.ones_like(layer.output))
+                counts = [p["num_threads"] for p in threadpoolctl.threadpool_info() if p["internal_api"] == "openblas"]
+                assert counts and all(c == 2 for c in counts)
+    finally:
+        _conv.set_min_work_per_thread(threshold)
+        _conv.set_num_threads(before)
+
+
+def test_automatic_threads_follow_the_blas_thread_count():
+    """By default the conv kernels split the batch only while NumPy's BLAS is on one thread."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from fastnn._ext import _buildinfo
+
+    if not _conv.num_threads()[2]:
+        pytest.skip("NumPy's BLAS is not an OpenBLAS fastnn can pin")
+    before = _conv.num_threads()[0]
+    try:
+        _conv.set_num_threads(0)
+        with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+            assert _conv.num_threads()[1] == 1
+        with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
+            assert _conv.num_threads()[1] == _buildinfo.openmp_max_threads()
+            _conv.set_num_threads(3)
+            assert _conv.num_threads()[1] == 3
+        with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+            assert _conv.num_threads()[1] == 3  # an explicit count is obeyed
+    finally:
+        _conv.set_num_threads(before)
