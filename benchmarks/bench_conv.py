@@ -4,12 +4,17 @@ float32, in one process.
 
     pytest benchmarks/bench_conv.py --benchmark-only          # timings (pytest-benchmark groups)
     pytest benchmarks/bench_conv.py --benchmark-disable       # smoke pass: every case runs once
-    python benchmarks/bench_conv.py [--rounds 7]              # ratio table (medians, interleaved)
+    python benchmarks/bench_conv.py [--rounds 5] [--wait-idle 300]   # ratio table (medians)
 
 Threads: BLAS, OpenMP and torch are pinned to FASTNN_BENCH_THREADS (default 2, the cores of the
-reference machine) for the whole run; the figures are printed with the run. fastnn's conv
-kernels split the batch over OpenMP threads and pin NumPy's BLAS to one thread meanwhile; the
-Dense layers' GEMMs use BLAS's threads; torch uses its own OpenMP pool (oneDNN kernels).
+reference machine) for the whole run; the figures are printed with the run. Two fastnn peers:
+- "fastnn": the process defaults (NumPy's BLAS on 2 threads). fastnn's conv kernels then run
+  serially (BLAS pinned to one thread inside them): an OpenMP team would fight OpenBLAS's
+  busy-waiting workers (fastnn/conv.py);
+- "fastnn-blas1": NumPy's BLAS limited to one thread for the case, the setting fastnn/conv.py
+  recommends for CNNs on few cores: the conv kernels split the batch over 2 OpenMP threads and
+  the Dense layers' GEMMs run on one thread.
+torch uses its own OpenMP pool (oneDNN kernels).
 
 Targets (issue 9): fastnn >= 10x the reference, and within 2x of PyTorch (time <= 2x torch's).
 
@@ -57,7 +62,22 @@ NETWORKS = {
     "lenet": (128, [(6, 5, 2), (16, 5, 0)], [120, 84]),
     "mnist-cnn": (128, [(32, 3, 1), (64, 3, 1)], [128]),
 }
-PEERS = ["fastnn", "reference"] + (["torch"] if torch is not None else [])
+PEERS = ["fastnn", "fastnn-blas1", "reference"] + (["torch"] if torch is not None else [])
+
+
+def peer_context(peer: str):
+    """What a peer runs under: NumPy's BLAS limited to one thread for "fastnn-blas1"."""
+    import contextlib
+
+    if peer != "fastnn-blas1":
+        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def _library(peer: str):
+    return ref if peer == "reference" else fastnn
 
 
 def pin_threads(threads: int = THREADS):
@@ -101,7 +121,7 @@ def make_conv(name: str, peer: str):
             xt.grad = wt.grad = bt.grad = None
             F.conv2d(xt, wt, bt, stride=s, padding=p).backward(gt)
         return run
-    layer = (fastnn if peer == "fastnn" else ref).Layer_Conv2D(c, o, k, s, p, dtype=DTYPE)
+    layer = _library(peer).Layer_Conv2D(c, o, k, s, p, dtype=DTYPE)
 
     def run():
         layer.forward(x)
@@ -123,7 +143,7 @@ def make_pool(name: str, peer: str):
             xt.grad = None
             F.max_pool2d(xt, pool, stride).backward(gt)
         return run
-    layer = (fastnn if peer == "fastnn" else ref).Layer_MaxPool2D(pool, stride)
+    layer = _library(peer).Layer_MaxPool2D(pool, stride)
 
     def run():
         layer.forward(x)
@@ -196,7 +216,7 @@ def make_step(name: str, peer: str):
             optimizer.step()
             return loss.item()
         return step
-    model = build_model(fastnn if peer == "fastnn" else ref, name)
+    model = build_model(_library(peer), name)
     model.accuracy.init(y)
     optimizer = model.optimizer
 
@@ -219,15 +239,16 @@ def _bench(benchmark, run, group: str, peer: str, target_seconds: float = 0.5):
     benchmark.group = group
     benchmark.name = peer
     benchmark.extra_info["threads"] = THREADS
-    if benchmark.disabled:  # smoke pass: run once
-        benchmark(run)
-        return
-    run()  # buffers, one-time set-up
-    t0 = time.perf_counter()
-    run()
-    per = max(time.perf_counter() - t0, 1e-6)
-    rounds = max(3, min(100, int(target_seconds / per)))
-    benchmark.pedantic(run, rounds=rounds, iterations=1, warmup_rounds=1)
+    with peer_context(peer):
+        if benchmark.disabled:  # smoke pass: run once
+            benchmark(run)
+            return
+        run()  # buffers, one-time set-up
+        t0 = time.perf_counter()
+        run()
+        per = max(time.perf_counter() - t0, 1e-6)
+        rounds = max(3, min(100, int(target_seconds / per)))
+        benchmark.pedantic(run, rounds=rounds, iterations=1, warmup_rounds=1)
 
 
 @pytest.mark.benchmark
@@ -278,29 +299,68 @@ def _median_us(run, seconds: float) -> float:
     return statistics.median(times) * 1e6
 
 
+def _machine_busy(interval: float = 0.5) -> float:
+    """Fraction of all cores busy over `interval` (Linux /proc/stat; 0 elsewhere)."""
+    def read():
+        with open("/proc/stat") as f:
+            values = list(map(int, f.readline().split()[1:]))
+        return sum(values), values[3] + values[4]
+    try:
+        total0, idle0 = read()
+        time.sleep(interval)
+        total1, idle1 = read()
+    except OSError:
+        return 0.0
+    return 1 - (idle1 - idle0) / max(total1 - total0, 1)
+
+
+def _wait_idle(limit: float) -> bool:
+    """Wait (at most `limit` seconds) until other processes leave the cores alone."""
+    start = time.time()
+    while time.time() - start < limit:
+        if _machine_busy() < 0.06:
+            return True
+    return False
+
+
 def main(argv=None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds; the table shows the median")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds; the table shows the median")
     parser.add_argument("--seconds", type=float, default=0.3, help="time per case per round")
+    parser.add_argument("--wait-idle", type=float, default=0, metavar="S",
+                        help="before each measurement, wait up to S seconds for an idle machine")
+    parser.add_argument("--only", default="", help="comma-separated case names (e.g. lenet,mnist-c2)")
     args = parser.parse_args(argv)
     _, pools = pin_threads()
-    print(f"threads: {pools}; fastnn conv threads setting {fastnn.conv._conv.num_threads()}")
+    print(f"threads: {pools}; fastnn conv kernels: {fastnn.conv.get_num_threads()} thread(s) by default, "
+          f"{THREADS} with BLAS limited to 1")
     cases = ([("conv", n, make_conv) for n in CONVS] + [("pool", n, make_pool) for n in POOLS]
              + [("step", n, make_step) for n in NETWORKS])
+    if args.only:
+        cases = [case for case in cases if case[1] in args.only.split(",")]
     runs = {(kind, name, peer): maker(name, peer) for kind, name, maker in cases for peer in PEERS}
     results = {key: [] for key in runs}
-    for _ in range(args.rounds):  # interleaved: a busy spell of the machine hits every peer
+    not_idle = 0
+    for _ in range(args.rounds):  # each peer in its own block; rounds spread a busy spell
         for key, run in runs.items():
-            results[key].append(_median_us(run, args.seconds * (3 if key[2] == "reference" else 1)))
-    header = f"{'case':24s} {'fastnn us':>11s} {'reference us':>13s} {'torch us':>10s} {'ref/fastnn':>10s} {'fastnn/torch':>12s}"
-    print(header)
+            if args.wait_idle and not _wait_idle(args.wait_idle):
+                not_idle += 1
+            with peer_context(key[2]):
+                results[key].append(_median_us(run, args.seconds * (3 if key[2] == "reference" else 1)))
+    if not_idle:
+        print(f"warning: {not_idle} measurements started on a busy machine")
+    columns = [peer for peer in PEERS]
+    print(f"{'case':20s} " + " ".join(f"{p + ' us':>15s}" for p in columns)
+          + f" {'ref/best':>11s} {'fastnn/torch':>13s} {'blas1/torch':>12s}")
     for kind, name, _ in cases:
         med = {peer: statistics.median(results[(kind, name, peer)]) for peer in PEERS}
         torch_us = med.get("torch", float("nan"))
-        print(f"{kind + ' ' + name:24s} {med['fastnn']:11.0f} {med['reference']:13.0f} {torch_us:10.0f} "
-              f"{med['reference'] / med['fastnn']:10.1f} {med['fastnn'] / torch_us:12.2f}")
+        best = min(med["fastnn"], med["fastnn-blas1"])
+        print(f"{kind + ' ' + name:20s} " + " ".join(f"{med[p]:15.0f}" for p in columns)
+              + f" {med['reference'] / best:11.1f} {med['fastnn'] / torch_us:13.2f} "
+              f"{med['fastnn-blas1'] / torch_us:12.2f}")
     return 0
 
 
