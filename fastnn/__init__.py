@@ -23,6 +23,7 @@ from ._show_config import show_config  # noqa: E402
 from .accuracy import Accuracy, Accuracy_Categorical, Accuracy_Regression  # noqa: E402
 from .activations import Activation_Linear, Activation_ReLU, Activation_Sigmoid, Activation_Softmax  # noqa: E402
 from .layers import Layer_Dense, Layer_Dropout, Layer_Input  # noqa: E402
+from .conv import Layer_Conv2D, Layer_Flatten, Layer_MaxPool2D  # noqa: E402
 from .losses import (  # noqa: E402
     Activation_Softmax_Loss_CategoricalCrossentropy,
     Loss,
@@ -36,7 +37,7 @@ from .model import Model  # noqa: E402
 from .history import History  # noqa: E402
 
 __all__ = [
-    "Layer_Dense", "Layer_Dropout", "Layer_Input",
+    "Layer_Dense", "Layer_Dropout", "Layer_Input", "Layer_Conv2D", "Layer_MaxPool2D", "Layer_Flatten",
     "Activation_ReLU", "Activation_Softmax", "Activation_Sigmoid", "Activation_Linear",
     "Loss", "Loss_CategoricalCrossentropy", "Loss_BinaryCrossentropy", "Loss_MeanSquaredError",
     "Loss_MeanAbsoluteError", "Activation_Softmax_Loss_CategoricalCrossentropy",

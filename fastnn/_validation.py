@@ -457,3 +457,92 @@ def image_size(value, name: str = "image_size", where: str | None = None) -> tup
         raise _fail(where, name, "None or a (height, width) pair of positive ints", repr(value), TypeError)
     height, width = value
     return (positive_int(height, f"{name}[0] (height)", where), positive_int(width, f"{name}[1] (width)", where))
+
+
+# =============================================================================================
+# Convolutional layers (Layer_Conv2D, Layer_MaxPool2D, Layer_Flatten; fastnn/conv.py)
+
+
+def non_negative_int(value, name: str, where: str) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise _fail(where, name, "a non-negative int", describe(value), TypeError)
+    if value < 0:
+        raise _fail(where, name, "a non-negative int", repr(value))
+    return int(value)
+
+
+def conv_output_size(size: int, kernel_size: int, stride: int, padding: int) -> int:
+    """Output length of a convolution or pooling along one axis (PyTorch's floor rule)."""
+    return (size + 2 * padding - kernel_size) // stride + 1
+
+
+def _spatial_input(x, name: str, dtype, where: str, channels_name: str, channels: int | None) -> np.ndarray:
+    if dtype is None:
+        x = float_input(x, name, where)
+    else:
+        x = as_float_array(x, name, dtype, where)
+    if x.ndim != 4:
+        hint = (" (add the channel axis of a grayscale batch with x[:, None])" if x.ndim == 3 else
+                " (reshape flat samples with x.reshape(n, channels, height, width))" if x.ndim == 2 else "")
+        ch = channels if channels is not None else "channels"
+        raise _fail(where, name, f"4-D (n_samples, {ch}, height, width)",
+                    f"{x.ndim}-D array of shape {x.shape}{hint}")
+    if channels is not None and x.shape[1] != channels:
+        raise _fail(where, name, f"of shape (n_samples, {channels}, height, width) ({channels_name}="
+                    f"{channels})", f"shape {x.shape} with {x.shape[1]} channels")
+    if x.shape[2] < 1 or x.shape[3] < 1:
+        raise _fail(where, name, "non-empty in height and width", f"shape {x.shape}")
+    return x
+
+
+def conv_input(x, name: str, dtype: np.dtype, in_channels: int, kernel_size: int, padding: int,
+               where: str) -> np.ndarray:
+    """Inputs of Layer_Conv2D: (N, in_channels, H, W) of the layer's dtype, C order, with
+    H + 2*padding and W + 2*padding at least kernel_size."""
+    x = _spatial_input(x, name, dtype, where, "in_channels", in_channels)
+    h, w = x.shape[2], x.shape[3]
+    if h + 2 * padding < kernel_size or w + 2 * padding < kernel_size:
+        raise _fail(where, name, f"at least {kernel_size} x {kernel_size} after padding (kernel_size="
+                    f"{kernel_size}, padding={padding})",
+                    f"a {h} x {w} plane ({h + 2 * padding} x {w + 2 * padding} padded)")
+    return x
+
+
+def pool_input(x, name: str, pool_size: int, where: str) -> np.ndarray:
+    """Inputs of Layer_MaxPool2D: (N, C, H, W) float32/float64 (other real data is converted to
+    the default dtype), C order, H and W at least pool_size."""
+    x = _spatial_input(x, name, None, where, "channels", None)
+    h, w = x.shape[2], x.shape[3]
+    if h < pool_size or w < pool_size:
+        raise _fail(where, name, f"at least {pool_size} x {pool_size} in height and width (pool_size="
+                    f"{pool_size})", f"a {h} x {w} plane")
+    if h * w > 2**31 - 1:
+        raise _fail(where, name, "planes of fewer than 2**31 elements", f"a {h} x {w} plane")
+    return x
+
+
+def flatten_input(x, name: str, where: str) -> np.ndarray:
+    """Inputs of Layer_Flatten: at least 2-D (n_samples, ...), float32/float64 kept, C order."""
+    x = float_input(x, name, where)
+    if x.ndim < 2:
+        raise _fail(where, name, "at least 2-D (n_samples, ...)", f"{x.ndim}-D array of shape {x.shape}")
+    return x
+
+
+def conv_parameter_error(which: str, state: dict) -> Exception:
+    """Why a Layer_Conv2D's parameters or geometry cannot be used (e.g. replaced by hand)."""
+    config = {name: state.get(name) for name in ("in_channels", "out_channels", "kernel_size", "stride", "padding")}
+    weights, biases = state.get("weights"), state.get("biases")
+    k = config["kernel_size"]
+    expected = (f"weights: a C-contiguous float32 or float64 array of shape (out_channels, in_channels, "
+                f"kernel_size, kernel_size) = ({config['out_channels']}, {config['in_channels']}, {k}, {k}); "
+                f"biases: the same dtype, shape ({config['out_channels']},); stride: an int >= 1; "
+                f"padding: an int >= 0")
+    return ValueError(f"Layer_Conv2D parameters are inconsistent ({which}): expected {expected}; got weights "
+                      f"{describe(weights)}, biases {describe(biases)}, stride {config['stride']!r}, padding "
+                      f"{config['padding']!r}. Use set_parameters() to replace weights and biases.")
+
+
+def pool_parameter_error(state: dict) -> Exception:
+    return ValueError(f"Layer_MaxPool2D: pool_size and stride must be ints >= 1, got pool_size "
+                      f"{state.get('pool_size')!r} and stride {state.get('stride')!r}")

@@ -28,6 +28,7 @@ from ._ext import _losses
 from .accuracy import Accuracy_Categorical
 from .activations import Activation_Softmax
 from .history import History
+from .conv import Layer_Conv2D
 from .layers import Layer_Dense, Layer_Input
 from .losses import Activation_Softmax_Loss_CategoricalCrossentropy, Loss_CategoricalCrossentropy
 
@@ -135,8 +136,9 @@ class Model:
             layer.backward(layer.next.dinputs)
         if top >= 0:
             first = layers[0]
-            # Nothing reads the first layer's dinputs; a plain Layer_Dense there skips that GEMM.
-            if type(first) is Layer_Dense:
+            # Nothing reads the first layer's dinputs; a plain Dense or Conv2D layer there skips
+            # that computation.
+            if type(first) is Layer_Dense or type(first) is Layer_Conv2D:
                 first._backward_parameters_only(first.next.dinputs)
             else:
                 first.backward(first.next.dinputs)

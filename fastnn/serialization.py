@@ -75,6 +75,7 @@ import numpy as np
 from . import _validation, __version__ as _fastnn_version
 from .accuracy import Accuracy_Categorical, Accuracy_Regression
 from .activations import Activation_Linear, Activation_ReLU, Activation_Sigmoid, Activation_Softmax
+from .conv import Layer_Conv2D, Layer_Flatten, Layer_MaxPool2D
 from .layers import Layer_Dense, Layer_Dropout
 from .losses import Loss_BinaryCrossentropy, Loss_CategoricalCrossentropy, Loss_MeanAbsoluteError, Loss_MeanSquaredError
 from .model import Model
@@ -230,7 +231,7 @@ class ClassSpec:
                               "padding": _count, **_REGULARIZERS},
                   parameter_shapes=lambda a, d: {
                       "weights": (a["out_channels"], a["in_channels"], a["kernel_size"], a["kernel_size"]),
-                      "biases": (1, a["out_channels"])}),
+                      "biases": (a["out_channels"],)}),
         ClassSpec(Layer_MaxPool2D, "layer", attributes={"pool_size": _positive_size, "stride": _positive_size}),
         ClassSpec(Layer_Flatten, "layer"),
     """
@@ -265,6 +266,15 @@ _REGISTRY: dict[str, ClassSpec] = {spec.name: spec for spec in (
               features=lambda a, d: (d["n_inputs"], d["n_neurons"])),
     ClassSpec(Layer_Dropout, "layer", attributes={"rate": _KEEP, "mode": _choice("fast", "book")},
               keeps_features=True),
+    ClassSpec(Layer_Conv2D, "layer",
+              attributes={"in_channels": _positive_size, "out_channels": _positive_size,
+                          "kernel_size": _positive_size, "stride": _positive_size, "padding": _count,
+                          **_REGULARIZERS},
+              parameter_shapes=lambda a, d: {
+                  "weights": (a["out_channels"], a["in_channels"], a["kernel_size"], a["kernel_size"]),
+                  "biases": (a["out_channels"],)}),
+    ClassSpec(Layer_MaxPool2D, "layer", attributes={"pool_size": _positive_size, "stride": _positive_size}),
+    ClassSpec(Layer_Flatten, "layer"),
     ClassSpec(Activation_ReLU, "layer", keeps_features=True),
     ClassSpec(Activation_Softmax, "layer", keeps_features=True),
     ClassSpec(Activation_Sigmoid, "layer", keeps_features=True),

@@ -27,7 +27,8 @@ BOOK_NAMES = [
 ]
 
 # fastnn's public names beyond the book's (design.md §2, §4).
-ALLOWED_EXTRA_NAMES = {"History", "init", "show_config", "default_dtype", "dropout_mode", "__version__"}
+ALLOWED_EXTRA_NAMES = {"History", "init", "show_config", "default_dtype", "dropout_mode", "__version__",
+                       "Layer_Conv2D", "Layer_MaxPool2D", "Layer_Flatten"}
 
 # Extra parameters fastnn adds: keyword-only, with these defaults, so every book call still works.
 ALLOWED_EXTRA_PARAMETERS = {

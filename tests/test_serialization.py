@@ -294,6 +294,7 @@ def test_the_registry_saves_every_attribute_the_constructors_set():
         "Layer_Dense": lambda: fastnn.Layer_Dense(2, 3), "Layer_Dropout": lambda: fastnn.Layer_Dropout(0.2),
         "Accuracy_Categorical": lambda: fastnn.Accuracy_Categorical(),
         "Accuracy_Regression": lambda: fastnn.Accuracy_Regression(),
+        "Layer_Conv2D": lambda: fastnn.Layer_Conv2D(2, 3, 3),
     }
     for name, spec in serialization._REGISTRY.items():
         obj = examples.get(name, spec.cls)()
@@ -932,3 +933,35 @@ def test_any_altered_json_value_gives_a_specific_error_or_a_valid_model(kind, tr
             model.predict(data[0])
             outcomes["loaded"] += 1
     assert outcomes["refused"] > 100
+
+
+def test_a_cnn_round_trips_and_keeps_training(tmp_path):
+    """Conv2D / MaxPool2D / Flatten in the safe format: bit-identical predictions, training goes on
+    from the saved optimizer state exactly as the original would."""
+    def build():
+        np.random.seed(4)
+        model = fastnn.Model()
+        for layer in (fastnn.Layer_Conv2D(1, 4, 3, padding=1, weight_regularizer_l2=1e-4), fastnn.Activation_ReLU(),
+                      fastnn.Layer_MaxPool2D(2), fastnn.Layer_Flatten(), fastnn.Layer_Dense(4 * 4 * 4, 3),
+                      fastnn.Activation_Softmax()):
+            model.add(layer)
+        model.set(loss=fastnn.Loss_CategoricalCrossentropy(), optimizer=fastnn.Optimizer_Adam(learning_rate=0.01),
+                  accuracy=fastnn.Accuracy_Categorical())
+        model.finalize()
+        return model
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((24, 1, 8, 8)).astype(np.float32)
+    y = rng.integers(0, 3, 24)
+    model = build()
+    model.train(X, y, epochs=2, batch_size=8, verbose=False)
+    path = tmp_path / "cnn.fastnn"
+    model.save(path)
+    loaded = fastnn.Model.load(path)
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    assert [type(layer).__name__ for layer in loaded.layers] == [type(layer).__name__ for layer in model.layers]
+    model.train(X, y, epochs=2, batch_size=8, verbose=False)
+    loaded.train(X, y, epochs=2, batch_size=8, verbose=False)
+    for a, b in zip(model.trainable_layers, loaded.trainable_layers):
+        np.testing.assert_array_equal(a.weights, b.weights)
+        np.testing.assert_array_equal(a.weight_cache, b.weight_cache)
