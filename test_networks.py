@@ -257,11 +257,11 @@ def find(loader: Callable, name: str, args):
 
 def image_run(args, show, *, name: str, description: str, data, layers: Callable, optimizer: Callable,
               epochs: int, target: str = "", threshold: float | None = None,
-              prepare: Callable = None) -> Result:
+              prepare: Callable = None, reshuffle: bool = False) -> Result:
     """Train an image classifier the book's Ch19 way: shuffle the training images once, scale them
     to [-1, 1] (flattened for an MLP), build the model (after the shuffle, so the RNG order is the
-    book's), train with batch 128, and report train/test accuracy. --quick trains 1 epoch on 5000
-    images."""
+    book's), train with batch 128 (reshuffled every epoch if asked), and report train/test
+    accuracy. --quick trains 1 epoch on 5000 images."""
     prepare = prepare or scaled_images
     X, y, X_test, y_test = data
     epochs = args.epochs or (1 if args.quick else epochs)
@@ -270,7 +270,8 @@ def image_run(args, show, *, name: str, description: str, data, layers: Callable
     X, y = shuffled(prepare(X), y)
     X_test = prepare(X_test)
     model = classifier(layers(), optimizer=optimizer())
-    seconds, steps = fit(model, X, y, epochs=epochs, batch_size=128, label=name, show=show)
+    seconds, steps = fit(model, X, y, epochs=epochs, batch_size=128, label=name, show=show,
+                         shuffle=reshuffle and nn is fastnn)
     result = Result(name, description, epochs, accuracy(model, X, y, 1024), accuracy(model, X_test, y_test, 1024),
                     seconds, steps, target)
     if threshold is not None and not args.quick:
@@ -304,18 +305,83 @@ def run_cifar10(args, show):
                      epochs=10, target="the seed's MLP wall: ~0.5-0.6")
 
 
-def run_malaria(args, show):
-    """Malaria cell images (64x64 RGB, no official split: 80/20 here) with an MLP."""
-    X, y, _ = find(lambda home: datasets.load_malaria(home, image_size=(32, 32)), "malaria", args)
-    epochs = args.epochs or (1 if args.quick else 10)
+def scaled_image_tensors(X: np.ndarray) -> np.ndarray:
+    """uint8 images to [-1, 1] float32 in NCHW: (N, H, W) gets a channel axis, (N, C, H, W) stays."""
+    X = X[:, None] if X.ndim == 3 else X
+    return (X.astype(np.float32) - 127.5) / 127.5
+
+
+def cnn(in_channels: int, size: int, classes: int, *, c1=32, c2=64, hidden=128, dropout=0.0):
+    """Two 3x3 same-padded convolutions (c1, c2 channels), each with ReLU and 2x2 max-pooling, then
+    Dense(hidden) and the softmax output: the recipe of tests/test_conv_accuracy.py."""
+    layers = [nn.Layer_Conv2D(in_channels, c1, 3, padding=1), nn.Activation_ReLU(), nn.Layer_MaxPool2D(2),
+              nn.Layer_Conv2D(c1, c2, 3, padding=1), nn.Activation_ReLU(), nn.Layer_MaxPool2D(2),
+              nn.Layer_Flatten()]
+    if dropout:
+        layers.append(nn.Layer_Dropout(dropout))
+    layers += [nn.Layer_Dense(c2 * (size // 4) ** 2, hidden), nn.Activation_ReLU()]
+    if dropout:
+        layers.append(nn.Layer_Dropout(dropout))
+    layers += [nn.Layer_Dense(hidden, classes), nn.Activation_Softmax()]
+    return layers
+
+
+def cnn_run(args, show, *, name, data, in_channels, size, classes, epochs, dropout=0.0, threshold=None, target=""):
+    """A CNN recipe: Adam 2e-3 with decay 1e-3, samples reshuffled every epoch. NumPy's BLAS is
+    limited to one thread meanwhile, so the convolutions run one sample per core (see
+    fastnn.conv: OpenBLAS's busy-waiting workers and an OpenMP team would fight for the cores)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        threadpool_limits = None
+    limits = threadpool_limits(1, "blas") if threadpool_limits and nn is fastnn else contextlib.nullcontext()
+    with limits:
+        return image_run(args, show, name=name, description=f"CNN 32/64 3x3{', dropout' if dropout else ''}",
+                         data=data, layers=lambda: cnn(in_channels, size, classes, dropout=dropout),
+                         optimizer=lambda: nn.Optimizer_Adam(learning_rate=2e-3, decay=1e-3), epochs=epochs,
+                         target=target, threshold=threshold, prepare=scaled_image_tensors, reshuffle=True)
+
+
+def run_mnist_cnn(args, show):
+    return cnn_run(args, show, name="mnist-cnn", data=find(datasets.load_mnist, "mnist", args), in_channels=1,
+                   size=28, classes=10, epochs=4, threshold=0.99, target="test >= 0.99")
+
+
+def run_fashion_mnist_cnn(args, show):
+    return cnn_run(args, show, name="fashion-mnist-cnn", data=find(datasets.load_fashion_mnist, "fashion-mnist", args),
+                   in_channels=1, size=28, classes=10, epochs=8, dropout=0.25, threshold=0.91,
+                   target="test >= 0.91")
+
+
+def run_cifar10_cnn(args, show):
+    return cnn_run(args, show, name="cifar10-cnn", data=find(datasets.load_cifar10, "cifar10", args), in_channels=3,
+                   size=32, classes=10, epochs=15, dropout=0.25, target="past the MLP's ~0.55")
+
+
+def _malaria(args, size):
+    """Malaria cell images at size x size RGB, shuffled, split 80/20 (the data set has no official
+    split): (X_train, y_train, X_test, y_test) as uint8 NCHW."""
+    def load_malaria(home):
+        return datasets.load_malaria(home, image_size=(size, size))
+
+    X, y, _ = find(load_malaria, "malaria", args)
     order = np.random.permutation(len(X))
-    X, y = scaled_images(X[order]), y[order]
+    X, y = X[order], y[order]
     split = int(0.8 * len(X))
-    model = classifier(mlp([X.shape[1], 256, 64, 2], dropout=0.2),
-                       optimizer=nn.Optimizer_Adam(learning_rate=0.0005, decay=1e-4))
-    seconds, steps = fit(model, X[:split], y[:split], epochs=epochs, batch_size=128, label="malaria", show=show)
-    return Result("malaria", f"{X.shape[1]}-256-64-2 MLP", epochs, accuracy(model, X[:split], y[:split], 1024),
-                  accuracy(model, X[split:], y[split:], 1024), seconds, steps, "MLP wall ~0.6")
+    return X[:split], y[:split], X[split:], y[split:]
+
+
+def run_malaria_cnn(args, show):
+    return cnn_run(args, show, name="malaria-cnn", data=_malaria(args, 32), in_channels=3, size=32, classes=2,
+                   epochs=8, dropout=0.25, target="past the MLP's ~0.6")
+
+
+def run_malaria(args, show):
+    """Malaria cell images (32x32 RGB, no official split: 80/20 here) with an MLP."""
+    return image_run(args, show, name="malaria", description="3072-256-64-2 MLP", data=_malaria(args, 32),
+                     layers=lambda: mlp([3 * 32 * 32, 256, 64, 2], dropout=0.2),
+                     optimizer=lambda: nn.Optimizer_Adam(learning_rate=0.0005, decay=1e-4),
+                     epochs=10, target="the seed's MLP wall: ~0.6")
 
 
 RECIPES: dict[str, Callable] = {
@@ -328,6 +394,10 @@ RECIPES: dict[str, Callable] = {
     "fashion-mnist": run_fashion_mnist,
     "cifar10": run_cifar10,
     "malaria": run_malaria,
+    "mnist-cnn": run_mnist_cnn,
+    "fashion-mnist-cnn": run_fashion_mnist_cnn,
+    "cifar10-cnn": run_cifar10_cnn,
+    "malaria-cnn": run_malaria_cnn,
 }
 
 
