@@ -44,10 +44,24 @@ class _Optimizer:
     def _create_state(self, layer, names) -> None:
         """Zero state arrays on the layer, once, after checking the layer can be updated (so a
         failing first update adds nothing to it)."""
-        _validation.check_trainable(layer, f"{type(self).__name__}.update_params")
+        _validation.check_trainable(layer, self._where())
         for name in names:
             like = layer.weights if name.startswith("weight") else layer.biases
             setattr(layer, name, np.zeros_like(like))
+
+    def _update(self, layer, rule: int, state_names: tuple[str, ...], epsilon: float = 0., a: float = 0.,
+                b: float = 0., correction_1: float = 1., correction_2: float = 1.) -> None:
+        """One fused compiled pass of `rule` over layer.weights and layer.biases. The state arrays
+        `state_names` are created on the first update; as in the book, the presence of the first one
+        (``hasattr``) says whether they exist."""
+        try:
+            state = layer.__dict__
+        except AttributeError:
+            state = _validation.layer_state(layer, self._where())  # raises the TypeError naming `layer`
+        if state_names and not hasattr(layer, state_names[0]):
+            self._create_state(layer, state_names)
+        _optimizers.update_layer(rule, state, self.current_learning_rate, epsilon, a, b,
+                                 correction_1, correction_2, self._where())
 
 
 class Optimizer_SGD(_Optimizer):
@@ -61,18 +75,10 @@ class Optimizer_SGD(_Optimizer):
 
     def update_params(self, layer) -> None:
         """Update layer.weights and layer.biases in place from layer.dweights/dbiases."""
-        try:
-            state = layer.__dict__
-        except AttributeError:
-            state = _validation.layer_state(layer, self._where())  # raises the TypeError naming `layer`
         if self.momentum:
-            if not hasattr(layer, "weight_momentums"):
-                self._create_state(layer, ("weight_momentums", "bias_momentums"))
-            _optimizers.update_layer(_SGD_MOMENTUM, state, self.current_learning_rate, 0,
-                                     self.momentum, 0, 1, 1, "Optimizer_SGD.update_params")
+            self._update(layer, _SGD_MOMENTUM, ("weight_momentums", "bias_momentums"), a=self.momentum)
         else:
-            _optimizers.update_layer(_SGD, state, self.current_learning_rate, 0, 0, 0, 1, 1,
-                                     "Optimizer_SGD.update_params")
+            self._update(layer, _SGD, ())
 
 
 class Optimizer_Adagrad(_Optimizer):
@@ -84,14 +90,7 @@ class Optimizer_Adagrad(_Optimizer):
 
     def update_params(self, layer) -> None:
         """Update layer.weights and layer.biases in place from layer.dweights/dbiases."""
-        try:
-            state = layer.__dict__
-        except AttributeError:
-            state = _validation.layer_state(layer, self._where())  # raises the TypeError naming `layer`
-        if not hasattr(layer, "weight_cache"):
-            self._create_state(layer, ("weight_cache", "bias_cache"))
-        _optimizers.update_layer(_ADAGRAD, state, self.current_learning_rate, self.epsilon,
-                                 0, 0, 1, 1, "Optimizer_Adagrad.update_params")
+        self._update(layer, _ADAGRAD, ("weight_cache", "bias_cache"), self.epsilon)
 
 
 class Optimizer_RMSprop(_Optimizer):
@@ -105,14 +104,7 @@ class Optimizer_RMSprop(_Optimizer):
 
     def update_params(self, layer) -> None:
         """Update layer.weights and layer.biases in place from layer.dweights/dbiases."""
-        try:
-            state = layer.__dict__
-        except AttributeError:
-            state = _validation.layer_state(layer, self._where())  # raises the TypeError naming `layer`
-        if not hasattr(layer, "weight_cache"):
-            self._create_state(layer, ("weight_cache", "bias_cache"))
-        _optimizers.update_layer(_RMSPROP, state, self.current_learning_rate, self.epsilon,
-                                 self.rho, 0, 1, 1, "Optimizer_RMSprop.update_params")
+        self._update(layer, _RMSPROP, ("weight_cache", "bias_cache"), self.epsilon, a=self.rho)
 
 
 class Optimizer_Adam(_Optimizer):
@@ -132,13 +124,7 @@ class Optimizer_Adam(_Optimizer):
 
     def update_params(self, layer) -> None:
         """Update layer.weights and layer.biases in place from layer.dweights/dbiases."""
-        try:
-            state = layer.__dict__
-        except AttributeError:
-            state = _validation.layer_state(layer, self._where())  # raises the TypeError naming `layer`
-        if not hasattr(layer, "weight_cache"):
-            self._create_state(layer, ("weight_momentums", "weight_cache", "bias_momentums", "bias_cache"))
         t = self.iterations + 1
-        _optimizers.update_layer(_ADAM, state, self.current_learning_rate, self.epsilon,
-                                 self.beta_1, self.beta_2, 1 - self.beta_1 ** t, 1 - self.beta_2 ** t,
-                                 "Optimizer_Adam.update_params")
+        self._update(layer, _ADAM, ("weight_cache", "weight_momentums", "bias_cache", "bias_momentums"),
+                     self.epsilon, a=self.beta_1, b=self.beta_2,
+                     correction_1=1 - self.beta_1 ** t, correction_2=1 - self.beta_2 ** t)

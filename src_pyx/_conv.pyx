@@ -38,6 +38,7 @@ from cython cimport floating
 from cython.parallel cimport prange, threadid
 
 from _common cimport data, is_float_typenum, ready, reuse
+from _regularization cimport add_penalty_gradient
 from fastnn._ext._blas cimport gemm
 
 from _openmp_helpers cimport omp_get_max_threads
@@ -263,20 +264,6 @@ cdef inline void _conv_forward(const floating* x, const floating* weights, const
                 out[o * g.ohw + j] += bias
 
 
-cdef inline void _add_regularization(floating* grad, const floating* param, Py_ssize_t n,
-                                     double l1, double l2) noexcept nogil:
-    """The book's L1 (sign, +1 at 0) then L2 (2 * l2 * param) terms, as Layer_Dense."""
-    cdef Py_ssize_t i
-    cdef floating c1 = <floating>l1
-    cdef floating c2 = <floating>(2 * l2)
-    if l1 > 0:
-        for i in range(n):
-            grad[i] += c1 * (<floating>-1 if param[i] < 0 else <floating>1)
-    if l2 > 0:
-        for i in range(n):
-            grad[i] += c2 * param[i]
-
-
 cdef inline void _conv_backward(const floating* dvalues, const floating* x, const floating* weights,
                                 floating* dweights, double* bias_sums, floating* dinputs,
                                 floating* columns, floating* dcolumns, const Geometry* g,
@@ -337,8 +324,8 @@ cdef inline void _conv_backward_finish(floating* dweights, const floating* parti
         for c in range(n_chunks):
             total += bias_sums[c * g.o + o]
         dbiases[o] = <floating>total
-    _add_regularization(dweights, weights, size, l1w, l2w)
-    _add_regularization(dbiases, biases, g.o, l1b, l2b)
+    add_penalty_gradient(dweights, weights, size, l1w, l2w)
+    add_penalty_gradient(dbiases, biases, g.o, l1b, l2b)
 
 
 # Drivers. The batch is cut into a fixed number of chunks that depends on the batch size only;

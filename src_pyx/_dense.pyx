@@ -11,6 +11,7 @@ cnp.import_array()
 from cython cimport floating
 
 from _common cimport data, is_float_typenum, ready, ready2, reuse2
+from _regularization cimport add_penalty_gradient
 from fastnn._ext._blas cimport gemm
 
 from fastnn import _validation
@@ -63,21 +64,8 @@ cdef inline void _dense_forward(const floating* inputs, const floating* weights,
 #   dweights = inputs.T @ dvalues (+ l1 * sign(weights), + 2 * l2 * weights)
 #   dbiases  = column sums of dvalues (+ the same terms on the biases)
 #   dinputs  = dvalues @ weights.T
-# sign() follows the book: +1 at exactly 0. The terms are added in the book's order (L1, then L2)
-# with the coefficients rounded to the parameter dtype, as NumPy does with a Python float.
-
-cdef inline void _add_regularization(floating* grad, const floating* param, Py_ssize_t n,
-                                     double l1, double l2) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef floating c1 = <floating>l1
-    cdef floating c2 = <floating>(2 * l2)
-    if l1 > 0:
-        for i in range(n):
-            grad[i] += c1 * (<floating>-1 if param[i] < 0 else <floating>1)
-    if l2 > 0:
-        for i in range(n):
-            grad[i] += c2 * param[i]
-
+# The regularisation terms are _regularization.pxd's add_penalty_gradient (the book's sign(), +1
+# at exactly 0; L1 then L2).
 
 # Column sums accumulate in double (design.md §4), one row at a time so memory is read in order.
 cdef inline void _column_sums(const floating* dvalues, floating* dbiases, double* accumulator,
@@ -99,9 +87,9 @@ cdef inline void _dense_backward(const floating* dvalues, const floating* inputs
                                  double l1w, double l2w, double l1b, double l2b) noexcept nogil:
     gemm(True, False, n_inputs, n_neurons, n_samples, <floating>1, inputs, n_inputs,
          dvalues, n_neurons, <floating>0, dweights, n_neurons)
-    _add_regularization(dweights, weights, n_inputs * n_neurons, l1w, l2w)
+    add_penalty_gradient(dweights, weights, n_inputs * n_neurons, l1w, l2w)
     _column_sums(dvalues, dbiases, accumulator, n_samples, n_neurons)
-    _add_regularization(dbiases, biases, n_neurons, l1b, l2b)
+    add_penalty_gradient(dbiases, biases, n_neurons, l1b, l2b)
     if dinputs != NULL:
         gemm(False, True, n_samples, n_inputs, n_neurons, <floating>1, dvalues, n_neurons,
              weights, n_neurons, <floating>0, dinputs, n_inputs)

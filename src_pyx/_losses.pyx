@@ -17,6 +17,7 @@ cnp.import_array()
 from cython cimport floating
 
 from _common cimport data, ready, ready2, reuse2
+from _regularization cimport penalty
 from _softmax cimport _softmax_forward
 
 ctypedef fused label_t:
@@ -237,35 +238,6 @@ cdef inline void _mae_backward(const floating* dvalues, const floating* y_true, 
         diff = y_true[i] - dvalues[i]
         sign = 1 if diff > 0 else (-1 if diff < 0 else 0)
         dinputs[i] = (-sign / outputs) / n
-
-
-# ---------------------------------------------------------------------------------------------
-# Regularisation loss of one layer: l1w * sum|W| + l2w * sum W^2 + l1b * sum|b| + l2b * sum b^2,
-# each term only when its coefficient is > 0 (no factor 1/2, as the book).
-
-cdef inline double _abs_sum(const floating* x, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef double total = 0
-    for i in range(n):
-        total += fabs(x[i])
-    return total
-
-
-cdef inline double _square_sum(const floating* x, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef double total = 0
-    for i in range(n):
-        total += <double>x[i] * x[i]
-    return total
-
-
-cdef inline double _penalty(const floating* x, Py_ssize_t n, double l1, double l2) noexcept nogil:
-    cdef double total = 0
-    if l1 > 0:
-        total += l1 * _abs_sum(x, n)
-    if l2 > 0:
-        total += l2 * _square_sum(x, n)
-    return total
 
 
 # =============================================================================================
@@ -590,8 +562,8 @@ def regularization_loss(object weights, object biases, double l1w, double l2w, d
     cdef void* p_b = data(b)
     cdef double total = 0
     with nogil:
-        total += _penalty(<float*>p_w, nw, l1w, l2w) if wf else _penalty(<double*>p_w, nw, l1w, l2w)
-        total += _penalty(<float*>p_b, nb, l1b, l2b) if bf else _penalty(<double*>p_b, nb, l1b, l2b)
+        total += penalty(<float*>p_w, nw, l1w, l2w) if wf else penalty(<double*>p_w, nw, l1w, l2w)
+        total += penalty(<float*>p_b, nb, l1b, l2b) if bf else penalty(<double*>p_b, nb, l1b, l2b)
     return total
 
 

@@ -16,25 +16,10 @@ import pytest
 
 import fastnn
 
-H = 1e-6
+from _numeric import numerical_gradient
+
 RTOL = 1e-6
 F64 = np.float64
-
-
-def numerical_gradient(f, x):
-    """Central differences of the scalar f() with respect to every element of x (in place)."""
-    grad = np.empty_like(x, dtype=F64)
-    flat = x.reshape(-1)
-    gflat = grad.reshape(-1)
-    for i in range(flat.size):
-        old = flat[i]
-        flat[i] = old + H
-        plus = float(f())
-        flat[i] = old - H
-        minus = float(f())
-        flat[i] = old
-        gflat[i] = (plus - minus) / (2 * H)
-    return grad
 
 
 def check(analytic, f, x, what):

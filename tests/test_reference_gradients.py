@@ -10,21 +10,7 @@ import pytest
 
 import fastnn.reference as ref
 
-H = 1e-6
-
-
-def numerical_gradient(f, x):
-    """Central differences of the scalar f() with respect to the array x, perturbed in place."""
-    grad = np.zeros_like(x, dtype=np.float64)
-    for index in np.ndindex(x.shape):
-        original = x[index]
-        x[index] = original + H
-        plus = f()
-        x[index] = original - H
-        minus = f()
-        x[index] = original
-        grad[index] = (plus - minus) / (2 * H)
-    return grad
+from _numeric import numerical_gradient
 
 
 def assert_gradient(analytic, numeric):
