@@ -539,10 +539,18 @@ def _describe_object(obj, where, kind, layer_index=None, arrays_out=None) -> dic
     return entry
 
 
-def _describe_model(model, where):
-    """(model.json document, {member: array}) for a model; ValueError when it cannot be saved."""
+def _require_model(model, where: str, *, finalized: bool = False, hint: str = "") -> None:
+    """TypeError unless `model` is a fastnn.Model; with finalized=True, ValueError unless finalize()
+    has built its trainable_layers (`hint` adds to that message)."""
     if not isinstance(model, Model):
         raise TypeError(f"{where}: expected a fastnn.Model, got {type(model).__name__}")
+    if finalized and "trainable_layers" not in model.__dict__:
+        raise ValueError(f"{where}: call model.finalize() first{hint}")
+
+
+def _describe_model(model, where):
+    """(model.json document, {member: array}) for a model; ValueError when it cannot be saved."""
+    _require_model(model, where)
     layers = model.__dict__.get("layers")
     if not isinstance(layers, list) or not layers:
         raise ValueError(f"{where}: the model has no layers; nothing to save")
@@ -796,8 +804,7 @@ def save_model(model, path, *, format: str = "fastnn") -> None:
     path = _validation.path(path, "path", where, expand=False)
     _check_format(format, where)
     if format == "pickle":
-        if not isinstance(model, Model):
-            raise TypeError(f"{where}: expected a fastnn.Model, got {type(model).__name__}")
+        _require_model(model, where)
         data = pickle.dumps(_book_copy(model))
         _write_atomically(path, lambda f: f.write(data))
         return
@@ -897,10 +904,7 @@ def save_parameters(model, path, *, format: str = "fastnn") -> None:
     where = "Model.save_parameters"
     path = _validation.path(path, "path", where, expand=False)
     _check_format(format, where)
-    if not isinstance(model, Model):
-        raise TypeError(f"{where}: expected a fastnn.Model, got {type(model).__name__}")
-    if "trainable_layers" not in model.__dict__:
-        raise ValueError(f"{where}: call model.finalize() first")
+    _require_model(model, where, finalized=True)
     parameters = model.get_parameters()
     if format == "pickle":
         data = pickle.dumps(parameters)
@@ -935,10 +939,7 @@ def load_parameters(model, path, *, allow_pickle: bool = False) -> None:
     where = "Model.load_parameters"
     path = _validation.path(path, "path", where, expand=False)
     _check_allow_pickle(allow_pickle, where)
-    if not isinstance(model, Model):
-        raise TypeError(f"{where}: expected a fastnn.Model, got {type(model).__name__}")
-    if "trainable_layers" not in model.__dict__:
-        raise ValueError(f"{where}: call model.finalize() first (the model must be built like the saved one)")
+    _require_model(model, where, finalized=True, hint=" (the model must be built like the saved one)")
     kind = _file_kind(path)
     if kind == "pickle":
         if not allow_pickle:

@@ -30,6 +30,16 @@ def _normals(samples: int, dtype: np.dtype) -> np.ndarray:
     return np.random.standard_normal(samples).astype(dtype, copy=False)
 
 
+def _empty_classification(samples, classes, dtype):
+    """Validated (samples, classes, dtype) and zero X (samples * classes, 2) and uint8 y, as the
+    2-D class-block generators of nnfs allocate them."""
+    samples = _validation.positive_int(samples, "samples")
+    classes = _validation.positive_int(classes, "classes", maximum=_MAX_CLASSES)
+    dtype = resolve_dtype(dtype)
+    _validation.check_fits(samples * classes * 2, dtype.itemsize, "samples * classes", None, "X")
+    return samples, classes, dtype, np.zeros((samples * classes, 2), dtype=dtype), np.zeros(samples * classes, dtype=np.uint8)
+
+
 def spiral_data(samples: int, classes: int, *, dtype: DTypeLike = None
                 ) -> tuple[NDArray[np.floating], NDArray[np.uint8]]:
     """Spiral classification data, identical to ``nnfs.datasets.spiral_data``.
@@ -54,12 +64,7 @@ def spiral_data(samples: int, classes: int, *, dtype: DTypeLike = None
     X : ndarray, shape (samples * classes, 2), the given dtype
     y : ndarray, shape (samples * classes,), uint8, class ids 0 .. classes-1 in contiguous blocks
     """
-    samples = _validation.positive_int(samples, "samples")
-    classes = _validation.positive_int(classes, "classes", maximum=_MAX_CLASSES)
-    dtype = resolve_dtype(dtype)
-    _validation.check_fits(samples * classes * 2, dtype.itemsize, "samples * classes", None, "X")
-    X = np.zeros((samples * classes, 2), dtype=dtype)
-    y = np.zeros(samples * classes, dtype=np.uint8)
+    samples, classes, dtype, X, y = _empty_classification(samples, classes, dtype)
     radius = np.linspace(0.0, 1, samples)
     scale = dtype.type(0.2)
     for class_number in range(classes):
@@ -96,12 +101,7 @@ def vertical_data(samples: int, classes: int, *, dtype: DTypeLike = None
     X : ndarray, shape (samples * classes, 2), the given dtype
     y : ndarray, shape (samples * classes,), uint8, class ids 0 .. classes-1 in contiguous blocks
     """
-    samples = _validation.positive_int(samples, "samples")
-    classes = _validation.positive_int(classes, "classes", maximum=_MAX_CLASSES)
-    dtype = resolve_dtype(dtype)
-    _validation.check_fits(samples * classes * 2, dtype.itemsize, "samples * classes", None, "X")
-    X = np.zeros((samples * classes, 2), dtype=dtype)
-    y = np.zeros(samples * classes, dtype=np.uint8)
+    samples, classes, dtype, X, y = _empty_classification(samples, classes, dtype)
     scale = dtype.type(0.1)
     for class_number in range(classes):
         rows = slice(samples * class_number, samples * (class_number + 1))
