@@ -30,7 +30,6 @@ MaxPool2D: one pass per (H, W) plane; argmax holds the winner of each window as 
 h * W + w into its plane (int32). Ties go to the first maximum of the window in row-major order,
 a NaN is a window's maximum (the first NaN wins), as fastnn.reference and PyTorch.
 """
-from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.string cimport memcpy, memset
 cimport numpy as cnp
 cnp.import_array()
@@ -525,10 +524,8 @@ def conv_backward(dict state, object dvalues, bint want_dinputs=True):
         p_cols = data(_scratch(state, "_columns", n_threads, g.ckk, g.ohw, typenum))
     if n_chunks > 1:
         p_partial = data(_scratch(state, "_partial_dweights", n_chunks - 1, g.o, g.ckk, typenum))
-    # Bias sums in double, one row per chunk; freed below whatever happens.
-    cdef double* p_sums = <double*>PyMem_Malloc((n_chunks * g.o + 1) * sizeof(double))
-    if p_sums == NULL:
-        raise MemoryError()
+    # Bias sums in double, one row per chunk: a scratch buffer of the layer like the columns.
+    cdef double* p_sums = <double*>data(_scratch(state, "_bias_sums", n_chunks, g.o, 1, cnp.NPY_FLOAT64))
     cdef void* p_dv = data(dv)
     cdef void* p_x = data(x)
     cdef void* p_w = data(weights)
@@ -544,7 +541,6 @@ def conv_backward(dict state, object dvalues, bint want_dinputs=True):
             _backward_threads(<double*>p_dv, <double*>p_x, <double*>p_w, <double*>p_b, <double*>p_dw,
                               <double*>p_partial, <double*>p_db, p_sums, <double*>p_dx, <double*>p_cols,
                               <double*>p_dcols, &g, n_threads, l1w, l2w, l1b, l2b)
-    PyMem_Free(p_sums)
     return True
 
 

@@ -138,6 +138,10 @@ def forward(dict state, object inputs):
     return True
 
 
+cdef enum:
+    _STACK_SUMS = 1024   # 8 KiB of stack: every layer of the book and of test_networks.py
+
+
 def backward(dict state, object dvalues, bint want_dinputs=True):
     """Dense backward on a layer's __dict__: sets `dweights`, `dbiases` and (unless
     want_dinputs is False) `dinputs`, from `dvalues` and the `inputs` of the last forward.
@@ -168,10 +172,14 @@ def backward(dict state, object dvalues, bint want_dinputs=True):
     if want_dinputs:
         dinputs = reuse2(state, "dinputs", n_samples, n_inputs, typenum, dv, weights)
         p_dx = data(dinputs)
-    # Scratch row for the column sums in double; freed below whatever happens.
-    cdef double* p_acc = <double*>PyMem_Malloc((n_neurons + 1) * sizeof(double))
-    if p_acc == NULL:
-        raise MemoryError()
+    # Scratch row for the column sums in double: on the stack for up to _STACK_SUMS neurons, so a
+    # training step allocates nothing; a wider layer borrows heap memory, freed below.
+    cdef double stack_sums[_STACK_SUMS]
+    cdef double* p_acc = stack_sums
+    if n_neurons > _STACK_SUMS:
+        p_acc = <double*>PyMem_Malloc(n_neurons * sizeof(double))
+        if p_acc == NULL:
+            raise MemoryError()
     cdef void* p_dv = data(dv)
     cdef void* p_x = data(x)
     cdef void* p_w = data(weights)
@@ -187,5 +195,6 @@ def backward(dict state, object dvalues, bint want_dinputs=True):
             _dense_backward(<double*>p_dv, <double*>p_x, <double*>p_w, <double*>p_b, <double*>p_dw,
                             <double*>p_db, <double*>p_dx, p_acc, n_samples, n_inputs, n_neurons,
                             l1w, l2w, l1b, l2b)
-    PyMem_Free(p_acc)
+    if p_acc != stack_sums:
+        PyMem_Free(p_acc)
     return True

@@ -139,7 +139,8 @@ REGULARIZERS = [
 
 
 @pytest.mark.parametrize("regularizers", REGULARIZERS, ids=lambda r: "+".join(sorted(r)))
-@pytest.mark.parametrize("shape", [(33, 17, 5), (2, 3, 9), (1, 7, 3)])
+# (5, 3, 1500): more neurons than the backward's stack scratch (1024), so its heap path runs too.
+@pytest.mark.parametrize("shape", [(33, 17, 5), (2, 3, 9), (1, 7, 3), (5, 3, 1500)])
 def test_dense_backward_with_regularization(dtype, rng, shape, regularizers):
     n_samples, n_inputs, n_neurons = shape
     a, b = dense_pair(n_inputs, n_neurons, dtype, **regularizers)
