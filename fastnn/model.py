@@ -398,7 +398,8 @@ class Model:
         try:
             return self.forward(X[:1], training=False)
         except (TypeError, ValueError) as exc:
-            raise type(exc)(f"{where}: {name} {X.shape} does not fit the model: {exc}") from None
+            raise type(exc)(f"{where}: {name} {X.shape} does not fit the model (tried on its first sample, "
+                            f"{name}[:1]): {exc}") from None
         finally:
             for obj, state in zip(objects, saved):
                 obj.__dict__.clear()
