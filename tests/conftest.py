@@ -34,6 +34,20 @@ def dtype(request):
     return np.dtype(request.param)
 
 
+@pytest.fixture(params=[1, 0], ids=["serial", "threads"])
+def conv_threads(request):
+    """Both Conv2D drivers: the serial loop over samples and the OpenMP split of the batch (made
+    to split even tiny test batches)."""
+    from fastnn._ext import _conv
+
+    before = _conv.num_threads()[0]
+    _conv.set_num_threads(request.param)
+    threshold = _conv.set_min_work_per_thread(1)
+    yield request.param
+    _conv.set_min_work_per_thread(threshold)
+    _conv.set_num_threads(before)
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)

@@ -43,17 +43,6 @@ def run_both(fast, slow, x, rng, dtype):
     assert_close(fast.dbiases, slow.dbiases, dtype)
 
 
-@pytest.fixture(params=[1, 0], ids=["serial", "threads"])
-def conv_threads(request):
-    """Both drivers: the serial loop over samples and the OpenMP split of the batch."""
-    before = _conv.num_threads()[0]
-    _conv.set_num_threads(request.param)
-    threshold = _conv.set_min_work_per_thread(1)  # split even the tiny test batches
-    yield request.param
-    _conv.set_min_work_per_thread(threshold)
-    _conv.set_num_threads(before)
-
-
 # --- Conv2D against the reference -------------------------------------------------------------
 
 GEOMETRIES = [  # (in_channels, out_channels, kernel_size, stride, padding, height, width)
