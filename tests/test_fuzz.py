@@ -56,6 +56,8 @@ import fastnn.reference as ref
 from fastnn import _validation
 from fastnn.datasets import sine_data, spiral_data, vertical_data
 
+from _state import snapshot
+
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 QUICK = 40          # examples per test in the default run
 CAMPAIGN = 800      # examples per test under -m slow
@@ -97,33 +99,6 @@ def _report():
     if path:
         pathlib.Path(path).write_text(json.dumps({"examples": examples, "per_test": EXAMPLES, "calls": calls,
                                                   "entries": by_entry}, indent=1))
-
-
-# ---------------------------------------------------------------------------------------------
-# Snapshots (as in test_validation.py)
-
-
-def _walk(value, seen):
-    if isinstance(value, np.ndarray):
-        return ("array", id(value), value.dtype.str, value.shape, value.strides, value.flags.writeable,
-                value.tobytes() if value.size < 10 ** 6 else None)
-    if isinstance(value, (list, tuple)):
-        return (type(value).__name__, tuple(_walk(v, seen) for v in value))
-    if isinstance(value, dict):
-        return ("dict", tuple(sorted((k, _walk(v, seen)) for k, v in value.items())))
-    if type(value).__module__.startswith("fastnn") and hasattr(value, "__dict__"):
-        if id(value) in seen:
-            return ("seen", id(value))
-        seen.add(id(value))
-        return (type(value).__name__, id(value), _walk(vars(value), seen))
-    if isinstance(value, float) and math.isnan(value):
-        return ("nan",)
-    return ("value", type(value).__name__, repr(value))
-
-
-def snapshot(subject):
-    state = np.random.get_state()
-    return _walk(subject, set()), state[1].tobytes(), state[2:]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -24,32 +24,10 @@ from fastnn import _validation
 from fastnn.datasets import (load_cifar10, load_fashion_mnist, load_image_folder, load_iris, load_malaria,
                              load_mnist, sine_data, spiral_data, vertical_data)
 
+from _state import snapshot
+
 # ---------------------------------------------------------------------------------------------
-# Deep snapshots
-
-
-def _walk(value, seen):
-    """A comparable picture of value and of every fastnn object reachable from it."""
-    if isinstance(value, np.ndarray):
-        return ("array", id(value), value.dtype.str, value.shape, value.strides, value.flags.writeable,
-                value.tobytes() if value.size < 10 ** 6 else id(value))
-    if isinstance(value, (list, tuple)):
-        return (type(value).__name__, tuple(_walk(v, seen) for v in value))
-    if isinstance(value, dict):
-        return ("dict", tuple(sorted((k, _walk(v, seen)) for k, v in value.items())))
-    if type(value).__module__.startswith("fastnn") and hasattr(value, "__dict__"):
-        if id(value) in seen:
-            return ("seen", id(value))
-        seen.add(id(value))
-        return (type(value).__name__, id(value), _walk(vars(value), seen))
-    if isinstance(value, float) and math.isnan(value):
-        return ("nan",)
-    return ("value", type(value).__name__, repr(value))
-
-
-def snapshot(subject):
-    state = np.random.get_state()
-    return _walk(subject, set()), (state[0], state[1].tobytes(), state[2:])
+# Deep snapshots (snapshot() is in tests/_state.py)
 
 
 def describe_difference(before, after, path="subject"):
