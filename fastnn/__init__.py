@@ -11,37 +11,25 @@ the shape stays the same: valid until that object's next call, like NumPy's ``ou
 """
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from ._version import __version__
 
-from . import _ext  # raises ImportError with build instructions when the kernels are not built
-from . import _gemm
+try:
+    from . import _ext  # ImportError with build instructions when the kernels are not built
+except ImportError as _build_error:
+    if type(_build_error).__name__ != "NotBuiltError":
+        raise  # a broken build or a bad FASTNN_KERNELS: say so at import
+    # A source tree whose kernels were never built: fastnn.reference (the NumPy oracle) and
+    # fastnn.datasets still import; every compiled name raises the build instructions.
+    _BUILD_ERROR = _build_error
 
-_gemm.install_backend()
+    def __getattr__(name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise ImportError(str(_BUILD_ERROR)) from None
 
-from ._config import default_dtype, dropout_mode, init  # noqa: E402
-from ._show_config import show_config  # noqa: E402
-from .accuracy import Accuracy, Accuracy_Categorical, Accuracy_Regression  # noqa: E402
-from .activations import Activation_Linear, Activation_ReLU, Activation_Sigmoid, Activation_Softmax  # noqa: E402
-from .layers import Layer_Dense, Layer_Dropout, Layer_Input  # noqa: E402
-from .conv import Layer_Conv2D, Layer_Flatten, Layer_MaxPool2D  # noqa: E402
-from .losses import (  # noqa: E402
-    Activation_Softmax_Loss_CategoricalCrossentropy,
-    Loss,
-    Loss_BinaryCrossentropy,
-    Loss_CategoricalCrossentropy,
-    Loss_MeanAbsoluteError,
-    Loss_MeanSquaredError,
-)
-from .optimizers import Optimizer_Adagrad, Optimizer_Adam, Optimizer_RMSprop, Optimizer_SGD  # noqa: E402
-from .model import Model  # noqa: E402
-from .history import History  # noqa: E402
+    __all__ = ["Model"]  # `from fastnn import *` reaches __getattr__ and raises the instructions
+else:
+    from ._public import *  # noqa: F401,F403
+    from ._public import __all__ as _public_names
 
-__all__ = [
-    "Layer_Dense", "Layer_Dropout", "Layer_Input", "Layer_Conv2D", "Layer_MaxPool2D", "Layer_Flatten",
-    "Activation_ReLU", "Activation_Softmax", "Activation_Sigmoid", "Activation_Linear",
-    "Loss", "Loss_CategoricalCrossentropy", "Loss_BinaryCrossentropy", "Loss_MeanSquaredError",
-    "Loss_MeanAbsoluteError", "Activation_Softmax_Loss_CategoricalCrossentropy",
-    "Optimizer_SGD", "Optimizer_Adagrad", "Optimizer_RMSprop", "Optimizer_Adam",
-    "Accuracy", "Accuracy_Categorical", "Accuracy_Regression", "Model", "History",
-    "init", "show_config", "default_dtype", "dropout_mode", "__version__",
-]
+    __all__ = [*_public_names, "__version__"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _validation
+from ._core import arrays as _arrays, checks as _checks
 from ._ext import _losses
 
 __all__ = ["Accuracy", "Accuracy_Categorical", "Accuracy_Regression"]
@@ -55,7 +55,7 @@ class Accuracy_Categorical(Accuracy):
     (n, n) comparison)."""
 
     def __init__(self, *, binary: bool = False) -> None:
-        self.binary = _validation.flag(binary, "binary", "Accuracy_Categorical")
+        self.binary = _checks.flag(binary, "binary", "Accuracy_Categorical")
 
     def init(self, y) -> None:
         """Nothing to prepare (book API)."""
@@ -97,7 +97,7 @@ class Accuracy_Regression(Accuracy):
     def init(self, y, reinit: bool = False) -> None:
         """Set precision from the training targets (once, unless reinit)."""
         if self.precision is None or reinit:
-            self.precision = np.std(_validation.numeric_values(y, "y", "Accuracy_Regression.init")) / 250
+            self.precision = np.std(_arrays.numeric_values(y, "y", "Accuracy_Regression.init")) / 250
 
     def compare(self, predictions, y) -> np.ndarray:
         if self.precision is None:

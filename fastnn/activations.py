@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _validation
+from ._core import arrays as _arrays, messages as _messages
 from ._ext import _activations
 
 __all__ = ["Activation_ReLU", "Activation_Softmax", "Activation_Sigmoid", "Activation_Linear"]
@@ -26,7 +26,7 @@ class _Activation:
     def forward(self, inputs, training: bool = True) -> None:
         """inputs -> self.output (same shape). `training` is accepted and ignored."""
         if not _activations.forward(self._KIND, self.__dict__, inputs):
-            inputs = _validation.float_input(inputs, "inputs", f"{type(self).__name__}.forward", ndim=self._NDIM)
+            inputs = _arrays.float_input(inputs, "inputs", f"{type(self).__name__}.forward", ndim=self._NDIM)
             _activations.forward(self._KIND, self.__dict__, inputs)
 
     def backward(self, dvalues) -> None:
@@ -34,8 +34,8 @@ class _Activation:
         if not _activations.backward(self._KIND, self.__dict__, dvalues):
             saved = self.__dict__.get(self._SAVED)
             if saved is None:
-                raise _validation.missing_forward(type(self).__name__, self._SAVED)
-            dvalues = _validation.gradient_input(dvalues, "dvalues", np.asarray(saved),
+                raise _messages.missing_forward(type(self).__name__, self._SAVED)
+            dvalues = _arrays.gradient_input(dvalues, "dvalues", np.asarray(saved),
                                                  f"{type(self).__name__}.backward")
             _activations.backward(self._KIND, self.__dict__, dvalues)
 
@@ -82,7 +82,7 @@ class Activation_Linear:
     def forward(self, inputs, training: bool = True) -> None:
         """inputs -> self.output, the same object when it is already a float array."""
         if not isinstance(inputs, np.ndarray) or inputs.dtype not in (np.float32, np.float64):
-            inputs = _validation.float_input(inputs, "inputs", "Activation_Linear.forward")
+            inputs = _arrays.float_input(inputs, "inputs", "Activation_Linear.forward")
         self.inputs = inputs
         self.output = inputs
 
@@ -91,11 +91,11 @@ class Activation_Linear:
         if not _activations.backward(_LINEAR, self.__dict__, dvalues):
             saved = self.__dict__.get("inputs")
             if saved is None:
-                raise _validation.missing_forward("Activation_Linear", "inputs")
-            dvalues = _validation.gradient_input(dvalues, "dvalues", saved, "Activation_Linear.backward")
+                raise _messages.missing_forward("Activation_Linear", "inputs")
+            dvalues = _arrays.gradient_input(dvalues, "dvalues", saved, "Activation_Linear.backward")
             # The forward kept the caller's (possibly non-contiguous) array, as the book; the
             # kernel reads a contiguous one.
-            self.inputs = _validation.contiguous(saved, saved.dtype.type)
+            self.inputs = _arrays.contiguous(saved, saved.dtype.type)
             _activations.backward(_LINEAR, self.__dict__, dvalues)
 
     def predictions(self, outputs):

@@ -33,7 +33,8 @@ import math
 
 import numpy as np
 
-from . import _config, _gemm, _validation
+from . import _gemm
+from ._core import config as _config, arrays as _arrays, checks as _checks, messages as _messages
 from ._ext import _conv
 
 __all__ = ["Layer_Conv2D", "Layer_MaxPool2D", "Layer_Flatten"]
@@ -81,7 +82,7 @@ def set_num_threads(n: int) -> None:
     """Threads for the convolution kernels: 0 = automatic (the default: OpenMP's count, i.e.
     OMP_NUM_THREADS or the cores, while NumPy's BLAS is limited to one thread, else 1), 1 =
     serial, n = n threads. Process-wide; the results do not depend on it."""
-    _conv.set_num_threads(_validation.non_negative_int(n, "n", "fastnn.conv.set_num_threads"))
+    _conv.set_num_threads(_checks.non_negative_int(n, "n", "fastnn.conv.set_num_threads"))
 
 
 def get_num_threads() -> int:
@@ -125,12 +126,12 @@ class Layer_Conv2D:
                  padding: int = 0, weight_regularizer_l1: float = 0, weight_regularizer_l2: float = 0,
                  bias_regularizer_l1: float = 0, bias_regularizer_l2: float = 0, *, dtype=None) -> None:
         where = "Layer_Conv2D"
-        self.in_channels = _validation.positive_int(in_channels, "in_channels", where)
-        self.out_channels = _validation.positive_int(out_channels, "out_channels", where)
-        self.kernel_size = _validation.positive_int(kernel_size, "kernel_size", where)
-        self.stride = _validation.positive_int(stride, "stride", where)
-        self.padding = _validation.non_negative_int(padding, "padding", where)
-        regularizers = [_validation.non_negative(value, name, where) for name, value in (
+        self.in_channels = _checks.positive_int(in_channels, "in_channels", where)
+        self.out_channels = _checks.positive_int(out_channels, "out_channels", where)
+        self.kernel_size = _checks.positive_int(kernel_size, "kernel_size", where)
+        self.stride = _checks.positive_int(stride, "stride", where)
+        self.padding = _checks.non_negative_int(padding, "padding", where)
+        regularizers = [_checks.non_negative(value, name, where) for name, value in (
             ("weight_regularizer_l1", weight_regularizer_l1), ("weight_regularizer_l2", weight_regularizer_l2),
             ("bias_regularizer_l1", bias_regularizer_l1), ("bias_regularizer_l2", bias_regularizer_l2))]
         dtype = _config.resolve_dtype(dtype)
@@ -158,7 +159,7 @@ class Layer_Conv2D:
         """inputs (N, in_channels, H, W) -> self.output (N, out_channels, OH, OW). `training` is
         accepted for the Ch18+ protocol and ignored."""
         if not _conv.conv_forward(self.__dict__, inputs):
-            inputs = _validation.conv_input(inputs, "inputs", self.weights.dtype, self.in_channels,
+            inputs = _arrays.conv_input(inputs, "inputs", self.weights.dtype, self.in_channels,
                                             self.kernel_size, self.padding, "Layer_Conv2D.forward")
             if not _conv.conv_forward(self.__dict__, inputs):  # pragma: no cover - a validation gap
                 raise ValueError("fastnn internal error: Layer_Conv2D.forward refused checked inputs "
@@ -178,8 +179,8 @@ class Layer_Conv2D:
     def _backward_converted(self, dvalues, want_dinputs: bool) -> None:
         output = self.__dict__.get("output")
         if output is None or "inputs" not in self.__dict__:
-            raise _validation.missing_forward("Layer_Conv2D", "inputs")
-        dvalues = _validation.gradient_input(dvalues, "dvalues", output, "Layer_Conv2D.backward")
+            raise _messages.missing_forward("Layer_Conv2D", "inputs")
+        dvalues = _arrays.gradient_input(dvalues, "dvalues", output, "Layer_Conv2D.backward")
         if not _conv.conv_backward(self.__dict__, dvalues, want_dinputs):
             raise ValueError("Layer_Conv2D.backward: dvalues does not match the last forward pass "
                              f"(output shape {output.shape}); run forward() again")
@@ -195,8 +196,8 @@ class Layer_Conv2D:
         where = "Layer_Conv2D.set_parameters"
         dtype = weights.dtype if isinstance(weights, np.ndarray) and weights.dtype in (np.float32, np.float64) \
             else self.weights.dtype
-        weights = _validation.as_float_array(weights, "weights", dtype, where, ndim=4)
-        biases = _validation.as_float_array(biases, "biases", dtype, where)
+        weights = _arrays.as_float_array(weights, "weights", dtype, where, ndim=4)
+        biases = _arrays.as_float_array(biases, "biases", dtype, where)
         k = self.kernel_size
         expected = (self.out_channels, self.in_channels, k, k)
         if weights.shape != expected:
@@ -225,8 +226,8 @@ class Layer_MaxPool2D:
 
     def __init__(self, pool_size: int = 2, stride: int | None = None) -> None:
         where = "Layer_MaxPool2D"
-        self.pool_size = _validation.positive_int(pool_size, "pool_size", where)
-        self.stride = self.pool_size if stride is None else _validation.positive_int(stride, "stride", where)
+        self.pool_size = _checks.positive_int(pool_size, "pool_size", where)
+        self.stride = self.pool_size if stride is None else _checks.positive_int(stride, "stride", where)
 
     def __repr__(self) -> str:
         return f"Layer_MaxPool2D({self.pool_size}, stride={self.stride})"
@@ -234,7 +235,7 @@ class Layer_MaxPool2D:
     def forward(self, inputs, training: bool = True) -> None:
         """inputs (N, C, H, W) -> self.output (N, C, OH, OW) and self.argmax."""
         if not _conv.pool_forward(self.__dict__, inputs):
-            inputs = _validation.pool_input(inputs, "inputs", self.pool_size, "Layer_MaxPool2D.forward")
+            inputs = _arrays.pool_input(inputs, "inputs", self.pool_size, "Layer_MaxPool2D.forward")
             if not _conv.pool_forward(self.__dict__, inputs):  # pragma: no cover - a validation gap
                 raise ValueError("fastnn internal error: Layer_MaxPool2D.forward refused checked inputs "
                                  "(please report this)")
@@ -244,8 +245,8 @@ class Layer_MaxPool2D:
         if not _conv.pool_backward(self.__dict__, dvalues):
             output = self.__dict__.get("output")
             if output is None:
-                raise _validation.missing_forward("Layer_MaxPool2D", "argmax")
-            dvalues = _validation.gradient_input(dvalues, "dvalues", output, "Layer_MaxPool2D.backward")
+                raise _messages.missing_forward("Layer_MaxPool2D", "argmax")
+            dvalues = _arrays.gradient_input(dvalues, "dvalues", output, "Layer_MaxPool2D.backward")
             if not _conv.pool_backward(self.__dict__, dvalues):
                 raise ValueError("Layer_MaxPool2D.backward: dvalues does not match the last forward pass "
                                  f"(output shape {output.shape}); run forward() again")
@@ -266,7 +267,7 @@ class Layer_Flatten:
     def forward(self, inputs, training: bool = True) -> None:
         if not (type(inputs) is np.ndarray and inputs.ndim >= 2 and inputs.flags.c_contiguous
                 and inputs.dtype in (np.float32, np.float64)):
-            inputs = _validation.flatten_input(inputs, "inputs", "Layer_Flatten.forward")
+            inputs = _arrays.flatten_input(inputs, "inputs", "Layer_Flatten.forward")
         self.inputs = inputs
         self.output = inputs.reshape(inputs.shape[0], math.prod(inputs.shape[1:]))
 
@@ -274,8 +275,8 @@ class Layer_Flatten:
         """dvalues (N, C*H*W) -> self.dinputs (N, C, H, W), the forward inputs' shape and dtype."""
         inputs = self.__dict__.get("inputs")
         if inputs is None:
-            raise _validation.missing_forward("Layer_Flatten", "inputs")
+            raise _messages.missing_forward("Layer_Flatten", "inputs")
         if not (type(dvalues) is np.ndarray and dvalues.dtype == inputs.dtype and dvalues.flags.c_contiguous
                 and dvalues.shape == (inputs.shape[0], math.prod(inputs.shape[1:]))):
-            dvalues = _validation.gradient_input(dvalues, "dvalues", self.output, "Layer_Flatten.backward")
+            dvalues = _arrays.gradient_input(dvalues, "dvalues", self.output, "Layer_Flatten.backward")
         self.dinputs = dvalues.reshape(inputs.shape)

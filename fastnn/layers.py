@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _config, _validation
+from ._core import config as _config, arrays as _arrays, checks as _checks, messages as _messages
 from ._ext import _dense, _dropout
 
 __all__ = ["Layer_Dense", "Layer_Dropout", "Layer_Input"]
@@ -39,13 +39,13 @@ class Layer_Dense:
                  weight_regularizer_l2: float = 0, bias_regularizer_l1: float = 0,
                  bias_regularizer_l2: float = 0, *, dtype=None) -> None:
         where = "Layer_Dense"
-        n_inputs = _validation.positive_int(n_inputs, "n_inputs", where)
-        n_neurons = _validation.positive_int(n_neurons, "n_neurons", where)
-        regularizers = [_validation.non_negative(value, name, where) for name, value in (
+        n_inputs = _checks.positive_int(n_inputs, "n_inputs", where)
+        n_neurons = _checks.positive_int(n_neurons, "n_neurons", where)
+        regularizers = [_checks.non_negative(value, name, where) for name, value in (
             ("weight_regularizer_l1", weight_regularizer_l1), ("weight_regularizer_l2", weight_regularizer_l2),
             ("bias_regularizer_l1", bias_regularizer_l1), ("bias_regularizer_l2", bias_regularizer_l2))]
         dtype = _config.resolve_dtype(dtype)
-        _validation.dense_size(n_inputs, n_neurons, where)
+        _arrays.dense_size(n_inputs, n_neurons, where)
         # standard_normal is the stream behind np.random.randn, untouched by nnfs.init().
         self.weights = 0.01 * np.random.standard_normal((n_inputs, n_neurons)).astype(dtype)
         self.biases = np.zeros((1, n_neurons), dtype=dtype)
@@ -60,7 +60,7 @@ class Layer_Dense:
         """inputs: (n_samples, n_inputs) -> self.output: (n_samples, n_neurons). `training` is
         accepted for the Ch18+ protocol and ignored."""
         if not _dense.forward(self.__dict__, inputs):
-            inputs = _validation.layer_input(inputs, "inputs", self.weights.dtype, self.weights.shape[0],
+            inputs = _arrays.layer_input(inputs, "inputs", self.weights.dtype, self.weights.shape[0],
                                              "Layer_Dense.forward")
             _dense.forward(self.__dict__, inputs)
 
@@ -79,8 +79,8 @@ class Layer_Dense:
     def _backward_converted(self, dvalues, want_dinputs: bool) -> None:
         output = self.__dict__.get("output")
         if output is None:
-            raise _validation.missing_forward("Layer_Dense", "inputs")
-        dvalues = _validation.gradient_input(dvalues, "dvalues", output, "Layer_Dense.backward")
+            raise _messages.missing_forward("Layer_Dense", "inputs")
+        dvalues = _arrays.gradient_input(dvalues, "dvalues", output, "Layer_Dense.backward")
         _dense.backward(self.__dict__, dvalues, want_dinputs)
 
     def get_parameters(self) -> tuple[np.ndarray, np.ndarray]:
@@ -98,7 +98,7 @@ class Layer_Dense:
         layer_dtype = getattr(self.weights, "dtype", None)
         if layer_dtype not in (np.float32, np.float64):
             layer_dtype = _config.default_dtype()
-        return _validation.dense_parameters(weights, biases, layer_dtype, "Layer_Dense.set_parameters")
+        return _arrays.dense_parameters(weights, biases, layer_dtype, "Layer_Dense.set_parameters")
 
 
 class Layer_Dropout:
@@ -121,7 +121,7 @@ class Layer_Dropout:
     """
 
     def __init__(self, rate: float, *, mode: str | None = None) -> None:
-        rate = _validation.real(rate, "rate", "Layer_Dropout", low=0.0, high=1.0, high_open=True)
+        rate = _checks.real(rate, "rate", "Layer_Dropout", low=0.0, high=1.0, high_open=True)
         mode = _config.dropout_mode() if mode is None else _config.check_dropout_mode(mode, "Layer_Dropout", "mode")
         self.rate = 1 - rate
         self.mode = mode
@@ -136,12 +136,12 @@ class Layer_Dropout:
         if not 0 < keep <= 1:
             raise ValueError(f"Layer_Dropout.forward: rate (the keep probability) must be in (0, 1], got {keep!r}")
         if not training:
-            inputs = _validation.float_input(inputs, "inputs", "Layer_Dropout.forward")
+            inputs = _arrays.float_input(inputs, "inputs", "Layer_Dropout.forward")
             self.inputs = inputs
             self.output = inputs.copy()
             return
         if self.mode == "book":
-            inputs = _validation.float_input(inputs, "inputs", "Layer_Dropout.forward")
+            inputs = _arrays.float_input(inputs, "inputs", "Layer_Dropout.forward")
             mask = np.asarray(np.random.binomial(1, keep, size=inputs.shape) / keep)  # 0-d: a scalar
             _dropout.book_forward(self.__dict__, inputs, mask)
             return
@@ -149,7 +149,7 @@ class Layer_Dropout:
         # rejected call takes nothing from NumPy's global RNG.
         if not (type(inputs) is np.ndarray and inputs.dtype in _FLOAT_DTYPES and inputs.flags.c_contiguous
                 and inputs.flags.aligned):
-            inputs = _validation.float_input(inputs, "inputs", "Layer_Dropout.forward")
+            inputs = _arrays.float_input(inputs, "inputs", "Layer_Dropout.forward")
         # One draw from the global RNG (53 random bits) seeds this pass's mask.
         seed = int(np.random.random_sample() * 9007199254740992.0)
         if not _dropout.fast_forward(self.__dict__, inputs, keep, seed):  # pragma: no cover - converted above
@@ -159,8 +159,8 @@ class Layer_Dropout:
         """dvalues: the forward's shape -> self.dinputs = dvalues * binary_mask."""
         if not _dropout.backward(self.__dict__, dvalues):
             if "binary_mask" not in self.__dict__ or "inputs" not in self.__dict__:
-                raise _validation.missing_forward("Layer_Dropout", "binary_mask")
-            dvalues = _validation.gradient_input(dvalues, "dvalues", self.inputs, "Layer_Dropout.backward")
+                raise _messages.missing_forward("Layer_Dropout", "binary_mask")
+            dvalues = _arrays.gradient_input(dvalues, "dvalues", self.inputs, "Layer_Dropout.backward")
             if not _dropout.backward(self.__dict__, dvalues):
                 raise ValueError("Layer_Dropout.backward: the last forward pass ran without training "
                                  "(no mask matches its inputs); run forward(..., training=True) first")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _validation
+from ._core import arrays as _arrays
 from ._ext import _losses
 from .activations import Activation_Softmax
 
@@ -127,7 +127,7 @@ class Loss:
 
     # --- shared argument handling -------------------------------------------------------------
     def _predictions(self, y_pred, method: str) -> np.ndarray:
-        return _validation.predictions(y_pred, "dvalues" if method == "backward" else "y_pred",
+        return _arrays.predictions(y_pred, "dvalues" if method == "backward" else "y_pred",
                                        f"{type(self).__name__}.{method}")
 
 
@@ -140,7 +140,7 @@ class Loss_CategoricalCrossentropy(Loss):
         # weight): the kernel alone would return -log(0) = inf or NaN for them.
         if not _losses.labels_ready(y_pred, y_true):
             y_pred = self._predictions(y_pred, method)
-            y_true = _validation.class_labels(y_true, y_pred.shape[0], y_pred.shape[1],
+            y_true = _arrays.class_labels(y_true, y_pred.shape[0], y_pred.shape[1],
                                               f"{type(self).__name__}.{method}", onehot_dtype=y_pred.dtype,
                                               weights_for_log=True)
         return _losses.cce(y_pred, y_true, per_sample)
@@ -156,7 +156,7 @@ class Loss_CategoricalCrossentropy(Loss):
         """dinputs = -y_true / dvalues / n_samples (no clipping, as the book)."""
         if not _losses.cce_backward(self.__dict__, dvalues, y_true):
             dvalues = self._predictions(dvalues, "backward")
-            y_true = _validation.class_labels(y_true, dvalues.shape[0], dvalues.shape[1],
+            y_true = _arrays.class_labels(y_true, dvalues.shape[0], dvalues.shape[1],
                                               f"{type(self).__name__}.backward", onehot_dtype=dvalues.dtype)
             _losses.cce_backward(self.__dict__, dvalues, y_true)
 
@@ -170,7 +170,7 @@ class _ElementwiseLoss(Loss):
         result = _losses.elementwise(self._KIND, y_pred, y_true, per_sample)
         if result is None:
             y_pred = self._predictions(y_pred, method)
-            y_true = _validation.targets_like(y_true, y_pred, f"{type(self).__name__}.{method}")
+            y_true = _arrays.targets_like(y_true, y_pred, f"{type(self).__name__}.{method}")
             result = _losses.elementwise(self._KIND, y_pred, y_true, per_sample)
         return result
 
@@ -187,7 +187,7 @@ class _ElementwiseLoss(Loss):
         """dvalues, y_true: (n_samples, n_outputs) -> self.dinputs."""
         if not _losses.elementwise_backward(self._KIND, self.__dict__, dvalues, y_true):
             dvalues = self._predictions(dvalues, "backward")
-            y_true = _validation.targets_like(y_true, dvalues, f"{type(self).__name__}.backward")
+            y_true = _arrays.targets_like(y_true, dvalues, f"{type(self).__name__}.backward")
             _losses.elementwise_backward(self._KIND, self.__dict__, dvalues, y_true)
 
 
@@ -229,8 +229,8 @@ class Activation_Softmax_Loss_CategoricalCrossentropy:
         # labels are already in the kernels' form).
         if not _losses.labels_ready(inputs, y_true):
             where = "Activation_Softmax_Loss_CategoricalCrossentropy.forward"
-            inputs = _validation.predictions(inputs, "inputs", where)
-            y_true = _validation.class_labels(y_true, inputs.shape[0], inputs.shape[1], where,
+            inputs = _arrays.predictions(inputs, "inputs", where)
+            y_true = _arrays.class_labels(y_true, inputs.shape[0], inputs.shape[1], where,
                                               onehot_dtype=inputs.dtype, weights_for_log=True)
         n_samples = inputs.shape[0]
         if n_samples == 0:
@@ -250,7 +250,7 @@ class Activation_Softmax_Loss_CategoricalCrossentropy:
         """dvalues: the softmax output (n_samples, n_classes) -> self.dinputs."""
         if not _losses.softmax_cce_backward(self.__dict__, dvalues, y_true):
             where = "Activation_Softmax_Loss_CategoricalCrossentropy.backward"
-            dvalues = _validation.predictions(dvalues, "dvalues", where)
-            y_true = _validation.class_labels(y_true, dvalues.shape[0], dvalues.shape[1], where,
+            dvalues = _arrays.predictions(dvalues, "dvalues", where)
+            y_true = _arrays.class_labels(y_true, dvalues.shape[0], dvalues.shape[1], where,
                                               onehot_dtype=dvalues.dtype)
             _losses.softmax_cce_backward(self.__dict__, dvalues, y_true)

@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-from . import _validation
+from ._core import arrays as _arrays, checks as _checks
 from ._ext import _losses
 from .accuracy import Accuracy_Categorical
 from .activations import Activation_Softmax
@@ -157,10 +157,10 @@ class Model:
         """
         where = "Model.train"
         self._require_ready(where, training=True)
-        epochs = _validation.positive_int(epochs, "epochs", where)
-        print_every = _validation.positive_int(print_every, "print_every", where)
+        epochs = _checks.positive_int(epochs, "epochs", where)
+        print_every = _checks.positive_int(print_every, "print_every", where)
         if batch_size is not None:
-            batch_size = _validation.positive_int(batch_size, "batch_size", where)
+            batch_size = _checks.positive_int(batch_size, "batch_size", where)
         mode = _verbosity(verbose)
         y_given = y
         X, y = self._prepare_data(X, y, where)
@@ -312,7 +312,7 @@ class Model:
         where = "Model.evaluate"
         self._require_ready(where, training=False)
         if batch_size is not None:
-            batch_size = _validation.positive_int(batch_size, "batch_size", where)
+            batch_size = _checks.positive_int(batch_size, "batch_size", where)
         X_val, y_val = self._prepare_data(X_val, y_val, where)
         return self._evaluate(X_val, y_val, batch_size, _verbosity(verbose), where)
 
@@ -342,7 +342,7 @@ class Model:
         where = "Model.predict"
         self._require_ready(where, training=False, need_loss=False)
         if batch_size is not None:
-            batch_size = _validation.positive_int(batch_size, "batch_size", where)
+            batch_size = _checks.positive_int(batch_size, "batch_size", where)
         X = self._prepare_inputs(X, where)
         self._probe(X, where, "X")
         n = len(X)
@@ -372,12 +372,12 @@ class Model:
             weights = getattr(layer, "weights", None)
             if isinstance(weights, np.ndarray) and weights.dtype in (np.float32, np.float64):
                 return weights.dtype
-        from ._config import default_dtype
+        from ._core.config import default_dtype
 
         return default_dtype()
 
     def _prepare_inputs(self, X, where: str, name: str = "X") -> np.ndarray:
-        X = _validation.as_float_array(X, name, self._input_dtype(), where)
+        X = _arrays.as_float_array(X, name, self._input_dtype(), where)
         if X.ndim < 2:
             raise ValueError(f"{where}: {name} must be (n_samples, n_features) or more dimensions, got "
                              f"shape {X.shape}" + (" (reshape one sample with x.reshape(1, -1))" if X.ndim == 1 else ""))
@@ -421,7 +421,7 @@ class Model:
         n_outputs = output.shape[1] if output.ndim == 2 else None
         loss = self.loss
         if isinstance(loss, Loss_CategoricalCrossentropy):
-            y = _validation.class_labels(y, len(X), n_outputs, where, names[1], onehot_dtype=output.dtype,
+            y = _arrays.class_labels(y, len(X), n_outputs, where, names[1], onehot_dtype=output.dtype,
                                          weights_for_log=True)
         elif y.dtype.kind in "biuf":
             if y.ndim == 1 and output.ndim == 2 and output.shape[1] == 1:
@@ -429,15 +429,15 @@ class Model:
             if y.shape[1:] != output.shape[1:]:
                 raise ValueError(f"{where}: {names[1]} must have shape (n_samples, {', '.join(map(str, output.shape[1:]))})"
                                  f" to match the model's output, got {y.shape}")
-            y = _validation.as_float_array(y, names[1], output.dtype, where)
+            y = _arrays.as_float_array(y, names[1], output.dtype, where)
         else:
-            raise TypeError(f"{where}: {names[1]} must hold numbers, got {_validation.describe(y)}")
+            raise TypeError(f"{where}: {names[1]} must hold numbers, got {_checks.describe(y)}")
         return X, y
 
     def _prepare_validation(self, validation_data, X, where: str):
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
             raise ValueError(f"{where}: validation_data must be a pair (X_val, y_val), got "
-                             f"{_validation.describe(validation_data)}")
+                             f"{_checks.describe(validation_data)}")
         # Compare the sample shape before _prepare_data probes the model with X_val (a mismatch would
         # otherwise surface as a first layer's error that does not name X_val).
         X_val = self._prepare_inputs(validation_data[0], where, "X_val")
@@ -459,7 +459,7 @@ class Model:
             parameters = list(parameters)
         except TypeError:
             raise TypeError(f"{where}: parameters must be a list of (weights, biases) pairs, got "
-                            f"{_validation.describe(parameters)}") from None
+                            f"{_checks.describe(parameters)}") from None
         if len(parameters) != len(self.trainable_layers):
             raise ValueError(f"{where}: expected {len(self.trainable_layers)} (weights, biases) pairs, one "
                              f"per trainable layer, got {len(parameters)}")
@@ -467,7 +467,7 @@ class Model:
         for i, (pair, layer) in enumerate(zip(parameters, self.trainable_layers)):
             if not isinstance(pair, (tuple, list)) or len(pair) != 2:
                 raise ValueError(f"{where}: parameters[{i}] must be a (weights, biases) pair, got "
-                                 f"{_validation.describe(pair)}")
+                                 f"{_checks.describe(pair)}")
             current = layer.get_parameters()
             for name, new, old in (("weights", pair[0], current[0]), ("biases", pair[1], current[1])):
                 if np.shape(new) != np.shape(old):

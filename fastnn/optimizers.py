@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _validation
+from ._core import arrays as _arrays, checks as _checks
 from ._ext import _optimizers
 
 __all__ = ["Optimizer_SGD", "Optimizer_Adagrad", "Optimizer_RMSprop", "Optimizer_Adam"]
@@ -24,9 +24,9 @@ class _Optimizer:
 
     def _init_rate(self, learning_rate, decay) -> None:
         where = type(self).__name__
-        self.learning_rate = _validation.real(learning_rate, "learning_rate", where, low=0.0, low_open=True)
+        self.learning_rate = _checks.real(learning_rate, "learning_rate", where, low=0.0, low_open=True)
         self.current_learning_rate = self.learning_rate
-        self.decay = _validation.non_negative(decay, "decay", where)
+        self.decay = _checks.non_negative(decay, "decay", where)
         self.iterations = 0
 
     def pre_update_params(self) -> None:
@@ -44,7 +44,7 @@ class _Optimizer:
     def _create_state(self, layer, names) -> None:
         """Zero state arrays on the layer, once, after checking the layer can be updated (so a
         failing first update adds nothing to it)."""
-        _validation.check_trainable(layer, self._where())
+        _arrays.check_trainable(layer, self._where())
         for name in names:
             like = layer.weights if name.startswith("weight") else layer.biases
             setattr(layer, name, np.zeros_like(like))
@@ -57,7 +57,7 @@ class _Optimizer:
         try:
             state = layer.__dict__
         except AttributeError:
-            state = _validation.layer_state(layer, self._where())  # raises the TypeError naming `layer`
+            state = _arrays.layer_state(layer, self._where())  # raises the TypeError naming `layer`
         if state_names and not hasattr(layer, state_names[0]):
             self._create_state(layer, state_names)
         _optimizers.update_layer(rule, state, self.current_learning_rate, epsilon, a, b,
@@ -71,7 +71,7 @@ class Optimizer_SGD(_Optimizer):
 
     def __init__(self, learning_rate: float = 1., decay: float = 0., momentum: float = 0.) -> None:
         self._init_rate(learning_rate, decay)
-        self.momentum = _validation.real(momentum, "momentum", "Optimizer_SGD", low=0.0, high=1.0, high_open=True)
+        self.momentum = _checks.real(momentum, "momentum", "Optimizer_SGD", low=0.0, high=1.0, high_open=True)
 
     def update_params(self, layer) -> None:
         """Update layer.weights and layer.biases in place from layer.dweights/dbiases."""
@@ -86,7 +86,7 @@ class Optimizer_Adagrad(_Optimizer):
 
     def __init__(self, learning_rate: float = 1., decay: float = 0., epsilon: float = 1e-7) -> None:
         self._init_rate(learning_rate, decay)
-        self.epsilon = _validation.real(epsilon, "epsilon", "Optimizer_Adagrad", low=0.0, low_open=True)
+        self.epsilon = _checks.real(epsilon, "epsilon", "Optimizer_Adagrad", low=0.0, low_open=True)
 
     def update_params(self, layer) -> None:
         """Update layer.weights and layer.biases in place from layer.dweights/dbiases."""
@@ -99,8 +99,8 @@ class Optimizer_RMSprop(_Optimizer):
     def __init__(self, learning_rate: float = 0.001, decay: float = 0., epsilon: float = 1e-7,
                  rho: float = 0.9) -> None:
         self._init_rate(learning_rate, decay)
-        self.epsilon = _validation.real(epsilon, "epsilon", "Optimizer_RMSprop", low=0.0, low_open=True)
-        self.rho = _validation.real(rho, "rho", "Optimizer_RMSprop", low=0.0, high=1.0, high_open=True)
+        self.epsilon = _checks.real(epsilon, "epsilon", "Optimizer_RMSprop", low=0.0, low_open=True)
+        self.rho = _checks.real(rho, "rho", "Optimizer_RMSprop", low=0.0, high=1.0, high_open=True)
 
     def update_params(self, layer) -> None:
         """Update layer.weights and layer.biases in place from layer.dweights/dbiases."""
@@ -118,9 +118,9 @@ class Optimizer_Adam(_Optimizer):
                  beta_1: float = 0.9, beta_2: float = 0.999) -> None:
         self._init_rate(learning_rate, decay)
         where = "Optimizer_Adam"
-        self.epsilon = _validation.real(epsilon, "epsilon", where, low=0.0, low_open=True)
-        self.beta_1 = _validation.real(beta_1, "beta_1", where, low=0.0, high=1.0, high_open=True)
-        self.beta_2 = _validation.real(beta_2, "beta_2", where, low=0.0, high=1.0, high_open=True)
+        self.epsilon = _checks.real(epsilon, "epsilon", where, low=0.0, low_open=True)
+        self.beta_1 = _checks.real(beta_1, "beta_1", where, low=0.0, high=1.0, high_open=True)
+        self.beta_2 = _checks.real(beta_2, "beta_2", where, low=0.0, high=1.0, high_open=True)
 
     def update_params(self, layer) -> None:
         """Update layer.weights and layer.biases in place from layer.dweights/dbiases."""

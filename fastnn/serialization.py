@@ -72,7 +72,8 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from . import _validation, __version__ as _fastnn_version
+from ._core import checks as _checks
+from . import __version__ as _fastnn_version
 from .accuracy import Accuracy_Categorical, Accuracy_Regression
 from .activations import Activation_Linear, Activation_ReLU, Activation_Sigmoid, Activation_Softmax
 from .conv import Layer_Conv2D, Layer_Flatten, Layer_MaxPool2D
@@ -801,7 +802,7 @@ def save_model(model, path, *, format: str = "fastnn") -> None:
     pickle can execute code.
     """
     where = "Model.save"
-    path = _validation.path(path, "path", where, expand=False)
+    path = _checks.path(path, "path", where, expand=False)
     _check_format(format, where)
     if format == "pickle":
         _require_model(model, where)
@@ -842,7 +843,7 @@ def load_model(path, *, allow_pickle: bool = False) -> Model:
     only pass allow_pickle=True for files you wrote yourself or otherwise trust.**
     """
     where = "Model.load"
-    path = _validation.path(path, "path", where, expand=False)
+    path = _checks.path(path, "path", where, expand=False)
     _check_allow_pickle(allow_pickle, where)
     kind = _file_kind(path)
     if kind == "pickle":
@@ -902,7 +903,7 @@ def save_parameters(model, path, *, format: str = "fastnn") -> None:
     and one .npy member per array) or, with format="pickle", the book's pickle of
     ``model.get_parameters()`` (unsafe to load from untrusted sources)."""
     where = "Model.save_parameters"
-    path = _validation.path(path, "path", where, expand=False)
+    path = _checks.path(path, "path", where, expand=False)
     _check_format(format, where)
     _require_model(model, where, finalized=True)
     parameters = model.get_parameters()
@@ -937,7 +938,7 @@ def load_parameters(model, path, *, allow_pickle: bool = False) -> None:
     execute arbitrary code: only for files you trust.**
     """
     where = "Model.load_parameters"
-    path = _validation.path(path, "path", where, expand=False)
+    path = _checks.path(path, "path", where, expand=False)
     _check_allow_pickle(allow_pickle, where)
     _require_model(model, where, finalized=True, hint=" (the model must be built like the saved one)")
     kind = _file_kind(path)

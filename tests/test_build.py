@@ -79,13 +79,50 @@ def test_gemm_empty_inner_dimension_gives_zeros():
     assert np.all(out == 0)
 
 
-def test_unbuilt_source_tree_raises_helpful_import_error(tmp_path):
-    """A copy of the package without its compiled modules must refuse to import, and say how to build."""
+def _unbuilt_copy(tmp_path):
+    """A copy of the package without its compiled modules (a source tree never built)."""
     import shutil
 
     src = pathlib.Path(fastnn.__file__).parent
     shutil.copytree(src, tmp_path / "fastnn", ignore=shutil.ignore_patterns("*.so", "*.pyd", "__pycache__"))
-    result = subprocess.run([sys.executable, "-c", "import fastnn"], cwd=tmp_path, capture_output=True, text=True)
+    return tmp_path
+
+
+def _run(code, cwd):
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("code", ["from fastnn import *", "from fastnn import Model",
+                                  "import fastnn; fastnn.Layer_Dense(2, 3)"])
+def test_unbuilt_source_tree_refuses_compiled_names_with_build_instructions(tmp_path, code):
+    """Without the kernels, every compiled name raises an ImportError that says how to build."""
+    result = _run(code, _unbuilt_copy(tmp_path))
     assert result.returncode != 0
     assert "ImportError" in result.stderr
     assert "pip install" in result.stderr and "no pure-Python fallback" in result.stderr
+
+
+def test_reference_trains_in_an_unbuilt_source_tree(tmp_path):
+    """The oracle stands alone: fastnn.reference imports and trains without the compiled kernels
+    (and fastnn.datasets' generators work there too)."""
+    code = """
+import sys
+import numpy as np
+from fastnn.reference import *
+from fastnn.datasets import spiral_data
+assert not any(name.startswith("fastnn._ext.") for name in sys.modules), "a kernel module was imported"
+np.random.seed(0)
+X, y = spiral_data(samples=100, classes=3)
+model = Model()
+model.add(Layer_Dense(2, 16)); model.add(Activation_ReLU()); model.add(Layer_Dense(16, 3)); model.add(Activation_Softmax())
+model.set(loss=Loss_CategoricalCrossentropy(), optimizer=Optimizer_Adam(learning_rate=0.05), accuracy=Accuracy_Categorical())
+model.finalize()
+before = model.loss.calculate(model.forward(X, training=False), y)
+model.train(X, y, epochs=200, print_every=1000)
+loss = model.loss.calculate(model.forward(X, training=False), y)
+assert np.isfinite(loss) and loss < 0.9 * before, (before, loss)
+print("trained", loss)
+"""
+    result = _run(code, _unbuilt_copy(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "trained" in result.stdout

@@ -22,7 +22,7 @@ from nnfs.datasets import sine_data, spiral_data
 
 import fastnn
 import fastnn.reference as ref
-from fastnn import _config
+from fastnn._core import config as _config
 
 MODULES = {"fastnn": fastnn, "reference": ref}
 

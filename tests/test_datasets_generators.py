@@ -6,7 +6,7 @@ from nnfs.datasets import sine_data as nnfs_sine_data
 from nnfs.datasets import spiral_data as nnfs_spiral_data
 from nnfs.datasets import vertical_data as nnfs_vertical_data
 
-import fastnn._config
+import fastnn._core.config
 from fastnn.datasets import sine_data, spiral_data, vertical_data
 
 PATCHED_BY_NNFS = ((np, "dot"), (np, "zeros"), (np, "eye"), (np.random, "randn"))
@@ -136,7 +136,7 @@ def test_a_book_sequence_consumes_the_rng_like_nnfs(nnfs_initialized):
 
 
 def test_default_dtype_follows_fastnn_default(monkeypatch):
-    monkeypatch.setattr(fastnn._config, "_default_dtype", np.dtype(np.float64))
+    monkeypatch.setattr(fastnn._core.config, "_default_dtype", np.dtype(np.float64))
     result, _ = draw(spiral_data, 20, 3, seed=1)
     expected, _ = draw(nnfs_spiral_data, 20, 3, seed=1)
     assert_same(result, expected)

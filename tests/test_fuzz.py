@@ -53,7 +53,7 @@ from hypothesis import strategies as st
 
 import fastnn
 import fastnn.reference as ref
-from fastnn import _validation
+from fastnn._core import checks as _validation
 from fastnn.datasets import sine_data, spiral_data, vertical_data
 
 from _state import snapshot

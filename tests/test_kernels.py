@@ -25,7 +25,7 @@ import pytest
 
 import fastnn
 import fastnn.reference as ref
-from fastnn import _config
+from fastnn._core import config as _config
 
 DENSE_SHAPES = [  # (n_samples, n_inputs, n_neurons)
     (1, 1, 1), (1, 7, 3), (7, 1, 3), (7, 3, 1), (1, 64, 64), (33, 17, 5), (300, 64, 3),

@@ -121,16 +121,17 @@ def test_refused_calls_leak_nothing():
 
 def test_the_leak_check_catches_a_leak_on_the_error_path(monkeypatch):
     """The check above can fail: keep each refusal's exception (with its traceback) alive."""
-    from fastnn import _validation
+    from fastnn._core import arrays, checks, messages
 
     kept = []
-    original = _validation._fail
+    original = checks.fail
 
     def leaky_fail(*args, **kwargs):
         error = original(*args, **kwargs)
         kept.append(error)
         return error
-    monkeypatch.setattr(_validation, "_fail", leaky_fail)
+    for module in (arrays, checks, messages):
+        monkeypatch.setattr(module, "fail", leaky_fail)
     step, _ = refused_calls()
     assert growth(step, 100) > 32 * 1024
 

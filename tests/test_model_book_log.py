@@ -29,7 +29,7 @@ from nnfs.datasets import spiral_data
 
 import fastnn
 import fastnn.reference as ref
-from fastnn import _config
+from fastnn._core import config as _config
 
 # book-api.md §3: verified live with the book's Ch22 classes (the first lines of the Ch18 run).
 BOOK_CH18_FIRST_LINES = [

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn import _validation
+from fastnn._core import checks as _validation
 from fastnn.datasets import (load_cifar10, load_fashion_mnist, load_image_folder, load_iris, load_malaria,
                              load_mnist, sine_data, spiral_data, vertical_data)
 

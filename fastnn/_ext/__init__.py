@@ -25,8 +25,13 @@ def _is_built(name):
 
 
 _missing = [name for name in MODULES if not _is_built(name)]
+class NotBuiltError(ImportError):
+    """The kernels of this source tree were never built (``fastnn/__init__`` tells this apart from
+    a broken build: only this one leaves ``fastnn.reference`` and ``fastnn.datasets`` usable)."""
+
+
 if _missing:
-    raise ImportError(
+    raise NotBuiltError(
         "fastnn's compiled kernels are not built in " + _HERE + " (missing: " + ", ".join(_missing)
         + "). Build them from the repository root with `pip install -e .` (or "
         "`python setup.py build_ext --inplace`), or install fastnn with `pip install .` and run "

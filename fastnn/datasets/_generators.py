@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
-from .._config import resolve_dtype
-from .. import _validation
+from .._core.config import resolve_dtype
+from .._core import checks as _checks
 
 # Labels are uint8, as in nnfs, so at most 256 classes fit.
 _MAX_CLASSES = 256
@@ -33,10 +33,10 @@ def _normals(samples: int, dtype: np.dtype) -> np.ndarray:
 def _empty_classification(samples, classes, dtype):
     """Validated (samples, classes, dtype) and zero X (samples * classes, 2) and uint8 y, as the
     2-D class-block generators of nnfs allocate them."""
-    samples = _validation.positive_int(samples, "samples")
-    classes = _validation.positive_int(classes, "classes", maximum=_MAX_CLASSES)
+    samples = _checks.positive_int(samples, "samples")
+    classes = _checks.positive_int(classes, "classes", maximum=_MAX_CLASSES)
     dtype = resolve_dtype(dtype)
-    _validation.check_fits(samples * classes * 2, dtype.itemsize, "samples * classes", None, "X")
+    _checks.check_fits(samples * classes * 2, dtype.itemsize, "samples * classes", None, "X")
     return samples, classes, dtype, np.zeros((samples * classes, 2), dtype=dtype), np.zeros(samples * classes, dtype=np.uint8)
 
 
@@ -133,9 +133,9 @@ def sine_data(samples: int = 1000, *, dtype: DTypeLike = None) -> tuple[NDArray[
     X : ndarray, shape (samples, 1), the given dtype
     y : ndarray, shape (samples, 1), the given dtype
     """
-    samples = _validation.positive_int(samples, "samples")
+    samples = _checks.positive_int(samples, "samples")
     dtype = np.dtype(np.float64) if dtype is None else resolve_dtype(dtype)
-    _validation.check_fits(samples, 8, "samples", None, "X")
+    _checks.check_fits(samples, 8, "samples", None, "X")
     X = np.arange(samples).reshape(-1, 1) / samples
     y = np.sin(2 * np.pi * X).reshape(-1, 1)
     return X.astype(dtype, copy=False), y.astype(dtype, copy=False)

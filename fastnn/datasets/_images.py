@@ -20,7 +20,7 @@ from typing import Callable
 import numpy as np
 from numpy.typing import NDArray
 
-from .. import _validation
+from .._core import checks as _checks
 from . import _download, _paths
 from ._types import PathArg
 
@@ -245,8 +245,8 @@ def _load_entries(classes, entries, others, *, image_size, color_mode, layout, o
 
 
 def _check_options(image_size, color_mode, layout, on_error):
-    return (_validation.image_size(image_size), _validation.choice(color_mode, "color_mode", _COLOR_MODES),
-            _validation.choice(layout, "layout", _LAYOUTS), _validation.choice(on_error, "on_error", _ON_ERROR))
+    return (_checks.image_size(image_size), _checks.choice(color_mode, "color_mode", _COLOR_MODES),
+            _checks.choice(layout, "layout", _LAYOUTS), _checks.choice(on_error, "on_error", _ON_ERROR))
 
 
 def load_image_folder(path: PathArg, *, image_size: tuple[int, int] | None = None, color_mode: str = "rgb",
@@ -300,7 +300,7 @@ def load_image_folder(path: PathArg, *, image_size: tuple[int, int] | None = Non
         No class sub-folders, a class without images, images of differing sizes without ``image_size``,
         or (with on_error="raise") an unreadable file; the message names the file.
     """
-    root = _validation.path(path, "path")
+    root = _checks.path(path, "path")
     image_size, color_mode, layout, on_error = _check_options(image_size, color_mode, layout, on_error)
     _pillow()
     classes, entries, others = _scan_folder(root)
@@ -376,7 +376,7 @@ def load_malaria(data_home: PathArg | None = None, *, image_size: tuple[int, int
     DownloadError (an OSError)
         ``download=True`` and the download failed (nothing partial is left behind).
     """
-    image_size = _validation.image_size(image_size)
+    image_size = _checks.image_size(image_size)
     kind, location = _paths.find_or_download(
         title="Malaria (cell images)", function="load_malaria", data_home=data_home, download=download,
         probe=_malaria_probe, fetch=_malaria_fetch,

@@ -8,7 +8,7 @@ from importlib import resources
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
-from .._config import resolve_dtype
+from .._core.config import resolve_dtype
 
 IRIS_CLASSES: tuple[str, ...] = ("setosa", "versicolor", "virginica")
 """Species names; label ``k`` of :func:`load_iris` is ``IRIS_CLASSES[k]``."""

@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass
 from typing import Callable
 
-from .. import _validation
+from .._core import checks as _checks
 from ._types import PathArg
 
 ENV_VAR = "FASTNN_DATA"
@@ -56,7 +56,7 @@ def search_path(data_home: PathArg | None = None) -> tuple[list[Place], list[str
     """
     places: list[Place] = []
     notes: list[str] = []
-    home = _validation.path(data_home, "data_home", optional=True)
+    home = _checks.path(data_home, "data_home", optional=True)
     if home is not None:
         places.append(Place(home, "the data_home argument"))
     else:
@@ -128,7 +128,7 @@ def find_or_download(*, title: str, function: str, data_home, download, probe: C
     ``fetch(root)`` downloads the missing files under ``root`` (into ``root / subdir``). Returns ``found``; raises
     DatasetNotFoundError naming every place looked when nothing is found and ``download`` is false.
     """
-    download = _validation.flag(download, "download")
+    download = _checks.flag(download, "download")
     places, notes = search_path(data_home)
     lines = []
     for place in places:

@@ -1,4 +1,4 @@
-"""Type aliases of the dataset functions' signatures (their argument checks are in fastnn._validation)."""
+"""Type aliases of the dataset functions' signatures (their argument checks are in fastnn._core.checks)."""
 from __future__ import annotations
 
 import os

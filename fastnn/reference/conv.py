@@ -26,7 +26,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 
-from .._config import resolve_dtype
+from .._core.config import resolve_dtype
 
 __all__ = ["Layer_Conv2D", "Layer_MaxPool2D", "Layer_Flatten"]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from .._config import resolve_dtype
+from .._core.config import resolve_dtype
 
 
 def _l1_sign(param: np.ndarray) -> np.ndarray:

@@ -1,9 +1,12 @@
-"""Process-wide defaults: the parameter dtype and the dropout mask source, and fastnn.init()."""
+"""Process-wide defaults: the parameter dtype and the dropout mask source, and fastnn.init().
+
+Pure Python (no compiled kernel): fastnn.reference imports it and runs without the build.
+"""
 from __future__ import annotations
 
 import numpy as np
 
-from . import _validation
+from . import checks
 
 _DROPOUT_MODES = ("fast", "book")
 
@@ -29,7 +32,7 @@ def init(random_seed: int | None = 0, dtype="float32", dropout_mode: str | None 
     """
     global _default_dtype, _dropout_mode
     # Every argument is checked before anything changes; np.random.seed checks the seed.
-    resolved = _validation.float_dtype(dtype, "dtype", "fastnn.init")
+    resolved = checks.float_dtype(dtype, "dtype", "fastnn.init")
     mode = _dropout_mode if dropout_mode is None else check_dropout_mode(dropout_mode, "fastnn.init")
     if random_seed is not None:
         if isinstance(random_seed, (bool, np.bool_)):
@@ -38,13 +41,13 @@ def init(random_seed: int | None = 0, dtype="float32", dropout_mode: str | None 
             np.random.seed(random_seed)
         except (TypeError, ValueError) as exc:
             raise type(exc)(f"fastnn.init: random_seed must be None or an int in [0, 2**32) (or what "
-                            f"np.random.seed accepts), got {_validation.describe(random_seed)} ({exc})") from None
+                            f"np.random.seed accepts), got {checks.describe(random_seed)} ({exc})") from None
     _default_dtype = resolved
     _dropout_mode = mode
 
 
 def check_dropout_mode(mode, where: str | None = None, name: str = "dropout_mode") -> str:
-    return _validation.choice(mode, name, _DROPOUT_MODES, where)
+    return checks.choice(mode, name, _DROPOUT_MODES, where)
 
 
 def default_dtype() -> np.dtype:
@@ -59,4 +62,4 @@ def dropout_mode() -> str:
 
 def resolve_dtype(dtype) -> np.dtype:
     """The given dtype, or the default when None."""
-    return _default_dtype if dtype is None else _validation.float_dtype(dtype)
+    return _default_dtype if dtype is None else checks.float_dtype(dtype)
