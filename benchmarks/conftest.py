@@ -77,7 +77,7 @@ def bench_threads(request):
 def pytest_benchmark_update_machine_info(config, machine_info):
     import fastnn
 
-    machine_info["fastnn"] = fastnn._show_config.config()
+    machine_info["fastnn"] = fastnn.backend.build_info.config()
     machine_info["threads"] = getattr(config, "_fastnn_bench_threads", None)
 
 

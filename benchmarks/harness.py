@@ -10,7 +10,7 @@ Peers of a whole-step configuration (``make_step(config, peer)``):
 - ``reference``         the same ``book_step`` on a ``fastnn.reference.Model`` (plain NumPy)
 - ``torch``             the same network in PyTorch eager: Linear/ReLU/Dropout, CrossEntropyLoss on
                         the logits, ``torch.optim.Adam(fused=True)`` (foreach when fused is refused)
-- ``gemm-floor``        the GEMM calls a fastnn step issues, alone, through ``fastnn._gemm.gemm``
+- ``gemm-floor``        the GEMM calls a fastnn step issues, alone, through ``fastnn.backend.blas.gemm``
                         into preallocated buffers (forward ``x @ W`` per dense layer; backward
                         ``x.T @ dv`` per layer and ``dv @ W.T`` except the first layer's)
 - ``fastnn-raw``        the same step as ``fastnn`` issued straight to the kernel entry points
@@ -36,7 +36,7 @@ import numpy as np
 
 import fastnn
 import fastnn.reference as ref
-from fastnn import _gemm
+from fastnn.backend import blas
 from fastnn._ext import _activations, _dense, _dropout, _losses, _optimizers
 
 try:  # PyTorch is an optional peer
@@ -391,7 +391,7 @@ def gemm_calls(config: Config, X0: np.ndarray):
 
 def _gemm_floor(config: Config, data):
     calls = [(a, b, out, ta, tb) for _, a, b, out, ta, tb in gemm_calls(config, np.ascontiguousarray(data[0][0]))]
-    gemm = _gemm.gemm
+    gemm = blas.gemm
 
     def step():
         for a, b, out, ta, tb in calls:
@@ -774,7 +774,7 @@ def _op_dense_forward_torch(n, n_in, n_out):
 def _op_dense_forward_gemm(n, n_in, n_out):
     def factory():
         x, w, out = _arr((n, n_in), 1), _arr((n_in, n_out), 2, 0.01), np.empty((n, n_out), DTYPE)
-        gemm = _gemm.gemm
+        gemm = blas.gemm
         return lambda: gemm(x, w, out)
     return factory
 
@@ -792,7 +792,7 @@ def _op_dense_backward_gemm(n, n_in, n_out):
     def factory():
         x, dv, w = _arr((n, n_in), 1), _arr((n, n_out), 3), _arr((n_in, n_out), 2, 0.01)
         dw, dx = np.empty((n_in, n_out), DTYPE), np.empty((n, n_in), DTYPE)
-        gemm = _gemm.gemm
+        gemm = blas.gemm
 
         def op():
             gemm(x, dv, dw, trans_a=True)

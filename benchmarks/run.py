@@ -269,7 +269,7 @@ def _threadpools() -> list:
 
 
 def meta(args, profile) -> dict:
-    from fastnn import _show_config
+    from fastnn.backend import build_info as _show_config
 
     cfg = _show_config.config()
     torch = harness.torch
@@ -431,7 +431,7 @@ def markdown(report: dict) -> str:
         "",
         "Medians in µs per step with [p10–p90] over individually timed steps; ratios are of medians from "
         "this run. `fastnn/GEMM floor` is the fastnn step against the same step's GEMMs alone "
-        "(`fastnn._gemm.gemm` into preallocated buffers); `reference/fastnn` and `torch/fastnn` above 1 "
+        "(`fastnn.backend.blas.gemm` into preallocated buffers); `reference/fastnn` and `torch/fastnn` above 1 "
         "mean fastnn is faster.",
     ]
     for run in report["runs"]:

@@ -2,12 +2,13 @@
 built)."""
 from __future__ import annotations
 
-from . import _gemm
+from .backend import blas
 
-_gemm.install_backend()
+blas.install_backend()
+blas.install_thread_functions()
 
 from ._core.config import default_dtype, dropout_mode, init
-from ._show_config import show_config
+from .backend.build_info import show_config
 from .accuracy import Accuracy, Accuracy_Categorical, Accuracy_Regression
 from .activations import Activation_Linear, Activation_ReLU, Activation_Sigmoid, Activation_Softmax
 from .layers import Layer_Dense, Layer_Dropout, Layer_Input

@@ -33,62 +33,11 @@ import math
 
 import numpy as np
 
-from . import _gemm
+from .backend.threads import get_num_threads, set_num_threads  # noqa: F401 (public here too)
 from ._core import config as _config, arrays as _arrays, checks as _checks, messages as _messages
 from ._ext import _conv
 
-__all__ = ["Layer_Conv2D", "Layer_MaxPool2D", "Layer_Flatten"]
-
-# OpenBLAS's thread-count functions, for each symbol naming of NumPy's bundled library (as in
-# _gemm.py's GEMM lookup): (set_num_threads(int), get_num_threads()).
-_OPENBLAS_THREAD_SYMBOLS = (
-    ("scipy_openblas_set_num_threads64_", "scipy_openblas_get_num_threads64_"),
-    ("scipy_openblas_set_num_threads", "scipy_openblas_get_num_threads"),
-    ("openblas_set_num_threads64_", "openblas_get_num_threads64_"),
-    ("openblas_set_num_threads", "openblas_get_num_threads"),
-)
-
-
-def _install_blas_thread_functions() -> bool:
-    """Hand the kernels OpenBLAS's set/get_num_threads when the GEMM comes from NumPy's
-    OpenBLAS, so the loop over samples can run on OpenMP threads with BLAS pinned to one thread.
-    Any other BLAS: nothing is installed and the loop stays serial (BLAS threads the GEMMs)."""
-    import ctypes
-
-    kind, _ = _gemm.backend()
-    if kind not in ("CBLAS64", "CBLAS32"):  # scipy's cython_blas fallback: leave its threads alone
-        return False
-    for path in _gemm._numpy_libraries():  # the libraries _gemm found the GEMM in, same order
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for set_name, get_name in _OPENBLAS_THREAD_SYMBOLS:
-            try:
-                set_address = ctypes.cast(getattr(lib, set_name), ctypes.c_void_p).value
-                get_address = ctypes.cast(getattr(lib, get_name), ctypes.c_void_p).value
-            except AttributeError:
-                continue
-            if set_address and get_address:
-                _conv.set_blas_thread_functions(set_address, get_address)
-                return True
-    return False
-
-
-_install_blas_thread_functions()
-
-
-def set_num_threads(n: int) -> None:
-    """Threads for the convolution kernels: 0 = automatic (the default: OpenMP's count, i.e.
-    OMP_NUM_THREADS or the cores, while NumPy's BLAS is limited to one thread, else 1), 1 =
-    serial, n = n threads. Process-wide; the results do not depend on it."""
-    _conv.set_num_threads(_checks.non_negative_int(n, "n", "fastnn.conv.set_num_threads"))
-
-
-def get_num_threads() -> int:
-    """Threads a large convolution uses now (1 when NumPy's BLAS cannot be pinned)."""
-    return _conv.num_threads()[1]
-
+__all__ = ["Layer_Conv2D", "Layer_MaxPool2D", "Layer_Flatten", "set_num_threads", "get_num_threads"]
 
 class Layer_Conv2D:
     """2-D convolution (cross-correlation, as PyTorch's ``conv2d``) on NCHW inputs.

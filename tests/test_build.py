@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import fastnn
+import fastnn.backend.blas
 from fastnn._ext import MODULES, _buildinfo
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -46,7 +47,7 @@ def test_show_config_reports_everything(capsys):
 
 
 def test_gemm_uses_numpys_blas():
-    kind, description = fastnn._gemm.backend()
+    kind, description = fastnn.backend.blas.backend()
     assert kind in ("CBLAS64", "CBLAS32", "FORTRAN")
     if kind != "FORTRAN":
         assert "NumPy" in description
@@ -59,23 +60,23 @@ def test_gemm_matches_matmul(dtype, rng, trans_a, trans_b):
     b = rng.standard_normal((5, 3) if not trans_b else (3, 5)).astype(dtype)
     out = np.full((7, 3), 2.0, dtype)
     expected = 0.5 * np.matmul(a.T if trans_a else a, b.T if trans_b else b) + 3.0 * out
-    fastnn._gemm.gemm(a, b, out, trans_a=trans_a, trans_b=trans_b, alpha=0.5, beta=3.0)
+    fastnn.backend.blas.gemm(a, b, out, trans_a=trans_a, trans_b=trans_b, alpha=0.5, beta=3.0)
     np.testing.assert_allclose(out, expected, rtol=1e-5 if dtype == np.float32 else 1e-12)
 
 
 def test_gemm_rejects_bad_arguments():
     a = np.ones((2, 3), np.float32)
     with pytest.raises(ValueError, match="shapes do not chain"):
-        fastnn._gemm.gemm(a, a, np.empty((2, 3), np.float32))
+        fastnn.backend.blas.gemm(a, a, np.empty((2, 3), np.float32))
     with pytest.raises(TypeError, match="one dtype"):
-        fastnn._gemm.gemm(a, a.T.copy().astype(np.float64), np.empty((2, 2), np.float32))
+        fastnn.backend.blas.gemm(a, a.T.copy().astype(np.float64), np.empty((2, 2), np.float32))
     with pytest.raises(ValueError, match="C-contiguous"):
-        fastnn._gemm.gemm(a, np.ones((2, 3), np.float32).T, np.empty((2, 2), np.float32))
+        fastnn.backend.blas.gemm(a, np.ones((2, 3), np.float32).T, np.empty((2, 2), np.float32))
 
 
 def test_gemm_empty_inner_dimension_gives_zeros():
     out = np.full((2, 2), 7.0, np.float32)
-    fastnn._gemm.gemm(np.ones((2, 0), np.float32), np.ones((0, 2), np.float32), out)
+    fastnn.backend.blas.gemm(np.ones((2, 0), np.float32), np.ones((0, 2), np.float32), out)
     assert np.all(out == 0)
 
 

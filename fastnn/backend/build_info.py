@@ -8,18 +8,19 @@ import sys
 
 import numpy as np
 
+from .._ext import DISPATCHED, KERNELS, MODULES, _buildinfo
+from .._version import __version__
+from . import blas
+
 
 def config() -> dict:
     """The facts show_config() prints, as a dict (used by tests and benchmark reports)."""
-    from . import __version__, _gemm
-    from ._ext import DISPATCHED, KERNELS, MODULES, _buildinfo
-
     modules = {}
     for name in MODULES:
         module = importlib.import_module(f"fastnn._ext.{name}")
         modules[name] = module.__file__
-    blas = _blas_pools()
-    kind, description = _gemm.backend()
+    pools = _blas_pools()
+    kind, description = blas.backend()
     return {
         "fastnn": __version__,
         "python": sys.version.split()[0],
@@ -34,7 +35,7 @@ def config() -> dict:
         "openmp": _buildinfo.openmp_enabled(),
         "openmp_threads": _buildinfo.openmp_max_threads(),
         "gemm_backend": f"{kind}: {description}",
-        "blas": blas,
+        "blas": pools,
         "env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                                            "OMP_WAIT_POLICY", "FASTNN_DATA", "FASTNN_KERNELS") if k in os.environ},
     }

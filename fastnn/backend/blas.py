@@ -24,7 +24,7 @@ import os
 
 import numpy as np
 
-from ._ext import _blas
+from .._ext import _blas, _conv
 
 # (symbol for float32, symbol for float64, calling convention), most specific first.
 _CBLAS_CANDIDATES = (
@@ -114,3 +114,37 @@ def gemm(a: np.ndarray, b: np.ndarray, out: np.ndarray, *, trans_a: bool = False
     ``op(b)`` is (k, n), ``out`` is (m, n). Transposes are flags, never copies. Returns ``out``.
     """
     return _blas.gemm_into(a, b, out, trans_a, trans_b, alpha, beta)
+
+
+# OpenBLAS's thread-count functions, for each symbol naming of NumPy's bundled library (as in
+# the GEMM lookup above): (set_num_threads(int), get_num_threads()).
+_OPENBLAS_THREAD_SYMBOLS = (
+    ("scipy_openblas_set_num_threads64_", "scipy_openblas_get_num_threads64_"),
+    ("scipy_openblas_set_num_threads", "scipy_openblas_get_num_threads"),
+    ("openblas_set_num_threads64_", "openblas_get_num_threads64_"),
+    ("openblas_set_num_threads", "openblas_get_num_threads"),
+)
+
+
+def install_thread_functions() -> bool:
+    """Hand the kernels OpenBLAS's set/get_num_threads when the GEMM comes from NumPy's
+    OpenBLAS, so the loop over samples can run on OpenMP threads with BLAS pinned to one thread.
+    Any other BLAS: nothing is installed and the loop stays serial (BLAS threads the GEMMs)."""
+    kind, _ = backend()
+    if kind not in ("CBLAS64", "CBLAS32"):  # scipy's cython_blas fallback: leave its threads alone
+        return False
+    for path in _numpy_libraries():  # the libraries the lookup found the GEMM in, same order
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for set_name, get_name in _OPENBLAS_THREAD_SYMBOLS:
+            try:
+                set_address = ctypes.cast(getattr(lib, set_name), ctypes.c_void_p).value
+                get_address = ctypes.cast(getattr(lib, get_name), ctypes.c_void_p).value
+            except AttributeError:
+                continue
+            if set_address and get_address:
+                _conv.set_blas_thread_functions(set_address, get_address)
+                return True
+    return False
