@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._core import arrays as _arrays, checks as _checks
+from ._core import arrays as _arrays
+from ._core.constraints import NON_NEGATIVE, Bool, Optional
+from ._core.spec import declare
 from ._ext import _losses
 
 __all__ = ["Accuracy", "Accuracy_Categorical", "Accuracy_Regression"]
 
 
+@declare("accuracy", saveable=False)
 class Accuracy:
     """Base class: subclasses define compare(predictions, y) -> boolean array."""
 
@@ -46,6 +49,7 @@ class Accuracy:
         self.accumulated_count = 0
 
 
+@declare("accuracy", params={"binary": Bool()}, saved={"binary": Bool()})
 class Accuracy_Categorical(Accuracy):
     """Share of predictions equal to the labels.
 
@@ -55,7 +59,7 @@ class Accuracy_Categorical(Accuracy):
     (n, n) comparison)."""
 
     def __init__(self, *, binary: bool = False) -> None:
-        self.binary = _checks.flag(binary, "binary", "Accuracy_Categorical")
+        self.binary, = Accuracy_Categorical._spec.check(locals())
 
     def init(self, y) -> None:
         """Nothing to prepare (book API)."""
@@ -88,6 +92,7 @@ class Accuracy_Categorical(Accuracy):
         return predictions == y
 
 
+@declare("accuracy", saved={"precision": Optional(NON_NEGATIVE)})
 class Accuracy_Regression(Accuracy):
     """Share of predictions within ``precision = std(y) / 250`` of the target (set by init)."""
 

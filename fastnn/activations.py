@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._core import arrays as _arrays, messages as _messages
+from ._core.spec import declare
 from ._ext import _activations
 
 __all__ = ["Activation_ReLU", "Activation_Softmax", "Activation_Sigmoid", "Activation_Linear"]
@@ -40,6 +41,7 @@ class _Activation:
             _activations.backward(self._KIND, self.__dict__, dvalues)
 
 
+@declare("layer", keeps_features=True)
 class Activation_ReLU(_Activation):
     """output = max(0, inputs); the gradient is 0 where inputs <= 0."""
 
@@ -50,6 +52,7 @@ class Activation_ReLU(_Activation):
         return outputs
 
 
+@declare("layer", keeps_features=True)
 class Activation_Softmax(_Activation):
     """Row-wise softmax of (n_samples, n_classes) inputs (row max subtracted for stability).
 
@@ -65,6 +68,7 @@ class Activation_Softmax(_Activation):
         return np.argmax(outputs, axis=1)
 
 
+@declare("layer", keeps_features=True)
 class Activation_Sigmoid(_Activation):
     """output = 1 / (1 + exp(-inputs)), computed without overflow warnings."""
 
@@ -76,6 +80,7 @@ class Activation_Sigmoid(_Activation):
         return (outputs > 0.5) * 1
 
 
+@declare("layer", keeps_features=True)
 class Activation_Linear:
     """The identity: ``output`` is the very input object (as the book); backward copies dvalues."""
 

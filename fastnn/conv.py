@@ -34,11 +34,23 @@ import math
 import numpy as np
 
 from .backend.threads import get_num_threads, set_num_threads  # noqa: F401 (public here too)
-from ._core import config as _config, arrays as _arrays, checks as _checks, messages as _messages
+from ._core import config as _config, arrays as _arrays, messages as _messages
+from ._core.constraints import SIZE, Int, Optional
+from ._core.spec import declare
 from ._ext import _conv
+from .layers import REGULARIZERS
 
 __all__ = ["Layer_Conv2D", "Layer_MaxPool2D", "Layer_Flatten", "set_num_threads", "get_num_threads"]
 
+_CONV_GEOMETRY = {"in_channels": SIZE, "out_channels": SIZE, "kernel_size": SIZE, "stride": SIZE, "padding": Int(0)}
+
+
+@declare("layer",
+         params={**_CONV_GEOMETRY, **REGULARIZERS},
+         saved={**_CONV_GEOMETRY, **REGULARIZERS},
+         parameters=lambda a, d: {"weights": (a["out_channels"], a["in_channels"], a["kernel_size"], a["kernel_size"]),
+                                  "biases": (a["out_channels"],)},
+         parameters_only_backward=True)
 class Layer_Conv2D:
     """2-D convolution (cross-correlation, as PyTorch's ``conv2d``) on NCHW inputs.
 
@@ -74,15 +86,8 @@ class Layer_Conv2D:
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
                  padding: int = 0, weight_regularizer_l1: float = 0, weight_regularizer_l2: float = 0,
                  bias_regularizer_l1: float = 0, bias_regularizer_l2: float = 0, *, dtype=None) -> None:
-        where = "Layer_Conv2D"
-        self.in_channels = _checks.positive_int(in_channels, "in_channels", where)
-        self.out_channels = _checks.positive_int(out_channels, "out_channels", where)
-        self.kernel_size = _checks.positive_int(kernel_size, "kernel_size", where)
-        self.stride = _checks.positive_int(stride, "stride", where)
-        self.padding = _checks.non_negative_int(padding, "padding", where)
-        regularizers = [_checks.non_negative(value, name, where) for name, value in (
-            ("weight_regularizer_l1", weight_regularizer_l1), ("weight_regularizer_l2", weight_regularizer_l2),
-            ("bias_regularizer_l1", bias_regularizer_l1), ("bias_regularizer_l2", bias_regularizer_l2))]
+        (self.in_channels, self.out_channels, self.kernel_size, self.stride, self.padding,
+         *regularizers) = Layer_Conv2D._spec.check(locals())
         dtype = _config.resolve_dtype(dtype)
         k = self.kernel_size
         scale = math.sqrt(2.0 / (self.in_channels * k * k))
@@ -160,6 +165,8 @@ class Layer_Conv2D:
         self.biases = biases
 
 
+@declare("layer", params={"pool_size": SIZE, "stride": Optional(SIZE)},
+         saved={"pool_size": SIZE, "stride": SIZE})
 class Layer_MaxPool2D:
     """Max pooling over ``pool_size`` x ``pool_size`` windows moved by ``stride`` (default:
     ``pool_size``, non-overlapping), without padding; output size per axis
@@ -174,9 +181,8 @@ class Layer_MaxPool2D:
     """
 
     def __init__(self, pool_size: int = 2, stride: int | None = None) -> None:
-        where = "Layer_MaxPool2D"
-        self.pool_size = _checks.positive_int(pool_size, "pool_size", where)
-        self.stride = self.pool_size if stride is None else _checks.positive_int(stride, "stride", where)
+        self.pool_size, stride = Layer_MaxPool2D._spec.check(locals())
+        self.stride = self.pool_size if stride is None else stride
 
     def __repr__(self) -> str:
         return f"Layer_MaxPool2D({self.pool_size}, stride={self.stride})"
@@ -201,6 +207,7 @@ class Layer_MaxPool2D:
                                  f"(output shape {output.shape}); run forward() again")
 
 
+@declare("layer")
 class Layer_Flatten:
     """(N, C, H, W) -> (N, C*H*W) in C order (any (N, ...) input -> (N, rest)), between the
     convolutional part of a network and its Dense layers.

@@ -9,14 +9,27 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._core import config as _config, arrays as _arrays, checks as _checks, messages as _messages
+from ._core import config as _config, arrays as _arrays, messages as _messages
+from ._core.constraints import NON_NEGATIVE, SIZE, UNIT, Choice, Real
+from ._core.spec import declare
 from ._ext import _dense, _dropout
 
 __all__ = ["Layer_Dense", "Layer_Dropout", "Layer_Input"]
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
+# The L1/L2 penalty coefficients of a trainable layer (Dense, Conv2D), as the book.
+REGULARIZERS = {name: NON_NEGATIVE for name in (
+    "weight_regularizer_l1", "weight_regularizer_l2", "bias_regularizer_l1", "bias_regularizer_l2")}
 
+
+@declare("layer",
+         params={"n_inputs": SIZE, "n_neurons": SIZE, **REGULARIZERS},
+         saved=REGULARIZERS,
+         dims={"n_inputs": lambda layer: layer.weights.shape[0], "n_neurons": lambda layer: layer.weights.shape[1]},
+         parameters=lambda a, d: {"weights": (d["n_inputs"], d["n_neurons"]), "biases": (1, d["n_neurons"])},
+         features=lambda a, d: (d["n_inputs"], d["n_neurons"]),
+         parameters_only_backward=True)
 class Layer_Dense:
     """Fully connected layer: ``output = inputs @ weights + biases``.
 
@@ -38,14 +51,9 @@ class Layer_Dense:
     def __init__(self, n_inputs: int, n_neurons: int, weight_regularizer_l1: float = 0,
                  weight_regularizer_l2: float = 0, bias_regularizer_l1: float = 0,
                  bias_regularizer_l2: float = 0, *, dtype=None) -> None:
-        where = "Layer_Dense"
-        n_inputs = _checks.positive_int(n_inputs, "n_inputs", where)
-        n_neurons = _checks.positive_int(n_neurons, "n_neurons", where)
-        regularizers = [_checks.non_negative(value, name, where) for name, value in (
-            ("weight_regularizer_l1", weight_regularizer_l1), ("weight_regularizer_l2", weight_regularizer_l2),
-            ("bias_regularizer_l1", bias_regularizer_l1), ("bias_regularizer_l2", bias_regularizer_l2))]
+        n_inputs, n_neurons, *regularizers = Layer_Dense._spec.check(locals())
         dtype = _config.resolve_dtype(dtype)
-        _arrays.dense_size(n_inputs, n_neurons, where)
+        _arrays.dense_size(n_inputs, n_neurons, "Layer_Dense")
         # standard_normal is the stream behind np.random.randn, untouched by nnfs.init().
         self.weights = 0.01 * np.random.standard_normal((n_inputs, n_neurons)).astype(dtype)
         self.biases = np.zeros((1, n_neurons), dtype=dtype)
@@ -101,6 +109,9 @@ class Layer_Dense:
         return _arrays.dense_parameters(weights, biases, layer_dtype, "Layer_Dense.set_parameters")
 
 
+@declare("layer", params={"rate": UNIT},
+         saved={"rate": Real(0.0, 1.0, low_open=True), "mode": Choice(*_config.DROPOUT_MODES)},
+         keeps_features=True)
 class Layer_Dropout:
     """Inverted dropout. ``Layer_Dropout(0.1)`` drops 10% of the values while training and scales
     the rest by 1/0.9.
@@ -121,7 +132,7 @@ class Layer_Dropout:
     """
 
     def __init__(self, rate: float, *, mode: str | None = None) -> None:
-        rate = _checks.real(rate, "rate", "Layer_Dropout", low=0.0, high=1.0, high_open=True)
+        rate, = Layer_Dropout._spec.check(locals())
         mode = _config.dropout_mode() if mode is None else _config.check_dropout_mode(mode, "Layer_Dropout", "mode")
         self.rate = 1 - rate
         self.mode = mode
@@ -166,6 +177,7 @@ class Layer_Dropout:
                                  "(no mask matches its inputs); run forward(..., training=True) first")
 
 
+@declare("layer", saveable=False)
 class Layer_Input:
     """The Model's first layer: ``output`` is the input itself (no copy), as the book."""
 

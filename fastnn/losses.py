@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._core import arrays as _arrays
+from ._core.spec import declare
 from ._ext import _losses
 from .activations import Activation_Softmax
 
@@ -60,6 +61,7 @@ def _layer_penalty(layer) -> float:
     return value
 
 
+@declare("loss", saveable=False)
 class Loss:
     """Base class: regularisation loss, mean loss with accumulation over a pass (an epoch)."""
 
@@ -131,6 +133,7 @@ class Loss:
                                        f"{type(self).__name__}.{method}")
 
 
+@declare("loss")
 class Loss_CategoricalCrossentropy(Loss):
     """-log of the predicted probability of the true class, probabilities clipped to
     [1e-7, 1 - 1e-7]. y_true: class ids (n_samples,) or one-hot (n_samples, n_classes)."""
@@ -191,18 +194,21 @@ class _ElementwiseLoss(Loss):
             _losses.elementwise_backward(self._KIND, self.__dict__, dvalues, y_true)
 
 
+@declare("loss")
 class Loss_BinaryCrossentropy(_ElementwiseLoss):
     """-(y log p + (1 - y) log(1 - p)) averaged over outputs, p clipped to [1e-7, 1 - 1e-7]."""
 
     _KIND = _BCE
 
 
+@declare("loss")
 class Loss_MeanSquaredError(_ElementwiseLoss):
     """mean((y - p)^2) over outputs."""
 
     _KIND = _MSE
 
 
+@declare("loss")
 class Loss_MeanAbsoluteError(_ElementwiseLoss):
     """mean(|y - p|) over outputs. The gradient is -sign(y - p) / n_outputs / n_samples: the book's
     sign is wrong (descending it climbs the loss); fastnn fixes it (a documented deviation)."""
@@ -210,6 +216,7 @@ class Loss_MeanAbsoluteError(_ElementwiseLoss):
     _KIND = _MAE
 
 
+@declare("loss", saveable=False)
 class Activation_Softmax_Loss_CategoricalCrossentropy:
     """Softmax followed by categorical cross-entropy, with the cheap combined gradient.
 

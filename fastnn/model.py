@@ -23,28 +23,21 @@ import time
 
 import numpy as np
 
-from ._core import arrays as _arrays, checks as _checks
+from . import _model_inputs as _inputs
+from ._core import checks as _checks
+from ._core.spec import declare, spec_of
 from ._ext import _losses
 from .accuracy import Accuracy_Categorical
 from .activations import Activation_Softmax
+from . import io as _io
 from .history import History
-from .conv import Layer_Conv2D
-from .layers import Layer_Dense, Layer_Input
+from .layers import Layer_Input
 from .losses import Activation_Softmax_Loss_CategoricalCrossentropy, Loss_CategoricalCrossentropy
 
 __all__ = ["Model"]
 
-_VERBOSE = {True: "book", 1: "book", "book": "book", "progress": "progress", 2: "progress",
-            False: "silent", 0: "silent", None: "silent", "silent": "silent"}
 
-
-def _verbosity(verbose) -> str:
-    try:
-        return _VERBOSE[verbose]
-    except (KeyError, TypeError):
-        raise ValueError(f"Model: verbose must be 'book' (True), 'progress' or 'silent' (False), got {verbose!r}") from None
-
-
+@declare("model", saveable=False)
 class Model:
     """A sequential network trained with the book's loop.
 
@@ -136,9 +129,10 @@ class Model:
             layer.backward(layer.next.dinputs)
         if top >= 0:
             first = layers[0]
-            # Nothing reads the first layer's dinputs; a plain Dense or Conv2D layer there skips
-            # that computation.
-            if type(first) is Layer_Dense or type(first) is Layer_Conv2D:
+            # Nothing reads the first layer's dinputs; a layer declared with
+            # parameters_only_backward (Dense, Conv2D; not a subclass) skips that computation.
+            spec = spec_of(first)
+            if spec is not None and spec.parameters_only_backward:
                 first._backward_parameters_only(first.next.dinputs)
             else:
                 first.backward(first.next.dinputs)
@@ -156,16 +150,16 @@ class Model:
         samples every epoch with NumPy's global RNG.
         """
         where = "Model.train"
-        self._require_ready(where, training=True)
+        _inputs.require_ready(self, where, training=True)
         epochs = _checks.positive_int(epochs, "epochs", where)
         print_every = _checks.positive_int(print_every, "print_every", where)
         if batch_size is not None:
             batch_size = _checks.positive_int(batch_size, "batch_size", where)
-        mode = _verbosity(verbose)
+        mode = _inputs.verbosity(verbose)
         y_given = y
-        X, y = self._prepare_data(X, y, where)
+        X, y = _inputs.prepare_data(self, X, y, where)
         if validation_data is not None:
-            validation_data = self._prepare_validation(validation_data, X, where)
+            validation_data = _inputs.prepare_validation(self, validation_data, X, where)
 
         # The book sets the regression precision from the targets as given (before any dtype change).
         self.accuracy.init(y_given)
@@ -185,7 +179,7 @@ class Model:
                 X_epoch, y_epoch = X[order], y[order]
             else:
                 X_epoch, y_epoch = X, y
-            bar = self._progress_bar(mode, train_steps, epoch, epochs)
+            bar = _inputs.progress_bar(mode, train_steps, epoch, epochs)
             for step in range(train_steps):
                 batch_X = X_epoch[step * step_size:(step + 1) * step_size]
                 batch_y = y_epoch[step * step_size:(step + 1) * step_size]
@@ -295,26 +289,17 @@ class Model:
         predictions = getattr(self.output_layer_activation, "predictions", None)
         return output if predictions is None else predictions(output)
 
-    @staticmethod
-    def _progress_bar(mode: str, total: int, epoch: int, epochs: int):
-        if mode != "progress":
-            return None
-        try:
-            from tqdm.auto import tqdm
-        except ImportError as exc:
-            raise ImportError('verbose="progress" needs tqdm: pip install "fastnn[progress]"') from exc
-        return tqdm(total=total, desc=f"epoch {epoch}/{epochs}", unit="step", leave=False, file=sys.stderr)
 
     # --- evaluation and prediction -----------------------------------------------------------------
     def evaluate(self, X_val, y_val, *, batch_size: int | None = None, verbose="book"):
         """Loss and accuracy on a data set, printed as the book's ``validation, ...`` line.
         Returns (loss, accuracy) (the book returns None)."""
         where = "Model.evaluate"
-        self._require_ready(where, training=False)
+        _inputs.require_ready(self, where, training=False)
         if batch_size is not None:
             batch_size = _checks.positive_int(batch_size, "batch_size", where)
-        X_val, y_val = self._prepare_data(X_val, y_val, where)
-        return self._evaluate(X_val, y_val, batch_size, _verbosity(verbose), where)
+        X_val, y_val = _inputs.prepare_data(self, X_val, y_val, where)
+        return self._evaluate(X_val, y_val, batch_size, _inputs.verbosity(verbose), where)
 
     def _evaluate(self, X_val, y_val, batch_size, mode: str, where: str):
         n = len(X_val)
@@ -340,11 +325,11 @@ class Model:
         """The last layer's outputs for X, (n_samples, n_outputs), as a new array (e.g. class
         probabilities; ``model.output_layer_activation.predictions(...)`` turns them into labels)."""
         where = "Model.predict"
-        self._require_ready(where, training=False, need_loss=False)
+        _inputs.require_ready(self, where, training=False, need_loss=False)
         if batch_size is not None:
             batch_size = _checks.positive_int(batch_size, "batch_size", where)
-        X = self._prepare_inputs(X, where)
-        self._probe(X, where, "X")
+        X = _inputs.prepare_inputs(self, X, where)
+        _inputs.probe(self, X, where, "X")
         n = len(X)
         steps = 1 if batch_size is None else -(-n // batch_size)
         size = n if batch_size is None else batch_size
@@ -354,96 +339,6 @@ class Model:
             outputs.append(np.array(output, copy=True))  # buffers are reused: hand out copies
         return outputs[0] if len(outputs) == 1 else np.vstack(outputs)
 
-    # --- checks and conversion, once per call --------------------------------------------------------
-    def _require_ready(self, where: str, *, training: bool, need_loss: bool = True) -> None:
-        if "input_layer" not in self.__dict__:
-            raise ValueError(f"{where}: call model.finalize() first")
-        missing = [name for name, needed in (("loss", need_loss), ("optimizer", training),
-                                            ("accuracy", need_loss)) if needed and name not in self.__dict__]
-        if missing:
-            args = ", ".join(f"{name}=..." for name in missing)
-            raise ValueError(f"{where}: the model has no {' / '.join(missing)}; call model.set({args}) "
-                             f"and model.finalize() first")
-        if need_loss and self.layers[-1].next is not self.loss:
-            raise ValueError(f"{where}: the loss changed after finalize(); call model.finalize() again")
-
-    def _input_dtype(self):
-        for layer in self.trainable_layers:
-            weights = getattr(layer, "weights", None)
-            if isinstance(weights, np.ndarray) and weights.dtype in (np.float32, np.float64):
-                return weights.dtype
-        from ._core.config import default_dtype
-
-        return default_dtype()
-
-    def _prepare_inputs(self, X, where: str, name: str = "X") -> np.ndarray:
-        X = _arrays.as_float_array(X, name, self._input_dtype(), where)
-        if X.ndim < 2:
-            raise ValueError(f"{where}: {name} must be (n_samples, n_features) or more dimensions, got "
-                             f"shape {X.shape}" + (" (reshape one sample with x.reshape(1, -1))" if X.ndim == 1 else ""))
-        if len(X) == 0:
-            raise ValueError(f"{where}: {name} has no samples")
-        return X
-
-    def _probe(self, X, where: str, name: str):
-        """The output of one inference pass on X's first sample (a fresh array); a layer refusing
-        it becomes an error that names X (the argument the caller passed). The pass runs with the
-        layers' forward buffers set aside and every layer's attributes are restored afterwards, so
-        a call refused after the probe leaves the layers as they were."""
-        objects = [obj for obj in (self.input_layer, *self.layers) if isinstance(getattr(obj, "__dict__", None), dict)]
-        saved = [dict(obj.__dict__) for obj in objects]
-        for obj in objects:
-            for key in ("inputs", "output", "binary_mask"):
-                obj.__dict__.pop(key, None)
-        try:
-            return self.forward(X[:1], training=False)
-        except (TypeError, ValueError) as exc:
-            raise type(exc)(f"{where}: {name} {X.shape} does not fit the model (tried on its first sample, "
-                            f"{name}[:1]): {exc}") from None
-        finally:
-            for obj, state in zip(objects, saved):
-                obj.__dict__.clear()
-                obj.__dict__.update(state)
-
-    def _prepare_data(self, X, y, where: str, names=("X", "y")):
-        X = self._prepare_inputs(X, where, names[0])
-        if not isinstance(y, np.ndarray):
-            try:
-                y = np.asarray(y)
-            except (TypeError, ValueError) as exc:
-                raise TypeError(f"{where}: {names[1]} must be an array of targets, got "
-                                f"{type(y).__name__} ({exc})") from None
-        if y.ndim == 0 or len(y) != len(X):
-            raise ValueError(f"{where}: {names[0]} and {names[1]} must have the same number of samples, "
-                             f"got {len(X)} and {'a scalar' if y.ndim == 0 else len(y)}")
-        # The output shape tells how the targets must look: one forward pass on one sample.
-        output = self._probe(X, where, names[0])
-        n_outputs = output.shape[1] if output.ndim == 2 else None
-        loss = self.loss
-        if isinstance(loss, Loss_CategoricalCrossentropy):
-            y = _arrays.class_labels(y, len(X), n_outputs, where, names[1], onehot_dtype=output.dtype,
-                                         weights_for_log=True)
-        elif y.dtype.kind in "biuf":
-            if y.ndim == 1 and output.ndim == 2 and output.shape[1] == 1:
-                y = y.reshape(-1, 1)
-            if y.shape[1:] != output.shape[1:]:
-                raise ValueError(f"{where}: {names[1]} must have shape (n_samples, {', '.join(map(str, output.shape[1:]))})"
-                                 f" to match the model's output, got {y.shape}")
-            y = _arrays.as_float_array(y, names[1], output.dtype, where)
-        else:
-            raise TypeError(f"{where}: {names[1]} must hold numbers, got {_checks.describe(y)}")
-        return X, y
-
-    def _prepare_validation(self, validation_data, X, where: str):
-        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-            raise ValueError(f"{where}: validation_data must be a pair (X_val, y_val), got "
-                             f"{_checks.describe(validation_data)}")
-        # Compare the sample shape before _prepare_data probes the model with X_val (a mismatch would
-        # otherwise surface as a first layer's error that does not name X_val).
-        X_val = self._prepare_inputs(validation_data[0], where, "X_val")
-        if X_val.shape[1:] != X.shape[1:]:
-            raise ValueError(f"{where}: X_val must have samples shaped like X's {X.shape[1:]}, got {X_val.shape[1:]}")
-        return self._prepare_data(X_val, validation_data[1], where, ("X_val", "y_val"))
 
     # --- parameters and files ----------------------------------------------------------------------
     def get_parameters(self) -> list:
@@ -483,31 +378,23 @@ class Model:
         """Write the trainable layers' (weights, biases) to `path`, atomically: a safe zip of a
         JSON description and .npy arrays (default) or, with format="pickle", the book's pickle
         (loading a pickle can run code: only for files you will load yourself)."""
-        from . import serialization
-
-        serialization.save_parameters(self, path, format=format)
+        _io.save_parameters(self, path, format=format)
 
     def load_parameters(self, path, *, allow_pickle: bool = False) -> None:
         """Read parameters written by save_parameters into this (finalized) model. Pickle files
         are refused unless allow_pickle=True (unpickling can run code: never for untrusted files)."""
-        from . import serialization
-
-        serialization.load_parameters(self, path, allow_pickle=allow_pickle)
+        _io.load_parameters(self, path, allow_pickle=allow_pickle)
 
     def save(self, path, *, format: str = "fastnn") -> None:
         """Write the whole model (layers, loss, accuracy, optimizer with its state) to `path`,
-        atomically, in the safe format (default; see fastnn.serialization) or, with
+        atomically, in the safe format (default; see docs/file-format.md) or, with
         format="pickle", as the book does (loading a pickle can run code: only for files you trust)."""
-        from . import serialization
-
-        serialization.save_model(self, path, format=format)
+        _io.save_model(self, path, format=format)
 
     @staticmethod
     def load(path, *, allow_pickle: bool = False) -> "Model":
         """Read a model written by save(); it comes back finalized. The safe format is validated
         completely and never runs code; a damaged or altered file raises a ValueError
-        (serialization.ModelFileError). Pickle files are refused unless allow_pickle=True:
+        (fastnn.io.ModelFileError). Pickle files are refused unless allow_pickle=True:
         unpickling can execute arbitrary code, so never allow it for files you do not trust."""
-        from . import serialization
-
-        return serialization.load_model(path, allow_pickle=allow_pickle)
+        return _io.load_model(path, allow_pickle=allow_pickle)

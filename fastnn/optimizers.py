@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._core import arrays as _arrays, checks as _checks
+from ._core import arrays as _arrays
+from ._core.constraints import COUNT, NON_NEGATIVE, POSITIVE, UNIT
+from ._core.spec import declare, state_name
 from ._ext import _optimizers
 
 __all__ = ["Optimizer_SGD", "Optimizer_Adagrad", "Optimizer_RMSprop", "Optimizer_Adam"]
@@ -19,14 +21,30 @@ __all__ = ["Optimizer_SGD", "Optimizer_Adagrad", "Optimizer_RMSprop", "Optimizer
 _SGD, _SGD_MOMENTUM, _ADAGRAD, _RMSPROP, _ADAM = 0, 1, 2, 3, 4
 
 
+def _declare(layer_state: tuple[str, ...], **params):
+    """Declare an optimizer: learning_rate, decay and `params`; its files also keep the iteration
+    count and the current learning rate; `layer_state`: the suffixes of its state on each layer."""
+    params = {"learning_rate": POSITIVE, "decay": NON_NEGATIVE, **params}
+    register = declare("optimizer", params=params, layer_state=layer_state,
+                       saved={**params, "iterations": COUNT, "current_learning_rate": POSITIVE})
+
+    def decorate(cls):
+        # The state arrays update_params creates on a layer, in the book's order.
+        cls._STATE = tuple(state_name(p, suffix) for p in ("weights", "biases") for suffix in layer_state)
+        return register(cls)
+    return decorate
+
+
 class _Optimizer:
     """Learning rate, decay and the iteration count shared by the four optimizers."""
 
-    def _init_rate(self, learning_rate, decay) -> None:
-        where = type(self).__name__
-        self.learning_rate = _checks.real(learning_rate, "learning_rate", where, low=0.0, low_open=True)
+    def _init(self, arguments) -> None:
+        """Check the declared parameters in `arguments` (the constructor's locals()) and set them,
+        with the book's current_learning_rate and iteration count."""
+        spec = type(self)._spec
+        for name, value in zip(spec.params, spec.check(arguments)):
+            setattr(self, name, value)
         self.current_learning_rate = self.learning_rate
-        self.decay = _checks.non_negative(decay, "decay", where)
         self.iterations = 0
 
     def pre_update_params(self) -> None:
@@ -64,49 +82,49 @@ class _Optimizer:
                                  correction_1, correction_2, self._where())
 
 
+@_declare(("momentums",), momentum=UNIT)
 class Optimizer_SGD(_Optimizer):
     """Stochastic gradient descent, with optional momentum.
 
     update = momentum * momentums - lr * grad (momentums = update); param += update."""
 
     def __init__(self, learning_rate: float = 1., decay: float = 0., momentum: float = 0.) -> None:
-        self._init_rate(learning_rate, decay)
-        self.momentum = _checks.real(momentum, "momentum", "Optimizer_SGD", low=0.0, high=1.0, high_open=True)
+        self._init(locals())
 
     def update_params(self, layer) -> None:
         """Update layer.weights and layer.biases in place from layer.dweights/dbiases."""
         if self.momentum:
-            self._update(layer, _SGD_MOMENTUM, ("weight_momentums", "bias_momentums"), a=self.momentum)
+            self._update(layer, _SGD_MOMENTUM, self._STATE, a=self.momentum)
         else:
             self._update(layer, _SGD, ())
 
 
+@_declare(("cache",), epsilon=POSITIVE)
 class Optimizer_Adagrad(_Optimizer):
     """Adagrad: cache += grad^2; param += -lr * grad / (sqrt(cache) + epsilon)."""
 
     def __init__(self, learning_rate: float = 1., decay: float = 0., epsilon: float = 1e-7) -> None:
-        self._init_rate(learning_rate, decay)
-        self.epsilon = _checks.real(epsilon, "epsilon", "Optimizer_Adagrad", low=0.0, low_open=True)
+        self._init(locals())
 
     def update_params(self, layer) -> None:
         """Update layer.weights and layer.biases in place from layer.dweights/dbiases."""
-        self._update(layer, _ADAGRAD, ("weight_cache", "bias_cache"), self.epsilon)
+        self._update(layer, _ADAGRAD, self._STATE, self.epsilon)
 
 
+@_declare(("cache",), epsilon=POSITIVE, rho=UNIT)
 class Optimizer_RMSprop(_Optimizer):
     """RMSprop: cache = rho * cache + (1 - rho) * grad^2; param += -lr * grad / (sqrt(cache) + eps)."""
 
     def __init__(self, learning_rate: float = 0.001, decay: float = 0., epsilon: float = 1e-7,
                  rho: float = 0.9) -> None:
-        self._init_rate(learning_rate, decay)
-        self.epsilon = _checks.real(epsilon, "epsilon", "Optimizer_RMSprop", low=0.0, low_open=True)
-        self.rho = _checks.real(rho, "rho", "Optimizer_RMSprop", low=0.0, high=1.0, high_open=True)
+        self._init(locals())
 
     def update_params(self, layer) -> None:
         """Update layer.weights and layer.biases in place from layer.dweights/dbiases."""
-        self._update(layer, _RMSPROP, ("weight_cache", "bias_cache"), self.epsilon, a=self.rho)
+        self._update(layer, _RMSPROP, self._STATE, self.epsilon, a=self.rho)
 
 
+@_declare(("cache", "momentums"), epsilon=POSITIVE, beta_1=UNIT, beta_2=UNIT)
 class Optimizer_Adam(_Optimizer):
     """Adam with the book's bias correction (t = iterations + 1) and epsilon after the square root.
 
@@ -116,15 +134,11 @@ class Optimizer_Adam(_Optimizer):
 
     def __init__(self, learning_rate: float = 0.001, decay: float = 0., epsilon: float = 1e-7,
                  beta_1: float = 0.9, beta_2: float = 0.999) -> None:
-        self._init_rate(learning_rate, decay)
-        where = "Optimizer_Adam"
-        self.epsilon = _checks.real(epsilon, "epsilon", where, low=0.0, low_open=True)
-        self.beta_1 = _checks.real(beta_1, "beta_1", where, low=0.0, high=1.0, high_open=True)
-        self.beta_2 = _checks.real(beta_2, "beta_2", where, low=0.0, high=1.0, high_open=True)
+        self._init(locals())
 
     def update_params(self, layer) -> None:
         """Update layer.weights and layer.biases in place from layer.dweights/dbiases."""
         t = self.iterations + 1
-        self._update(layer, _ADAM, ("weight_cache", "weight_momentums", "bias_cache", "bias_momentums"),
+        self._update(layer, _ADAM, self._STATE,
                      self.epsilon, a=self.beta_1, b=self.beta_2,
                      correction_1=1 - self.beta_1 ** t, correction_2=1 - self.beta_2 ** t)

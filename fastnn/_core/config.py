@@ -8,7 +8,7 @@ import numpy as np
 
 from . import checks
 
-_DROPOUT_MODES = ("fast", "book")
+DROPOUT_MODES = ("fast", "book")
 
 _default_dtype = np.dtype(np.float32)
 _dropout_mode = "fast"
@@ -47,7 +47,7 @@ def init(random_seed: int | None = 0, dtype="float32", dropout_mode: str | None 
 
 
 def check_dropout_mode(mode, where: str | None = None, name: str = "dropout_mode") -> str:
-    return checks.choice(mode, name, _DROPOUT_MODES, where)
+    return checks.choice(mode, name, DROPOUT_MODES, where)
 
 
 def default_dtype() -> np.dtype:

@@ -1,0 +1,127 @@
+"""What Model.train, evaluate and predict check and convert once per call, before any work: the
+model is ready, the data has matching lengths, the targets fit the output (found by one probe
+pass on the first sample), and the verbosity is known."""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+from ._core import arrays as _arrays, checks as _checks
+from ._core.config import default_dtype
+from .losses import Loss_CategoricalCrossentropy
+
+
+_VERBOSE = {True: "book", 1: "book", "book": "book", "progress": "progress", 2: "progress",
+            False: "silent", 0: "silent", None: "silent", "silent": "silent"}
+
+
+def verbosity(verbose) -> str:
+    try:
+        return _VERBOSE[verbose]
+    except (KeyError, TypeError):
+        raise ValueError(f"Model: verbose must be 'book' (True), 'progress' or 'silent' (False), got {verbose!r}") from None
+
+
+def progress_bar(mode: str, total: int, epoch: int, epochs: int):
+    if mode != "progress":
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError as exc:
+        raise ImportError('verbose="progress" needs tqdm: pip install "fastnn[progress]"') from exc
+    return tqdm(total=total, desc=f"epoch {epoch}/{epochs}", unit="step", leave=False, file=sys.stderr)
+
+
+def require_ready(model, where: str, *, training: bool, need_loss: bool = True) -> None:
+    if "input_layer" not in model.__dict__:
+        raise ValueError(f"{where}: call model.finalize() first")
+    missing = [name for name, needed in (("loss", need_loss), ("optimizer", training),
+                                        ("accuracy", need_loss)) if needed and name not in model.__dict__]
+    if missing:
+        args = ", ".join(f"{name}=..." for name in missing)
+        raise ValueError(f"{where}: the model has no {' / '.join(missing)}; call model.set({args}) "
+                         f"and model.finalize() first")
+    if need_loss and model.layers[-1].next is not model.loss:
+        raise ValueError(f"{where}: the loss changed after finalize(); call model.finalize() again")
+
+
+def input_dtype(model):
+    for layer in model.trainable_layers:
+        weights = getattr(layer, "weights", None)
+        if isinstance(weights, np.ndarray) and weights.dtype in (np.float32, np.float64):
+            return weights.dtype
+    return default_dtype()
+
+
+def prepare_inputs(model, X, where: str, name: str = "X") -> np.ndarray:
+    X = _arrays.as_float_array(X, name, input_dtype(model, ), where)
+    if X.ndim < 2:
+        raise ValueError(f"{where}: {name} must be (n_samples, n_features) or more dimensions, got "
+                         f"shape {X.shape}" + (" (reshape one sample with x.reshape(1, -1))" if X.ndim == 1 else ""))
+    if len(X) == 0:
+        raise ValueError(f"{where}: {name} has no samples")
+    return X
+
+
+def probe(model, X, where: str, name: str):
+    """The output of one inference pass on X's first sample (a fresh array); a layer refusing
+    it becomes an error that names X (the argument the caller passed). The pass runs with the
+    layers' forward buffers set aside and every layer's attributes are restored afterwards, so
+    a call refused after the probe leaves the layers as they were."""
+    objects = [obj for obj in (model.input_layer, *model.layers) if isinstance(getattr(obj, "__dict__", None), dict)]
+    saved = [dict(obj.__dict__) for obj in objects]
+    for obj in objects:
+        for key in ("inputs", "output", "binary_mask"):
+            obj.__dict__.pop(key, None)
+    try:
+        return model.forward(X[:1], training=False)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"{where}: {name} {X.shape} does not fit the model (tried on its first sample, "
+                        f"{name}[:1]): {exc}") from None
+    finally:
+        for obj, state in zip(objects, saved):
+            obj.__dict__.clear()
+            obj.__dict__.update(state)
+
+
+def prepare_data(model, X, y, where: str, names=("X", "y")):
+    X = prepare_inputs(model, X, where, names[0])
+    if not isinstance(y, np.ndarray):
+        try:
+            y = np.asarray(y)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{where}: {names[1]} must be an array of targets, got "
+                            f"{type(y).__name__} ({exc})") from None
+    if y.ndim == 0 or len(y) != len(X):
+        raise ValueError(f"{where}: {names[0]} and {names[1]} must have the same number of samples, "
+                         f"got {len(X)} and {'a scalar' if y.ndim == 0 else len(y)}")
+    # The output shape tells how the targets must look: one forward pass on one sample.
+    output = probe(model, X, where, names[0])
+    n_outputs = output.shape[1] if output.ndim == 2 else None
+    loss = model.loss
+    if isinstance(loss, Loss_CategoricalCrossentropy):
+        y = _arrays.class_labels(y, len(X), n_outputs, where, names[1], onehot_dtype=output.dtype,
+                                     weights_for_log=True)
+    elif y.dtype.kind in "biuf":
+        if y.ndim == 1 and output.ndim == 2 and output.shape[1] == 1:
+            y = y.reshape(-1, 1)
+        if y.shape[1:] != output.shape[1:]:
+            raise ValueError(f"{where}: {names[1]} must have shape (n_samples, {', '.join(map(str, output.shape[1:]))})"
+                             f" to match the model's output, got {y.shape}")
+        y = _arrays.as_float_array(y, names[1], output.dtype, where)
+    else:
+        raise TypeError(f"{where}: {names[1]} must hold numbers, got {_checks.describe(y)}")
+    return X, y
+
+
+def prepare_validation(model, validation_data, X, where: str):
+    if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+        raise ValueError(f"{where}: validation_data must be a pair (X_val, y_val), got "
+                         f"{_checks.describe(validation_data)}")
+    # Compare the sample shape before _prepare_data probes the model with X_val (a mismatch would
+    # otherwise surface as a first layer's error that does not name X_val).
+    X_val = prepare_inputs(model, validation_data[0], where, "X_val")
+    if X_val.shape[1:] != X.shape[1:]:
+        raise ValueError(f"{where}: X_val must have samples shaped like X's {X.shape[1:]}, got {X_val.shape[1:]}")
+    return prepare_data(model, X_val, validation_data[1], where, ("X_val", "y_val"))
