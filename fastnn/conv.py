@@ -92,6 +92,10 @@ class Layer_Conv2D:
         k = self.kernel_size
         scale = math.sqrt(2.0 / (self.in_channels * k * k))
         shape = (self.out_channels, self.in_channels, k, k)
+        # The weights are drawn as float64 first: refuse sizes that cannot be (a MemoryError, or
+        # NumPy's "array is too big", would not name the arguments).
+        _arrays.check_fits(math.prod(shape), 8, "out_channels * in_channels * kernel_size**2", "Layer_Conv2D",
+                           f"the {shape} weight array")
         # standard_normal: the stream behind np.random.randn, untouched by nnfs.init().
         self.weights = (np.random.standard_normal(shape) * scale).astype(dtype)
         self.biases = np.zeros(self.out_channels, dtype=dtype)

@@ -31,8 +31,6 @@ names a file, written there as JSON.
 """
 from __future__ import annotations
 
-import collections
-import json
 import math
 import numbers
 import operator
@@ -43,12 +41,9 @@ import subprocess
 import sys
 import textwrap
 import warnings
-from decimal import Decimal
-from fractions import Fraction
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fastnn
@@ -56,49 +51,15 @@ import fastnn.reference as ref
 from fastnn._core import checks as _validation
 from fastnn.datasets import sine_data, spiral_data, vertical_data
 
-from _state import snapshot
+from _fuzz import EXAMPLES, OUTCOMES, PLAIN, budgets, check_call, report, run_fuzz
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-QUICK = 40          # examples per test in the default run
-CAMPAIGN = 800      # examples per test under -m slow
-OUTCOMES: collections.Counter = collections.Counter()   # (entry, outcome) -> calls
-EXAMPLES: collections.Counter = collections.Counter()   # test -> generated examples
-
-
-def budgets():
-    return pytest.mark.parametrize("budget", [
-        pytest.param(QUICK, id="quick"),
-        pytest.param(CAMPAIGN, id="campaign", marks=pytest.mark.slow),
-    ])
-
-
-def run_fuzz(body, budget):
-    """Run body(data) under hypothesis with `budget` examples."""
-    profile = settings(
-        max_examples=budget, deadline=None, database=None, derandomize=budget == QUICK,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much,
-                               HealthCheck.large_base_example],
-    )
-    def counted(data):
-        EXAMPLES[body.__qualname__.split(".")[0]] += 1
-        body(data)
-    profile(given(st.data())(counted))()
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _report():
     yield
-    examples, calls = sum(EXAMPLES.values()), sum(OUTCOMES.values())
-    by_entry = collections.defaultdict(dict)
-    for (entry, outcome), count in sorted(OUTCOMES.items()):
-        by_entry[entry][outcome] = count
-    lines = [f"fuzz: {examples} generated examples ({dict(EXAMPLES)}), {calls} calls checked"]
-    lines += [f"  {entry}: {counts}" for entry, counts in by_entry.items()]
-    print("\n" + "\n".join(lines))
-    path = os.environ.get("FASTNN_FUZZ_REPORT")
-    if path:
-        pathlib.Path(path).write_text(json.dumps({"examples": examples, "per_test": EXAMPLES, "calls": calls,
-                                                  "entries": by_entry}, indent=1))
+    report()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -252,30 +213,6 @@ def kept_dtype(facts):
     if isinstance(facts.argument, np.ndarray) and facts.array.dtype.type in (np.float32, np.float64):
         return np.dtype(facts.array.dtype.type)
     return fastnn.default_dtype()
-
-
-# ---------------------------------------------------------------------------------------------
-# The property
-
-
-def check_call(entry, subject, call, valid, argument_names):
-    """Call; a valid argument must be accepted, an invalid one refused with the promised error
-    naming the argument, and a refused call must change nothing. Returns True when accepted."""
-    before = snapshot(subject)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", RuntimeWarning)
-            call()
-    except (TypeError, ValueError) as exc:
-        OUTCOMES[(entry, f"refused {type(exc).__name__}")] += 1
-        message = str(exc)
-        assert not valid, f"{entry}: a valid argument was refused: {message}"
-        assert re.search(argument_names, message), f"{entry}: {message!r} does not name {argument_names!r}"
-        assert snapshot(subject) == before, f"{entry}: the refused call changed the object or the RNG"
-        return False
-    OUTCOMES[(entry, "accepted")] += 1
-    assert valid, f"{entry}: an invalid argument was accepted"
-    return True
 
 
 def eps(dtype):
@@ -821,15 +758,6 @@ def test_optimizer_update(budget):
 
 # ---------------------------------------------------------------------------------------------
 # Constructors and plain arguments
-
-PLAIN = st.one_of(
-    st.integers(-3, 12), st.integers(2 ** 40, 2 ** 80), st.floats(allow_nan=True, allow_infinity=True),
-    st.floats(0, 1), st.booleans(), st.none(), st.text(max_size=3), st.complex_numbers(max_magnitude=2),
-    st.sampled_from([np.float32(0.5), np.float64(0.1), np.int64(3), np.uint8(2), np.bool_(True), np.float16(0.9),
-                     Fraction(1, 3), Decimal("0.5"), np.array(0.5), np.array([1]), [1], (2,), b"1", 10 ** 400,
-                     1e308, -0.0, np.int64(-2), np.float64("nan")]),
-)
-
 
 def is_positive_int(v):
     if isinstance(v, (bool, np.bool_)):

@@ -16,19 +16,9 @@ import pytest
 
 import fastnn
 
-from _numeric import numerical_gradient
+from _numeric import check_gradient as check
 
-RTOL = 1e-6
 F64 = np.float64
-
-
-def check(analytic, f, x, what):
-    numeric = numerical_gradient(f, x)
-    scale = 1 + abs(float(f()))
-    assert analytic.shape == numeric.shape, what
-    np.testing.assert_allclose(analytic, numeric, rtol=RTOL, atol=1e-8 * scale, err_msg=what)
-    # The check must be able to fail: the gradient is not negligible against the tolerance.
-    assert np.max(np.abs(numeric)) > 1e3 * 1e-8 * scale, f"{what}: gradient too small to test"
 
 
 def away_from(x, points, margin=1e-3):

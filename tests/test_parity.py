@@ -1,9 +1,11 @@
-"""Parity between the compiled classes (fastnn) and the reference (fastnn.reference).
+"""Parity between the compiled classes (fastnn) and the reference (fastnn.reference), for every
+declared class (its case in tests/cases.py says how to build and use it).
 
-Same public names, same public methods, same signatures (names, kinds and defaults of every
-parameter), same attributes after construction and after use, same class hierarchy, the same
-lazily created optimizer state; every object deep-copies and pickles. Differences are allowed
-only where listed below; an entry that is no longer needed fails too, so the lists stay minimal.
+Same public methods, same signatures (names, kinds and defaults of every parameter), same
+attributes after construction (values and types) and after use (names, array shapes), same class
+hierarchy, the same lazily created optimizer state; every used object deep-copies and pickles.
+Differences are allowed only where listed below; an entry that is no longer needed fails too, so
+the lists stay minimal. (The exported names: tests/contract/test_registry.py.)
 """
 import copy
 import inspect
@@ -14,21 +16,14 @@ import pytest
 
 import fastnn
 import fastnn.reference as ref
+from fastnn._core.spec import declared
 
-# The book's class names (book-api.md §5.12), in the book's spelling.
-BOOK_NAMES = [
-    "Layer_Dense", "Layer_Dropout", "Layer_Input",
-    "Activation_ReLU", "Activation_Softmax", "Activation_Sigmoid", "Activation_Linear",
-    "Activation_Softmax_Loss_CategoricalCrossentropy",
-    "Loss", "Loss_CategoricalCrossentropy", "Loss_BinaryCrossentropy", "Loss_MeanSquaredError",
-    "Loss_MeanAbsoluteError",
-    "Optimizer_SGD", "Optimizer_Adagrad", "Optimizer_RMSprop", "Optimizer_Adam",
-    "Accuracy", "Accuracy_Categorical", "Accuracy_Regression", "Model",
-]
+from cases import CASES, cases, ids
+from contract import harness
 
-# fastnn's public names beyond the book's (design.md §2, §4).
-ALLOWED_EXTRA_NAMES = {"History", "init", "show_config", "default_dtype", "dropout_mode", "__version__",
-                       "Layer_Conv2D", "Layer_MaxPool2D", "Layer_Flatten"}
+# The book's class names: what fastnn.reference exports (test_reference_api.py pins the list).
+BOOK_NAMES = list(ref.__all__)
+DECLARED = [spec.name for spec in declared()]
 
 # Extra parameters fastnn adds: keyword-only, with these defaults, so every book call still works.
 ALLOWED_EXTRA_PARAMETERS = {
@@ -44,8 +39,12 @@ ALLOWED_EXTRA_PARAMETERS = {
 # Public methods fastnn has and the reference does not (none: helpers are private).
 ALLOWED_EXTRA_METHODS: dict[str, set[str]] = {}
 
-# Instance attributes fastnn sets and the reference does not.
-ALLOWED_EXTRA_ATTRIBUTES = {"Layer_Dropout": {"mode"}}
+# Instance attributes fastnn sets and the reference does not (Conv2D's im2col scratch, after use).
+ALLOWED_EXTRA_ATTRIBUTES = {"Layer_Dropout": {"mode"}, "Layer_Conv2D": set(fastnn.Layer_Conv2D._SCRATCH)}
+
+# Instance attributes the reference sets and fastnn does not: the reference's im2col matrix, kept
+# after forward for backward (fastnn keeps per-thread scratch of another shape, privately).
+ALLOWED_MISSING_ATTRIBUTES = {"Layer_Conv2D": {"columns"}}
 
 
 def public_methods(cls):
@@ -63,19 +62,7 @@ def parameters(function):
     return [(p.name, p.kind, p.default) for p in inspect.signature(function).parameters.values()]
 
 
-def test_same_public_names():
-    assert sorted(ref.__all__) == sorted(BOOK_NAMES)
-    assert set(BOOK_NAMES) <= set(fastnn.__all__)
-    assert set(fastnn.__all__) - set(BOOK_NAMES) == ALLOWED_EXTRA_NAMES
-    namespace = {}
-    exec("from fastnn import *", namespace)
-    assert set(BOOK_NAMES) <= set(namespace)
-    for name in BOOK_NAMES:
-        assert isinstance(getattr(fastnn, name), type), name
-        assert getattr(fastnn, name).__name__ == name
-
-
-@pytest.mark.parametrize("name", BOOK_NAMES)
+@pytest.mark.parametrize("name", DECLARED)
 def test_same_methods_and_signatures(name):
     fast_cls, ref_cls = getattr(fastnn, name), getattr(ref, name)
     fast_methods, ref_methods = public_methods(fast_cls), public_methods(ref_cls)
@@ -98,130 +85,115 @@ def test_same_methods_and_signatures(name):
 def test_the_allow_lists_name_existing_things():
     for (name, method) in ALLOWED_EXTRA_PARAMETERS:
         assert method in public_methods(getattr(fastnn, name)), (name, method)
-    for name in list(ALLOWED_EXTRA_METHODS) + list(ALLOWED_EXTRA_ATTRIBUTES):
-        assert name in BOOK_NAMES
+    for name in [*ALLOWED_EXTRA_METHODS, *ALLOWED_EXTRA_ATTRIBUTES, *ALLOWED_MISSING_ATTRIBUTES]:
+        assert name in DECLARED
+    for name, attributes in ALLOWED_MISSING_ATTRIBUTES.items():
+        obj, _ = harness.used(CASES[name], ref)
+        assert attributes <= set(vars(obj)), f"{name}: the reference does set {sorted(attributes)}"
+    for name, attributes in ALLOWED_EXTRA_ATTRIBUTES.items():
+        obj, _ = harness.used(CASES[name])
+        assert attributes <= set(vars(obj)), f"{name}: allowed extras it never sets"
 
 
-@pytest.mark.parametrize("name", BOOK_NAMES)
-def test_same_base_classes_among_the_books(name):
+@pytest.mark.parametrize("name", DECLARED)
+def test_same_base_classes_among_the_declared(name):
     fast_cls, ref_cls = getattr(fastnn, name), getattr(ref, name)
-    for other in BOOK_NAMES:
+    for other in DECLARED:
         assert issubclass(fast_cls, getattr(fastnn, other)) == issubclass(ref_cls, getattr(ref, other)), (name, other)
 
 
-CONSTRUCTOR_ARGS = {"Layer_Dense": (2, 3), "Layer_Dropout": (0.1,)}
-
-
-@pytest.mark.parametrize("name", BOOK_NAMES)
-def test_same_attributes_after_construction(name):
-    args = CONSTRUCTOR_ARGS.get(name, ())
-    np.random.seed(0)
-    fast_obj = getattr(fastnn, name)(*args)
-    np.random.seed(0)
-    ref_obj = getattr(ref, name)(*args)
+def assert_same_attributes(name, fast_obj, ref_obj, where):
+    """The same attribute names (but the allowed extras), arrays of the same shapes."""
     fast_attrs, ref_attrs = set(vars(fast_obj)), set(vars(ref_obj))
-    assert ref_attrs <= fast_attrs
-    assert fast_attrs - ref_attrs == ALLOWED_EXTRA_ATTRIBUTES.get(name, set())
-    for attr in ref_attrs:
-        a, b = getattr(fast_obj, attr), getattr(ref_obj, attr)
-        if isinstance(b, np.ndarray):
-            np.testing.assert_array_equal(a, b, err_msg=attr)
-            assert a.dtype == b.dtype, attr
+    assert ref_attrs - fast_attrs <= ALLOWED_MISSING_ATTRIBUTES.get(name, set()), \
+        f"{name} {where}: fastnn lacks {sorted(ref_attrs - fast_attrs)}"
+    assert fast_attrs - ref_attrs <= ALLOWED_EXTRA_ATTRIBUTES.get(name, set()), \
+        f"{name} {where}: extra {sorted(fast_attrs - ref_attrs)}"
+    for attr in ref_attrs & fast_attrs:
+        if isinstance(getattr(ref_obj, attr), np.ndarray):
+            assert np.shape(getattr(fast_obj, attr)) == getattr(ref_obj, attr).shape, (name, where, attr)
+
+
+@pytest.mark.parametrize("case", cases(), ids=ids(cases()))
+def test_same_attributes_after_construction(case):
+    fast_obj, ref_obj = harness.build(case, fastnn), harness.build(case, ref)
+    assert_same_attributes(case.name, fast_obj, ref_obj, "after construction")
+    for attr, value in vars(ref_obj).items():
+        a = getattr(fast_obj, attr)
+        if isinstance(value, np.ndarray):
+            np.testing.assert_array_equal(a, value, err_msg=attr)
+            assert a.dtype == value.dtype, attr
         elif attr not in ("activation", "loss"):
-            assert a == b and type(a) is type(b), (attr, a, b)
+            assert a == value and type(a) is type(value), (attr, a, value)
 
 
-def run_step(mod, dropout_mode=None):
-    """One Ch14-style step through every kind of object; returns them."""
-    np.random.seed(1)
-    X = np.random.standard_normal((20, 2)).astype(np.float32)
-    y = np.random.randint(0, 3, 20)
-    dense1 = mod.Layer_Dense(2, 8, weight_regularizer_l2=5e-4, bias_regularizer_l1=1e-4)
-    relu = mod.Activation_ReLU()
-    drop = mod.Layer_Dropout(0.1, mode=dropout_mode) if dropout_mode else mod.Layer_Dropout(0.1)
-    dense2 = mod.Layer_Dense(8, 3)
-    head = mod.Activation_Softmax_Loss_CategoricalCrossentropy()
-    optimizer = mod.Optimizer_Adam(learning_rate=0.02, decay=1e-3)
-    accuracy = mod.Accuracy_Categorical()
-    dense1.forward(X)
-    relu.forward(dense1.output)
-    drop.forward(relu.output)
-    dense2.forward(drop.output)
-    loss = head.forward(dense2.output, y)
-    accuracy.calculate(head.activation.predictions(head.output), y)
-    head.backward(head.output, y)
-    dense2.backward(head.dinputs)
-    drop.backward(dense2.dinputs)
-    relu.backward(drop.dinputs)
-    dense1.backward(relu.dinputs)
-    optimizer.pre_update_params()
-    optimizer.update_params(dense1)
-    optimizer.update_params(dense2)
-    optimizer.post_update_params()
-    return dict(dense1=dense1, relu=relu, drop=drop, dense2=dense2, head=head, optimizer=optimizer,
-                accuracy=accuracy, loss=loss)
+DRIVEN = [case for case in cases(setups=True) if case.protocol not in (None, "optimizer")]
+OPTIMIZED = [(case, layer_case) for case in cases("optimizer", setups=True)
+             for layer_case in cases("layer", trainable=True)]
 
 
-def test_same_attributes_after_use():
-    fast, book = run_step(fastnn, "book"), run_step(ref)
-    for key in ("dense1", "relu", "drop", "dense2", "head", "optimizer", "accuracy"):
-        extra = ALLOWED_EXTRA_ATTRIBUTES.get(type(book[key]).__name__, set())
-        assert set(vars(fast[key])) - extra == set(vars(book[key])), key
-    # The optimizer state the book creates lazily, under its names.
-    for key in ("dense1", "dense2"):
-        for state in ("weight_momentums", "weight_cache", "bias_momentums", "bias_cache"):
-            assert getattr(fast[key], state).shape == getattr(book[key], state).shape
+@pytest.mark.parametrize("case", DRIVEN, ids=ids(DRIVEN))
+def test_same_attributes_after_use(case):
+    fast_obj, ref_obj = harness.pair(case, np.float32)
+    made = harness.data(case, np.float32)
+    harness.exercise(case, fast_obj, made)
+    harness.exercise(case, ref_obj, made)
+    assert_same_attributes(case.name, fast_obj, ref_obj, "after use")
 
 
-@pytest.mark.parametrize("name,kwargs,state", [
-    ("Optimizer_SGD", {}, ()),
-    ("Optimizer_SGD", {"momentum": 0.5}, ("weight_momentums", "bias_momentums")),
-    ("Optimizer_Adagrad", {}, ("weight_cache", "bias_cache")),
-    ("Optimizer_RMSprop", {}, ("weight_cache", "bias_cache")),
-    ("Optimizer_Adam", {}, ("weight_momentums", "weight_cache", "bias_momentums", "bias_cache")),
-])
-def test_optimizer_state_is_lazy_in_both(name, kwargs, state):
-    for mod in (fastnn, ref):
-        layer = mod.Layer_Dense(3, 2)
-        layer.dweights = np.ones((3, 2), np.float32)
-        layer.dbiases = np.ones((1, 2), np.float32)
-        all_state = ("weight_momentums", "weight_cache", "bias_momentums", "bias_cache")
-        assert not any(hasattr(layer, s) for s in all_state)
-        getattr(mod, name)(**kwargs).update_params(layer)
-        assert {s for s in all_state if hasattr(layer, s)} == set(state), mod.__name__
+@pytest.mark.parametrize("case, layer_case", OPTIMIZED, ids=[f"{c.label}-{l.name}" for c, l in OPTIMIZED])
+def test_optimizer_state_is_lazy_and_the_same_in_both(case, layer_case):
+    """The state the book creates lazily, under its names: none before the first update, the same
+    arrays in both packages after it, each one the declaration names."""
+    fast, slow = harness.optimizer_pair(case, layer_case, np.float32)
+    names = harness.layer_state_names(case)
+    for obj in (fast, slow):
+        assert not any(hasattr(obj[1], s) for s in names)
+    made = harness.data(case, np.float32)
+    harness.exercise(case, fast, made)
+    harness.exercise(case, slow, made)
+    state = {s for s in names if hasattr(fast[1], s)}
+    assert state == {s for s in names if hasattr(slow[1], s)}
+    assert_same_attributes(case.name, fast[0], slow[0], "after use")
+    assert_same_attributes(layer_case.name, fast[1], slow[1], f"after {case.label}")
 
 
 # ---------------------------------------------------------------------------------------------
 # deepcopy and pickle
 
+CLONES = {"deepcopy": copy.deepcopy, "pickle": lambda o: pickle.loads(pickle.dumps(o))}
+USED = [case for case in cases(setups=True) if case.protocol]
 
-@pytest.mark.parametrize("how", ["deepcopy", "pickle"])
-def test_objects_deepcopy_and_pickle_after_use(how):
-    objects = run_step(fastnn)
-    clone = copy.deepcopy if how == "deepcopy" else (lambda o: pickle.loads(pickle.dumps(o)))
-    X = np.random.default_rng(0).standard_normal((20, 2)).astype(np.float32)
-    for key, obj in objects.items():
-        if key == "loss":
-            continue
-        twin = clone(obj)
-        assert type(twin) is type(obj)
-        assert set(vars(twin)) == set(vars(obj)), key
-        for attr, value in vars(obj).items():
+
+def array_attributes(obj):
+    return {k: v.copy() for k, v in vars(obj).items() if isinstance(v, np.ndarray)}
+
+
+@pytest.mark.parametrize("how", list(CLONES))
+@pytest.mark.parametrize("case", USED, ids=ids(USED))
+def test_objects_deepcopy_and_pickle_after_use(case, how):
+    """A copy of a used object has its attributes (private scratch may be left to be rebuilt), with
+    arrays equal but its own; it computes what the original computes, and writing into its
+    buffers leaves the original alone."""
+    obj, _ = harness.used(case)
+    twin = CLONES[how](obj)
+    pairs = list(zip(obj, twin)) if isinstance(obj, tuple) else [(obj, twin)]
+    for original, clone in pairs:
+        assert type(clone) is type(original)
+        assert {k for k in vars(original) if not k.startswith("_")} <= set(vars(clone)) <= set(vars(original))
+        for attr, value in vars(clone).items():
             if isinstance(value, np.ndarray):
-                np.testing.assert_array_equal(getattr(twin, attr), value, err_msg=f"{key}.{attr}")
-                assert not np.shares_memory(getattr(twin, attr), value), f"{key}.{attr}"
-    # The copies keep working, and writing into their buffers leaves the originals alone.
-    dense = objects["dense1"]
-    twin = clone(dense)
-    before = dense.output.copy()
-    twin.forward(X * 3)
-    np.testing.assert_array_equal(dense.output, before)
-    dense.forward(X * 3)
-    np.testing.assert_array_equal(twin.output, dense.output)
-    twin_opt, twin_layer = clone((objects["optimizer"], objects["dense2"]))
-    twin_opt.pre_update_params()
-    twin_opt.update_params(twin_layer)
-    assert not np.array_equal(twin_layer.weights, objects["dense2"].weights)
+                np.testing.assert_array_equal(value, getattr(original, attr), err_msg=f"{case.label}.{attr}")
+                assert not np.shares_memory(value, getattr(original, attr)), f"{case.label}.{attr}"
+    before = [array_attributes(original) for original, _ in pairs]
+    made = harness.data(case, np.float32, seed=1)
+    from_twin = harness.exercise(case, twin, made)
+    for (original, _), arrays in zip(pairs, before):
+        for attr, value in arrays.items():
+            np.testing.assert_array_equal(getattr(original, attr), value, err_msg=f"{case.label}.{attr}")
+    from_original = harness.exercise(case, obj, made)
+    for name, value in from_original.items():
+        np.testing.assert_array_equal(from_twin[name], value, err_msg=name)
 
 
 def test_model_deepcopies_and_pickles_after_training(capsys):

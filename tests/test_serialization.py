@@ -1,7 +1,9 @@
 """Model files (issue 5, design.md §9): the safe zip format, pickle only on request, atomic writes.
 
-Round trips (bit-identical predictions, every attribute, float32/float64, dropout, every optimizer
-and its state), training resumed from a file matching an uninterrupted run exactly, and hostile or
+The round trip of every saveable class (bit-identical predictions, every attribute, float32 and
+float64, the optimizer state, training resumed) is in tests/contract/test_round_trips.py; here:
+untrained and loss-less models, Python and NumPy scalar types, the bytes of the file, training
+resumed from a file matching an uninterrupted run exactly (log and history too), and hostile or
 damaged files (pickle payloads, truncation, wrong shapes and dtypes, unknown classes, extra or
 missing members, non-zip files, random corruption) refused with a clear ModelFileError (a
 ValueError) before anything is built.
@@ -15,25 +17,16 @@ import zipfile
 
 import numpy as np
 import pytest
-from nnfs.datasets import sine_data, spiral_data
+from nnfs.datasets import spiral_data
 
 import fastnn
 from fastnn._core.spec import declared
-from fastnn.io import ModelFileError, codec
+from fastnn.io import ModelFileError
 
-OPTIMIZERS = {
-    "sgd": lambda: fastnn.Optimizer_SGD(learning_rate=0.5, decay=1e-3),
-    "sgd_momentum": lambda: fastnn.Optimizer_SGD(learning_rate=0.5, decay=1e-3, momentum=0.9),
-    "adagrad": lambda: fastnn.Optimizer_Adagrad(learning_rate=0.5, decay=1e-4, epsilon=1e-6),
-    "rmsprop": lambda: fastnn.Optimizer_RMSprop(learning_rate=0.01, decay=1e-4, rho=0.95),
-    "adam": lambda: fastnn.Optimizer_Adam(learning_rate=0.05, decay=5e-5, beta_1=0.8, beta_2=0.99),
-}
-STATE = {"sgd": (), "sgd_momentum": ("weight_momentums", "bias_momentums"),
-         "adagrad": ("weight_cache", "bias_cache"), "rmsprop": ("weight_cache", "bias_cache"),
-         "adam": ("weight_momentums", "weight_cache", "bias_momentums", "bias_cache")}
-TRANSIENT = {"inputs", "output", "dinputs", "dweights", "dbiases", "binary_mask", "prev", "next",
-             "accumulated_sum", "accumulated_count", "trainable_layers"}
+from cases import CASES, cases, ids
+from contract.harness import build
 
+from _models import assert_finalized, assert_same_model, rng_state_unchanged
 
 @pytest.fixture(autouse=True)
 def seeded():
@@ -43,7 +36,9 @@ def seeded():
     np.random.set_state(state)
 
 
-def classifier(optimizer="adam", dtype=None, dropout_mode="book", regularize=True):
+def classifier(optimizer=None, dtype=None, dropout_mode="book", regularize=True):
+    """Dense-ReLU-Dropout-Dense-Softmax with categorical cross-entropy; optimizer: an optimizer
+    case (default: Adam with the case's hyper-parameters)."""
     model = fastnn.Model()
     l2 = 5e-4 if regularize else 0
     model.add(fastnn.Layer_Dense(2, 32, weight_regularizer_l1=1e-5 if regularize else 0,
@@ -52,7 +47,8 @@ def classifier(optimizer="adam", dtype=None, dropout_mode="book", regularize=Tru
     model.add(fastnn.Layer_Dropout(0.1, mode=dropout_mode))
     model.add(fastnn.Layer_Dense(32, 3, dtype=dtype))
     model.add(fastnn.Activation_Softmax())
-    model.set(loss=fastnn.Loss_CategoricalCrossentropy(), optimizer=OPTIMIZERS[optimizer](),
+    optimizer = optimizer or CASES["Optimizer_Adam"]
+    model.set(loss=fastnn.Loss_CategoricalCrossentropy(), optimizer=build(optimizer, seed=None),
               accuracy=fastnn.Accuracy_Categorical())
     model.finalize()
     return model
@@ -78,48 +74,6 @@ def saved(trained, tmp_path):
     return path
 
 
-def saved_state(obj):
-    """The attributes a file keeps: everything but batch data, links and accumulators."""
-    return {k: v for k, v in vars(obj).items() if k not in TRANSIENT}
-
-
-def assert_same_object(a, b):
-    assert type(a) is type(b)
-    sa, sb = saved_state(a), saved_state(b)
-    assert sa.keys() == sb.keys(), type(a).__name__
-    for key, value in sa.items():
-        other = sb[key]
-        assert type(value) is type(other), (type(a).__name__, key)
-        if isinstance(value, np.ndarray):
-            assert value.dtype == other.dtype and value.shape == other.shape
-            assert value.flags.c_contiguous and other.flags.c_contiguous and other.flags.writeable
-            np.testing.assert_array_equal(value, other)
-        else:
-            assert value == other, (type(a).__name__, key)
-
-
-def assert_same_model(a, b):
-    assert len(a.layers) == len(b.layers)
-    for x, y in zip(a.layers, b.layers):
-        assert_same_object(x, y)
-    for name in ("loss", "accuracy", "optimizer"):
-        assert (name in vars(a)) == (name in vars(b))
-        if name in vars(a):
-            assert_same_object(getattr(a, name), getattr(b, name))
-
-
-def assert_finalized(model):
-    assert isinstance(model.input_layer, fastnn.Layer_Input)
-    assert model.trainable_layers == [layer for layer in model.layers if hasattr(layer, "weights")]
-    assert model.layers[0].prev is model.input_layer
-    for before, after in zip(model.layers, model.layers[1:]):
-        assert before.next is after and after.prev is before
-    assert model.layers[-1].next is vars(model).get("loss")
-    assert model.output_layer_activation is model.layers[-1]
-    if "loss" in vars(model):
-        assert model.loss.trainable_layers is model.trainable_layers
-
-
 def rewrite(source, target, *, edit_json=None, replace=None, drop=(), add=None, json_name="model.json"):
     """Copy a saved zip to target, changing it: edit_json(document) edits the description in place,
     replace/add map member names to bytes or arrays, drop removes members."""
@@ -143,75 +97,7 @@ def rewrite(source, target, *, edit_json=None, replace=None, drop=(), add=None, 
     return target
 
 
-def rng_state_unchanged(state):
-    return all(np.array_equal(a, b) if isinstance(a, np.ndarray) else a == b
-               for a, b in zip(np.random.get_state(), state))
-
-
 # --- round trips --------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
-@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
-def test_round_trip_keeps_every_attribute_and_predicts_bit_identically(optimizer, dtype, data, tmp_path):
-    model = classifier(optimizer, dtype)
-    model.train(*data, epochs=3, batch_size=128, verbose=False)
-    for layer in model.trainable_layers:
-        assert set(STATE[optimizer]) <= set(vars(layer))
-    path = tmp_path / "m.fastnn"
-    state = np.random.get_state()
-    model.save(path)
-    loaded = fastnn.Model.load(path)
-    assert rng_state_unchanged(state)                   # loading draws nothing from the RNG
-    assert_same_model(model, loaded)
-    for obj in (loaded.loss, loaded.accuracy):          # reset, as the book's save does
-        assert obj.accumulated_sum == 0 and obj.accumulated_count == 0
-    assert_finalized(loaded)
-    assert isinstance(loaded.softmax_classifier_output, fastnn.Activation_Softmax_Loss_CategoricalCrossentropy)
-    for layer in loaded.trainable_layers:
-        assert layer.weights.dtype == dtype
-        assert {name for name in codec._optimizer_state() if name in vars(layer)} == set(STATE[optimizer])
-    X = data[0]
-    prediction = model.predict(X)
-    np.testing.assert_array_equal(loaded.predict(X), prediction)
-    assert loaded.predict(X).dtype == dtype
-    assert loaded.evaluate(*data, verbose=False) == model.evaluate(*data, verbose=False)
-
-
-def test_round_trip_of_binary_and_regression_models(tmp_path):
-    X, y = spiral_data(50, 2)
-    y = y.reshape(-1, 1)
-    binary = fastnn.Model()
-    binary.add(fastnn.Layer_Dense(2, 16, bias_regularizer_l1=1e-4))
-    binary.add(fastnn.Activation_ReLU())
-    binary.add(fastnn.Layer_Dense(16, 1))
-    binary.add(fastnn.Activation_Sigmoid())
-    binary.set(loss=fastnn.Loss_BinaryCrossentropy(), optimizer=fastnn.Optimizer_Adam(),
-               accuracy=fastnn.Accuracy_Categorical(binary=True))
-    binary.finalize()
-    binary.train(X, y, epochs=2, verbose=False)
-    binary.save(tmp_path / "binary")
-    loaded = fastnn.Model.load(tmp_path / "binary")
-    assert_same_model(binary, loaded)
-    assert loaded.accuracy.binary is True and loaded.softmax_classifier_output is None
-    np.testing.assert_array_equal(loaded.predict(X), binary.predict(X))
-
-    X, y = sine_data(100)
-    for loss in (fastnn.Loss_MeanSquaredError(), fastnn.Loss_MeanAbsoluteError()):
-        regression = fastnn.Model()
-        regression.add(fastnn.Layer_Dense(1, 8, dtype=np.float64))
-        regression.add(fastnn.Activation_ReLU())
-        regression.add(fastnn.Layer_Dense(8, 1, dtype=np.float64))
-        regression.add(fastnn.Activation_Linear())
-        regression.set(loss=loss, optimizer=fastnn.Optimizer_RMSprop(), accuracy=fastnn.Accuracy_Regression())
-        regression.finalize()
-        regression.train(X, y.astype(np.float32), epochs=2, verbose=False)
-        assert type(regression.accuracy.precision) is np.float32   # np.std of float32 targets
-        regression.save(tmp_path / "regression")
-        loaded = fastnn.Model.load(tmp_path / "regression")
-        assert_same_model(regression, loaded)                       # the precision keeps its type
-        np.testing.assert_array_equal(loaded.predict(X), regression.predict(X))
-        assert loaded.evaluate(X, y, verbose=False) == regression.evaluate(X, y, verbose=False)
 
 
 def test_round_trip_of_an_untrained_model_and_of_one_without_loss(tmp_path):
@@ -288,27 +174,11 @@ def test_loading_calls_no_constructor(saved, monkeypatch):
     assert len(model.layers) == 5
 
 
-def test_the_registry_saves_every_attribute_the_constructors_set():
-    """If a constructor gains an attribute, the safe format must learn it too (this test fails)."""
-    examples = {
-        "Layer_Dense": lambda: fastnn.Layer_Dense(2, 3), "Layer_Dropout": lambda: fastnn.Layer_Dropout(0.2),
-        "Accuracy_Categorical": lambda: fastnn.Accuracy_Categorical(),
-        "Accuracy_Regression": lambda: fastnn.Accuracy_Regression(),
-        "Layer_Conv2D": lambda: fastnn.Layer_Conv2D(2, 3, 3),
-    }
-    for spec in declared(saveable=True):
-        name = spec.name
-        obj = examples.get(name, spec.cls)()
-        expected = set(spec.saved) | ({"weights", "biases"} if spec.trainable else set())
-        assert set(vars(obj)) == expected, name
-        assert getattr(fastnn, name) is spec.cls
-
-
 # --- resuming training ----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("dropout_mode", ["book", "fast"])
-@pytest.mark.parametrize("optimizer", ["adam", "sgd_momentum", "rmsprop"])
+@pytest.mark.parametrize("optimizer", cases("optimizer", setups=True), ids=ids(cases("optimizer", setups=True)))
 def test_training_resumed_from_a_file_matches_an_uninterrupted_run(optimizer, dropout_mode, data, tmp_path,
                                                                    capsys):
     """RNG use: the model draws from NumPy's global RNG only in Layer_Dense constructors (the
@@ -801,7 +671,7 @@ def test_parameters_round_trip_into_a_model_built_alike(trained, data, tmp_path)
                                  "arrays/layers/1/weights.npy", "arrays/layers/1/biases.npy"]
         assert json.loads(zf.read("parameters.json"))["format"] == "fastnn.parameters"
     np.random.seed(99)
-    fresh = classifier(optimizer="sgd")
+    fresh = classifier(optimizer=CASES["Optimizer_SGD"])
     fresh.load_parameters(path)
     np.testing.assert_array_equal(fresh.predict(data[0]), trained.predict(data[0]))
     for (w, b), (w0, b0) in zip(fresh.get_parameters(), trained.get_parameters()):
@@ -934,35 +804,3 @@ def test_any_altered_json_value_gives_a_specific_error_or_a_valid_model(kind, tr
             model.predict(data[0])
             outcomes["loaded"] += 1
     assert outcomes["refused"] > 100
-
-
-def test_a_cnn_round_trips_and_keeps_training(tmp_path):
-    """Conv2D / MaxPool2D / Flatten in the safe format: bit-identical predictions, training goes on
-    from the saved optimizer state exactly as the original would."""
-    def build():
-        np.random.seed(4)
-        model = fastnn.Model()
-        for layer in (fastnn.Layer_Conv2D(1, 4, 3, padding=1, weight_regularizer_l2=1e-4), fastnn.Activation_ReLU(),
-                      fastnn.Layer_MaxPool2D(2), fastnn.Layer_Flatten(), fastnn.Layer_Dense(4 * 4 * 4, 3),
-                      fastnn.Activation_Softmax()):
-            model.add(layer)
-        model.set(loss=fastnn.Loss_CategoricalCrossentropy(), optimizer=fastnn.Optimizer_Adam(learning_rate=0.01),
-                  accuracy=fastnn.Accuracy_Categorical())
-        model.finalize()
-        return model
-
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((24, 1, 8, 8)).astype(np.float32)
-    y = rng.integers(0, 3, 24)
-    model = build()
-    model.train(X, y, epochs=2, batch_size=8, verbose=False)
-    path = tmp_path / "cnn.fastnn"
-    model.save(path)
-    loaded = fastnn.Model.load(path)
-    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
-    assert [type(layer).__name__ for layer in loaded.layers] == [type(layer).__name__ for layer in model.layers]
-    model.train(X, y, epochs=2, batch_size=8, verbose=False)
-    loaded.train(X, y, epochs=2, batch_size=8, verbose=False)
-    for a, b in zip(model.trainable_layers, loaded.trainable_layers):
-        np.testing.assert_array_equal(a.weights, b.weights)
-        np.testing.assert_array_equal(a.weight_cache, b.weight_cache)

@@ -1,0 +1,209 @@
+"""One test case per declared class: what the contract tests (tests/contract/) need to know about a
+class that its declaration (``fastnn._core.spec``) does not say.
+
+The contract tests are parametrised over these cases; the declaration gives the rest (the kind,
+the constructor's constraints, the saved attributes, the trainable parameters, saveability). A
+class enters every contract test by being declared plus one entry in ``CASES``; a declared class
+without an entry, or an entry for a class nobody declared, fails
+``tests/contract/test_registry.py``.
+
+A case is data: how to build the object, what its inputs look like, which concerns apply, and the
+tolerances where the defaults do not fit. ``tests/contract/harness.py`` turns it into objects and
+arrays. Fields:
+
+name
+    The class name (the same in ``fastnn`` and ``fastnn.reference``).
+kwargs
+    Valid constructor arguments, taken by both packages.
+parity_kwargs
+    Extra keyword arguments only the compiled class takes, given when it is compared with the
+    reference (Layer_Dropout: ``mode="book"``, the reference's mask stream).
+protocol
+    How the generic tests drive the object:
+    "layer"      ``forward(inputs, training)``, ``backward(dvalues)``;
+    "loss"       ``forward(y_pred, y_true)`` (per-sample losses), ``calculate``, ``backward(dvalues, y_true)``;
+    "combined"   ``forward(inputs, y_true)`` (the mean loss, Ch9-17), ``backward(softmax output, y_true)``;
+    "accuracy"   ``init(y)``, ``calculate(predictions, y)``;
+    "optimizer"  ``pre_update_params``, ``update_params(layer)``, ``post_update_params`` on every
+                 trainable layer case;
+    None         constructed only (base classes, the Model): exports, signatures, attributes.
+inputs
+    The shape of a sample input: the layer's inputs, the loss's predictions, the accuracy's
+    predictions. Batch first; small, so that finite differences stay cheap.
+values
+    How the inputs are filled (``harness.fill``): "normal" (standard normal x 2), "kinkless"
+    (normal, at least 0.1 away from 0, for ReLU's kink), "distinct" (values 0.01 apart, so a
+    window's maximum stays put under finite differences), "probabilities" (uniform in
+    [0.05, 0.95]), "class_ids" (ints in [0, classes)), "binary" (0/1 ints).
+targets
+    Losses and accuracies: "class_ids" (ints in [0, C)), "onehot" (rows of the identity),
+    "binary" (0/1 floats of the predictions' shape) or "real" (the predictions plus an offset at
+    least 0.1 away from 0, for MAE's kink).
+classes
+    The number of classes of class-id predictions (the accuracy's inputs).
+ndim
+    The input rank the class requires (Softmax, Dense: 2; Conv2D, MaxPool2D: 4); None: any rank.
+backward, gradcheck
+    The class has a backward; its backward is checked against finite differences (float64).
+seeded
+    A training forward draws from NumPy's global RNG (dropout): the tests seed it before each.
+views
+    Attributes that are views of the arguments rather than buffers of their own (Flatten's
+    ``output`` and ``dinputs``; Linear's and Layer_Input's ``output``, the input itself).
+checks_inputs
+    forward converts and validates its inputs (False for Layer_Input, which hands them on as
+    they are, as the book's).
+rtol
+    The parity tolerance in units of the dtype's epsilon (0: bit-identical), applied to every
+    compared array as ``|fast - ref| <= rtol * eps * (|ref| + max |ref|)``. The default, 4, is a
+    few roundings apart (a sum in double against one in the dtype, libm's exp against NumPy's);
+    wider where a result sums many terms in another order.
+atol
+    An absolute floor of that tolerance, in units of eps (for values that cancel: Softmax's
+    gradient of a saturated row is tiny next to the terms it is made of).
+same_formula
+    backward computes what the reference computes in the same way, so that non-finite values
+    land in the same places (False for Softmax: the O(n) form against the Jacobian product).
+head
+    Losses: the activation a Model puts before it.
+loss
+    Accuracies: the loss a Model trains with it.
+invalid
+    Constructor arguments that the per-parameter constraints do not refuse by themselves:
+    (kwargs, error type, regex the message must match), e.g. sizes whose product does not fit
+    in memory.
+variants
+    Further setups the tests run too: dicts of field overrides (with an "id").
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from fastnn._core.spec import declared
+
+PROTOCOLS = ("layer", "loss", "combined", "accuracy", "optimizer", None)
+REGULARIZED = dict(weight_regularizer_l1=0.01, weight_regularizer_l2=0.02, bias_regularizer_l1=0.03,
+                   bias_regularizer_l2=0.04)
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    protocol: str | None = "layer"
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    parity_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    inputs: tuple = (5, 4)
+    values: str = "normal"
+    targets: str | None = None
+    classes: int = 3
+    ndim: int | None = None
+    backward: bool = True
+    gradcheck: bool = True
+    seeded: bool = False
+    views: tuple = ()
+    checks_inputs: bool = True
+    rtol: float = 4
+    atol: float = 0
+    same_formula: bool = True
+    head: str | None = None
+    loss: str | None = None
+    invalid: tuple = ()
+    variants: tuple = ()
+    id: str = ""
+
+    def __post_init__(self):
+        assert self.protocol in PROTOCOLS, f"{self.name}: unknown protocol {self.protocol!r}"
+
+    @property
+    def spec(self):
+        return SPECS[self.name]
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}[{self.id}]" if self.id else self.name
+
+    def setups(self) -> list[Case]:
+        """This case and each of its variants, as cases of their own."""
+        return [self] + [dataclasses.replace(self, **variant) for variant in self.variants]
+
+
+_BASE = dict(protocol=None, backward=False, gradcheck=False)
+_PROBABILITIES = dict(inputs=(6, 3), values="probabilities")
+
+CASES: dict[str, Case] = {case.name: case for case in [
+    # --- accuracy
+    Case("Accuracy", **_BASE),
+    Case("Accuracy_Categorical", protocol="accuracy", inputs=(8,), values="class_ids", targets="class_ids",
+         backward=False, gradcheck=False, rtol=0, loss="Loss_CategoricalCrossentropy",
+         variants=(dict(id="onehot", targets="onehot"),
+                   dict(id="binary", kwargs={"binary": True}, inputs=(8, 2), values="binary", targets="binary",
+                        loss="Loss_BinaryCrossentropy"))),
+    Case("Accuracy_Regression", protocol="accuracy", inputs=(8, 1), targets="real", backward=False,
+         gradcheck=False, rtol=0, loss="Loss_MeanSquaredError"),
+    # --- activations
+    Case("Activation_ReLU", values="kinkless", rtol=0),
+    Case("Activation_Softmax", ndim=2, rtol=8, atol=8, same_formula=False),
+    Case("Activation_Sigmoid"),
+    Case("Activation_Linear", views=("output",), rtol=0),
+    # --- layers
+    Case("Layer_Dense", kwargs={"n_inputs": 4, "n_neurons": 3}, ndim=2,
+         invalid=(({"n_inputs": 10 ** 6, "n_neurons": 10 ** 7}, ValueError,
+                   r"Layer_Dense: n_inputs \* n_neurons must be small enough to fit in memory"),),
+         variants=(dict(id="regularized", kwargs={"n_inputs": 4, "n_neurons": 3, **REGULARIZED}),)),
+    Case("Layer_Dropout", kwargs={"rate": 0.3}, parity_kwargs={"mode": "book"}, seeded=True, rtol=0,
+         variants=(dict(id="rate0", kwargs={"rate": 0.0}),)),
+    Case("Layer_Input", backward=False, gradcheck=False, views=("output",), checks_inputs=False, rtol=0),
+    Case("Layer_Conv2D", kwargs={"in_channels": 2, "out_channels": 3, "kernel_size": 3, "padding": 1},
+         inputs=(2, 2, 5, 6), ndim=4, rtol=8,
+         invalid=(({"in_channels": 2 ** 20, "out_channels": 2 ** 20, "kernel_size": 3}, ValueError,
+                   r"Layer_Conv2D: out_channels \* in_channels \* kernel_size\*\*2 must be small enough"),),
+         variants=(dict(id="strided-regularized", kwargs={"in_channels": 2, "out_channels": 3, "kernel_size": 2,
+                                                          "stride": 2, **REGULARIZED}),)),
+    Case("Layer_MaxPool2D", kwargs={"pool_size": 2}, inputs=(2, 2, 5, 6), values="distinct", ndim=4, rtol=0,
+         variants=(dict(id="overlapping", kwargs={"pool_size": 3, "stride": 1}),)),
+    Case("Layer_Flatten", inputs=(3, 2, 3, 2), views=("output", "dinputs"), rtol=0),
+    # --- losses
+    Case("Loss", **_BASE),
+    Case("Loss_CategoricalCrossentropy", protocol="loss", targets="class_ids", head="Activation_Softmax",
+         **_PROBABILITIES, variants=(dict(id="onehot", targets="onehot"),)),
+    Case("Loss_BinaryCrossentropy", protocol="loss", targets="binary", head="Activation_Sigmoid", **_PROBABILITIES),
+    Case("Loss_MeanSquaredError", protocol="loss", targets="real", head="Activation_Linear", inputs=(6, 3)),
+    Case("Loss_MeanAbsoluteError", protocol="loss", targets="real", head="Activation_Linear", inputs=(6, 3)),
+    Case("Activation_Softmax_Loss_CategoricalCrossentropy", protocol="combined", inputs=(6, 3), targets="class_ids",
+         ndim=2, rtol=8, variants=(dict(id="onehot", targets="onehot"),)),
+    # --- the model
+    Case("Model", **_BASE),
+    # --- optimizers: bit-identical updates (hyper-parameters rounded as NumPy rounds them)
+    Case("Optimizer_SGD", protocol="optimizer", kwargs={"learning_rate": 0.5, "decay": 1e-2}, rtol=0,
+         backward=False, gradcheck=False,
+         variants=(dict(id="momentum", kwargs={"learning_rate": 0.5, "decay": 1e-2, "momentum": 0.9}),)),
+    Case("Optimizer_Adagrad", protocol="optimizer", kwargs={"learning_rate": 0.3, "decay": 1e-3, "epsilon": 1e-5},
+         rtol=0, backward=False, gradcheck=False),
+    Case("Optimizer_RMSprop", protocol="optimizer", kwargs={"learning_rate": 0.02, "decay": 1e-3, "rho": 0.95},
+         rtol=0, backward=False, gradcheck=False),
+    Case("Optimizer_Adam", protocol="optimizer",
+         kwargs={"learning_rate": 0.05, "decay": 5e-3, "beta_1": 0.8, "beta_2": 0.99}, rtol=0, backward=False,
+         gradcheck=False, variants=(dict(id="defaults", kwargs={}),)),
+]}
+
+SPECS = {spec.name: spec for spec in declared()}
+
+
+def cases(protocol="any", *, kind=None, saveable=None, trainable=None, setups=False) -> list[Case]:
+    """The cases of the declared classes, in declaration order, filtered by protocol and by their
+    declaration (kind, saveable, trainable); with setups=True each variant is a case of its own."""
+    chosen = []
+    for spec in declared(kind, saveable=saveable):
+        case = CASES.get(spec.name)
+        if case is None or (protocol != "any" and case.protocol != protocol):
+            continue
+        if trainable is not None and spec.trainable != trainable:
+            continue
+        chosen.extend(case.setups() if setups else [case])
+    return chosen
+
+
+def ids(chosen) -> list[str]:
+    return [case.label for case in chosen]
