@@ -3,11 +3,12 @@
 - After warm-up a training step of the dense/activation/loss/optimizer path allocates no array:
   tracemalloc (NumPy reports its allocations to it) sees neither growth nor a transient peak of
   array size over many steps.
-- Buffers are reused while the shape stays the same and replaced when it changes.
-- No output aliases an input the kernel reads (a layer fed its own output still computes right).
-- User arrays come as they are: float64 into a float32 layer, non-contiguous, read-only,
-  Fortran-order, big-endian, lists, ints, bools; each is converted once, the result equals the
-  reference's on the converted data, and the user's array is never modified.
+- No output aliases an input the kernel reads: a square Dense fed its own output and gradient.
+- User arrays come as they are: Dropout in both modes, the combined head's and CCE's labels, a
+  whole training loop; each is converted once and the user's array is never modified.
+
+Buffer reuse, own-output feeding and user arrays of every declared layer and loss are contract
+tests (tests/contract/test_buffers.py).
 """
 import gc
 import tracemalloc
@@ -17,6 +18,8 @@ import pytest
 
 import fastnn
 import fastnn.reference as ref
+
+from contract.harness import USER_ARRAY_KINDS, kept_dtype, user_arrays
 
 # ---------------------------------------------------------------------------------------------
 # No allocation per step
@@ -144,67 +147,6 @@ def test_the_growth_check_catches_a_leak():
     assert growth >= 5 * BATCH * CLASSES * 4
 
 
-BUFFERS = {
-    "dense1": ("output", "dweights", "dbiases", "dinputs"),
-    "relu": ("output", "dinputs"),
-    "dropout": ("output", "binary_mask", "dinputs"),
-    "dense2": ("output", "dweights", "dbiases", "dinputs"),
-    "head": ("dinputs",),
-}
-
-
-def buffers(net):
-    found = {}
-    for owner, names in BUFFERS.items():
-        for name in names:
-            found[f"{owner}.{name}"] = getattr(getattr(net, owner), name)
-    found["softmax.output"] = net.head.activation.output
-    return found
-
-
-def test_buffers_are_reused_then_replaced_when_the_shape_changes():
-    net = Network(dropout=True)
-    net.step()
-    first = buffers(net)
-    net.step()
-    second = buffers(net)
-    for name, array in first.items():
-        assert second[name] is array, f"{name} was not reused"
-    # A short last batch: new buffers of the new shape ...
-    net.step(net.X[:100], net.y[:100])
-    short = buffers(net)
-    for name, array in short.items():
-        if name.endswith(("dweights", "dbiases")):
-            assert array is first[name], f"{name} does not depend on the batch size: kept"
-        else:
-            assert array.shape[0] == 100 and not np.shares_memory(array, first[name]), name
-    # ... and again when the full batch returns; the results equal a fresh network's.
-    net.step()
-    again = buffers(net)
-    for name in short:
-        if not name.endswith(("dweights", "dbiases")):
-            assert again[name].shape[0] == BATCH, name
-
-
-def test_reused_buffers_give_the_same_results_as_fresh_objects():
-    """Reuse must not leak state from one step into the next: a network stepped with a short
-    batch in between ends where one with fresh objects each time does."""
-    a, b = Network(), Network()
-    for net in (a, b):
-        net.step()
-    a.step(a.X[:100], a.y[:100])
-    # b: the same step through brand-new activation/loss objects (no buffers to reuse).
-    b.relu, b.head = fastnn.Activation_ReLU(), fastnn.Activation_Softmax_Loss_CategoricalCrossentropy()
-    for layer in (b.dense1, b.dense2):
-        for name in ("output", "dinputs", "dweights", "dbiases"):
-            layer.__dict__.pop(name, None)
-    b.step(b.X[:100], b.y[:100])
-    for net in (a, b):
-        net.step()
-    np.testing.assert_array_equal(a.dense1.weights, b.dense1.weights)
-    np.testing.assert_array_equal(a.dense2.biases, b.dense2.biases)
-
-
 # ---------------------------------------------------------------------------------------------
 # Outputs never alias the inputs a kernel reads
 
@@ -232,152 +174,16 @@ def test_square_dense_fed_its_own_output(dtype, rng):
     np.testing.assert_allclose(layer.dweights, expected_dweights, rtol=50 * np.finfo(dtype).eps, atol=1e-30)
 
 
-@pytest.mark.parametrize("name", ["Activation_ReLU", "Activation_Sigmoid", "Activation_Softmax"])
-def test_activation_fed_its_own_output_and_gradient(dtype, rng, name):
-    x = rng.standard_normal((9, 5)).astype(dtype)
-    a, b = getattr(fastnn, name)(), getattr(ref, name)()
-    a.forward(x)
-    b.forward(x)
-    a.forward(a.output)
-    b.forward(b.output.copy())
-    np.testing.assert_allclose(a.output, b.output, rtol=30 * np.finfo(dtype).eps)
-    d = rng.standard_normal((9, 5)).astype(dtype)
-    a.backward(d)
-    b.output = a.output.copy()
-    b.backward(d)
-    a.backward(a.dinputs)
-    b.backward(b.dinputs.copy())
-    np.testing.assert_allclose(a.dinputs, b.dinputs, rtol=100 * np.finfo(dtype).eps, atol=1e-30)
-
-
-def test_dropout_and_losses_fed_their_own_buffers(dtype, rng):
-    x = rng.standard_normal((9, 5)).astype(dtype)
-    d = fastnn.Layer_Dropout(0.5)
-    np.random.seed(1)
-    d.forward(x)
-    first_mask = d.binary_mask.copy()
-    first = d.output
-    np.random.seed(2)
-    d.forward(d.output)
-    np.testing.assert_array_equal(d.output, first * d.binary_mask)
-    d.backward(d.output)
-    np.testing.assert_array_equal(d.dinputs, d.output * d.binary_mask)
-    assert not np.array_equal(first_mask, d.binary_mask)
-    p = rng.uniform(0.1, 0.9, (9, 5)).astype(dtype)
-    mse = fastnn.Loss_MeanSquaredError()
-    mse.backward(p, p * 0)
-    expected = -2 * (0 - mse.dinputs) / 5 / 9
-    mse.backward(mse.dinputs, np.zeros_like(p))
-    np.testing.assert_allclose(mse.dinputs, expected, rtol=4 * np.finfo(dtype).eps)
-
-
 # ---------------------------------------------------------------------------------------------
 # User arrays as they come
 
 
-def user_arrays(rng, shape=(12, 6)):
-    base = rng.standard_normal((shape[0] * 2, shape[1] * 2))
-    readonly = base[: shape[0], : shape[1]].astype(np.float32)
-    readonly.setflags(write=False)
-    return {
-        "float64": base[: shape[0], : shape[1]].copy(),
-        "strided": base[::2, ::2].astype(np.float32)[: shape[0]],
-        "strided_view": base.astype(np.float32)[::2, ::2],
-        "transposed": np.ascontiguousarray(base[: shape[1], : shape[0]].astype(np.float32)).T,
-        "fortran": np.asfortranarray(base[: shape[0], : shape[1]].astype(np.float32)),
-        "readonly": readonly,
-        "bigendian32": base[: shape[0], : shape[1]].astype(">f4"),
-        "bigendian64": base[: shape[0], : shape[1]].astype(">f8"),
-        "list": base[: shape[0], : shape[1]].tolist(),
-        "int": (base[: shape[0], : shape[1]] * 4).astype(np.int64),
-        "uint8": (np.abs(base[: shape[0], : shape[1]]) * 40).astype(np.uint8),
-        "bool": base[: shape[0], : shape[1]] > 0,
-        # C-contiguous but unaligned (np.frombuffer at an odd offset, e.g. a file with a header)
-        "unaligned": np.frombuffer(bytearray(b"\0" + base[: shape[0], : shape[1]].astype(np.float32).tobytes()),
-                                   dtype=np.float32, offset=1).reshape(shape),
-        # a field of a packed structured array: unaligned and strided
-        "packed_field": packed_field(base[: shape[0], : shape[1]]),
-        "subclass": base[: shape[0], : shape[1]].astype(np.float32).view(_Subclass),
-    }
-
-
-class _Subclass(np.ndarray):
-    pass
-
-
-def packed_field(values):
-    records = np.zeros(values.shape, dtype=[("tag", "u1"), ("value", "<f4")])
-    records["value"] = values
-    return records["value"]
-
-
-def snapshot(x):
-    return np.array(x, copy=True)
-
-
-def kept_dtype(x):
-    """What a parameter-free layer computes in: float32/float64 data keep their precision (in
-    native byte order), anything else becomes fastnn's default float32."""
-    if not isinstance(x, np.ndarray):
-        return np.dtype(np.float32)  # a list has no dtype: the default
-    if x.dtype.kind == "f" and x.dtype.itemsize in (4, 8):
-        return np.dtype(f"f{x.dtype.itemsize}")
-    return np.dtype(np.float32)
-
-
-@pytest.mark.parametrize("kind", list(user_arrays(np.random.default_rng(0))))
-def test_dense_takes_user_arrays(rng, kind):
-    x = user_arrays(rng)[kind]
-    before = snapshot(x)
-    np.random.seed(0)
-    a = fastnn.Layer_Dense(6, 4)
-    np.random.seed(0)
-    b = ref.Layer_Dense(6, 4)
-    converted = np.ascontiguousarray(np.asarray(x), dtype=np.float32)
-    a.forward(x)
-    b.forward(converted)
-    np.testing.assert_array_equal(a.output, b.output)
-    assert a.inputs.dtype == np.float32 and a.inputs.flags.c_contiguous
-    np.testing.assert_array_equal(a.inputs, converted)
-    dvalues = rng.standard_normal((12, 4))[::1, :]  # float64 gradient into a float32 layer
-    a.backward(dvalues)
-    b.backward(dvalues.astype(np.float32))
-    np.testing.assert_array_equal(a.dweights, b.dweights)
-    np.testing.assert_array_equal(a.dinputs, b.dinputs)
-    np.testing.assert_array_equal(np.asarray(x), before)
-    if isinstance(x, np.ndarray):
-        assert x.flags.writeable == (kind != "readonly")
-
-
-def test_dense_keeps_a_ready_array_without_copying(rng):
-    x = rng.standard_normal((5, 3)).astype(np.float32)
-    layer = fastnn.Layer_Dense(3, 2)
-    layer.forward(x)
-    assert layer.inputs is x, "the book stores a reference, no copy"
-
-
-@pytest.mark.parametrize("name", ["Activation_ReLU", "Activation_Sigmoid", "Activation_Softmax", "Activation_Linear"])
-@pytest.mark.parametrize("kind", list(user_arrays(np.random.default_rng(0))))
-def test_activations_take_user_arrays(rng, name, kind):
-    x = user_arrays(rng)[kind]
-    before = snapshot(x)
-    a, b = getattr(fastnn, name)(), getattr(ref, name)()
-    a.forward(x)
-    converted = np.ascontiguousarray(np.asarray(x), dtype=kept_dtype(x))
-    b.forward(converted)
-    assert a.output.dtype == converted.dtype, f"{kind}: computed in {a.output.dtype}"
-    np.testing.assert_allclose(a.output, b.output, rtol=30 * np.finfo(a.output.dtype).eps, atol=1e-38)
-    d = np.asfortranarray(rng.standard_normal(converted.shape))  # a Fortran float64 gradient
-    a.backward(d)
-    assert a.dinputs.dtype == converted.dtype
-    np.testing.assert_array_equal(np.asarray(x), before)
-    assert np.all(np.isfinite(a.dinputs))
-
-
-@pytest.mark.parametrize("kind", list(user_arrays(np.random.default_rng(0))))
+@pytest.mark.parametrize("kind", USER_ARRAY_KINDS)
 def test_dropout_takes_user_arrays(rng, kind):
-    x = user_arrays(rng)[kind]
-    before = snapshot(x)
+    """In both modes (the contract suite compares book mode with the reference): the mask applied
+    to the converted inputs, and the inputs themselves at inference."""
+    x = user_arrays(rng.standard_normal((12, 6)))[kind]
+    before = np.array(x, copy=True)
     converted = np.ascontiguousarray(np.asarray(x), dtype=kept_dtype(x))
     for mode in ("fast", "book"):
         d = fastnn.Layer_Dropout(0.3, mode=mode)
@@ -397,40 +203,6 @@ def test_dropout_takes_user_arrays(rng, kind):
     np.testing.assert_array_equal(np.asarray(x), before)
 
 
-@pytest.mark.parametrize("name", ["Loss_CategoricalCrossentropy", "Loss_BinaryCrossentropy",
-                                  "Loss_MeanSquaredError", "Loss_MeanAbsoluteError"])
-@pytest.mark.parametrize("kind", ["float64", "strided_view", "fortran", "readonly", "bigendian32", "list"])
-def test_losses_take_user_arrays(rng, name, kind):
-    p = user_arrays(rng)[kind]
-    p = np.clip(np.abs(np.asarray(p, dtype=np.float64)), 0.05, 0.95)
-    if kind == "list":
-        p = p.tolist()
-    elif kind == "fortran":
-        p = np.asfortranarray(p.astype(np.float32))
-    elif kind == "readonly":
-        p = p.astype(np.float32)
-        p.setflags(write=False)
-    elif kind == "bigendian32":
-        p = p.astype(">f4")
-    elif kind == "strided_view":
-        p = np.repeat(p.astype(np.float32), 2, axis=1)[:, ::2]
-    if name == "Loss_CategoricalCrossentropy":
-        y = rng.integers(0, 6, 24)[::2]             # non-contiguous int64 labels
-    else:
-        y = np.asfortranarray(rng.integers(0, 2, (12, 6)).astype(np.float64))
-    p_before, y_before = snapshot(p), snapshot(y)
-    converted = np.ascontiguousarray(np.asarray(p), dtype=kept_dtype(p))
-    a, b = getattr(fastnn, name)(), getattr(ref, name)()
-    np.testing.assert_allclose(a.forward(p, y), b.forward(converted, np.ascontiguousarray(y)),
-                               rtol=30 * np.finfo(converted.dtype).eps)
-    a.backward(p, y)
-    b.backward(converted, np.ascontiguousarray(y))
-    np.testing.assert_array_equal(a.dinputs, b.dinputs)
-    assert a.dinputs.dtype == converted.dtype
-    np.testing.assert_array_equal(np.asarray(p), p_before)
-    np.testing.assert_array_equal(y, y_before)
-
-
 @pytest.mark.parametrize("labels", ["list", "int8", "uint16", "strided", "readonly", "float_ids", "bigendian",
                                     "unaligned", "onehot_unaligned"])
 def test_combined_head_and_cce_take_user_labels(rng, labels):
@@ -447,7 +219,7 @@ def test_combined_head_and_cce_take_user_labels(rng, labels):
     }
     forms["readonly"].setflags(write=False)
     labels_in = forms[labels]
-    before = snapshot(labels_in)
+    before = np.array(labels_in, copy=True)
     plain = np.asarray(labels_in)
     plain = plain.astype(np.intp) if plain.ndim == 1 else plain.astype(np.float32)
     a = fastnn.Activation_Softmax_Loss_CategoricalCrossentropy()

@@ -1,5 +1,6 @@
-"""Conv2D, MaxPool2D and Flatten backward against central finite differences, in float64, for the
-compiled classes and for fastnn.reference.
+"""Conv2D and MaxPool2D backward against central finite differences over geometries, and a small
+CNN end to end, in float64, for the compiled classes and for fastnn.reference (every declared
+class, Flatten included, is also checked on its case's data by tests/contract/test_gradients.py).
 
 The objective is ``L = sum(output * G)`` with a fixed random ``G`` (so the incoming gradient is
 ``G``), plus the layer's regularisation loss where it has one.
@@ -65,21 +66,6 @@ def test_maxpool2d_gradients(nn, rng, pool_size, stride):
     layer = nn.Layer_MaxPool2D(pool_size, stride)
     layer.forward(inputs)
     G = rng.standard_normal(layer.output.shape)
-
-    def objective():
-        layer.forward(inputs)
-        return float(np.sum(layer.output * G))
-
-    objective()
-    layer.backward(G)
-    dinputs = layer.dinputs.copy()
-    assert_gradient(dinputs, numerical_gradient(objective, inputs))
-
-
-def test_flatten_gradients(nn, rng):
-    inputs = rng.standard_normal((3, 2, 3, 2))
-    layer = nn.Layer_Flatten()
-    G = rng.standard_normal((3, 12))
 
     def objective():
         layer.forward(inputs)

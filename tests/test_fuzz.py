@@ -31,8 +31,8 @@ names a file, written there as JSON.
 """
 from __future__ import annotations
 
+import json
 import math
-import numbers
 import operator
 import os
 import pathlib
@@ -50,6 +50,9 @@ import fastnn
 import fastnn.reference as ref
 from fastnn._core import checks as _validation
 from fastnn.datasets import sine_data, spiral_data, vertical_data
+
+from cases import cases
+from contract import harness
 
 from _fuzz import EXAMPLES, OUTCOMES, PLAIN, budgets, check_call, report, run_fuzz
 
@@ -356,37 +359,41 @@ def test_dense_set_parameters(budget):
 # ---------------------------------------------------------------------------------------------
 # Activations and dropout
 
-ACTIVATIONS = ["Activation_ReLU", "Activation_Sigmoid", "Activation_Softmax", "Activation_Linear"]
+# Layers whose output has their inputs' shape and that take no constructor parameters (the
+# activations): the same fuzzed inputs and gradients fit every one of them.
+ACTIVATIONS = [case for case in cases("layer") if case.spec.keeps_features and not case.spec.params]
 
 
-def activation_rtol(name, dtype, classes):
-    if name == "Activation_Sigmoid":
-        return 8 * eps(dtype), tiny(dtype)                       # ULPS
-    if name == "Activation_Softmax":
-        return (8 + classes + 2) * eps(dtype), tiny(dtype)       # ULPS + SUM_BOUND (test_kernels)
-    return 0.0, 0.0                                              # EXACT
+def forward_tolerance(case, dtype):
+    """(rtol, atol) for assert_close: twice the case's parity tolerance (tests/cases.py), relative
+    to each value (ULPS of exp: 8 eps for Sigmoid; plus SUM_BOUND of the row sum for Softmax), and
+    the smallest normal number where results may underflow; 0: EXACT."""
+    if case.rtol == 0:
+        return 0.0, 0.0
+    return 2 * case.rtol * eps(dtype), tiny(dtype)
 
 
 @budgets()
 def test_activation_forward(budget):
     def body(data):
-        name = data.draw(st.sampled_from(ACTIVATIONS), label="activation")
+        case = data.draw(st.sampled_from(ACTIVATIONS), label="activation")
+        name = case.name
         a = getattr(fastnn, name)()
         a.forward(np.ones((2, 3), np.float32))
         expected_shape = (data.draw(st.integers(0, 5)), data.draw(st.integers(1, 5)))
         x, facts = arrays(data, expected_shape, label="inputs")
         dtype = kept_dtype(facts)
-        valid = facts.numeric and facts.fits(dtype) and (name != "Activation_Softmax" or facts.ndim == 2)
+        valid = facts.numeric and facts.fits(dtype) and (case.ndim is None or facts.ndim == case.ndim)
         if not check_call(f"{name}.forward", a, lambda: a.forward(x), valid, "inputs"):
             return
         converted = facts.converted(dtype)
         assert a.output.dtype == dtype and a.output.shape == facts.shape
-        if name == "Activation_Softmax" and converted.shape[1] == 0:
-            return                       # the reference cannot take a row max of nothing
+        if case.ndim == 2 and converted.shape[1] == 0:
+            return                       # a row-wise class: the reference cannot take a row max of nothing
         b = getattr(ref, name)()
         with quiet():
             b.forward(converted)
-        rtol, atol = activation_rtol(name, dtype, converted.shape[-1] if converted.ndim else 1)
+        rtol, atol = forward_tolerance(case, dtype)
         assert_close(a.output, b.output, f"{name} output", rtol=rtol, atol=atol)
         if facts.finite:
             assert not np.isnan(a.output).any(), "NaN from finite inputs"
@@ -396,7 +403,8 @@ def test_activation_forward(budget):
 @budgets()
 def test_activation_backward(budget):
     def body(data):
-        name = data.draw(st.sampled_from(ACTIVATIONS), label="activation")
+        case = data.draw(st.sampled_from(ACTIVATIONS), label="activation")
+        name = case.name
         dtype = np.dtype(data.draw(st.sampled_from(["float32", "float64"])))
         shape = (data.draw(st.integers(1, 5)), data.draw(st.integers(1, 5)))
         x = np.random.default_rng(data.draw(st.integers(0, 99))).standard_normal(shape).astype(dtype)
@@ -410,17 +418,17 @@ def test_activation_backward(budget):
         b = getattr(ref, name)()
         with quiet():
             b.forward(x)
-            b.output = a.output.copy() if name != "Activation_Linear" else b.output
+            b.output = a.output.copy()       # the same forward result: the backward alone is compared
             b.backward(dv)
-        if name == "Activation_Softmax":
-            # the O(n) form against the book's Jacobian product: SUM_BOUND over a row
+        if not case.same_formula:
+            # Another formula than the reference's (softmax: the O(n) form against the Jacobian
+            # product): SUM_BOUND over a row of output-weighted terms.
             with np.errstate(all="ignore"):
                 scale = np.sum(np.abs(a.output.astype(np.float64) * dv), axis=1, keepdims=True) + np.abs(dv) * a.output
-            assert_close(a.dinputs, b.dinputs, "softmax dinputs", bound=(shape[1] + 4) * 2 * eps(dtype) * scale,
+            assert_close(a.dinputs, b.dinputs, f"{name} dinputs", bound=(shape[1] + 4) * 2 * eps(dtype) * scale,
                          atol=tiny(dtype), same_formula=facts.finite)
         else:
-            rtol = 2 * eps(dtype) if name == "Activation_Sigmoid" else 0
-            assert_close(a.dinputs, b.dinputs, f"{name} dinputs", rtol=rtol)
+            assert_close(a.dinputs, b.dinputs, f"{name} dinputs", rtol=case.rtol * eps(dtype))  # the parity tolerance
     run_fuzz(body, budget)
 
 
@@ -465,7 +473,7 @@ def test_dropout(budget):
 # ---------------------------------------------------------------------------------------------
 # Losses
 
-LOSSES = ["Loss_CategoricalCrossentropy", "Loss_BinaryCrossentropy", "Loss_MeanSquaredError", "Loss_MeanAbsoluteError"]
+LOSSES = cases("loss")
 LABEL_FORMS = ["sparse", "sparse", "onehot", "negative", "out of range", "fractional", "bool", "wrong length",
                "one-hot width", "column", "3-d", "fuzzed"]
 
@@ -562,12 +570,13 @@ def loss_tolerance(name, dtype, c, expected_terms):
 @budgets()
 def test_losses(budget):
     def body(data):
-        name = data.draw(st.sampled_from(LOSSES), label="loss")
+        case = data.draw(st.sampled_from(LOSSES), label="loss")
+        name = case.name
         method = data.draw(st.sampled_from(["forward", "calculate", "backward"]), label="method")
         n, c = data.draw(st.integers(0, 5), label="n"), data.draw(st.integers(0, 4), label="c")
         loss = getattr(fastnn, name)()
         y_pred, pf = probabilities_like(data, n, c)
-        categorical = name == "Loss_CategoricalCrossentropy"
+        categorical = case.targets in ("class_ids", "onehot")
         y_true, tf = class_labels(data, n, c) if categorical else targets(data, n, c)
         dtype = kept_dtype(pf)
         pred_ok = pf.numeric and pf.ndim == 2 and pf.shape[1] >= 1 and pf.fits(dtype)
@@ -682,13 +691,17 @@ def test_softmax_crossentropy_combined(budget):
 # ---------------------------------------------------------------------------------------------
 # Optimizers
 
-OPTIMIZERS = {
-    "Optimizer_SGD": ({"learning_rate": 0.5}, ()),
-    "Optimizer_SGD(momentum)": ({"learning_rate": 0.5, "momentum": 0.9}, ("weight_momentums", "bias_momentums")),
-    "Optimizer_Adagrad": ({}, ("weight_cache", "bias_cache")),
-    "Optimizer_RMSprop": ({}, ("weight_cache", "bias_cache")),
-    "Optimizer_Adam": ({}, ("weight_momentums", "weight_cache", "bias_momentums", "bias_cache")),
-}
+OPTIMIZERS = cases("optimizer", setups=True)
+_CREATED: dict = {}
+
+
+def state_created(case):
+    """The state the optimizer creates on a layer (of the names its declaration gives), as found
+    after a few updates."""
+    if case.label not in _CREATED:
+        (_, layer), _ = harness.used(case)
+        _CREATED[case.label] = tuple(name for name in harness.layer_state_names(case) if hasattr(layer, name))
+    return _CREATED[case.label]
 
 
 def kernel_ready(a, dtype=None, writeable=False):
@@ -703,9 +716,8 @@ def test_optimizer_update(budget):
     dtype, C-contiguous, aligned, the parameters and state writeable, each gradient and state array
     the size of its parameter (and, for the first update, which creates the state, its shape)."""
     def body(data):
-        label = data.draw(st.sampled_from(list(OPTIMIZERS)), label="optimizer")
-        kwargs, state_names = OPTIMIZERS[label]
-        cls = label.split("(")[0]
+        case = data.draw(st.sampled_from(OPTIMIZERS), label="optimizer")
+        label, cls, kwargs, state_names = case.label, case.name, case.kwargs, state_created(case)
         first = data.draw(st.booleans(), label="first update")
         np.random.seed(0)
         layer = fastnn.Layer_Dense(3, 4, dtype=data.draw(st.sampled_from(["float32", "float64"])))
@@ -720,7 +732,6 @@ def test_optimizer_update(budget):
         old = getattr(layer, replaced)
         new, facts = arrays(data, old.shape, label=replaced, values=["normal", "whole", "extreme"])
         layer.__dict__[replaced] = new
-        param_for = {"dweights": "weights", "dbiases": "biases"}
         w, b = layer.__dict__["weights"], layer.__dict__["biases"]
         valid = kernel_ready(w, writeable=True) and kernel_ready(b, w.dtype, writeable=True)
         for grad, param in (("dweights", w), ("dbiases", b)):
@@ -757,7 +768,8 @@ def test_optimizer_update(budget):
 
 
 # ---------------------------------------------------------------------------------------------
-# Constructors and plain arguments
+# Plain arguments (the constructors' are fuzzed from their declared constraints in
+# tests/contract/test_constructors.py)
 
 def is_positive_int(v):
     if isinstance(v, (bool, np.bool_)):
@@ -766,66 +778,6 @@ def is_positive_int(v):
         return operator.index(v) >= 1
     except TypeError:
         return False
-
-
-def is_real_in(v, low, high, low_open=False, high_open=False):
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
-        return False
-    try:
-        f = float(v)
-    except (OverflowError, ValueError):
-        return False
-    if not math.isfinite(f):
-        return False
-    if low is not None and (f < low or (low_open and f == low)):
-        return False
-    return high is None or (f < high if high_open else f <= high)
-
-
-CONSTRUCTORS = {
-    "Layer_Dense": [("n_inputs", lambda v: is_positive_int(v)), ("n_neurons", lambda v: is_positive_int(v)),
-                    ("weight_regularizer_l1", lambda v: is_real_in(v, 0, None)),
-                    ("bias_regularizer_l2", lambda v: is_real_in(v, 0, None))],
-    "Layer_Dropout": [("rate", lambda v: is_real_in(v, 0, 1, high_open=True))],
-    "Optimizer_SGD": [("learning_rate", lambda v: is_real_in(v, 0, None, low_open=True)),
-                      ("decay", lambda v: is_real_in(v, 0, None)),
-                      ("momentum", lambda v: is_real_in(v, 0, 1, high_open=True))],
-    "Optimizer_Adagrad": [("epsilon", lambda v: is_real_in(v, 0, None, low_open=True))],
-    "Optimizer_RMSprop": [("rho", lambda v: is_real_in(v, 0, 1, high_open=True)),
-                          ("learning_rate", lambda v: is_real_in(v, 0, None, low_open=True))],
-    "Optimizer_Adam": [("beta_1", lambda v: is_real_in(v, 0, 1, high_open=True)),
-                       ("beta_2", lambda v: is_real_in(v, 0, 1, high_open=True)),
-                       ("epsilon", lambda v: is_real_in(v, 0, None, low_open=True))],
-}
-
-
-@budgets()
-def test_constructors(budget):
-    def body(data):
-        name = data.draw(st.sampled_from(list(CONSTRUCTORS)), label="class")
-        kwargs = {"Layer_Dense": {"n_inputs": 2, "n_neurons": 3}, "Layer_Dropout": {"rate": 0.5}}.get(name, {})
-        valid = True
-        for parameter, rule in CONSTRUCTORS[name]:
-            if data.draw(st.booleans(), label=f"set {parameter}"):
-                value = data.draw(PLAIN, label=parameter)
-                kwargs[parameter] = value
-                valid = valid and rule(value)
-        if name == "Layer_Dense" and valid:
-            valid = kwargs["n_inputs"] * kwargs["n_neurons"] * 8 <= _validation.memory_limit()
-            if valid and kwargs["n_inputs"] * kwargs["n_neurons"] > 10 ** 6:
-                return                       # a legitimate but large allocation: not a fuzz case
-        names = "|".join(parameter for parameter, _ in CONSTRUCTORS[name]) + "|n_inputs|n_neurons"
-        made = {}
-
-        def call():
-            made["object"] = getattr(fastnn, name)(**kwargs)
-        if check_call(f"{name}()", None, call, valid, names):
-            obj = made["object"]
-            for parameter, value in kwargs.items():
-                if parameter in ("n_inputs", "n_neurons", "rate"):
-                    continue
-                assert getattr(obj, parameter) == value
-    run_fuzz(body, budget)
 
 
 @budgets()
@@ -1063,7 +1015,11 @@ def test_raw_kernel_entries_never_crash(budget):
 
 CRASH_PRONE = textwrap.dedent(r'''
     # Public entry points with the arguments most likely to break a kernel reading raw pointers.
+    # argv[1]: the layer cases [(name, kwargs, input shape)]; argv[2]: the optimizer cases [(name, kwargs)].
+    import inspect, json, sys
     import numpy as np, fastnn
+    from fastnn._core.spec import declared
+    LAYERS, OPTIMIZERS = json.loads(sys.argv[1]), json.loads(sys.argv[2])
     HUGE = np.broadcast_to(np.zeros((1, 2)), (2 ** 40, 2))
     def unaligned(shape, dtype):
         if int(np.prod(shape)) > 10 ** 6:      # Activation_Linear keeps HUGE itself as its output
@@ -1085,22 +1041,23 @@ CRASH_PRONE = textwrap.dedent(r'''
                   np.ones((5, 4))[::-1], np.ones((5, 0)), np.ones((2 ** 31 + 1, 0)), np.ones((1, 4), dtype)):
             attempt(dense.forward, x)
             attempt(dense.backward, unaligned((len(dense.output), 3), dtype) if hasattr(dense, "output") else x)
-        for cls in (fastnn.Activation_ReLU, fastnn.Activation_Sigmoid, fastnn.Activation_Softmax,
-                    fastnn.Activation_Linear):
-            a = cls()
-            for x in (unaligned((3, 4), dtype), np.ones((3, 0), dtype), np.ones((0, 3), dtype), np.float64(2.0),
-                      np.ones((3, 4), np.dtype(dtype).newbyteorder()), HUGE):
+        for name, kwargs, shape in LAYERS:
+            cls = getattr(fastnn, name)
+            a = cls(**kwargs, dtype=dtype) if "dtype" in inspect.signature(cls).parameters else cls(**kwargs)
+            shape = tuple(shape)
+            huge = np.broadcast_to(np.zeros((1, *shape[1:])), (2 ** 40 // max(int(np.prod(shape[1:])), 1), *shape[1:]))
+            for x in (unaligned(shape, dtype), np.ones((*shape[:-1], 0), dtype), np.ones((0, *shape[1:]), dtype),
+                      np.float64(2.0), np.ones(shape, np.dtype(dtype).newbyteorder()), np.ones(shape)[::-1], HUGE, huge):
                 attempt(a.forward, x)
-                attempt(a.backward, unaligned(np.shape(a.__dict__.get("output", 0)), dtype))
-                attempt(a.backward, np.ones((3, 0), dtype))
+                if hasattr(a, "backward"):
+                    attempt(a.backward, unaligned(np.shape(a.__dict__.get("output", 0)), dtype))
+                    attempt(a.backward, np.ones((*np.shape(a.__dict__.get("output", (3, 1)))[:-1], 0), dtype))
         for mode in ("fast", "book"):
             d = fastnn.Layer_Dropout(0.5, mode=mode)
             for x in (unaligned((3, 4), dtype), np.ones(0, dtype), np.float64(1), HUGE, np.ones((2, 3, 4), ">f8")):
                 attempt(d.forward, x)
                 attempt(d.backward, unaligned(np.shape(d.__dict__.get("inputs", 0)), dtype))
-        for loss in (fastnn.Loss_CategoricalCrossentropy(), fastnn.Loss_BinaryCrossentropy(),
-                     fastnn.Loss_MeanSquaredError(), fastnn.Loss_MeanAbsoluteError(),
-                     fastnn.Activation_Softmax_Loss_CategoricalCrossentropy()):
+        for loss in [spec.cls() for spec in declared("loss") if hasattr(spec.cls, "forward")]:
             pairs = [(np.ones((3, 0), dtype), np.ones((3, 0), dtype)),
                      (np.ones((3, 0), dtype), np.zeros(3, np.int64)),
                      (unaligned((3, 2), dtype), unaligned((3,), np.int64)),
@@ -1113,8 +1070,7 @@ CRASH_PRONE = textwrap.dedent(r'''
                 for method in ("forward", "backward", "calculate"):
                     if hasattr(loss, method):
                         attempt(getattr(loss, method), p, y)
-        for opt in (fastnn.Optimizer_SGD(momentum=0.5), fastnn.Optimizer_Adam(), fastnn.Optimizer_RMSprop(),
-                    fastnn.Optimizer_Adagrad()):
+        for opt in [getattr(fastnn, name)(**kwargs) for name, kwargs in OPTIMIZERS]:
             layer = fastnn.Layer_Dense(4, 3, dtype=dtype)
             layer.forward(np.ones((2, 4), dtype)); layer.backward(np.ones((2, 3), dtype))
             for name, value in (("dweights", unaligned((4, 3), dtype)), ("weights", np.ones((4, 3), dtype)[::-1]),
@@ -1129,8 +1085,10 @@ CRASH_PRONE = textwrap.dedent(r'''
 
 
 def test_crash_prone_cases_in_a_subprocess_exit_normally():
-    done = run_in_subprocess(CRASH_PRONE)
+    layers = [(case.name, dict(case.kwargs), list(case.inputs)) for case in cases("layer", setups=True)]
+    optimizers = [(case.name, dict(case.kwargs)) for case in cases("optimizer", setups=True)]
+    done = run_in_subprocess(CRASH_PRONE, json.dumps(layers), json.dumps(optimizers))
     assert done.returncode == 0, f"status {done.returncode}:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
-    cases = int(re.search(r"CASES (\d+)", done.stdout).group(1))
-    OUTCOMES[("crash-prone public calls (subprocess)", "exited normally")] += cases
-    assert cases > 300
+    count = int(re.search(r"CASES (\d+)", done.stdout).group(1))
+    OUTCOMES[("crash-prone public calls (subprocess)", "exited normally")] += count
+    assert count > 300

@@ -27,6 +27,9 @@ import fastnn
 import fastnn.reference as ref
 from fastnn._core import config as _config
 
+from cases import cases, ids
+from contract import harness
+
 DENSE_SHAPES = [  # (n_samples, n_inputs, n_neurons)
     (1, 1, 1), (1, 7, 3), (7, 1, 3), (7, 3, 1), (1, 64, 64), (33, 17, 5), (300, 64, 3),
     (300, 2, 64), (5, 33, 17), (16, 8, 4),
@@ -344,12 +347,15 @@ def test_linear(dtype, rng, shape):
     assert a.predictions(x) is x
 
 
-@pytest.mark.parametrize("name", ["Activation_ReLU", "Activation_Softmax", "Activation_Sigmoid", "Activation_Linear"])
+PREDICTING = [case.name for case in cases("layer") if hasattr(case.spec.cls, "predictions")]
+
+
+@pytest.mark.parametrize("name", PREDICTING)
 def test_activation_predictions(rng, name):
     out = probabilities(rng, (11, 3), np.float32)
-    if name == "Activation_Sigmoid":
-        out = out[:, :1]
-    np.testing.assert_array_equal(getattr(fastnn, name)().predictions(out), getattr(ref, name)().predictions(out))
+    for outputs in (out, out[:, :1]):
+        np.testing.assert_array_equal(getattr(fastnn, name)().predictions(outputs),
+                                      getattr(ref, name)().predictions(outputs))
 
 
 # =============================================================================================
@@ -464,14 +470,16 @@ def test_softmax_crossentropy_onehot_ties_take_the_first_maximum(dtype):
     np.testing.assert_array_equal(a.dinputs, b.dinputs)
 
 
-ELEMENTWISE = ["Loss_BinaryCrossentropy", "Loss_MeanSquaredError", "Loss_MeanAbsoluteError"]
+# The losses whose targets have the predictions' shape (the others take class ids).
+ELEMENTWISE = [case for case in cases("loss") if case.targets in ("binary", "real")]
 
 
-@pytest.mark.parametrize("name", ELEMENTWISE)
+@pytest.mark.parametrize("case", ELEMENTWISE, ids=ids(ELEMENTWISE))
 @pytest.mark.parametrize("shape", ALL_2D)
-def test_elementwise_losses(dtype, rng, name, shape):
+def test_elementwise_losses(dtype, rng, case, shape):
     n, k = shape
-    if name == "Loss_BinaryCrossentropy":
+    name = case.name
+    if case.targets == "binary":
         p = rng.random(shape).astype(dtype)
         p.reshape(-1)[::7] = 0        # clipped in both
         p.reshape(-1)[3::11] = 1
@@ -567,26 +575,17 @@ def test_softmax_crossentropy_loss_attribute_serves_ch14_regularization(dtype):
 # =============================================================================================
 # Optimizers
 
-OPTIMIZERS = [
-    ("Optimizer_SGD", {}),
-    ("Optimizer_SGD", dict(learning_rate=0.5, decay=1e-2)),
-    ("Optimizer_SGD", dict(learning_rate=0.5, decay=1e-2, momentum=0.9)),
-    ("Optimizer_Adagrad", dict(decay=1e-3)),
-    ("Optimizer_Adagrad", dict(learning_rate=0.3, epsilon=1e-5)),
-    ("Optimizer_RMSprop", dict(decay=1e-3)),
-    ("Optimizer_RMSprop", dict(learning_rate=0.02, rho=0.95, epsilon=1e-6)),
-    ("Optimizer_Adam", {}),
-    ("Optimizer_Adam", dict(learning_rate=0.05, decay=5e-3, beta_1=0.8, beta_2=0.99)),
-]
+OPTIMIZERS = cases("optimizer", setups=True)
 
-STATE = ("weight_momentums", "weight_cache", "bias_momentums", "bias_cache")
+# Every state array an optimizer may keep on a layer, as the declarations name them.
+STATE = sorted({name for case in OPTIMIZERS for name in harness.layer_state_names(case)})
 
 
-@pytest.mark.parametrize("name,kwargs", OPTIMIZERS, ids=lambda v: v if isinstance(v, str) else "-".join(v))
+@pytest.mark.parametrize("case", OPTIMIZERS, ids=ids(OPTIMIZERS))
 @pytest.mark.parametrize("shape", [(33, 17), (1, 1), (7, 1), (784, 128)])
-def test_optimizer_updates_are_bit_identical(dtype, rng, name, kwargs, shape):
+def test_optimizer_updates_are_bit_identical(dtype, rng, case, shape):
     a, b = dense_pair(*shape, dtype, seed=2)
-    oa, ob = getattr(fastnn, name)(**kwargs), getattr(ref, name)(**kwargs)
+    oa, ob = harness.build(case, fastnn), harness.build(case, ref)
     for step in range(5):
         dweights = rng.standard_normal(shape).astype(dtype)
         dbiases = rng.standard_normal((1, shape[1])).astype(dtype)

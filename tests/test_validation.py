@@ -1,6 +1,12 @@
 """Every public entry point refuses every bad argument with the promised error, and a refused call
 changes nothing (design.md §8, issue 8).
 
+The rows every declared class gets from its case (bad inputs and gradients of every layer, bad
+predictions and targets of every loss, broken layers for every optimizer) are generated in
+tests/contract/test_refusals.py, and the constructors' rows are derived from their declared
+constraints in tests/contract/test_constructors.py; this table holds the rest: exact messages,
+class-specific edge values, the Model, the datasets and fastnn.init.
+
 One table: (entry point, bad argument) -> (error type, what the message must name). Each case
 builds a fresh object in a used state (buffers from an earlier call, optimizer state, accumulators),
 takes a deep snapshot of it (every attribute of every fastnn object reachable from it: arrays by
@@ -14,7 +20,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 
 import numpy as np
 import pytest
@@ -24,32 +29,12 @@ from fastnn._core import checks as _validation
 from fastnn.datasets import (load_cifar10, load_fashion_mnist, load_image_folder, load_iris, load_malaria,
                              load_mnist, sine_data, spiral_data, vertical_data)
 
-from _state import snapshot
-
-# ---------------------------------------------------------------------------------------------
-# Deep snapshots (snapshot() is in tests/_state.py)
-
-
-def describe_difference(before, after, path="subject"):
-    """The first place where two snapshots differ (for a readable failure)."""
-    if type(before) is not type(after) or not isinstance(before, tuple):
-        return path if before != after else None
-    if len(before) != len(after):
-        return path
-    for i, (a, b) in enumerate(zip(before, after)):
-        if a != b:
-            inner = describe_difference(a, b, f"{path}[{i}]")
-            return inner or path
-    return None
-
+from _state import assert_refused_and_unchanged, snapshot
 
 # ---------------------------------------------------------------------------------------------
 # Subjects in a used state
 
 X, Y = spiral_data(20, 3)                       # (60, 2) float32, uint8 labels
-P = np.full((6, 3), 1 / 3, dtype=np.float32)     # probabilities
-LABELS = np.array([0, 1, 2, 0, 1, 2])
-HUGE = np.broadcast_to(np.zeros((1, 2), np.float64), (10 ** 12, 2))  # 16 TB as float64, no memory
 
 
 def dense(dtype=np.float32):
@@ -58,43 +43,6 @@ def dense(dtype=np.float32):
     layer.forward(X[:6].astype(dtype))
     layer.backward(np.ones((6, 4), dtype))
     return layer
-
-
-def activation(name):
-    a = getattr(fastnn, name)()
-    a.forward(np.linspace(-2, 2, 18, dtype=np.float32).reshape(6, 3))
-    a.backward(np.ones((6, 3), np.float32))
-    return a
-
-
-def dropout(mode="fast"):
-    d = fastnn.Layer_Dropout(0.25, mode=mode)
-    d.forward(np.ones((6, 3), np.float32))
-    d.backward(np.ones((6, 3), np.float32))
-    return d
-
-
-def loss(name):
-    L = getattr(fastnn, name)()
-    y = LABELS if name == "Loss_CategoricalCrossentropy" else (P > 0.3).astype(np.float32)
-    L.calculate(P, y)
-    L.backward(P, y)
-    return L
-
-
-def combined():
-    c = fastnn.Activation_Softmax_Loss_CategoricalCrossentropy()
-    c.forward(np.arange(18, dtype=np.float32).reshape(6, 3), LABELS)
-    c.backward(c.output, LABELS)
-    return c
-
-
-def trained(optimizer):
-    layer = dense()
-    optimizer.pre_update_params()
-    optimizer.update_params(layer)
-    optimizer.post_update_params()
-    return optimizer, layer
 
 
 def model(loss_name="Loss_CategoricalCrossentropy", trained_steps=1):
@@ -145,23 +93,14 @@ def construct(cls, *args, **kwargs):
 # --- constructors ------------------------------------------------------------------------------
 for label, args, kwargs, error, names in [
     ("n_inputs 0", (0, 3), {}, ValueError, "n_inputs must be a positive int, got 0"),
-    ("n_inputs negative", (-2, 3), {}, ValueError, "n_inputs"),
     ("n_inputs float", (2.0, 3), {}, TypeError, "n_inputs must be a positive int, got float 2.0"),
     ("n_inputs bool", (True, 3), {}, TypeError, "n_inputs must be a positive int, got the bool True"),
-    ("n_inputs str", ("2", 3), {}, TypeError, "n_inputs"),
-    ("n_inputs None", (None, 3), {}, TypeError, "n_inputs"),
-    ("n_neurons 0", (2, 0), {}, ValueError, "n_neurons"),
-    ("n_neurons numpy bool", (2, np.True_), {}, TypeError, "n_neurons"),
-    ("n_neurons array", (2, np.array([3])), {}, TypeError, "n_neurons"),
-    ("too large", (10 ** 6, 10 ** 7), {}, ValueError, r"n_inputs \* n_neurons must be small enough to fit in memory"),
     ("product overflows", (2 ** 31 - 1, 2 ** 31 - 1), {}, ValueError, r"n_inputs \* n_neurons"),
     ("size beyond a C int", (2 ** 40, 3), {}, ValueError, r"n_inputs must be at most 2147483647"),
     ("l1 negative", (2, 3, -0.1), {}, ValueError, r"weight_regularizer_l1 must be in \[0, inf\)"),
     ("l2 nan", (2, 3, 0, float("nan")), {}, ValueError, "weight_regularizer_l2 must be finite"),
     ("bias l1 inf", (2, 3, 0, 0, math.inf), {}, ValueError, "bias_regularizer_l1 must be finite"),
     ("bias l2 str", (2, 3, 0, 0, 0, "0.1"), {}, TypeError, "bias_regularizer_l2 must be a real number"),
-    ("l1 bool", (2, 3, True), {}, TypeError, "weight_regularizer_l1"),
-    ("l2 complex", (2, 3, 0, 1j), {}, TypeError, "weight_regularizer_l2"),
     ("dtype int", (2, 3), {"dtype": "int32"}, TypeError, "dtype must be float32 or float64"),
     ("dtype nonsense", (2, 3), {"dtype": "float99"}, TypeError, "dtype"),
 ]:
@@ -169,34 +108,10 @@ for label, args, kwargs, error, names in [
 
 for label, kwargs, error, names in [
     ("rate 1", {"rate": 1}, ValueError, r"Layer_Dropout: rate must be in \[0, 1\), got 1"),
-    ("rate negative", {"rate": -0.1}, ValueError, "rate"), ("rate nan", {"rate": math.nan}, ValueError, "rate"),
-    ("rate bool", {"rate": True}, TypeError, "rate"), ("rate str", {"rate": "0.1"}, TypeError, "rate"),
-    ("rate None", {"rate": None}, TypeError, "rate"),
     ("mode", {"rate": 0.1, "mode": "slow"}, ValueError, "Layer_Dropout: mode must be one of 'fast', 'book'"),
     ("mode list", {"rate": 0.1, "mode": ["fast"]}, ValueError, "mode"),
 ]:
     case(f"Layer_Dropout() {label}", construct(fastnn.Layer_Dropout, **kwargs), error, names)
-
-for cls, parameter, values in [
-    ("Optimizer_SGD", "learning_rate", [0, -1.0, math.inf, math.nan, True, "1", None]),
-    ("Optimizer_SGD", "decay", [-1e-3, math.nan, math.inf, "0"]),
-    ("Optimizer_SGD", "momentum", [1, 1.5, -0.1, math.nan, True]),
-    ("Optimizer_Adagrad", "epsilon", [0, -1e-7, math.inf, None]),
-    ("Optimizer_RMSprop", "rho", [1.0, -0.5, math.nan, "0.9"]),
-    ("Optimizer_RMSprop", "epsilon", [0.0]),
-    ("Optimizer_Adam", "beta_1", [1.0, -0.1, math.nan, np.bool_(False)]),
-    ("Optimizer_Adam", "beta_2", [1, 2.0]),
-    ("Optimizer_Adam", "learning_rate", [0.0, 10 ** 400]),
-    ("Optimizer_Adam", "epsilon", [-1.0]),
-]:
-    for value in values:
-        error = TypeError if isinstance(value, (bool, np.bool_, str, type(None))) else ValueError
-        case(f"{cls}() {parameter}={value!r}", construct(getattr(fastnn, cls), **{parameter: value}), error,
-             f"{cls}: {parameter} must be")
-
-case("Accuracy_Categorical() binary", construct(fastnn.Accuracy_Categorical, binary="yes"), TypeError,
-     "Accuracy_Categorical: binary must be True or False")
-case("Accuracy_Categorical() binary int", construct(fastnn.Accuracy_Categorical, binary=1), TypeError, "binary")
 
 # --- Layer_Dense -------------------------------------------------------------------------------
 for label, value, error, names in [
@@ -206,15 +121,10 @@ for label, value, error, names in [
     ("features", np.ones((4, 3), np.float32), ValueError,
      r"inputs must be of shape \(n_samples, 2\), got shape \(4, 3\)"),
     ("no features", np.ones((4, 0)), ValueError, r"inputs must be of shape \(n_samples, 2\)"),
-    ("complex", np.ones((4, 2), complex), TypeError, "inputs must be an array of real numbers"),
     ("object", np.ones((4, 2), object), TypeError, "inputs must be an array of real numbers"),
-    ("strings", np.full((4, 2), "1.0"), TypeError, "inputs must be an array of real numbers"),
     ("datetime", np.zeros((4, 2), "datetime64[s]"), TypeError, "inputs"),
     ("timedelta", np.zeros((4, 2), "m8[s]"), TypeError, "inputs"),
-    ("structured", np.zeros((4, 2), [("a", "f4")]), TypeError, "inputs"),
-    ("None", None, TypeError, "inputs"),
     ("ragged list", [[1, 2], [3]], TypeError, "inputs must be an array of numbers"),
-    ("huge broadcast", HUGE, ValueError, "inputs must be small enough to fit in memory"),
     ("beyond float32", np.full((4, 2), 1e300), ValueError, r"inputs must be within float32's range"),
 ]:
     case(f"Layer_Dense.forward {label}", on(dense, "forward", value), error, f"Layer_Dense.forward: {names}")
@@ -223,14 +133,9 @@ for label, value, error, names in [
     ("shape", np.ones((6, 3), np.float32), ValueError, r"dvalues must be of shape \(6, 4\) \(the shape of the forward"),
     ("rows", np.ones((5, 4), np.float32), ValueError, "dvalues must be of shape"),
     ("0-d", np.float64(1.0), ValueError, r"dvalues must be of shape \(6, 4\).*got shape \(\)"),
-    ("strings", np.full((6, 4), "x"), TypeError, "dvalues must be an array of real numbers"),
-    ("complex", np.ones((6, 4), np.complex64), TypeError, "dvalues"),
     ("huge", np.broadcast_to(np.float64(0), (10 ** 13, 4)), ValueError, "dvalues"),
 ]:
     case(f"Layer_Dense.backward {label}", on(dense, "backward", value), error, f"Layer_Dense.backward: {names}")
-case("Layer_Dense.backward before forward", lambda: (lambda layer: (layer, lambda: layer.backward(np.ones((2, 3)))))(
-    fastnn.Layer_Dense(2, 3)), RuntimeError, r"call forward\(\) before backward\(\)")
-
 for label, args, error, names in [
     ("weights 1-d", (np.ones(4), np.zeros((1, 4))), ValueError, "weights must be 2-D"),
     ("biases shape", (np.ones((2, 4)), np.zeros(4)), ValueError, "biases must be 2-D"),
@@ -243,205 +148,9 @@ for label, args, error, names in [
     case(f"Layer_Dense.set_parameters {label}", on(dense, "set_parameters", *args), error,
          f"Layer_Dense.set_parameters: {names}")
 
-# --- Dropout -------------------------------------------------------------------------------------
-for mode in ("fast", "book"):
-    for training in (True, False):
-        for label, value, error, names in [
-            ("complex", np.ones((6, 3), complex), TypeError, "inputs must be an array of real numbers"),
-            ("strings", ["a", "b"], TypeError, "inputs"),
-            ("None", None, TypeError, "inputs"),
-            ("huge", HUGE, ValueError, "inputs must be small enough to fit in memory"),
-        ]:
-            case(f"Layer_Dropout[{mode}].forward(training={training}) {label}",
-                 on(lambda mode=mode: dropout(mode), "forward", value, training), error,
-                 f"Layer_Dropout.forward: {names}")
-    case(f"Layer_Dropout[{mode}].backward shape", on(lambda mode=mode: dropout(mode), "backward", np.ones((6, 4))),
-         ValueError, r"Layer_Dropout.backward: dvalues must be of shape \(6, 3\)")
-    case(f"Layer_Dropout[{mode}].backward strings", on(lambda mode=mode: dropout(mode), "backward",
-                                                       np.full((6, 3), "x")), TypeError, "dvalues")
-case("Layer_Dropout.backward before forward", lambda: (lambda d: (d, lambda: d.backward(np.ones(3))))(
-    fastnn.Layer_Dropout(0.5)), RuntimeError, "before backward")
-
-# --- Activations -------------------------------------------------------------------------------
-for name in ("Activation_ReLU", "Activation_Sigmoid", "Activation_Softmax", "Activation_Linear"):
-    bad_forward = [
-        ("complex", np.ones((6, 3), complex), TypeError, "inputs must be an array of real numbers"),
-        ("strings", np.full((2, 2), "1"), TypeError, "inputs"),
-        ("None", None, TypeError, "inputs"),
-        ("structured", np.zeros(3, [("a", "f8"), ("b", "i4")]), TypeError, "inputs"),
-    ]
-    if name != "Activation_Linear":  # Linear's output *is* its input (the book): nothing is copied
-        bad_forward.append(("huge", HUGE, ValueError, "inputs must be small enough to fit in memory"))
-    if name == "Activation_Softmax":
-        bad_forward += [("1-d", np.ones(3), ValueError, "inputs must be 2-D, got 1-D"),
-                        ("3-d", np.ones((2, 3, 1)), ValueError, "inputs must be 2-D, got 3-D")]
-    for label, value, error, names in bad_forward:
-        case(f"{name}.forward {label}", on(lambda name=name: activation(name), "forward", value), error,
-             f"{name}.forward: {names}")
-    for label, value, error, names in [
-        ("shape", np.ones((6, 4), np.float32), ValueError, r"dvalues must be of shape \(6, 3\)"),
-        ("transposed", np.ones((3, 6), np.float32), ValueError, "dvalues must be of shape"),
-        ("strings", np.full((6, 3), "1"), TypeError, "dvalues"),
-        ("complex", np.ones((6, 3), complex), TypeError, "dvalues"),
-    ]:
-        case(f"{name}.backward {label}", on(lambda name=name: activation(name), "backward", value), error,
-             f"{name}.backward: {names}")
-    case(f"{name}.backward before forward", lambda name=name: (lambda a: (a, lambda: a.backward(np.ones((2, 2)))))(
-        getattr(fastnn, name)()), RuntimeError, "before backward")
-
-# --- Losses -----------------------------------------------------------------------------------
-BAD_PREDICTIONS = [
-    ("1-d", np.full(6, 0.5), ValueError, "{arg} must be 2-D, got 1-D"),
-    ("3-d", np.full((6, 3, 1), 0.5), ValueError, "{arg} must be 2-D, got 3-D"),
-    ("no columns", np.zeros((6, 0)), ValueError,
-     r"{arg} must be \(n_samples, n_outputs\) with at least one output column"),
-    ("strings", np.full((6, 3), "0.5"), TypeError, "{arg} must be an array of real numbers"),
-    ("complex", P.astype(complex), TypeError, "{arg}"),
-    ("None", None, TypeError, "{arg}"),
-    ("huge", np.broadcast_to(np.float16(0.5), (10 ** 12, 3)), ValueError, "{arg} must be small enough"),
-]
-BAD_CLASS_LABELS = [
-    ("negative", np.array([0, 1, 2, -1, 1, 2]), ValueError,
-     r"y_true must be class ids in \[0, 3\), got values from -1 to 2"),
-    ("out of range", np.array([0, 1, 2, 3, 1, 2]), ValueError, r"y_true must be class ids in \[0, 3\)"),
-    ("uint8 out of range", np.array([0, 1, 2, 255, 1, 2], np.uint8), ValueError,
-     r"y_true must be class ids in \[0, 3\)"),
-    ("huge uint64", np.array([0, 1, 2, 2 ** 63, 1, 2], np.uint64), ValueError, r"y_true must be class ids in \[0, 3\)"),
-    ("fractional", np.array([0, 1, 2, 0.5, 1, 2]), TypeError, "y_true must be whole-number class ids"),
-    ("nan", np.array([0, 1, 2, np.nan, 1, 2]), TypeError, "y_true must be whole-number class ids"),
-    ("length", np.array([0, 1, 2]), ValueError, r"y_true must be of length 6 \(one label per sample\), got length 3"),
-    ("one-hot width", np.eye(4)[[0, 1, 2, 0, 1, 2]], ValueError, r"y_true must be one-hot of shape \(6, 3\)"),
-    ("column of ids", LABELS.reshape(-1, 1), ValueError, r"y_true must be one-hot of shape \(6, 3\) or class ids"),
-    ("3-d", np.zeros((6, 3, 1)), ValueError, "y_true must be 1-D class ids or 2-D one-hot rows, got 3-D"),
-    ("0-d", np.int64(1), ValueError, "y_true must be 1-D class ids or 2-D one-hot rows, got 0-D"),
-    ("strings", np.array(list("012012")), TypeError, "y_true must be class ids or one-hot rows of numbers"),
-    ("None", None, TypeError, "y_true"),
-    ("complex", LABELS.astype(complex), TypeError, "y_true"),
-]
-# One-hot rows whose weighted sum of probabilities has no logarithm (the kernel would give inf or
-# NaN from finite data), in the kernels' own form (float32 like P, C order): caught by the C check.
-_ONEHOT = np.eye(3, dtype=np.float32)[LABELS]
-UNLOGGABLE_ONEHOT = [
-    ("all-zero row", np.where(np.arange(6)[:, None] == 2, 0, _ONEHOT).astype(np.float32)),
-    ("negative weight", np.where(np.arange(6)[:, None] == 4, -_ONEHOT, _ONEHOT).astype(np.float32)),
-    ("nan weight", np.where(np.arange(6)[:, None] == 0, np.nan, _ONEHOT).astype(np.float32)),
-    ("inf weight", np.where(_ONEHOT == 1, np.inf, 0).astype(np.float32)),
-    ("float64 negative (converted)", -np.eye(3)[LABELS]),
-]
-BAD_TARGETS = [
-    ("shape", np.zeros((6, 2)), ValueError, r"y_true must be of shape \(6, 3\) \(the shape of the predictions\)"),
-    ("class ids", LABELS, ValueError, r"y_true must be of shape \(6, 3\)"),
-    ("strings", np.full((6, 3), "0"), TypeError, "y_true must be an array of real numbers"),
-    ("None", None, TypeError, "y_true"),
-    ("beyond float32", np.full((6, 3), -1e39), ValueError, "y_true must be within float32's range"),
-]
-for name in ("Loss_CategoricalCrossentropy", "Loss_BinaryCrossentropy", "Loss_MeanSquaredError",
-             "Loss_MeanAbsoluteError"):
-    good_y = LABELS if name == "Loss_CategoricalCrossentropy" else (P > 0.3).astype(np.float32)
-    for method in ("forward", "calculate", "backward"):
-        arg = "dvalues" if method == "backward" else "y_pred"
-        for label, value, error, names in BAD_PREDICTIONS:
-            case(f"{name}.{method} predictions {label}", on(lambda name=name: loss(name), method, value, good_y),
-                 error, f"{name}.{method}: " + names.format(arg=arg))
-        labels = BAD_CLASS_LABELS if name == "Loss_CategoricalCrossentropy" else BAD_TARGETS
-        for label, value, error, names in labels:
-            case(f"{name}.{method} targets {label}", on(lambda name=name: loss(name), method, P, value), error,
-                 f"{name}.{method}: {names}")
-    if name == "Loss_CategoricalCrossentropy":
-        for method in ("forward", "calculate"):
-            for label, value in UNLOGGABLE_ONEHOT:
-                case(f"{name}.{method} one-hot {label}",
-                     on(lambda: loss("Loss_CategoricalCrossentropy"), method, P, value),
-                     ValueError, f"{name}.{method}: y_true must be one-hot rows of finite, non-negative weights")
-    case(f"{name}.calculate empty batch", on(lambda name=name: loss(name), "calculate", P[:0], good_y[:0]),
-         ValueError, "empty batch")
-    case(f"{name}.calculate regularization without layers",
-         on(lambda name=name: loss(name), "calculate", P, good_y, include_regularization=True),
-         ValueError, r"pass a layer, or call remember_trainable_layers\(\)")
-
-for method in ("forward", "backward"):
-    where = f"Activation_Softmax_Loss_CategoricalCrossentropy.{method}"
-    arg = "inputs" if method == "forward" else "dvalues"
-    for label, value, error, names in BAD_PREDICTIONS:
-        case(f"softmax+CCE.{method} {arg} {label}", on(combined, method, value, LABELS), error,
-             f"{where}: " + names.format(arg=arg))
-    for label, value, error, names in BAD_CLASS_LABELS:
-        case(f"softmax+CCE.{method} y_true {label}", on(combined, method, P, value), error, f"{where}: {names}")
-for label, value in UNLOGGABLE_ONEHOT:
-    case(f"softmax+CCE.forward one-hot {label}", on(combined, "forward", P, value), ValueError,
-         "Activation_Softmax_Loss_CategoricalCrossentropy.forward: y_true must be one-hot rows of finite, non-negative")
+# --- Model with one-hot targets -------------------------------------------------------------------
 case("Model.train one-hot zero row", on(model, "train", X, np.zeros((60, 3)), verbose=False), ValueError,
      "Model.train: y must be one-hot rows of finite, non-negative weights")
-case("softmax+CCE.forward empty batch", on(combined, "forward", P[:0], LABELS[:0]), ValueError,
-     "inputs must hold at least one sample")
-
-# --- Optimizers ----------------------------------------------------------------------------------
-OPTIMIZERS = {
-    "Optimizer_SGD": lambda: fastnn.Optimizer_SGD(learning_rate=0.5),
-    "Optimizer_SGD(momentum)": lambda: fastnn.Optimizer_SGD(learning_rate=0.5, momentum=0.9),
-    "Optimizer_Adagrad": lambda: fastnn.Optimizer_Adagrad(),
-    "Optimizer_RMSprop": lambda: fastnn.Optimizer_RMSprop(),
-    "Optimizer_Adam": lambda: fastnn.Optimizer_Adam(),
-}
-
-
-def broken_layer(change, fresh_optimizer=False):
-    """(subject, call): a trained optimizer's update of a layer whose arrays were replaced by
-    change(layer)."""
-    def build(label):
-        optimizer, layer = trained(OPTIMIZERS[label]())
-        if fresh_optimizer:
-            optimizer = OPTIMIZERS[label]()
-            layer = dense()
-        change(layer)
-        return (optimizer, layer), lambda: optimizer.update_params(layer)
-    return build
-
-
-def set_attribute(name, value):
-    def change(layer):
-        setattr(layer, name, value(layer) if callable(value) else value)
-    return change
-
-
-def read_only(name):
-    def change(layer):
-        getattr(layer, name).flags.writeable = False
-    return change
-
-
-for label in OPTIMIZERS:
-    cls = label.split("(")[0]
-    where = f"{cls}.update_params"
-    for what, change, fresh, error, names in [
-        ("dweights dtype", set_attribute("dweights", lambda l: l.dweights.astype(np.float64)), False, ValueError,
-         "layer.dweights must be a C-contiguous array of dtype float32"),
-        ("dweights shape", set_attribute("dweights", np.zeros((3, 3), np.float32)), False, ValueError,
-         "layer.dweights"),
-        ("dbiases strided", set_attribute("dbiases", lambda l: np.zeros((1, 8), l.dbiases.dtype)[:, ::2]), False,
-         ValueError, "layer.dbiases"),
-        ("dweights missing", lambda layer: layer.__dict__.pop("dweights"), False, ValueError,
-         "the layer has no `dweights`"),
-        ("weights read-only", read_only("weights"), False, ValueError, "layer.weights must be a writeable"),
-        ("weights read-only, first update", read_only("weights"), True, ValueError,
-         "layer.weights must be a writeable"),
-        ("dbiases float64, first update", set_attribute("dbiases", lambda l: l.dbiases.astype(np.float64)), True,
-         ValueError, "layer.dbiases"),
-    ]:
-        case(f"{label}.update_params {what}",
-             lambda label=label, change=change, fresh=fresh: broken_layer(change, fresh)(label), error,
-             f"{where}: {names}")
-    for what, layer, error, names in [
-        ("int", 5, TypeError, "layer must be a layer object with weights and biases"),
-        ("None", None, TypeError, "layer must be"),
-        ("ReLU", fastnn.Activation_ReLU(), ValueError, "the layer has no `weights`"),
-        ("before backward", "fresh", ValueError, "the layer has no `dweights`"),
-    ]:
-        def build(label=label, layer=layer):
-            optimizer = OPTIMIZERS[label]()
-            target = fastnn.Layer_Dense(2, 3) if isinstance(layer, str) else layer
-            return (optimizer, target), lambda: optimizer.update_params(target)
-        case(f"{label}.update_params layer {what}", build, error, f"{where}: {names}")
 
 # --- Accuracy ---------------------------------------------------------------------------------
 case("Accuracy_Categorical.calculate shapes", on(fastnn.Accuracy_Categorical, "calculate", np.zeros(3), np.zeros(4)),
@@ -613,44 +322,21 @@ for label, kwargs, error, names in [
 # ---------------------------------------------------------------------------------------------
 
 
-def config_state():
-    return fastnn.default_dtype(), fastnn.dropout_mode()
-
-
 @pytest.mark.parametrize("name", list(CASES))
 def test_a_bad_argument_is_refused_and_changes_nothing(name, tmp_path, monkeypatch):
     build, error, names = CASES[name]
     monkeypatch.chdir(tmp_path)           # paths in the table are relative: nothing lands in the repo
-    np.random.seed(1234)
-    subject, call = build()
-    before = snapshot(subject), config_state(), sorted(os.listdir(tmp_path))
-    with pytest.raises(error) as info:
-        call()
-    message = str(info.value)
-    assert re.search(names, message), f"message {message!r} does not match {names!r}"
-    after = snapshot(subject), config_state(), sorted(os.listdir(tmp_path))
-    assert after[1] == before[1], "fastnn's defaults changed"
-    assert after[2] == before[2], "a file was written"
-    assert after[0][1] == before[0][1], "NumPy's global RNG was used by a refused call"
-    difference = describe_difference(before[0][0], after[0][0])
-    assert difference is None, f"the refused call changed {difference}"
+    assert_refused_and_unchanged(build, error, names, tmp_path)
 
 
 def test_the_table_covers_every_public_entry_point():
-    """Every public class and method of fastnn (and each dataset function) has at least one case."""
+    """Every public entry point that the contract suite does not generate rows for (the Model,
+    Dense's set_parameters, the datasets, fastnn.init; and the exact messages of Dense and
+    Dropout) has at least one case."""
     names = " ".join(CASES)
     expected = [
         "Layer_Dense()", "Layer_Dense.forward", "Layer_Dense.backward", "Layer_Dense.set_parameters",
-        "Layer_Dropout()", "Layer_Dropout[fast].forward", "Layer_Dropout[book].forward", "Layer_Dropout[fast].backward",
-        *(f"{a}.{m}" for a in ("Activation_ReLU", "Activation_Sigmoid", "Activation_Softmax", "Activation_Linear")
-          for m in ("forward", "backward")),
-        *(f"{loss}.{m}" for loss in ("Loss_CategoricalCrossentropy", "Loss_BinaryCrossentropy",
-                                     "Loss_MeanSquaredError", "Loss_MeanAbsoluteError")
-          for m in ("forward", "calculate", "backward")),
-        "softmax+CCE.forward", "softmax+CCE.backward",
-        *(f"{o}()" for o in ("Optimizer_SGD", "Optimizer_Adagrad", "Optimizer_RMSprop", "Optimizer_Adam")),
-        *(f"{o}.update_params" for o in OPTIMIZERS),
-        "Accuracy_Categorical()", "Accuracy_Categorical.calculate", "Accuracy_Regression.init",
+        "Layer_Dropout()", "Accuracy_Categorical.calculate", "Accuracy_Regression.init",
         "Model.train", "Model.evaluate", "Model.predict", "Model.set_parameters", "Model.save", "Model.load",
         "Model.save_parameters", "Model.load_parameters",
         "spiral_data", "vertical_data", "sine_data", "load_iris", "load_mnist", "load_fashion_mnist",
@@ -658,7 +344,7 @@ def test_the_table_covers_every_public_entry_point():
     ]
     missing = [entry for entry in expected if entry not in names]
     assert not missing, f"no bad-argument case for {missing}"
-    assert len(CASES) > 400
+    assert len(CASES) > 150
 
 
 def test_the_snapshot_sees_a_change_anywhere():
