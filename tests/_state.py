@@ -70,3 +70,11 @@ def assert_refused_and_unchanged(build, error, names, folder):
     assert after[0][1] == before[0][1], "NumPy's global RNG was used by a refused call"
     difference = describe_difference(before[0][0], after[0][0])
     assert difference is None, f"the refused call changed {difference}"
+
+
+def on(factory, method, *args, **kwargs):
+    """A row's build() for the refusal tables: (factory(), its method called with the arguments)."""
+    def build():
+        obj = factory()
+        return obj, lambda: getattr(obj, method)(*args, **kwargs)
+    return build

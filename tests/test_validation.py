@@ -29,7 +29,7 @@ from fastnn._core import checks as _validation
 from fastnn.datasets import (load_cifar10, load_fashion_mnist, load_image_folder, load_iris, load_malaria,
                              load_mnist, sine_data, spiral_data, vertical_data)
 
-from _state import assert_refused_and_unchanged, snapshot
+from _state import assert_refused_and_unchanged, on, snapshot
 
 # ---------------------------------------------------------------------------------------------
 # Subjects in a used state
@@ -77,13 +77,6 @@ CASES = {}
 def case(name, build, error, names):
     assert name not in CASES, name
     CASES[name] = (build, error, names)
-
-
-def on(factory, method, *args, **kwargs):
-    def build():
-        obj = factory()
-        return obj, lambda: getattr(obj, method)(*args, **kwargs)
-    return build
 
 
 def construct(cls, *args, **kwargs):

@@ -20,7 +20,7 @@ import pytest
 from cases import cases
 from contract.harness import build, data, exercise, used
 
-from _state import assert_refused_and_unchanged
+from _state import assert_refused_and_unchanged, on
 
 ROWS: dict = {}
 
@@ -28,13 +28,6 @@ ROWS: dict = {}
 def row(name, build, error, names):
     assert name not in ROWS, name
     ROWS[name] = (build, error, names)
-
-
-def on(factory, method, *args, **kwargs):
-    def make():
-        obj = factory()
-        return obj, lambda: getattr(obj, method)(*args, **kwargs)
-    return make
 
 
 def huge(shape, dtype=np.float64):
