@@ -14,7 +14,6 @@ from ._core.constraints import NON_NEGATIVE, SIZE, UNIT, Choice, Real
 from ._core.spec import declare
 from ._ext import _dense, _dropout
 
-__all__ = ["Layer_Dense", "Layer_Dropout", "Layer_Input"]
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 

@@ -16,7 +16,6 @@ from ._core.constraints import COUNT, NON_NEGATIVE, POSITIVE, UNIT
 from ._core.spec import declare, state_name
 from ._ext import _optimizers
 
-__all__ = ["Optimizer_SGD", "Optimizer_Adagrad", "Optimizer_RMSprop", "Optimizer_Adam"]
 
 _SGD, _SGD_MOMENTUM, _ADAGRAD, _RMSPROP, _ADAM = 0, 1, 2, 3, 4
 
