@@ -143,3 +143,61 @@ def test_an_interrupt_with_a_member_open_is_not_replaced_by_zipfiles_complaint(t
         _model().save(tmp_path / "m")
     monkeypatch.undo()
     assert _debris(tmp_path) == [] and not (tmp_path / "m").exists()
+
+
+# --- data-set files ------------------------------------------------------------------------------
+
+
+def _gzip_idx(path, shape, fill=0):
+    """A gzip-compressed IDX file whose header promises `shape` of unsigned bytes (the data written
+    is the promised count of `fill` bytes, compressed)."""
+    import gzip
+    import struct
+
+    header = bytes([0, 0, 0x08, len(shape)]) + struct.pack(f">{len(shape)}I", *shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header)
+        count = int(np.prod(shape))
+        chunk = bytes([fill]) * min(count, 1 << 24)
+        while count > 0:
+            f.write(chunk[:count])
+            count -= len(chunk)
+    return path
+
+
+def test_an_idx_gzip_bomb_is_refused_before_it_inflates(tmp_path):
+    from fastnn.datasets._idx import read_idx
+
+    bomb = _gzip_idx(tmp_path / "bomb-idx3-ubyte.gz", (200, 1000, 1000))   # 200 MB of zeros, ~200 KB
+    started = time.perf_counter()
+    with pytest.raises(ValueError, match="decompression bomb"):
+        read_idx(bomb)
+    assert time.perf_counter() - started < 1.0
+
+
+def test_an_idx_header_promising_more_than_memory_is_refused_at_once(tmp_path):
+    from fastnn.datasets._idx import read_idx
+
+    path = tmp_path / "huge-idx3-ubyte"
+    path.write_bytes(bytes([0, 0, 0x08, 3]) + (0xFFFFFFFF).to_bytes(4, "big") * 3 + b"\0" * 100)
+    with pytest.raises(ValueError, match="truncated|more than this machine's memory"):
+        read_idx(path)
+    gz = tmp_path / "huge-idx3-ubyte.gz"
+    import gzip
+    gz.write_bytes(gzip.compress(path.read_bytes()))
+    started = time.perf_counter()
+    with pytest.raises(ValueError, match="more than this machine's memory"):
+        read_idx(gz)
+    assert time.perf_counter() - started < 1.0
+
+
+def test_a_real_sized_compressible_idx_file_still_reads(tmp_path):
+    from fastnn.datasets._idx import read_idx
+
+    rng = np.random.default_rng(0)
+    images = (rng.random((100, 28, 28)) < 0.2).astype(np.uint8) * 255   # sparse, like MNIST
+    import gzip
+    from fastnn.datasets._idx import write_idx
+    path = tmp_path / "x-idx3-ubyte.gz"
+    path.write_bytes(gzip.compress(write_idx(images)))
+    np.testing.assert_array_equal(read_idx(path), images)
