@@ -200,3 +200,44 @@ def test_huge_integers_in_a_model_file_are_refused_at_load(tmp_path, edit, messa
     _edit_model_file(path, edit)
     with pytest.raises(fastnn.io.ModelFileError, match=message):
         fastnn.Model.load(path)
+
+
+# --- edge numerics --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("make", [lambda: fastnn.Optimizer_Adam(epsilon=1e-50),
+                                  lambda: fastnn.Optimizer_RMSprop(epsilon=1e-50),
+                                  lambda: fastnn.Optimizer_Adagrad(epsilon=1e-50)], ids=["adam", "rmsprop", "adagrad"])
+def test_an_epsilon_that_rounds_to_zero_in_float32_is_refused_at_the_first_update(make):
+    optimizer = make()
+    layer = fastnn.Layer_Dense(3, 2)
+    layer.dweights = np.zeros_like(layer.weights)
+    layer.dbiases = np.zeros_like(layer.biases)
+    with pytest.raises(ValueError, match=r"epsilon 1e-50 rounds to 0 in float32.*NaN"):
+        optimizer.update_params(layer)
+    assert not hasattr(layer, "weight_cache")            # refused before any state was created
+    wide = fastnn.Layer_Dense(3, 2, dtype=np.float64)   # representable in float64: fine
+    wide.dweights = np.zeros_like(wide.weights)
+    wide.dbiases = np.zeros_like(wide.biases)
+    optimizer.update_params(wide)
+    assert np.all(np.isfinite(wide.weights))
+
+
+@pytest.mark.parametrize("rate", [0.99999, 1 - 1e-6])
+def test_a_drop_rate_the_fast_mask_cannot_represent_is_refused(rate):
+    with pytest.raises(ValueError, match=r"fast mask .* off; use mode='book'"):
+        fastnn.Layer_Dropout(rate)
+    layer = fastnn.Layer_Dropout(rate, mode="book")      # the book's binomial mask is exact
+    layer.forward(np.ones((4, 4), np.float32))
+    fast = fastnn.Layer_Dropout(0.5)
+    fast.rate = 1 - rate                                  # the attribute changed by hand: refused too
+    with pytest.raises(ValueError, match="fast mask"):
+        fast.forward(np.ones((4, 4), np.float32))
+
+
+def test_high_but_representable_drop_rates_still_work():
+    layer = fastnn.Layer_Dropout(0.999)
+    np.random.seed(0)
+    layer.forward(np.ones((1000, 1000), np.float32))
+    kept = np.count_nonzero(layer.output) / layer.output.size
+    assert abs(kept - 0.001) < 0.0003
