@@ -201,3 +201,20 @@ def test_a_real_sized_compressible_idx_file_still_reads(tmp_path):
     path = tmp_path / "x-idx3-ubyte.gz"
     path.write_bytes(gzip.compress(write_idx(images)))
     np.testing.assert_array_equal(read_idx(path), images)
+
+
+def test_a_cifar_archive_that_inflates_far_beyond_the_real_one_is_refused_early(tmp_path, monkeypatch):
+    """Members the loader skips must still be inflated to be skipped: the stream is bounded."""
+    import io
+    import tarfile
+
+    from fastnn.datasets import _cifar, load_cifar10
+
+    monkeypatch.setattr(_cifar, "MAX_ARCHIVE_BYTES", 1 << 20)   # the same rule, at a testable size
+    path = tmp_path / _cifar.CIFAR10_ARCHIVE
+    with tarfile.open(path, "w:gz") as tar:
+        junk = tarfile.TarInfo("padding.bin")
+        junk.size = 4 << 20
+        tar.addfile(junk, io.BytesIO(bytes(junk.size)))
+    with pytest.raises(ValueError, match="inflates to more than"):
+        load_cifar10(tmp_path)
