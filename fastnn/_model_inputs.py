@@ -3,7 +3,10 @@ model is ready, the data has matching lengths, the targets fit the output (found
 pass on the first sample), and the verbosity is known."""
 from __future__ import annotations
 
+import functools
 import sys
+import threading
+import weakref
 
 import numpy as np
 
@@ -42,8 +45,59 @@ def require_ready(model, where: str, *, training: bool, need_loss: bool = True) 
         args = ", ".join(f"{name}=..." for name in missing)
         raise ValueError(f"{where}: the model has no {' / '.join(missing)}; call model.set({args}) "
                          f"and model.finalize() first")
+    check_links(model, where)
     if need_loss and model.layers[-1].next is not model.loss:
         raise ValueError(f"{where}: the loss changed after finalize(); call model.finalize() again")
+
+
+def check_links(model, where: str) -> None:
+    """The layers are still linked as finalize() linked them: none was added, replaced or moved
+    since, and none was linked into another model finalized since (a layer object belongs to one
+    model at a time: its prev/next and buffers are per model)."""
+    layers = model.layers
+    previous = model.input_layer
+    for i, layer in enumerate(layers):
+        linked_prev = getattr(layer, "prev", None)
+        linked_next = getattr(layer, "next", None)
+        if linked_prev is not previous or (i + 1 < len(layers) and linked_next is not layers[i + 1]):
+            raise ValueError(
+                f"{where}: layers[{i}] ({type(layer).__name__}) is not linked as finalize() linked it: layers "
+                f"were added, replaced or reordered after finalize(), or this layer object is also in another "
+                f"model finalized since (a layer belongs to one model: build separate layers for each); call "
+                f"model.finalize() again")
+        previous = layer
+
+
+def instance(obj, name: str, where: str, method: str):
+    """`obj` when it is an object with `method` (a layer's forward, a loss's calculate...); a
+    TypeError that says what to write when it is a class (``Loss_CategoricalCrossentropy`` without
+    parentheses) or lacks the method."""
+    if isinstance(obj, type):
+        raise TypeError(f"{where}: {name} must be an instance, got the class {obj.__name__} itself; write "
+                        f"{obj.__name__}(...) with parentheses (and its arguments)")
+    if not callable(getattr(obj, method, None)):
+        raise TypeError(f"{where}: {name} must have a {method}() method, got {_checks.describe(obj)}")
+    return obj
+
+
+_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_LOCKS_LOCK = threading.Lock()
+
+
+def serialized(method):
+    """Run a Model method holding the model's own (re-entrant) lock: the layers keep their
+    buffers on themselves, so two threads computing with one model at once would read each
+    other's outputs. With the lock, concurrent predict/evaluate/train calls on one model run one
+    after the other and each gets its own, correct result; different models run in parallel."""
+    @functools.wraps(method)
+    def locked(model, *args, **kwargs):
+        lock = _LOCKS.get(model)
+        if lock is None:
+            with _LOCKS_LOCK:
+                lock = _LOCKS.setdefault(model, threading.RLock())
+        with lock:
+            return method(model, *args, **kwargs)
+    return locked
 
 
 def input_dtype(model):

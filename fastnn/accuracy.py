@@ -12,8 +12,6 @@ from ._core.constraints import NON_NEGATIVE, Bool, Optional
 from ._core.spec import declare
 from ._ext import _losses
 
-__all__ = ["Accuracy", "Accuracy_Categorical", "Accuracy_Regression"]
-
 
 @declare("accuracy", saveable=False)
 class Accuracy:

@@ -12,7 +12,6 @@ from ._core import arrays as _arrays, messages as _messages
 from ._core.spec import declare
 from ._ext import _activations
 
-__all__ = ["Activation_ReLU", "Activation_Softmax", "Activation_Sigmoid", "Activation_Linear"]
 
 _RELU, _SIGMOID, _SOFTMAX, _LINEAR = 0, 1, 2, 3
 

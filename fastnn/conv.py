@@ -8,7 +8,7 @@ the optimizers update it and ``Loss.regularization_loss`` includes it, unchanged
 
 Buffers: ``output``, ``dinputs``, ``dweights``, ``dbiases``, ``argmax`` (and the im2col scratch
 ``_columns``/``_dcolumns``) are reused while their shape stays the same, so they are valid until
-that layer's next call, like NumPy's ``out=`` (design.md §5). Layer_Flatten hands out views:
+that layer's next call, like NumPy's ``out=`` (docs/kernels.md). Layer_Flatten hands out views:
 its ``output`` is its input reshaped (the previous layer's buffer) and its ``dinputs`` the
 incoming gradient reshaped; nothing is copied unless the input is not C-contiguous.
 
@@ -40,7 +40,6 @@ from ._core.spec import declare
 from ._ext import _conv
 from .layers import REGULARIZERS
 
-__all__ = ["Layer_Conv2D", "Layer_MaxPool2D", "Layer_Flatten", "set_num_threads", "get_num_threads"]
 
 _CONV_GEOMETRY = {"in_channels": SIZE, "out_channels": SIZE, "kernel_size": SIZE, "stride": SIZE, "padding": Int(0)}
 

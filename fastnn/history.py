@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Iterator
 
+from .plotting import plot_history
+
 FIELDS = ("loss", "data_loss", "reg_loss", "accuracy", "learning_rate", "val_loss", "val_accuracy", "seconds")
 
 
@@ -58,6 +60,4 @@ class History:
     def plot(self, path, *, title: str | None = None):
         """Draw loss and accuracy per epoch (training vs validation) to an image file (PNG by the
         path's suffix) with matplotlib (``pip install "fastnn[plot]"``); returns the path."""
-        from .plotting import plot_history
-
         return plot_history(self, path, title=title)

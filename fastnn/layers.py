@@ -14,7 +14,6 @@ from ._core.constraints import NON_NEGATIVE, SIZE, UNIT, Choice, Real
 from ._core.spec import declare
 from ._ext import _dense, _dropout
 
-__all__ = ["Layer_Dense", "Layer_Dropout", "Layer_Input"]
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -109,6 +108,20 @@ class Layer_Dense:
         return _arrays.dense_parameters(weights, biases, layer_dtype, "Layer_Dense.set_parameters")
 
 
+# The fast mask keeps a value when a 16-bit draw is below round(keep * 65536): below this keep
+# probability that rounding is more than 1% off the probability the scale 1 / keep assumes.
+_MIN_FAST_KEEP = 50 / 65536
+
+
+def _check_fast_keep(keep: float, mode: str, where: str) -> None:
+    if mode == "fast" and 0 < keep < _MIN_FAST_KEEP:
+        actual = round(keep * 65536) / 65536
+        raise ValueError(f"{where}: rate {1 - keep!r} keeps a fraction {keep:.3g} of the values, which the fast "
+                         f"mask (steps of 1/65536) would keep as {actual:.3g}, "
+                         f"{abs(actual - keep) / keep:.0%} off; use mode='book' or a rate of at most "
+                         f"{1 - _MIN_FAST_KEEP:.5f}")
+
+
 @declare("layer", params={"rate": UNIT},
          saved={"rate": Real(0.0, 1.0, low_open=True), "mode": Choice(*_config.DROPOUT_MODES)},
          keeps_features=True)
@@ -134,6 +147,7 @@ class Layer_Dropout:
     def __init__(self, rate: float, *, mode: str | None = None) -> None:
         rate, = Layer_Dropout._spec.check(locals())
         mode = _config.dropout_mode() if mode is None else _config.check_dropout_mode(mode, "Layer_Dropout", "mode")
+        _check_fast_keep(1 - rate, mode, "Layer_Dropout")
         self.rate = 1 - rate
         self.mode = mode
 
@@ -161,6 +175,8 @@ class Layer_Dropout:
         if not (type(inputs) is np.ndarray and inputs.dtype in _FLOAT_DTYPES and inputs.flags.c_contiguous
                 and inputs.flags.aligned):
             inputs = _arrays.float_input(inputs, "inputs", "Layer_Dropout.forward")
+        if keep < _MIN_FAST_KEEP:
+            _check_fast_keep(keep, "fast", "Layer_Dropout.forward")
         # One draw from the global RNG (53 random bits) seeds this pass's mask.
         seed = int(np.random.random_sample() * 9007199254740992.0)
         if not _dropout.fast_forward(self.__dict__, inputs, keep, seed):  # pragma: no cover - converted above

@@ -17,14 +17,6 @@ from ._core.spec import declare
 from ._ext import _losses
 from .activations import Activation_Softmax
 
-__all__ = [
-    "Loss",
-    "Loss_CategoricalCrossentropy",
-    "Loss_BinaryCrossentropy",
-    "Loss_MeanSquaredError",
-    "Loss_MeanAbsoluteError",
-    "Activation_Softmax_Loss_CategoricalCrossentropy",
-]
 
 _BCE, _MSE, _MAE = 0, 1, 2
 

@@ -67,16 +67,15 @@ class Model:
     # --- building --------------------------------------------------------------------------------
     def add(self, layer) -> None:
         """Append a layer (any object with forward/backward, as the book)."""
-        self.layers.append(layer)
+        self.layers.append(_inputs.instance(layer, "layer", "Model.add", "forward"))
 
     def set(self, *, loss=None, optimizer=None, accuracy=None) -> None:
-        """Set the loss, optimizer and accuracy; arguments left as None are not changed."""
-        if loss is not None:
-            self.loss = loss
-        if optimizer is not None:
-            self.optimizer = optimizer
-        if accuracy is not None:
-            self.accuracy = accuracy
+        """Set the loss, optimizer and accuracy; arguments left as None are not changed. All three
+        are checked (instances, not classes) before any is set."""
+        given = {name: _inputs.instance(obj, name, "Model.set", method) for name, obj, method in (
+            ("loss", loss, "calculate"), ("optimizer", optimizer, "update_params"),
+            ("accuracy", accuracy, "calculate")) if obj is not None}
+        self.__dict__.update(given)
 
     def finalize(self) -> None:
         """Link the layers (prev/next), find the trainable ones, and pick the combined
@@ -138,6 +137,7 @@ class Model:
                 first.backward(first.next.dinputs)
 
     # --- training --------------------------------------------------------------------------------
+    @_inputs.serialized
     def train(self, X, y, *, epochs: int = 1, batch_size: int | None = None, print_every: int = 1,
               validation_data=None, verbose="book", shuffle: bool = False) -> History:
         """Train with the book's loop and log; returns a History (the book returns None).
@@ -291,6 +291,7 @@ class Model:
 
 
     # --- evaluation and prediction -----------------------------------------------------------------
+    @_inputs.serialized
     def evaluate(self, X_val, y_val, *, batch_size: int | None = None, verbose="book"):
         """Loss and accuracy on a data set, printed as the book's ``validation, ...`` line.
         Returns (loss, accuracy) (the book returns None)."""
@@ -321,9 +322,11 @@ class Model:
             print(f"validation: acc {validation_accuracy:.3f}, loss {validation_loss:.3f}", file=sys.stderr)
         return float(validation_loss), float(validation_accuracy)
 
+    @_inputs.serialized
     def predict(self, X, *, batch_size: int | None = None) -> np.ndarray:
         """The last layer's outputs for X, (n_samples, n_outputs), as a new array (e.g. class
-        probabilities; ``model.output_layer_activation.predictions(...)`` turns them into labels)."""
+        probabilities; ``model.output_layer_activation.predictions(...)`` turns them into labels).
+        Safe from several threads at once: calls on one model take turns (train and evaluate too)."""
         where = "Model.predict"
         _inputs.require_ready(self, where, training=False, need_loss=False)
         if batch_size is not None:

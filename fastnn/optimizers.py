@@ -16,7 +16,6 @@ from ._core.constraints import COUNT, NON_NEGATIVE, POSITIVE, UNIT
 from ._core.spec import declare, state_name
 from ._ext import _optimizers
 
-__all__ = ["Optimizer_SGD", "Optimizer_Adagrad", "Optimizer_RMSprop", "Optimizer_Adam"]
 
 _SGD, _SGD_MOMENTUM, _ADAGRAD, _RMSPROP, _ADAM = 0, 1, 2, 3, 4
 
@@ -63,6 +62,13 @@ class _Optimizer:
         """Zero state arrays on the layer, once, after checking the layer can be updated (so a
         failing first update adds nothing to it)."""
         _arrays.check_trainable(layer, self._where())
+        epsilon = self.__dict__.get("epsilon")
+        dtype = layer.weights.dtype
+        if epsilon is not None and dtype.type(epsilon) == 0:
+            raise ValueError(f"{self._where()}: epsilon {epsilon!r} rounds to 0 in {dtype}, the layer's parameter "
+                             f"dtype, so a zero gradient would divide 0 by 0 (NaN); use an epsilon of at least "
+                             f"{np.finfo(dtype).smallest_subnormal:.3g} (1e-7, the default, is safe) or float64 "
+                             f"parameters")
         for name in names:
             like = layer.weights if name.startswith("weight") else layer.biases
             setattr(layer, name, np.zeros_like(like))

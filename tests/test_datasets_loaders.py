@@ -192,7 +192,7 @@ CORRUPTIONS = {
     "only magic part": ("train-labels-idx1-ubyte.gz", lambda b: b[:2], "magic"),
     "empty": ("train-labels-idx1-ubyte.gz", lambda b: b"", "magic"),
     "extra bytes": ("t10k-images-idx3-ubyte.gz", lambda b: b + b"\0", "extra bytes"),
-    "huge count": ("train-images-idx3-ubyte.gz", lambda b: b[:4] + struct.pack(">I", 2**32 - 1) + b[8:], "truncated"),
+    "huge count": ("train-images-idx3-ubyte.gz", lambda b: b[:4] + struct.pack(">I", 2**32 - 1) + b[8:], "truncated|more than this machine.s memory"),
     "wrong image size": ("train-images-idx3-ubyte.gz",  # a consistent file of 27x28 images
                          lambda b: b[:8] + struct.pack(">II", 27, 28) + b[16:16 + 7 * 27 * 28], "28x28"),
     "label out of range": ("train-labels-idx1-ubyte.gz", lambda b: b[:10] + b"\x0a" + b[11:], "out of range"),

@@ -15,6 +15,13 @@ from .config import default_dtype
 from .messages import optimizer_array_error
 
 
+def refuse_masked(x, name: str, where: str | None) -> None:
+    """A masked array would lose its mask silently in np.asarray: say so instead."""
+    if isinstance(x, np.ma.MaskedArray):
+        raise fail(where, name, "a plain array (masked arrays are not supported: their mask would be ignored; "
+                   "pass x.filled(value) or x.compressed())", describe(x), TypeError)
+
+
 def contiguous(x, dtype) -> np.ndarray:
     """x as an exact ndarray of `dtype` (native byte order), C-contiguous and aligned: the form
     the kernels read through raw pointers. np.asarray alone returns an unaligned array unchanged
@@ -59,6 +66,7 @@ def as_float_array(x, name: str, dtype: np.dtype, where: str, *, ndim: int | Non
     is given), arrays too large to convert in memory and finite values beyond `dtype`'s range with
     a ValueError.
     """
+    refuse_masked(x, name, where)
     if not isinstance(x, np.ndarray):
         try:
             x = np.asarray(x)
@@ -73,6 +81,7 @@ def as_float_array(x, name: str, dtype: np.dtype, where: str, *, ndim: int | Non
 
 def layer_input(x, name: str, dtype: np.dtype, n_features: int | None, where: str) -> np.ndarray:
     """Inputs of a layer: 2-D (n_samples, n_features) of the layer's dtype, C order."""
+    refuse_masked(x, name, where)
     if not isinstance(x, np.ndarray):
         x = as_float_array(x, name, dtype, where)
     elif x.dtype.kind not in NUMERIC_KINDS:
@@ -183,6 +192,7 @@ def class_labels(y, n_samples: int, n_classes: int, where: str, name: str = "y_t
     else the loss is -log(0) = inf or -log(negative) = NaN from finite data. (The gradients
     -y/p and softmax - one-hot(argmax y) are finite for any finite weights.) The same rule as
     fastnn._ext._losses.labels_ready, which checks labels already in the kernels' form."""
+    refuse_masked(y, name, where)
     if not isinstance(y, np.ndarray):
         try:
             y = np.asarray(y)
@@ -234,6 +244,7 @@ def targets_like(y, predictions: np.ndarray, where: str, name: str = "y_true") -
 
 def numeric_values(y, name: str, where: str) -> np.ndarray:
     """y as an ndarray of real numbers (no conversion), non-empty."""
+    refuse_masked(y, name, where)
     y = np.asarray(y)
     if y.dtype.kind not in NUMERIC_KINDS:
         raise fail(where, name, "an array of real numbers", describe(y), TypeError)

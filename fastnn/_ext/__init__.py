@@ -39,9 +39,10 @@ if _missing:
     )
 
 
-def _choose_kernels():
-    from . import _buildinfo
+from . import _buildinfo  # noqa: E402  (built: checked above)
 
+
+def _choose_kernels():
     wanted = _os.environ.get("FASTNN_KERNELS", "auto").strip().lower() or "auto"
     if wanted not in ("auto", "baseline", "avx2"):
         raise ImportError(f"FASTNN_KERNELS must be 'auto', 'baseline' or 'avx2', got {wanted!r}")

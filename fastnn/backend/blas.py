@@ -36,6 +36,14 @@ _CBLAS_CANDIDATES = (
 )
 
 
+def _addresses(lib, *names):
+    """The addresses of the named symbols of a loaded library (all None when one is missing)."""
+    try:
+        return tuple(ctypes.cast(getattr(lib, name), ctypes.c_void_p).value for name in names)
+    except AttributeError:
+        return (None,) * len(names)
+
+
 def _numpy_libraries():
     """Shared objects that may hold NumPy's BLAS: its core extension (dlsym on it also searches the
     libraries it links against), then the libraries bundled next to the package (numpy.libs,
@@ -59,11 +67,7 @@ def _find_numpy_cblas():
         except OSError:
             continue
         for s_name, d_name, kind in _CBLAS_CANDIDATES:
-            try:
-                s = ctypes.cast(getattr(lib, s_name), ctypes.c_void_p).value
-                d = ctypes.cast(getattr(lib, d_name), ctypes.c_void_p).value
-            except AttributeError:
-                continue
+            s, d = _addresses(lib, s_name, d_name)
             if s and d:
                 return kind, s, d, f"NumPy's BLAS ({s_name} from {os.path.basename(path)})"
     return None
@@ -139,11 +143,7 @@ def install_thread_functions() -> bool:
         except OSError:
             continue
         for set_name, get_name in _OPENBLAS_THREAD_SYMBOLS:
-            try:
-                set_address = ctypes.cast(getattr(lib, set_name), ctypes.c_void_p).value
-                get_address = ctypes.cast(getattr(lib, get_name), ctypes.c_void_p).value
-            except AttributeError:
-                continue
+            set_address, get_address = _addresses(lib, set_name, get_name)
             if set_address and get_address:
                 _conv.set_blas_thread_functions(set_address, get_address)
                 return True

@@ -15,6 +15,8 @@ import zlib
 
 import numpy as np
 
+from .._core.checks import memory_limit
+
 # element-type code -> (name, big-endian dtype)
 IDX_TYPES: dict[int, tuple[str, np.dtype]] = {
     0x08: ("unsigned byte", np.dtype(np.uint8)),
@@ -26,6 +28,9 @@ IDX_TYPES: dict[int, tuple[str, np.dtype]] = {
 }
 
 _CHUNK = 1 << 24
+# The most a gzip-compressed IDX file may inflate (the real MNIST files: about 5 times). Beyond it
+# the file is refused as a decompression bomb before its data is inflated.
+MAX_GZIP_INFLATION = 200
 
 
 def is_gzip(path: pathlib.Path) -> bool:
@@ -43,7 +48,8 @@ def read_idx(path: str | os.PathLike, *, dtype_code: int | None = None, ndim: in
     try:
         if is_gzip(path):
             with gzip.open(path, "rb") as stream:
-                return _parse(stream, path, dtype_code, ndim, raw_size=None)
+                return _parse(stream, path, dtype_code, ndim, raw_size=None,
+                              compressed_size=os.path.getsize(path))
         with open(path, "rb") as stream:
             return _parse(stream, path, dtype_code, ndim, raw_size=os.fstat(stream.fileno()).st_size)
     except (gzip.BadGzipFile, zlib.error) as exc:
@@ -63,7 +69,7 @@ def _read_exact(stream, count: int) -> bytes:
     return parts
 
 
-def _parse(stream, path: pathlib.Path, dtype_code, ndim, raw_size) -> np.ndarray:
+def _parse(stream, path: pathlib.Path, dtype_code, ndim, raw_size, compressed_size=None) -> np.ndarray:
     magic = stream.read(4)
     if len(magic) < 4:
         raise ValueError(f"{path}: not an IDX file: only {len(magic)} bytes, shorter than the 4-byte magic number")
@@ -94,6 +100,12 @@ def _parse(stream, path: pathlib.Path, dtype_code, ndim, raw_size) -> np.ndarray
         what = "truncated" if data_bytes < expected else "has extra bytes after the data"
         raise ValueError(f"{path}: {what}: shape {shape} of {type_name} needs {expected} data bytes "
                          f"after the {header_bytes}-byte header, the file has {data_bytes}")
+    if expected > memory_limit():
+        raise ValueError(f"{path}: its header promises shape {shape} of {type_name}, {expected} bytes, more "
+                         f"than this machine's memory ({memory_limit()} bytes): damaged or not an IDX file")
+    if compressed_size is not None and expected > MAX_GZIP_INFLATION * max(compressed_size, 1):
+        raise ValueError(f"{path}: its header promises {expected} data bytes from {compressed_size} compressed "
+                         f"bytes, more than {MAX_GZIP_INFLATION} times: refused as a decompression bomb")
     data = _read_exact(stream, expected)
     if len(data) < expected:
         raise ValueError(f"{path}: truncated: shape {shape} of {type_name} needs {expected} data bytes "

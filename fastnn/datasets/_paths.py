@@ -1,6 +1,6 @@
 """Where dataset files are looked for, and the error that says where they were not found.
 
-Search order (design.md section 10): the ``data_home`` argument, then the ``FASTNN_DATA`` environment
+Search order: the ``data_home`` argument, then the ``FASTNN_DATA`` environment
 variable, then a per-user cache folder. Downloads go to the first of these.
 """
 from __future__ import annotations

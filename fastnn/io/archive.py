@@ -7,6 +7,7 @@ arrays this module stores, and back.
 from __future__ import annotations
 
 import collections
+import io
 import json
 import math
 import os
@@ -18,10 +19,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._core.checks import memory_limit
+
 __all__ = ["ModelFileError", "Invalid", "ArrayRef", "parse_json", "file_kind", "refuse_pickle", "ZipReader",
            "read_zip", "write_atomically", "write_zip", "show", "FLOAT_DTYPES"]
 
 MAX_JSON_BYTES = 16 * 1024 * 1024
+# fastnn stores members uncompressed; a deflated member (a file re-zipped by a tool) may shrink, but
+# one that inflates more than this (zeros, a decompression bomb) is refused before it is read.
+MAX_INFLATION = 50
+_SMALL_MEMBER = 1 << 20       # members below this size are never refused for their ratio
+_KIND_PREFIX = 1 << 16        # bytes read to tell a pickle without magic (protocols 0 and 1) apart
 FLOAT_DTYPES = {"float32": np.dtype("<f4"), "float64": np.dtype("<f8")}
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed member dates: the same model gives the same bytes
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
@@ -78,15 +86,21 @@ def file_kind(path) -> str:
             return "zip"
         if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
             return "pickle"
-        # Protocols 0 and 1 have no magic: see whether the whole file parses as pickle opcodes
-        # (pickletools only reads them; nothing is executed).
+        # Protocols 0 and 1 have no magic: see whether the file's first 64 KiB parse as pickle
+        # opcodes (pickletools only reads them; nothing is executed). A bounded prefix keeps the
+        # time to classify any file, junk included, bounded: a prefix that parses to its end
+        # without an error counts as a pickle (loading one then needs allow_pickle=True anyway).
         f.seek(0)
+        data = f.read(_KIND_PREFIX + 1)
+        cut = len(data) > _KIND_PREFIX
+        prefix = io.BytesIO(data[:_KIND_PREFIX])
         try:
-            for opcode, _, _ in pickletools.genops(f):
+            for opcode, _, _ in pickletools.genops(prefix):
                 if opcode.name == "STOP":
                     return "pickle"
-        except Exception:  # noqa: BLE001 - any parse failure means "not a pickle"
-            pass
+        except Exception:  # noqa: BLE001 - a parse failure: junk, unless the prefix merely ran out
+            if cut and prefix.tell() >= _KIND_PREFIX:
+                return "pickle"
     return "unknown"
 
 
@@ -115,6 +129,15 @@ class ZipReader:
                 raise Invalid(f"member {info.filename!r} is encrypted")
             if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
                 raise Invalid(f"member {info.filename!r} uses an unsupported compression method")
+            if (info.compress_type == zipfile.ZIP_DEFLATED and info.file_size > _SMALL_MEMBER
+                    and info.file_size > MAX_INFLATION * max(info.compress_size, 1)):
+                raise Invalid(f"member {info.filename!r} inflates from {info.compress_size} to {info.file_size} "
+                              f"bytes, more than {MAX_INFLATION} times: refused as a decompression bomb "
+                              f"(fastnn writes its members uncompressed)")
+        total = sum(info.file_size for info in infos)
+        if total > memory_limit():
+            raise Invalid(f"the members would take {total} bytes, more than this machine's memory "
+                          f"({memory_limit()} bytes)")
 
     def json(self, name, other_name, other_message):
         if name not in self.infos:
@@ -201,14 +224,19 @@ def write_atomically(path, write) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     base = os.path.basename(path)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    while True:
-        temporary = os.path.join(directory, f".{base}.{secrets.token_hex(8)}.tmp")
-        try:
-            fd = os.open(temporary, flags, 0o666)  # the umask applies, as with open(path, "wb")
-            break
-        except FileExistsError:
-            continue
+    temporary = None
     try:
+        # Everything from the temporary file's creation on is inside this try, so an interrupt
+        # (KeyboardInterrupt) landing anywhere, even between os.open and the next statement,
+        # reaches the cleanup. A name that exists after a refused os.open is another file's: the
+        # loop moves on; a name that exists after any other exception is this call's own.
+        while True:
+            temporary = os.path.join(directory, f".{base}.{secrets.token_hex(8)}.tmp")
+            try:
+                fd = os.open(temporary, flags, 0o666)  # the umask applies, as with open(path, "wb")
+                break
+            except FileExistsError:
+                temporary = None
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -219,10 +247,11 @@ def write_atomically(path, write) -> None:
             pass
         os.replace(temporary, path)
     except BaseException:
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass
+        if temporary is not None:
+            try:
+                os.unlink(temporary)
+            except OSError:
+                pass
         raise
     try:  # make the rename itself durable (POSIX); best effort
         dir_fd = os.open(directory, os.O_RDONLY)
@@ -237,10 +266,21 @@ def write_atomically(path, write) -> None:
 
 
 def write_zip(f, json_name, document: bytes, arrays: dict) -> None:
-    with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as zf:
+    """The zip of a model file: the JSON description, then one stored .npy member per array. An
+    exception while writing (a KeyboardInterrupt too) is raised as it came: zipfile's own complaint
+    about closing with a member still open would otherwise replace it."""
+    zf = zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED)
+    try:
         zf.writestr(zipfile.ZipInfo(json_name, date_time=_ZIP_DATE), document)
         for member, array in arrays.items():
             array = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
             info = zipfile.ZipInfo(member, date_time=_ZIP_DATE)
             with zf.open(info, "w", force_zip64=array.nbytes > 2 ** 30) as m:
                 np.lib.format.write_array(m, array, allow_pickle=False)
+    except BaseException:
+        try:
+            zf.close()
+        except Exception:  # noqa: BLE001 - the file is discarded; the first exception is the one to see
+            zf.fp = None   # and ZipFile.__del__ must not try to close it again
+        raise
+    zf.close()

@@ -38,6 +38,18 @@ def _check_allow_pickle(allow_pickle, where):
         raise TypeError(f"{where}: allow_pickle must be True or False, got {allow_pickle!r}")
 
 
+def _kind_or_unpickled(path, where, allow_pickle, how):
+    """("pickle", the unpickled object) for a pickle file when allow_pickle (refused otherwise,
+    saying `how` to load it), else (the file's kind, None)."""
+    kind = file_kind(path)
+    if kind != "pickle":
+        return kind, None
+    if not allow_pickle:
+        refuse_pickle(where, path, how)
+    with open(path, "rb") as f:
+        return kind, pickle.load(f)
+
+
 def save_model(model, path, *, format: str = "fastnn") -> None:
     """Write `model` (layers, loss, accuracy, optimizer and its state) to `path`, atomically.
 
@@ -91,12 +103,8 @@ def load_model(path, *, allow_pickle: bool = False):
     where = "Model.load"
     path = _checks.path(path, "path", where, expand=False)
     _check_allow_pickle(allow_pickle, where)
-    kind = file_kind(path)
+    kind, model = _kind_or_unpickled(path, where, allow_pickle, "fastnn.Model.load(path, allow_pickle=True)")
     if kind == "pickle":
-        if not allow_pickle:
-            refuse_pickle(where, path, "fastnn.Model.load(path, allow_pickle=True)")
-        with open(path, "rb") as f:
-            model = pickle.load(f)
         if not isinstance(model, declared("model")[0].cls):
             raise ModelFileError(f"{where}: {os.fspath(path)!r} holds a pickled {type(model).__name__}, "
                                  f"not a fastnn.Model")
@@ -183,12 +191,8 @@ def load_parameters(model, path, *, allow_pickle: bool = False) -> None:
     path = _checks.path(path, "path", where, expand=False)
     _check_allow_pickle(allow_pickle, where)
     codec.require_model(model, where, finalized=True, hint=" (the model must be built like the saved one)")
-    kind = file_kind(path)
+    kind, parameters = _kind_or_unpickled(path, where, allow_pickle, "model.load_parameters(path, allow_pickle=True)")
     if kind == "pickle":
-        if not allow_pickle:
-            refuse_pickle(where, path, "model.load_parameters(path, allow_pickle=True)")
-        with open(path, "rb") as f:
-            parameters = pickle.load(f)
         model.set_parameters(parameters)
         return
     if kind != "zip":

@@ -1,7 +1,7 @@
 """The book's final (Chapter 22) classes in plain NumPy: the oracle fastnn's kernels are tested against.
 
 Same names, constructor arguments, defaults, attributes, quirks and printed log as the classes of
-"Neural Networks from Scratch in Python", written from the spec in ``book-api.md``; every formula is
+"Neural Networks from Scratch in Python" (docs/compatibility.md states the contract); every formula is
 one plain NumPy expression. Code from any chapter runs: every ``forward`` takes ``training=True`` by
 default, ``Loss.regularization_loss(layer)`` works as in Ch14-17, and the combined softmax/CCE class
 keeps its Ch9-17 ``__init__``/``forward``.

@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .._core.config import resolve_dtype
+from .layers import _Trainable
 
 __all__ = ["Layer_Conv2D", "Layer_MaxPool2D", "Layer_Flatten"]
 
@@ -41,7 +42,7 @@ def conv_output_size(size: int, kernel_size: int, stride: int, padding: int) -> 
     return (size + 2 * padding - kernel_size) // stride + 1
 
 
-class Layer_Conv2D:
+class Layer_Conv2D(_Trainable):
     """2-D convolution (cross-correlation, as PyTorch's ``conv2d``) on NCHW inputs.
 
     weights: (out_channels, in_channels, kernel_size, kernel_size), drawn from NumPy's global RNG
@@ -126,15 +127,6 @@ class Layer_Conv2D:
             for b in range(k):
                 dxp[self._window(a, b, oh, ow)] += dcolumns[..., a, b].transpose(0, 3, 1, 2)
         self.dinputs = dxp[:, :, p:p + h, p:p + w].copy()
-
-    def get_parameters(self) -> tuple[np.ndarray, np.ndarray]:
-        """(weights, biases): the live arrays."""
-        return self.weights, self.biases
-
-    def set_parameters(self, weights: np.ndarray, biases: np.ndarray) -> None:
-        """Assign weights (out_channels, in_channels, k, k) and biases (out_channels,) as given."""
-        self.weights = weights
-        self.biases = biases
 
 
 class Layer_MaxPool2D:

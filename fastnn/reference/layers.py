@@ -16,7 +16,20 @@ def _l1_sign(param: np.ndarray) -> np.ndarray:
     return np.where(param < 0, -1, 1).astype(param.dtype)
 
 
-class Layer_Dense:
+class _Trainable:
+    """get_parameters/set_parameters of the book's trainable layers: the live arrays, no copies."""
+
+    def get_parameters(self) -> tuple[np.ndarray, np.ndarray]:
+        """(weights, biases): the live arrays, not copies."""
+        return self.weights, self.biases
+
+    def set_parameters(self, weights: np.ndarray, biases: np.ndarray) -> None:
+        """Assign weights and biases as given (the shapes the layer documents), without copying."""
+        self.weights = weights
+        self.biases = biases
+
+
+class Layer_Dense(_Trainable):
     """Fully connected layer: ``output = inputs @ weights + biases``.
 
     weights: (n_inputs, n_neurons), drawn as ``0.01 * standard normal`` from NumPy's global RNG (the
@@ -74,14 +87,6 @@ class Layer_Dense:
             self.dbiases += 2 * self.bias_regularizer_l2 * self.biases
         self.dinputs = np.matmul(dvalues, self.weights.T)
 
-    def get_parameters(self) -> tuple[np.ndarray, np.ndarray]:
-        """(weights (n_inputs, n_neurons), biases (1, n_neurons)): the live arrays, not copies."""
-        return self.weights, self.biases
-
-    def set_parameters(self, weights: np.ndarray, biases: np.ndarray) -> None:
-        """Assign weights (n_inputs, n_neurons) and biases (1, n_neurons) as given, without copying."""
-        self.weights = weights
-        self.biases = biases
 
 
 class Layer_Dropout:

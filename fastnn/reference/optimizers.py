@@ -20,21 +20,32 @@ if TYPE_CHECKING:
     from .layers import Layer_Dense
 
 
-class Optimizer_SGD:
-    """Stochastic gradient descent, optionally with momentum:
-    ``u = momentum * u - lr * grad; param += u`` (plain: ``param += -lr * grad``)."""
+class _Optimizer:
+    """The learning rate, its decay and the step count, as every book optimizer has them."""
 
-    def __init__(self, learning_rate: float = 1., decay: float = 0., momentum: float = 0.) -> None:
+    def __init__(self, learning_rate: float, decay: float) -> None:
         self.learning_rate = learning_rate
         self.current_learning_rate = learning_rate
         self.decay = decay
         self.iterations = 0
-        self.momentum = momentum
 
     def pre_update_params(self) -> None:
         """Set current_learning_rate from the decay and the steps taken so far."""
         if self.decay:
             self.current_learning_rate = self.learning_rate * (1. / (1. + self.decay * self.iterations))
+
+    def post_update_params(self) -> None:
+        """Count the step (``iterations += 1``)."""
+        self.iterations += 1
+
+
+class Optimizer_SGD(_Optimizer):
+    """Stochastic gradient descent, optionally with momentum:
+    ``u = momentum * u - lr * grad; param += u`` (plain: ``param += -lr * grad``)."""
+
+    def __init__(self, learning_rate: float = 1., decay: float = 0., momentum: float = 0.) -> None:
+        super().__init__(learning_rate, decay)
+        self.momentum = momentum
 
     def update_params(self, layer: Layer_Dense) -> None:
         """One step on a trainable layer; creates ``weight_momentums``/``bias_momentums`` (zeros,
@@ -53,25 +64,13 @@ class Optimizer_SGD:
         layer.weights += weight_updates
         layer.biases += bias_updates
 
-    def post_update_params(self) -> None:
-        """Count the step (``iterations += 1``)."""
-        self.iterations += 1
 
-
-class Optimizer_Adagrad:
+class Optimizer_Adagrad(_Optimizer):
     """Adagrad: ``cache += grad**2; param += -lr * grad / (sqrt(cache) + epsilon)``."""
 
     def __init__(self, learning_rate: float = 1., decay: float = 0., epsilon: float = 1e-7) -> None:
-        self.learning_rate = learning_rate
-        self.current_learning_rate = learning_rate
-        self.decay = decay
-        self.iterations = 0
+        super().__init__(learning_rate, decay)
         self.epsilon = epsilon
-
-    def pre_update_params(self) -> None:
-        """Set current_learning_rate from the decay and the steps taken so far."""
-        if self.decay:
-            self.current_learning_rate = self.learning_rate * (1. / (1. + self.decay * self.iterations))
 
     def update_params(self, layer: Layer_Dense) -> None:
         """One step on a trainable layer; creates ``weight_cache``/``bias_cache`` on first use."""
@@ -83,27 +82,15 @@ class Optimizer_Adagrad:
         layer.weights += -self.current_learning_rate * layer.dweights / (np.sqrt(layer.weight_cache) + self.epsilon)
         layer.biases += -self.current_learning_rate * layer.dbiases / (np.sqrt(layer.bias_cache) + self.epsilon)
 
-    def post_update_params(self) -> None:
-        """Count the step (``iterations += 1``)."""
-        self.iterations += 1
 
-
-class Optimizer_RMSprop:
+class Optimizer_RMSprop(_Optimizer):
     """RMSprop: ``cache = rho * cache + (1 - rho) * grad**2; param += -lr * grad / (sqrt(cache) + epsilon)``."""
 
     def __init__(self, learning_rate: float = 0.001, decay: float = 0., epsilon: float = 1e-7,
                  rho: float = 0.9) -> None:
-        self.learning_rate = learning_rate
-        self.current_learning_rate = learning_rate
-        self.decay = decay
-        self.iterations = 0
+        super().__init__(learning_rate, decay)
         self.epsilon = epsilon
         self.rho = rho
-
-    def pre_update_params(self) -> None:
-        """Set current_learning_rate from the decay and the steps taken so far."""
-        if self.decay:
-            self.current_learning_rate = self.learning_rate * (1. / (1. + self.decay * self.iterations))
 
     def update_params(self, layer: Layer_Dense) -> None:
         """One step on a trainable layer; creates ``weight_cache``/``bias_cache`` on first use."""
@@ -115,30 +102,18 @@ class Optimizer_RMSprop:
         layer.weights += -self.current_learning_rate * layer.dweights / (np.sqrt(layer.weight_cache) + self.epsilon)
         layer.biases += -self.current_learning_rate * layer.dbiases / (np.sqrt(layer.bias_cache) + self.epsilon)
 
-    def post_update_params(self) -> None:
-        """Count the step (``iterations += 1``)."""
-        self.iterations += 1
 
-
-class Optimizer_Adam:
+class Optimizer_Adam(_Optimizer):
     """Adam with bias correction at step ``t = iterations + 1``:
     ``m = b1 m + (1 - b1) g``, ``v = b2 v + (1 - b2) g**2``,
     ``param += -lr * (m / (1 - b1**t)) / (sqrt(v / (1 - b2**t)) + epsilon)``."""
 
     def __init__(self, learning_rate: float = 0.001, decay: float = 0., epsilon: float = 1e-7,
                  beta_1: float = 0.9, beta_2: float = 0.999) -> None:
-        self.learning_rate = learning_rate
-        self.current_learning_rate = learning_rate
-        self.decay = decay
-        self.iterations = 0
+        super().__init__(learning_rate, decay)
         self.epsilon = epsilon
         self.beta_1 = beta_1
         self.beta_2 = beta_2
-
-    def pre_update_params(self) -> None:
-        """Set current_learning_rate from the decay and the steps taken so far."""
-        if self.decay:
-            self.current_learning_rate = self.learning_rate * (1. / (1. + self.decay * self.iterations))
 
     def update_params(self, layer: Layer_Dense) -> None:
         """One step on a trainable layer. When ``weight_cache`` is absent it creates all four state
@@ -162,7 +137,3 @@ class Optimizer_Adam:
                           / (np.sqrt(weight_cache_corrected) + self.epsilon))
         layer.biases += (-self.current_learning_rate * bias_momentums_corrected
                          / (np.sqrt(bias_cache_corrected) + self.epsilon))
-
-    def post_update_params(self) -> None:
-        """Count the step (``iterations += 1``)."""
-        self.iterations += 1
