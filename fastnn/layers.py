@@ -7,6 +7,8 @@
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ._core import config as _config, arrays as _arrays, messages as _messages
@@ -119,7 +121,7 @@ def _check_fast_keep(keep: float, mode: str, where: str) -> None:
         raise ValueError(f"{where}: rate {1 - keep!r} keeps a fraction {keep:.3g} of the values, which the fast "
                          f"mask (steps of 1/65536) would keep as {actual:.3g}, "
                          f"{abs(actual - keep) / keep:.0%} off; use mode='book' or a rate of at most "
-                         f"{1 - _MIN_FAST_KEEP:.5f}")
+                         f"{math.floor((1 - _MIN_FAST_KEEP) * 1e5) / 1e5:.5f}")  # rounded down: accepted
 
 
 @declare("layer", params={"rate": UNIT},

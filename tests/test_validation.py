@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 
 import numpy as np
 import pytest
@@ -513,3 +514,13 @@ def test_optimizer_refuses_a_gradient_of_the_right_size_but_another_shape():
     with pytest.raises(ValueError, match="dweights"):
         nn.Optimizer_SGD().update_params(layer)
     np.testing.assert_array_equal(layer.weights, before)
+
+
+def test_the_dropout_rate_limit_a_refusal_names_is_accepted():
+    """A fast-mode rate too close to 1 is refused with the largest rate that is not: that rate
+    is accepted (the message must not round the limit up)."""
+    with pytest.raises(ValueError, match="use mode='book' or a rate of at most") as info:
+        fastnn.Layer_Dropout(0.9999, mode="fast")
+    limit = float(re.search(r"a rate of at most ([0-9.]+)", str(info.value)).group(1))
+    assert 0.999 < limit < 1
+    assert fastnn.Layer_Dropout(limit, mode="fast").rate == 1 - limit
