@@ -71,7 +71,8 @@ loss
 invalid
     Constructor arguments that the per-parameter constraints do not refuse by themselves:
     (kwargs, error type, regex the message must match), e.g. sizes whose product does not fit
-    in memory.
+    in memory; the fuzzed constructors may meet these refusals (and only these) with arguments
+    each constraint accepts.
 variants
     Further setups the tests run too: dicts of field overrides (with an "id").
 """
@@ -153,6 +154,8 @@ CASES: dict[str, Case] = {case.name: case for case in [
                    r"Layer_Dense: n_inputs \* n_neurons must be small enough to fit in memory"),),
          variants=(dict(id="regularized", kwargs={"n_inputs": 4, "n_neurons": 3, **REGULARIZED}),)),
     Case("Layer_Dropout", kwargs={"rate": 0.3}, parity_kwargs={"mode": "book"}, seeded=True, rtol=0,
+         invalid=(({"rate": 0.9999, "mode": "fast"}, ValueError,
+                   r"Layer_Dropout: rate 0\.9999\d* keeps a fraction .* use mode='book'"),),
          variants=(dict(id="rate0", kwargs={"rate": 0.0}),)),
     Case("Layer_Input", backward=False, gradcheck=False, views=("output",), checks_inputs=False, rtol=0),
     Case("Layer_Conv2D", kwargs={"in_channels": 2, "out_channels": 3, "kernel_size": 3, "padding": 1},
