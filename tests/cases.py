@@ -29,22 +29,26 @@ protocol
     None         constructed only (base classes, the Model): exports, signatures, attributes.
 inputs
     The shape of a sample input: the layer's inputs, the loss's predictions, the accuracy's
-    predictions. Batch first; small, so that finite differences stay cheap.
+    targets (its predictions are made from them, about half of them right). Batch first; small,
+    so that finite differences stay cheap.
 values
     How the inputs are filled (``harness.fill``): "normal" (standard normal x 2), "kinkless"
     (normal, at least 0.1 away from 0, for ReLU's kink), "distinct" (values 0.01 apart, so a
     window's maximum stays put under finite differences), "probabilities" (uniform in
-    [0.05, 0.95]), "class_ids" (ints in [0, classes)), "binary" (0/1 ints).
+    [0.05, 0.95]).
 targets
     Losses and accuracies: "class_ids" (ints in [0, C)), "onehot" (rows of the identity),
     "binary" (0/1 floats of the predictions' shape) or "real" (the predictions plus an offset at
     least 0.1 away from 0, for MAE's kink).
 classes
-    The number of classes of class-id predictions (the accuracy's inputs).
+    The number of classes of an accuracy's class-id targets.
 ndim
     The input rank the class requires (Softmax, Dense: 2; Conv2D, MaxPool2D: 4); None: any rank.
-backward, gradcheck
-    The class has a backward; its backward is checked against finite differences (float64).
+backward
+    A layer has a backward (Layer_Input has none).
+gradcheck
+    Its backward is checked against finite differences (float64); default: a loss's, a layer's
+    with a backward.
 seeded
     A training forward draws from NumPy's global RNG (dropout): the tests seed it before each.
 views
@@ -101,7 +105,7 @@ class Case:
     classes: int = 3
     ndim: int | None = None
     backward: bool = True
-    gradcheck: bool = True
+    gradcheck: bool | None = None
     seeded: bool = False
     views: tuple = ()
     checks_inputs: bool = True
@@ -125,24 +129,31 @@ class Case:
     def label(self) -> str:
         return f"{self.name}[{self.id}]" if self.id else self.name
 
+    @property
+    def gradient_checked(self) -> bool:
+        """gradcheck, by default: a loss's, or a layer's with a backward."""
+        if self.gradcheck is not None:
+            return self.gradcheck
+        return self.protocol in ("loss", "combined") or (self.protocol == "layer" and self.backward)
+
     def setups(self) -> list[Case]:
         """This case and each of its variants, as cases of their own."""
         return [self] + [dataclasses.replace(self, **variant) for variant in self.variants]
 
 
-_BASE = dict(protocol=None, backward=False, gradcheck=False)
+_BASE = dict(protocol=None)
 _PROBABILITIES = dict(inputs=(6, 3), values="probabilities")
 
 CASES: dict[str, Case] = {case.name: case for case in [
     # --- accuracy
     Case("Accuracy", **_BASE),
-    Case("Accuracy_Categorical", protocol="accuracy", inputs=(8,), values="class_ids", targets="class_ids",
-         backward=False, gradcheck=False, rtol=0, loss="Loss_CategoricalCrossentropy",
+    Case("Accuracy_Categorical", protocol="accuracy", inputs=(8,), targets="class_ids", rtol=0,
+         loss="Loss_CategoricalCrossentropy",
          variants=(dict(id="onehot", targets="onehot"),
-                   dict(id="binary", kwargs={"binary": True}, inputs=(8, 2), values="binary", targets="binary",
+                   dict(id="binary", kwargs={"binary": True}, inputs=(8, 2), targets="binary",
                         loss="Loss_BinaryCrossentropy"))),
-    Case("Accuracy_Regression", protocol="accuracy", inputs=(8, 1), targets="real", backward=False,
-         gradcheck=False, rtol=0, loss="Loss_MeanSquaredError"),
+    Case("Accuracy_Regression", protocol="accuracy", inputs=(8, 1), targets="real", rtol=0,
+         loss="Loss_MeanSquaredError"),
     # --- activations
     Case("Activation_ReLU", values="kinkless", rtol=0),
     Case("Activation_Softmax", ndim=2, rtol=8, atol=8, same_formula=False),
@@ -157,7 +168,7 @@ CASES: dict[str, Case] = {case.name: case for case in [
          invalid=(({"rate": 0.9999, "mode": "fast"}, ValueError,
                    r"Layer_Dropout: rate 0\.9999\d* keeps a fraction .* use mode='book'"),),
          variants=(dict(id="rate0", kwargs={"rate": 0.0}),)),
-    Case("Layer_Input", backward=False, gradcheck=False, views=("output",), checks_inputs=False, rtol=0),
+    Case("Layer_Input", backward=False, views=("output",), checks_inputs=False, rtol=0),
     Case("Layer_Conv2D", kwargs={"in_channels": 2, "out_channels": 3, "kernel_size": 3, "padding": 1},
          inputs=(2, 2, 5, 6), ndim=4, rtol=8,
          invalid=(({"in_channels": 2 ** 20, "out_channels": 2 ** 20, "kernel_size": 3}, ValueError,
@@ -180,17 +191,16 @@ CASES: dict[str, Case] = {case.name: case for case in [
     Case("Model", **_BASE),
     # --- optimizers: bit-identical updates (hyper-parameters rounded as NumPy rounds them)
     Case("Optimizer_SGD", protocol="optimizer", kwargs={"learning_rate": 0.5, "decay": 1e-2}, rtol=0,
-         backward=False, gradcheck=False,
          variants=(dict(id="momentum", kwargs={"learning_rate": 0.5, "decay": 1e-2, "momentum": 0.9}),
                    dict(id="defaults", kwargs={}))),
     Case("Optimizer_Adagrad", protocol="optimizer", kwargs={"learning_rate": 0.3, "decay": 1e-3, "epsilon": 1e-5},
-         rtol=0, backward=False, gradcheck=False, variants=(dict(id="defaults", kwargs={}),)),
+         rtol=0, variants=(dict(id="defaults", kwargs={}),)),
     Case("Optimizer_RMSprop", protocol="optimizer",
-         kwargs={"learning_rate": 0.02, "decay": 1e-3, "rho": 0.95, "epsilon": 1e-6}, rtol=0, backward=False,
-         gradcheck=False, variants=(dict(id="defaults", kwargs={}),)),
+         kwargs={"learning_rate": 0.02, "decay": 1e-3, "rho": 0.95, "epsilon": 1e-6}, rtol=0,
+         variants=(dict(id="defaults", kwargs={}),)),
     Case("Optimizer_Adam", protocol="optimizer",
-         kwargs={"learning_rate": 0.05, "decay": 5e-3, "beta_1": 0.8, "beta_2": 0.99}, rtol=0, backward=False,
-         gradcheck=False, variants=(dict(id="defaults", kwargs={}),)),
+         kwargs={"learning_rate": 0.05, "decay": 5e-3, "beta_1": 0.8, "beta_2": 0.99}, rtol=0,
+         variants=(dict(id="defaults", kwargs={}),)),
 ]}
 
 SPECS = {spec.name: spec for spec in declared()}

@@ -105,12 +105,8 @@ def away_from_zero(a, margin=0.1):
     return a + np.where(a >= 0, margin, -margin)
 
 
-def fill(values, shape, rng, dtype=np.float64, classes=3):
+def fill(values, shape, rng, dtype=np.float64):
     """An array of `shape` filled as the case's `values` say (see tests/cases.py)."""
-    if values == "class_ids":
-        return rng.integers(0, classes, shape)
-    if values == "binary":
-        return rng.integers(0, 2, shape)
     if values == "normal":
         a = rng.standard_normal(shape) * 2
     elif values == "kinkless":

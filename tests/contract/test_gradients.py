@@ -11,7 +11,7 @@ from contract.harness import LIBS, data, gradient_problem, pair
 
 from _numeric import check_gradient
 
-CHECKED = [case for case in cases(setups=True) if case.gradcheck]
+CHECKED = [case for case in cases(setups=True) if case.gradient_checked]
 
 
 @pytest.mark.parametrize("lib", list(LIBS))

@@ -3,8 +3,8 @@ argument, and a refused call changes nothing (the object in a used state, deep s
 global RNG; fastnn's defaults; the files around).
 
 The table is generated from the cases (tests/cases.py) by protocol: layers' forward (inputs of a
-non-real dtype, None, a broadcast array too large for memory, the wrong rank) and backward
-(dvalues of another shape or dtype, backward before forward); losses' and the combined
+non-real dtype, None, a broadcast array too large for memory, a masked array, the wrong rank) and
+backward (dvalues of another shape or dtype, masked, backward before forward); losses' and the combined
 softmax/cross-entropy's predictions and targets (by the case's target kind); optimizers'
 update_params of a broken trainable layer (each trainable layer case); accuracies' mismatched
 shapes. The hand-written, class-specific rows (exact messages, edge values) are in
@@ -33,6 +33,11 @@ def row(name, build, error, names):
 def huge(shape, dtype=np.float64):
     """A broadcast array of 10**12 samples of `shape`: terabytes as a copy, no memory as a view."""
     return np.broadcast_to(np.zeros((1, *shape[1:]), dtype), (10 ** 12, *shape[1:]))
+
+
+def masked(shape):
+    """A masked array (nothing masked): its mask would be lost in a conversion, so it is refused."""
+    return np.ma.masked_array(np.ones(shape, np.float32), mask=np.zeros(shape, bool))
 
 
 def shape_pattern(shape) -> str:
@@ -66,6 +71,7 @@ for case in cases("layer"):
                    ("structured", np.zeros(x_shape, [("a", "f8"), ("b", "i4")]), TypeError, "inputs")]
             if "output" not in case.views:    # a view hands the very array on: nothing is copied
                 bad.append(("huge", huge(x_shape), ValueError, "inputs must be small enough to fit in memory"))
+                bad.append(("masked", masked(x_shape), TypeError, "inputs must be a plain array .masked arrays"))
             if case.ndim is not None:
                 for k in (1, case.ndim + 1):
                     value = np.ones(x_shape[:k] if k < len(x_shape) else (*x_shape, 1))
@@ -80,6 +86,7 @@ for case in cases("layer"):
         out_shape = np.shape(subject().output)
         wrong = (*out_shape[:-1], out_shape[-1] + 1)
         bad = [("shape", np.ones(wrong, np.float32), ValueError, rf"dvalues must be of shape {shape_pattern(out_shape)}"),
+               ("masked", masked(out_shape), TypeError, "dvalues must be a plain array .masked arrays"),
                ("strings", np.full(out_shape, "1"), TypeError, "dvalues"),
                ("complex", np.ones(out_shape, complex), TypeError, "dvalues")]
         if tuple(reversed(out_shape)) != tuple(out_shape):
@@ -107,6 +114,7 @@ def bad_predictions(shape):
         ("complex", np.full(shape, 0.5, complex), TypeError, "{arg}"),
         ("None", None, TypeError, "{arg}"),
         ("huge", np.broadcast_to(np.float16(0.5), (10 ** 12, c)), ValueError, "{arg} must be small enough"),
+        ("masked", np.ma.masked_array(np.full(shape, 0.5)), TypeError, "{arg} must be a plain array .masked arrays"),
     ]
 
 
@@ -134,6 +142,7 @@ def bad_class_labels(shape):
         ("strings", ids.astype(str), TypeError, "y_true must be class ids or one-hot rows of numbers"),
         ("None", None, TypeError, "y_true"),
         ("complex", ids.astype(complex), TypeError, "y_true"),
+        ("masked", np.ma.masked_array(ids), TypeError, "y_true must be a plain array .masked arrays"),
     ]
 
 
@@ -162,6 +171,7 @@ def bad_targets(shape):
         ("strings", np.full(shape, "0"), TypeError, "y_true must be an array of real numbers"),
         ("None", None, TypeError, "y_true"),
         ("beyond float32", np.full(shape, -1e39), ValueError, "y_true must be within float32's range"),
+        ("masked", np.ma.masked_array(np.zeros(shape)), TypeError, "y_true must be a plain array .masked arrays"),
     ]
 
 

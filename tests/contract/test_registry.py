@@ -77,8 +77,10 @@ def test_each_case_fits_its_declaration(case):
         assert CASES[case.head].spec.kind == "layer"
     if case.loss is not None:
         assert CASES[case.loss].protocol == "loss"
-    if case.gradcheck:
-        assert case.backward
+    if case.gradient_checked:
+        assert case.protocol in ("layer", "loss", "combined") and case.backward
+    if case.ndim is not None:
+        assert len(case.inputs) == case.ndim
     for view in case.views:
         assert view in ("output", "dinputs")
     harness.build(case)                                       # and they build
