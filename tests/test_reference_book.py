@@ -18,6 +18,8 @@ from nnfs.datasets import spiral_data
 import fastnn
 import fastnn.reference as ref
 
+import _book
+
 F32_EPS = float(np.finfo(np.float32).eps)
 _NUMPY_ORIGINALS = (np.dot, np.zeros, np.eye, np.random.randn)
 
@@ -218,8 +220,7 @@ def test_ch18_spiral_model_after_100_epochs_is_near_the_book(nnfs_init, capsys):
 def _lr_after(optimizer, steps):
     """current_learning_rate used by the last of ``steps`` optimizer steps (no real training)."""
     for _ in range(steps):
-        optimizer.pre_update_params()
-        optimizer.post_update_params()
+        _book.update(optimizer, [])
     return optimizer.current_learning_rate
 
 

@@ -14,6 +14,8 @@ from nnfs.datasets import sine_data, spiral_data, vertical_data
 
 import fastnn.reference as ref
 
+import _book
+
 LINE_KINDS = [("epoch", re.compile(r"epoch: \d+")),
               ("step", re.compile(r"step: (\d+), acc: \d+\.\d{3}, loss: \d+\.\d{3} \(data_loss: \d+\.\d{3}, "
                                   r"reg_loss: \d+\.\d{3}\), lr: \S+")),
@@ -315,68 +317,37 @@ def test_inference_only_model_without_a_loss(seeded, tmp_path):
 
 def test_ch10_manual_loop(seeded, capsys):
     X, y = spiral_data(samples=100, classes=3)
-    dense1 = ref.Layer_Dense(2, 64)
-    activation1 = ref.Activation_ReLU()
-    dense2 = ref.Layer_Dense(64, 3)
+    layers = [ref.Layer_Dense(2, 64), ref.Activation_ReLU(), ref.Layer_Dense(64, 3)]
     loss_activation = ref.Activation_Softmax_Loss_CategoricalCrossentropy()
     optimizer = ref.Optimizer_Adam(learning_rate=0.05, decay=5e-7)
     losses = []
     for epoch in range(201):
-        dense1.forward(X)
-        activation1.forward(dense1.output)
-        dense2.forward(activation1.output)
-        loss = loss_activation.forward(dense2.output, y)
-        predictions = np.argmax(loss_activation.output, axis=1)
-        accuracy = np.mean(predictions == y)
+        rate = optimizer.current_learning_rate
+        output, loss, _ = _book.chapter_step(layers, loss_activation, optimizer, X, y)
+        accuracy = np.mean(np.argmax(output, axis=1) == y)
         if not epoch % 100:
-            print(f"epoch: {epoch}, acc: {accuracy:.3f}, loss: {loss:.3f}, lr: {optimizer.current_learning_rate}")
+            print(f"epoch: {epoch}, acc: {accuracy:.3f}, loss: {loss:.3f}, lr: {rate}")
         losses.append(loss)
-        loss_activation.backward(loss_activation.output, y)
-        dense2.backward(loss_activation.dinputs)
-        activation1.backward(dense2.dinputs)
-        dense1.backward(activation1.dinputs)
-        optimizer.pre_update_params()
-        optimizer.update_params(dense1)
-        optimizer.update_params(dense2)
-        optimizer.post_update_params()
     assert losses[0] == pytest.approx(np.log(3), abs=1e-3)
     assert losses[-1] < 0.8
     assert capsys.readouterr().out.splitlines()[0].startswith("epoch: 0, acc: ")
     # Ch11: validation on fresh data through the same objects
     X_test, y_test = spiral_data(samples=100, classes=3)
-    dense1.forward(X_test)
-    activation1.forward(dense1.output)
-    dense2.forward(activation1.output)
-    assert loss_activation.forward(dense2.output, y_test) < 1.0
+    assert _book.loss_forward(loss_activation, _book.forward(layers, X_test), y_test)[1] < 1.0
 
 
 def test_ch14_to_ch17_loop_with_regularization_and_dropout(seeded):
     X, y = spiral_data(samples=100, classes=3)
-    dense1 = ref.Layer_Dense(2, 64, weight_regularizer_l2=5e-4, bias_regularizer_l2=5e-4)
-    activation1 = ref.Activation_ReLU()
     dropout1 = ref.Layer_Dropout(0.1)
-    dense2 = ref.Layer_Dense(64, 3)
+    layers = [ref.Layer_Dense(2, 64, weight_regularizer_l2=5e-4, bias_regularizer_l2=5e-4), ref.Activation_ReLU(),
+              dropout1, ref.Layer_Dense(64, 3)]  # Ch15: dropout1.forward(inputs), no training argument: always drops
     loss_activation = ref.Activation_Softmax_Loss_CategoricalCrossentropy()
     optimizer = ref.Optimizer_Adam(learning_rate=0.02, decay=5e-7)
     totals = []
     for epoch in range(101):
-        dense1.forward(X)
-        activation1.forward(dense1.output)
-        dropout1.forward(activation1.output)  # Ch15: no training argument, always drops
-        dense2.forward(dropout1.output)
-        data_loss = loss_activation.forward(dense2.output, y)
-        regularization_loss = (loss_activation.loss.regularization_loss(dense1) +
-                               loss_activation.loss.regularization_loss(dense2))
+        _, data_loss, regularization_loss = _book.chapter_step(layers, loss_activation, optimizer, X, y,
+                                                               regularization=True)
         totals.append(data_loss + regularization_loss)
-        loss_activation.backward(loss_activation.output, y)
-        dense2.backward(loss_activation.dinputs)
-        dropout1.backward(dense2.dinputs)
-        activation1.backward(dropout1.dinputs)
-        dense1.backward(activation1.dinputs)
-        optimizer.pre_update_params()
-        optimizer.update_params(dense1)
-        optimizer.update_params(dense2)
-        optimizer.post_update_params()
     assert regularization_loss > 0 and totals[-1] < totals[0] - 0.1
     assert dropout1.rate == 0.9 and np.mean(dropout1.binary_mask == 0) == pytest.approx(0.1, abs=0.02)
 
