@@ -13,7 +13,8 @@ call only the book's methods, so the same code drives either library):
   object with the Model's ``forward``, ``backward``, ``loss``, ``accuracy``, ``optimizer``,
   ``trainable_layers`` and ``output_layer_activation``).
 
-``build_model`` builds a Model the Ch18 way: ``Model()``, ``add`` each layer, ``set``, ``finalize``.
+``build_model`` builds a Model the Ch18 way: ``Model()``, ``add`` each layer, ``set``, ``finalize``;
+``ch18_model`` is the book's Ch18 spiral model.
 """
 from __future__ import annotations
 
@@ -26,6 +27,16 @@ def build_model(nn, layers, *, loss, optimizer=None, accuracy=None):
     network.set(loss=loss, optimizer=optimizer, accuracy=accuracy)
     network.finalize()
     return network
+
+
+def ch18_model(nn, **dropout_options):
+    """The book's Ch18 model: Dense(2, 512, L2 5e-4 on weights and biases) ReLU Dropout(0.1)
+    Dense(512, 3) Softmax, categorical cross-entropy, Adam(0.05, decay 5e-5), categorical accuracy
+    (``dropout_options``: fastnn's Layer_Dropout keywords, e.g. mode="book")."""
+    layers = [nn.Layer_Dense(2, 512, weight_regularizer_l2=5e-4, bias_regularizer_l2=5e-4), nn.Activation_ReLU(),
+              nn.Layer_Dropout(0.1, **dropout_options), nn.Layer_Dense(512, 3), nn.Activation_Softmax()]
+    return build_model(nn, layers, loss=nn.Loss_CategoricalCrossentropy(),
+                       optimizer=nn.Optimizer_Adam(learning_rate=0.05, decay=5e-5), accuracy=nn.Accuracy_Categorical())
 
 
 def forward(layers, X):

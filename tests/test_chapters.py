@@ -65,40 +65,25 @@ def ch3(nn, X):
 
 def ch5(nn, X, y):
     np.random.seed(0)
-    dense1 = nn.Layer_Dense(2, 3)
-    activation1 = nn.Activation_ReLU()
-    dense2 = nn.Layer_Dense(3, 3)
-    activation2 = nn.Activation_Softmax()
+    layers = [nn.Layer_Dense(2, 3), nn.Activation_ReLU(), nn.Layer_Dense(3, 3), nn.Activation_Softmax()]
     loss_function = nn.Loss_CategoricalCrossentropy()
-    dense1.forward(X)
-    activation1.forward(dense1.output)
-    dense2.forward(activation1.output)
-    activation2.forward(dense2.output)
-    print(activation2.output[:5])
-    loss = loss_function.calculate(activation2.output, y)
-    predictions = np.argmax(activation2.output, axis=1)
+    output = _book.forward(layers, X)
+    print(output[:5])
+    loss = loss_function.calculate(output, y)
+    predictions = np.argmax(output, axis=1)
     if len(y.shape) == 2:
         y = np.argmax(y, axis=1)
     accuracy = np.mean(predictions == y)
-    return activation2.output.copy(), loss, accuracy
+    return output.copy(), loss, accuracy
 
 
 def ch9(nn, X, y):
     np.random.seed(0)
-    dense1 = nn.Layer_Dense(2, 3)
-    activation1 = nn.Activation_ReLU()
-    dense2 = nn.Layer_Dense(3, 3)
+    layers = dense1, activation1, dense2 = [nn.Layer_Dense(2, 3), nn.Activation_ReLU(), nn.Layer_Dense(3, 3)]
     loss_activation = nn.Activation_Softmax_Loss_CategoricalCrossentropy()
-    dense1.forward(X)
-    activation1.forward(dense1.output)
-    dense2.forward(activation1.output)
-    loss = loss_activation.forward(dense2.output, y)
-    predictions = np.argmax(loss_activation.output, axis=1)
-    accuracy = np.mean(predictions == y)
-    loss_activation.backward(loss_activation.output, y)
-    dense2.backward(loss_activation.dinputs)
-    activation1.backward(dense2.dinputs)
-    dense1.backward(activation1.dinputs)
+    output, loss = _book.loss_forward(loss_activation, _book.forward(layers, X), y)
+    accuracy = np.mean(np.argmax(output, axis=1) == y)
+    _book.backward(layers, loss_activation, output, y)
     return dict(loss=loss, accuracy=accuracy, dweights1=dense1.dweights.copy(), dbiases1=dense1.dbiases.copy(),
                 dweights2=dense2.dweights.copy(), dbiases2=dense2.dbiases.copy(),
                 inputs1=np.asarray(dense1.inputs, dtype=np.float64), inputs2=dense2.inputs.astype(np.float64),
@@ -227,15 +212,7 @@ def ch17(nn, X, y, epochs, seed=0):
 def ch18_model(nn, X, y, X_test, y_test, epochs):
     """The Ch18 Model on spiral data (Dense 512, Dropout(0.1)); the book's log is captured."""
     np.random.seed(0)
-    model = nn.Model()
-    model.add(nn.Layer_Dense(2, 512, weight_regularizer_l2=5e-4, bias_regularizer_l2=5e-4))
-    model.add(nn.Activation_ReLU())
-    model.add(nn.Layer_Dropout(0.1))
-    model.add(nn.Layer_Dense(512, 3))
-    model.add(nn.Activation_Softmax())
-    model.set(loss=nn.Loss_CategoricalCrossentropy(), optimizer=nn.Optimizer_Adam(learning_rate=0.05, decay=5e-5),
-              accuracy=nn.Accuracy_Categorical())
-    model.finalize()
+    model = _book.ch18_model(nn)
     log = io.StringIO()
     with contextlib.redirect_stdout(log):
         model.train(X, y, validation_data=(X_test, y_test), epochs=epochs, print_every=100)

@@ -30,16 +30,12 @@ import _book
 pytestmark = pytest.mark.slow
 
 
-def network(lib, sizes, dropout=None, l2=0.0, **dropout_kwargs):
+def network(lib, sizes):
+    """Dense layers of `sizes` with ReLU between them, Softmax, CCE, Adam(0.01)."""
     layers = []
-    for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:])):
-        regularize = {"weight_regularizer_l2": l2, "bias_regularizer_l2": l2} if i == 0 else {}
-        layers.append(lib.Layer_Dense(n_in, n_out, **regularize))
-        if i < len(sizes) - 2:
-            layers.append(lib.Activation_ReLU())
-            if dropout and i == 0:
-                layers.append(lib.Layer_Dropout(dropout, **dropout_kwargs))
-    layers.append(lib.Activation_Softmax())
+    for n_in, n_out in zip(sizes, sizes[1:]):
+        layers += [lib.Layer_Dense(n_in, n_out), lib.Activation_ReLU()]
+    layers[-1] = lib.Activation_Softmax()  # the last Dense feeds the softmax
     return _book.build_model(lib, layers, loss=lib.Loss_CategoricalCrossentropy(),
                              optimizer=lib.Optimizer_Adam(learning_rate=0.01), accuracy=lib.Accuracy_Categorical())
 
@@ -143,8 +139,7 @@ def test_ch18_spiral_epoch_time_against_the_reference(capsys):
         np.random.seed(0)
         X, y = spiral_data(samples=1000, classes=3)
         X_test, y_test = spiral_data(samples=100, classes=3)
-        model = network(lib, (2, 512, 3), dropout=0.1, l2=5e-4, **kwargs)
-        model.optimizer = lib.Optimizer_Adam(learning_rate=0.05, decay=5e-5)
+        model = _book.ch18_model(lib, **kwargs)
         with contextlib.redirect_stdout(io.StringIO()):
             model.train(X, y, validation_data=(X_test, y_test), epochs=2, print_every=100)   # warm-up
             started = time.perf_counter()

@@ -48,18 +48,13 @@ def seeded():
 
 
 def spiral_classifier(dropout=True):
-    model = ref.Model()
-    model.add(ref.Layer_Dense(2, 64, weight_regularizer_l2=5e-4, bias_regularizer_l2=5e-4))
-    model.add(ref.Activation_ReLU())
+    layers = [ref.Layer_Dense(2, 64, weight_regularizer_l2=5e-4, bias_regularizer_l2=5e-4), ref.Activation_ReLU()]
     if dropout:
-        model.add(ref.Layer_Dropout(0.1))
-    model.add(ref.Layer_Dense(64, 3))
-    model.add(ref.Activation_Softmax())
-    model.set(loss=ref.Loss_CategoricalCrossentropy(),
-              optimizer=ref.Optimizer_Adam(learning_rate=0.05, decay=5e-5),
-              accuracy=ref.Accuracy_Categorical())
-    model.finalize()
-    return model
+        layers.append(ref.Layer_Dropout(0.1))
+    layers += [ref.Layer_Dense(64, 3), ref.Activation_Softmax()]
+    return _book.build_model(ref, layers, loss=ref.Loss_CategoricalCrossentropy(),
+                             optimizer=ref.Optimizer_Adam(learning_rate=0.05, decay=5e-5),
+                             accuracy=ref.Accuracy_Categorical())
 
 
 # --- finalize ----------------------------------------------------------------------------------
@@ -93,11 +88,7 @@ def test_finalize_links_the_layers(seeded):
     (ref.Activation_Softmax, ref.Loss_BinaryCrossentropy),
 ])
 def test_fused_gradient_only_for_softmax_with_cce(last, loss):
-    model = ref.Model()
-    model.add(ref.Layer_Dense(2, 3))
-    model.add(last())
-    model.set(loss=loss())
-    model.finalize()
+    model = _book.build_model(ref, [ref.Layer_Dense(2, 3), last()], loss=loss())
     assert model.softmax_classifier_output is None
 
 
@@ -124,14 +115,11 @@ def test_categorical_path_uses_the_fused_backward_and_learns(seeded, capsys):
 def test_binary_path_learns(seeded, capsys):
     X, y = spiral_data(samples=100, classes=2)
     y = y.reshape(-1, 1)
-    model = ref.Model()
-    model.add(ref.Layer_Dense(2, 64, weight_regularizer_l2=5e-4, bias_regularizer_l2=5e-4))
-    model.add(ref.Activation_ReLU())
-    model.add(ref.Layer_Dense(64, 1))
-    model.add(ref.Activation_Sigmoid())
-    model.set(loss=ref.Loss_BinaryCrossentropy(), optimizer=ref.Optimizer_Adam(learning_rate=0.01, decay=5e-7),
-              accuracy=ref.Accuracy_Categorical(binary=True))
-    model.finalize()
+    layers = [ref.Layer_Dense(2, 64, weight_regularizer_l2=5e-4, bias_regularizer_l2=5e-4), ref.Activation_ReLU(),
+              ref.Layer_Dense(64, 1), ref.Activation_Sigmoid()]
+    model = _book.build_model(ref, layers, loss=ref.Loss_BinaryCrossentropy(),
+                              optimizer=ref.Optimizer_Adam(learning_rate=0.01, decay=5e-7),
+                              accuracy=ref.Accuracy_Categorical(binary=True))
     before = mean_loss(model, X, y)
     model.train(X, y, epochs=100, print_every=100)
     assert mean_loss(model, X, y) < before - 0.05
@@ -141,16 +129,11 @@ def test_binary_path_learns(seeded, capsys):
 
 def test_regression_path_learns(seeded, capsys):
     X, y = sine_data(samples=200)
-    model = ref.Model()
-    model.add(ref.Layer_Dense(1, 64))
-    model.add(ref.Activation_ReLU())
-    model.add(ref.Layer_Dense(64, 64))
-    model.add(ref.Activation_ReLU())
-    model.add(ref.Layer_Dense(64, 1))
-    model.add(ref.Activation_Linear())
-    model.set(loss=ref.Loss_MeanSquaredError(), optimizer=ref.Optimizer_Adam(learning_rate=0.005, decay=1e-3),
-              accuracy=ref.Accuracy_Regression())
-    model.finalize()
+    layers = [ref.Layer_Dense(1, 64), ref.Activation_ReLU(), ref.Layer_Dense(64, 64), ref.Activation_ReLU(),
+              ref.Layer_Dense(64, 1), ref.Activation_Linear()]
+    model = _book.build_model(ref, layers, loss=ref.Loss_MeanSquaredError(),
+                              optimizer=ref.Optimizer_Adam(learning_rate=0.005, decay=1e-3),
+                              accuracy=ref.Accuracy_Regression())
     before = mean_loss(model, X, y)
     model.train(X, y, epochs=100, print_every=100)
     assert mean_loss(model, X, y) < 0.5 * before
@@ -275,11 +258,8 @@ def test_one_layer_model_trains(seeded, capsys):
     Layer_Dense has no predictions(); here the raw output is used, as Activation_Linear would."""
     X = np.linspace(-1, 1, 64).reshape(-1, 1)
     y = 2 * X + 1
-    model = ref.Model()
-    model.add(ref.Layer_Dense(1, 1))
-    model.set(loss=ref.Loss_MeanSquaredError(), optimizer=ref.Optimizer_Adam(learning_rate=0.1),
-              accuracy=ref.Accuracy_Regression())
-    model.finalize()
+    model = _book.build_model(ref, [ref.Layer_Dense(1, 1)], loss=ref.Loss_MeanSquaredError(),
+                              optimizer=ref.Optimizer_Adam(learning_rate=0.1), accuracy=ref.Accuracy_Regression())
     layer = model.layers[0]
     assert layer.prev is model.input_layer and layer.next is model.loss
     assert model.output_layer_activation is layer and model.trainable_layers == [layer]
@@ -355,14 +335,10 @@ def test_ch14_to_ch17_loop_with_regularization_and_dropout(seeded):
 def test_ch18_model_calls(seeded, capsys):
     """Ch18: set() with all three required keywords and train() without batch_size."""
     X, y = spiral_data(samples=50, classes=3)
-    model = ref.Model()
-    model.add(ref.Layer_Dense(2, 32))
-    model.add(ref.Activation_ReLU())
-    model.add(ref.Layer_Dense(32, 3))
-    model.add(ref.Activation_Softmax())
-    model.set(loss=ref.Loss_CategoricalCrossentropy(), optimizer=ref.Optimizer_Adam(learning_rate=0.05, decay=5e-5),
-              accuracy=ref.Accuracy_Categorical())
-    model.finalize()
+    layers = [ref.Layer_Dense(2, 32), ref.Activation_ReLU(), ref.Layer_Dense(32, 3), ref.Activation_Softmax()]
+    model = _book.build_model(ref, layers, loss=ref.Loss_CategoricalCrossentropy(),
+                              optimizer=ref.Optimizer_Adam(learning_rate=0.05, decay=5e-5),
+                              accuracy=ref.Accuracy_Categorical())
     model.train(X, y, epochs=3, print_every=1, validation_data=(X, y))
     assert line_kinds(capsys.readouterr().out) == ["epoch", "step 0", "training", "validation"] * 3
     confidences = model.predict(X[:5])
@@ -372,14 +348,9 @@ def test_ch18_model_calls(seeded, capsys):
 def test_mae_model_descends(seeded, capsys):
     """With the book's MAE sign this run would climb; the fixed sign makes the loss go down."""
     X, y = sine_data(samples=100)
-    model = ref.Model()
-    model.add(ref.Layer_Dense(1, 32))
-    model.add(ref.Activation_ReLU())
-    model.add(ref.Layer_Dense(32, 1))
-    model.add(ref.Activation_Linear())
-    model.set(loss=ref.Loss_MeanAbsoluteError(), optimizer=ref.Optimizer_Adam(learning_rate=0.01),
-              accuracy=ref.Accuracy_Regression())
-    model.finalize()
+    layers = [ref.Layer_Dense(1, 32), ref.Activation_ReLU(), ref.Layer_Dense(32, 1), ref.Activation_Linear()]
+    model = _book.build_model(ref, layers, loss=ref.Loss_MeanAbsoluteError(),
+                              optimizer=ref.Optimizer_Adam(learning_rate=0.01), accuracy=ref.Accuracy_Regression())
     before = mean_loss(model, X, y)
     model.train(X, y, epochs=50, print_every=100)
     assert mean_loss(model, X, y) < before - 0.1
