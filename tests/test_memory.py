@@ -1,4 +1,4 @@
-"""No leaks (issue 8): refused calls and converting calls leave nothing behind (tracemalloc, which
+"""No leaks: refused calls and converting calls leave nothing behind (tracemalloc, which
 NumPy reports its array allocations to), and a long training run keeps its resident memory flat
 (RSS, measured in a subprocess so the test process's own history does not blur it).
 

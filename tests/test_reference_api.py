@@ -1,5 +1,5 @@
-"""fastnn.reference has the book's API (book-api.md §1, §2, §5): names, signatures, defaults,
-attributes, quirks, lazy optimizer state, dtypes, stored references, docstrings and type hints."""
+"""fastnn.reference has the book's API: names, signatures, defaults, attributes, quirks, lazy
+optimizer state, dtypes, stored references, docstrings and type hints."""
 import copy
 import inspect
 import pickle

@@ -1,4 +1,4 @@
-"""fastnn.reference reproduces the book's printed numbers (book-api.md §3, §7, §8).
+"""fastnn.reference reproduces the book's printed numbers.
 
 The book runs under ``nnfs.init()``, which patches NumPy globally (np.dot computes in float64 and
 returns float32; np.zeros/np.eye/np.random.randn default to float32) and seeds the global RNG with
@@ -139,9 +139,9 @@ def test_ch9_gradients(nnfs_init):
 
 # --- Chapter 18 model: the log, character for character ----------------------------------------
 
-# The first five lines are book-api.md §3 ("Verified live" with the book's classes). The other
-# seven come from running the book's Ch22 classes unchanged under nnfs.init() in this environment
-# (numpy 2.4.6, one BLAS thread); that run also reproduces book-api.md §8a at epoch 100 exactly.
+# The first five lines were verified live with the book's classes. The other seven come from
+# running the book's Ch22 classes unchanged under nnfs.init() in this environment (numpy 2.4.6,
+# one BLAS thread); that run also reproduces the book's epoch-100 figures exactly.
 # Our float32 matmul (and float32 dropout products) reproduce all twelve lines; the runs part in
 # the third decimal from epoch 8 on (first differing line: epoch 8's validation line, the book
 # prints "acc: 0.337, loss: 1.106", we print "acc: 0.333, loss: 1.105"): training is chaotic.
@@ -177,7 +177,7 @@ def test_ch18_spiral_model_log(nnfs_init, capsys):
 
 
 def test_ch18_spiral_model_after_100_epochs_is_near_the_book(nnfs_init, capsys):
-    """book-api.md §8a, epoch 100: training acc 0.720 loss 0.719, validation acc 0.757 loss 0.627.
+    """The book at epoch 100: training acc 0.720 loss 0.719, validation acc 0.757 loss 0.627.
     We print training acc 0.717 loss 0.715, validation acc 0.757 loss 0.621 (see CH18_LOG).
     About 3 s."""
     model, (X, y), validation_data = ch18_spiral_model(nnfs_init)

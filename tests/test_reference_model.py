@@ -1,4 +1,4 @@
-"""fastnn.reference.Model and chapter-style usage (book-api.md §2.16, §3, §4, §5).
+"""fastnn.reference.Model and chapter-style usage.
 
 Model paths (categorical, binary, regression) train and their loss goes down; the training log has
 the book's structure; finalize/save/load/parameters behave as the book; code written for chapters
@@ -293,7 +293,7 @@ def test_inference_only_model_without_a_loss(seeded, tmp_path):
         model.train(X, y)
 
 
-# --- Chapter-style code (book-api.md §4) -------------------------------------------------------
+# --- Chapter-style code ------------------------------------------------------------------------
 
 def test_ch10_manual_loop(seeded, capsys):
     X, y = spiral_data(samples=100, classes=3)
