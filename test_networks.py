@@ -19,12 +19,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import os
 import pathlib
 import sys
 import time
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -45,6 +43,7 @@ def use_library(library) -> None:
     global nn
     nn = library
 
+
 REPO = pathlib.Path(__file__).resolve().parent
 SHARED_DATASETS = REPO.parent / "shared" / "datasets"
 
@@ -60,6 +59,7 @@ class Result:
     steps: int
     target: str = ""
     met: bool | None = None
+    epoch_seconds: tuple = ()
 
     @property
     def steps_per_second(self) -> float:
@@ -85,25 +85,26 @@ def progress(enabled: bool, total: int, description: str):
 
 
 def fit(model, X, y, *, epochs: int, batch_size: int | None, label: str, show: bool,
-        validation_data=None, shuffle: bool = False) -> tuple[float, int]:
-    """Train silently in chunks of epochs under one progress bar; returns (seconds, optimizer steps).
+        shuffle: bool = False) -> tuple[float, int, list]:
+    """Train silently in chunks of epochs under one progress bar; returns (seconds, optimizer steps,
+    seconds of each epoch (fastnn's History; empty for the reference, whose train returns None)).
 
     Training in chunks is the same as one long call: the optimizer's iteration count (which drives
     the learning-rate decay) and the data order carry over from one call to the next."""
     steps_per_epoch = 1 if batch_size is None else -(-len(X) // batch_size)
     chunk = max(1, min(epochs, 10 if batch_size else 250))
     bar = progress(show, epochs, label)
+    epoch_seconds = []
     started = time.perf_counter()
     done = 0
     while done < epochs:
         n = min(chunk, epochs - done)
-        validation = validation_data if done + n == epochs else None
         if nn is fastnn:
-            model.train(X, y, epochs=n, batch_size=batch_size, verbose="silent", shuffle=shuffle,
-                        validation_data=validation)
+            history = model.train(X, y, epochs=n, batch_size=batch_size, verbose="silent", shuffle=shuffle)
+            epoch_seconds += history.seconds
         else:  # the book's Model prints its log and has no verbose option or shuffle
             with contextlib.redirect_stdout(io.StringIO()):
-                model.train(X, y, epochs=n, batch_size=batch_size, print_every=10**9, validation_data=validation)
+                model.train(X, y, epochs=n, batch_size=batch_size, print_every=10**9)
         done += n
         if bar is not None:
             bar.update(n)
@@ -112,7 +113,7 @@ def fit(model, X, y, *, epochs: int, batch_size: int | None, label: str, show: b
     seconds = time.perf_counter() - started
     if bar is not None:
         bar.close()
-    return seconds, epochs * steps_per_epoch
+    return seconds, epochs * steps_per_epoch, epoch_seconds
 
 
 def accuracy(model, X, y, batch_size=None) -> float:
@@ -122,35 +123,15 @@ def accuracy(model, X, y, batch_size=None) -> float:
     return model.accuracy.calculate_accumulated()
 
 
-def classifier(layers, *, optimizer, binary=False, loss=None):
-    model = nn.Model()
-    for layer in layers:
-        model.add(layer)
-    model.set(loss=loss or (nn.Loss_BinaryCrossentropy() if binary else nn.Loss_CategoricalCrossentropy()),
-              optimizer=optimizer, accuracy=nn.Accuracy_Categorical(binary=binary))
-    model.finalize()
-    return model
-
-
-def mlp(sizes, *, dropout=0.0, output="softmax", l2=0.0):
-    """Dense layers with ReLU (and dropout) between them, then the output activation."""
-    layers = []
-    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        last = i == len(sizes) - 2
-        layers.append(nn.Layer_Dense(n_in, n_out, weight_regularizer_l2=l2 if not last else 0,
-                                     bias_regularizer_l2=l2 if not last else 0))
-        if not last:
-            layers.append(nn.Activation_ReLU())
-            if dropout:
-                layers.append(nn.Layer_Dropout(dropout))
-    layers.append({"softmax": nn.Activation_Softmax, "sigmoid": nn.Activation_Sigmoid,
-                   "linear": nn.Activation_Linear}[output]())
-    return layers
-
-
 def scaled_images(X: np.ndarray) -> np.ndarray:
     """The book's scaling: uint8 pixels to [-1, 1], one row per image."""
     return ((X.reshape(len(X), -1).astype(np.float32) - 127.5) / 127.5)
+
+
+def scaled_image_tensors(X: np.ndarray) -> np.ndarray:
+    """uint8 images to [-1, 1] float32 in NCHW: (N, H, W) gets a channel axis, (N, C, H, W) stays."""
+    X = X[:, None] if X.ndim == 3 else X
+    return (X.astype(np.float32) - 127.5) / 127.5
 
 
 def shuffled(X, y):
@@ -160,245 +141,268 @@ def shuffled(X, y):
     return X[keys], y[keys]
 
 
-# ---------------------------------------------------------------------------------------------
-# Recipes: each returns a Result (or raises Skip).
-
-
-def run_spiral(args, show):
-    """The book's Ch18 model: spiral 1000x3, Dense(2,512, L2 5e-4) ReLU Dropout(0.1) Dense(512,3)."""
-    epochs = args.epochs or (300 if args.quick else 10000)
-    X, y = datasets.spiral_data(samples=1000, classes=3)
-    X_test, y_test = datasets.spiral_data(samples=100, classes=3)
-    model = classifier(mlp([2, 512, 3], dropout=0.1, l2=5e-4),
-                       optimizer=nn.Optimizer_Adam(learning_rate=0.05, decay=5e-5))
-    seconds, steps = fit(model, X, y, epochs=epochs, batch_size=None, label="spiral", show=show)
-    return Result("spiral", "2-512-3, dropout 0.1 (Ch18)", epochs, accuracy(model, X, y),
-                  accuracy(model, X_test, y_test), seconds, steps, "book run: 0.855 / 0.853")
-
-
-def run_binary_spiral(args, show):
-    """The book's Ch16 logistic regression: spiral 100x2, Dense(2,64, L2 5e-4) ReLU Dense(64,1) Sigmoid, BCE.
-    In the book's order: training data, model, training, then the test data."""
-    epochs = args.epochs or (500 if args.quick else 10000)
-    X, y = datasets.spiral_data(samples=100, classes=2)
-    y = y.reshape(-1, 1)
-    model = classifier(mlp([2, 64, 1], output="sigmoid", l2=5e-4), binary=True,
-                       optimizer=nn.Optimizer_Adam(decay=5e-7))
-    seconds, steps = fit(model, X, y, epochs=epochs, batch_size=None, label="binary spiral", show=show)
-    X_test, y_test = datasets.spiral_data(samples=100, classes=2)
-    y_test = y_test.reshape(-1, 1)
-    return Result("binary spiral", "2-64-1 sigmoid (Ch16)", epochs, accuracy(model, X, y),
-                  accuracy(model, X_test, y_test), seconds, steps, "book run: 0.945 / 0.920")
-
-
-def run_sine(args, show):
-    """The book's Ch17 regression: sine_data(), Dense(1,64) ReLU Dense(64,64) ReLU Dense(64,1) Linear, MSE."""
-    epochs = args.epochs or (500 if args.quick else 10000)
-    X, y = datasets.sine_data()
-    X_test, y_test = datasets.sine_data(samples=997)  # other points of the same curve
-    layers = mlp([1, 64, 64, 1], output="linear")
-    for layer in layers:
-        if isinstance(layer, nn.Layer_Dense):
-            layer.weights *= 10  # Ch17 initialises with 0.1 instead of 0.01
-    model = nn.Model()
-    for layer in layers:
-        model.add(layer)
-    model.set(loss=nn.Loss_MeanSquaredError(), optimizer=nn.Optimizer_Adam(learning_rate=0.005, decay=1e-3),
-              accuracy=nn.Accuracy_Regression())
-    model.finalize()
-    seconds, steps = fit(model, X, y, epochs=epochs, batch_size=None, label="sine", show=show)
-    return Result("sine", "1-64-64-1 linear (Ch17)", epochs, accuracy(model, X, y),
-                  accuracy(model, X_test, y_test), seconds, steps, "book run: 0.970 (train)")
-
-
-def run_vertical(args, show):
-    """vertical_data 100x3 (the Ch6 data) with a small classifier."""
-    epochs = args.epochs or (100 if args.quick else 1000)
-    X, y = datasets.vertical_data(samples=100, classes=3)
-    X_test, y_test = datasets.vertical_data(samples=100, classes=3)
-    model = classifier(mlp([2, 16, 3]), optimizer=nn.Optimizer_Adam(learning_rate=0.01))
-    seconds, steps = fit(model, X, y, epochs=epochs, batch_size=None, label="vertical", show=show)
-    return Result("vertical", "2-16-3", epochs, accuracy(model, X, y), accuracy(model, X_test, y_test),
-                  seconds, steps)
-
-
-def run_iris(args, show):
-    """Iris (shipped with fastnn): a stratified 99/51 split (17 test flowers per class), standardised
-    features, 4-32-3."""
-    epochs = args.epochs or (100 if args.quick else 500)
-    X, y = datasets.load_iris()
-    test = np.zeros(len(y), bool)
-    for c in range(3):
-        test[np.random.permutation(np.flatnonzero(y == c))[:17]] = True
-    mean, std = X[~test].mean(axis=0), X[~test].std(axis=0)
-    X = (X - mean) / std
-    model = classifier(mlp([4, 32, 3]), optimizer=nn.Optimizer_Adam(learning_rate=0.01, decay=1e-3))
-    seconds, steps = fit(model, X[~test], y[~test], epochs=epochs, batch_size=None, label="iris", show=show)
-    result = Result("iris", "4-32-3", epochs, accuracy(model, X[~test], y[~test]),
-                    accuracy(model, X[test], y[test]), seconds, steps, "test >= 0.96")
-    result.met = result.test_accuracy >= 0.96
-    return result
-
-
-def find(loader: Callable, name: str, args):
-    """Load a real data set from --data-dir, $FASTNN_DATA, the user cache or ../shared/datasets."""
+def find(loader: str, name: str, args, **options):
+    """Load a real data set with ``fastnn.datasets.<loader>`` from --data-dir, $FASTNN_DATA, the
+    user cache or ../shared/datasets."""
     homes = [args.data_dir] if args.data_dir else [None]
     if not args.data_dir and SHARED_DATASETS.is_dir():
         homes.append(SHARED_DATASETS)
     for home in homes:
         try:
-            return loader(home)
+            return getattr(datasets, loader)(home, **options)
         except datasets.DatasetNotFoundError:
             continue
     places = [str(p.root) for p in datasets._paths.search_path(args.data_dir)[0]]
     raise Skip(f"{name}: not found; put its files in one of {', '.join(places)} "
-               f"(see help(fastnn.datasets.{loader.__name__})) or pass --data-dir")
+               f"(see help(fastnn.datasets.{loader})) or pass --data-dir")
 
 
-def image_run(args, show, *, name: str, description: str, data, layers: Callable, optimizer: Callable,
-              epochs: int, target: str = "", threshold: float | None = None,
-              prepare: Callable = None, reshuffle: bool = False) -> Result:
-    """Train an image classifier the book's Ch19 way: shuffle the training images once, scale them
-    to [-1, 1] (flattened for an MLP), build the model (after the shuffle, so the RNG order is the
-    book's), train with batch 128 (reshuffled every epoch if asked), and report train/test
-    accuracy. --quick trains 1 epoch on 5000 images."""
-    prepare = prepare or scaled_images
-    X, y, X_test, y_test = data
-    epochs = args.epochs or (1 if args.quick else epochs)
-    if args.quick:
-        X, y = X[:5000], y[:5000]
-    X, y = shuffled(prepare(X), y)
-    X_test = prepare(X_test)
-    model = classifier(layers(), optimizer=optimizer())
-    seconds, steps = fit(model, X, y, epochs=epochs, batch_size=128, label=name, show=show,
-                         shuffle=reshuffle and nn is fastnn)
-    result = Result(name, description, epochs, accuracy(model, X, y, 1024), accuracy(model, X_test, y_test, 1024),
-                    seconds, steps, target)
-    if threshold is not None and not args.quick:
-        result.met = result.test_accuracy >= threshold
+# ---------------------------------------------------------------------------------------------
+# What a recipe is made of: its network, its data and how they are trained.
+
+
+@dataclass(frozen=True)
+class MLP:
+    """Dense layers with ReLU (and dropout) between them, then the output activation."""
+    sizes: tuple
+    dropout: float = 0.0
+    output: str = "softmax"     # "softmax", "sigmoid" or "linear"
+    l2: float = 0.0             # weight and bias L2 of every layer but the last
+    weight_scale: float = 1.0   # multiplies the initial weights (Ch17: 0.1 * randn instead of 0.01)
+
+    def layers(self) -> list:
+        layers = []
+        for i, (n_in, n_out) in enumerate(zip(self.sizes[:-1], self.sizes[1:])):
+            last = i == len(self.sizes) - 2
+            layers.append(nn.Layer_Dense(n_in, n_out, weight_regularizer_l2=self.l2 if not last else 0,
+                                         bias_regularizer_l2=self.l2 if not last else 0))
+            if self.weight_scale != 1.0:
+                layers[-1].weights *= self.weight_scale
+            if not last:
+                layers.append(nn.Activation_ReLU())
+                if self.dropout:
+                    layers.append(nn.Layer_Dropout(self.dropout))
+        layers.append({"softmax": nn.Activation_Softmax, "sigmoid": nn.Activation_Sigmoid,
+                       "linear": nn.Activation_Linear}[self.output]())
+        return layers
+
+    def prepare(self, images: np.ndarray) -> np.ndarray:
+        return scaled_images(images)
+
+    def threads(self):
+        return contextlib.nullcontext()
+
+
+@dataclass(frozen=True)
+class CNN:
+    """Two 3x3 same-padded convolutions (c1, c2 channels), each with ReLU and 2x2 max-pooling, then
+    [Dropout] Dense(hidden) ReLU [Dropout] and the softmax output."""
+    in_channels: int
+    size: int
+    classes: int
+    dropout: float = 0.0
+    c1: int = 32
+    c2: int = 64
+    hidden: int = 128
+
+    def layers(self) -> list:
+        layers = [nn.Layer_Conv2D(self.in_channels, self.c1, 3, padding=1), nn.Activation_ReLU(),
+                  nn.Layer_MaxPool2D(2), nn.Layer_Conv2D(self.c1, self.c2, 3, padding=1), nn.Activation_ReLU(),
+                  nn.Layer_MaxPool2D(2), nn.Layer_Flatten()]
+        if self.dropout:
+            layers.append(nn.Layer_Dropout(self.dropout))
+        layers += [nn.Layer_Dense(self.c2 * (self.size // 4) ** 2, self.hidden), nn.Activation_ReLU()]
+        if self.dropout:
+            layers.append(nn.Layer_Dropout(self.dropout))
+        layers += [nn.Layer_Dense(self.hidden, self.classes), nn.Activation_Softmax()]
+        return layers
+
+    def prepare(self, images: np.ndarray) -> np.ndarray:
+        return scaled_image_tensors(images)
+
+    def threads(self):
+        """NumPy's BLAS limited to one thread for fastnn, so the convolutions run one sample per core
+        (see fastnn.conv: OpenBLAS's busy-waiting workers and an OpenMP team would fight for the cores)."""
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:
+            return contextlib.nullcontext()
+        return threadpool_limits(1, "blas") if nn is fastnn else contextlib.nullcontext()
+
+
+@dataclass(frozen=True)
+class Generated:
+    """Embedded data from a fastnn.datasets generator: the training set, then the test set (drawn
+    before the model is built, or after training as the book's Ch16 does)."""
+    generator: str                      # "spiral_data", "vertical_data" or "sine_data"
+    train: tuple                        # the generator's arguments for the training set
+    test: tuple                         # and for the test set
+    column_labels: bool = False         # y reshaped to (n, 1) (binary logistic regression)
+    test_after_training: bool = False
+
+    def _draw(self, arguments):
+        X, y = getattr(datasets, self.generator)(*arguments)
+        return X, y.reshape(-1, 1) if self.column_labels else y
+
+    def load(self, args, network):
+        """((X, y), a function returning (X_test, y_test))."""
+        train = self._draw(self.train)
+        if self.test_after_training:
+            return train, lambda: self._draw(self.test)
+        test = self._draw(self.test)
+        return train, lambda: test
+
+
+@dataclass(frozen=True)
+class Iris:
+    """Iris (shipped with fastnn): a stratified split, `test_per_class` test flowers per class,
+    features standardised with the training part's mean and deviation."""
+    test_per_class: int = 17
+
+    def load(self, args, network):
+        X, y = datasets.load_iris()
+        test = np.zeros(len(y), bool)
+        for c in range(3):
+            test[np.random.permutation(np.flatnonzero(y == c))[:self.test_per_class]] = True
+        mean, std = X[~test].mean(axis=0), X[~test].std(axis=0)
+        X = (X - mean) / std
+        return (X[~test], y[~test]), lambda: (X[test], y[test])
+
+
+@dataclass(frozen=True)
+class Images:
+    """A real image data set, prepared the book's Ch19 way: the training images shuffled once and
+    scaled to [-1, 1] (flattened for an MLP, NCHW for a CNN). --quick keeps the first 5000.
+    `image_size` (Malaria, which has no official split): the images resized, shuffled and split
+    80/20."""
+    loader: str                     # the fastnn.datasets loader: "load_mnist", ...
+    dataset: str                    # its name in the not-found message
+    image_size: int | None = None
+
+    def _fetch(self, args):
+        if self.image_size is None:
+            return find(self.loader, self.dataset, args)
+        X, y, _ = find(self.loader, self.dataset, args, image_size=(self.image_size, self.image_size))
+        order = np.random.permutation(len(X))
+        X, y = X[order], y[order]
+        split = int(0.8 * len(X))
+        return X[:split], y[:split], X[split:], y[split:]
+
+    def load(self, args, network):
+        X, y, X_test, y_test = self._fetch(args)
+        if args.quick:
+            X, y = X[:5000], y[:5000]
+        X, y = shuffled(network.prepare(X), y)
+        X_test = network.prepare(X_test)
+        return (X, y), lambda: (X_test, y_test)
+
+
+# Recipe.loss: (loss class, accuracy class, accuracy keywords), by name in the library in use.
+LOSSES = {
+    "categorical": ("Loss_CategoricalCrossentropy", "Accuracy_Categorical", {}),
+    "binary": ("Loss_BinaryCrossentropy", "Accuracy_Categorical", {"binary": True}),
+    "regression": ("Loss_MeanSquaredError", "Accuracy_Regression", {}),
+}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One network on one data set, trained with Adam; what the main job runs and the slow
+    accuracy tests (tests/test_accuracy.py, tests/test_conv_accuracy.py) assert."""
+    name: str                           # the --datasets name
+    model: str                          # the table's model column
+    data: Generated | Iris | Images
+    network: MLP | CNN
+    adam: tuple                         # (learning_rate, decay)
+    epochs: int
+    quick_epochs: int = 1               # epochs with --quick
+    batch_size: int | None = None       # None: the whole set per step
+    loss: str = "categorical"           # a key of LOSSES: "categorical", "binary" (sigmoid outputs), "regression"
+    reshuffle: bool = False             # reshuffle the samples every epoch (fastnn's Model.train)
+    target: str = ""
+    threshold: float | None = None      # the test accuracy the target asks for
+    judged_when_quick: bool = False     # the threshold is judged in --quick runs too
+    label: str = ""                     # the table's data-set column, when it is not the name
+
+    @property
+    def title(self) -> str:
+        return self.label or self.name
+
+    def build(self):
+        """The recipe's finalized Model, from the library in use."""
+        model = nn.Model()
+        for layer in self.network.layers():
+            model.add(layer)
+        loss, accuracy, accuracy_options = LOSSES[self.loss]
+        learning_rate, decay = self.adam
+        model.set(loss=getattr(nn, loss)(), optimizer=nn.Optimizer_Adam(learning_rate=learning_rate, decay=decay),
+                  accuracy=getattr(nn, accuracy)(**accuracy_options))
+        model.finalize()
+        return model
+
+
+def run(recipe: Recipe, args, show: bool) -> Result:
+    """Train `recipe` (with args.quick, args.epochs, args.data_dir) and measure its train and test
+    accuracy; raises Skip when its data set is not found."""
+    epochs = args.epochs or (recipe.quick_epochs if args.quick else recipe.epochs)
+    evaluation_batch = None if recipe.batch_size is None else 1024
+    with recipe.network.threads():
+        (X, y), test_data = recipe.data.load(args, recipe.network)
+        model = recipe.build()
+        seconds, steps, epoch_seconds = fit(model, X, y, epochs=epochs, batch_size=recipe.batch_size,
+                                            label=recipe.title, show=show, shuffle=recipe.reshuffle and nn is fastnn)
+        X_test, y_test = test_data()
+        result = Result(recipe.title, recipe.model, epochs, accuracy(model, X, y, evaluation_batch),
+                        accuracy(model, X_test, y_test, evaluation_batch), seconds, steps, recipe.target,
+                        epoch_seconds=tuple(epoch_seconds))
+    if recipe.threshold is not None and (recipe.judged_when_quick or not args.quick):
+        result.met = result.test_accuracy >= recipe.threshold
     return result
 
 
-def run_mnist(args, show):
-    """MNIST with an MLP: 784-512-512-10, dropout 0.2, Adam (decay 5e-4), batch 128, 15 epochs."""
-    return image_run(args, show, name="mnist", description="784-512-512-10, dropout 0.2",
-                     data=find(datasets.load_mnist, "mnist", args),
-                     layers=lambda: mlp([784, 512, 512, 10], dropout=0.2),
-                     optimizer=lambda: nn.Optimizer_Adam(learning_rate=0.001, decay=5e-4),
-                     epochs=15, target="test >= 0.98", threshold=0.98)
+# ---------------------------------------------------------------------------------------------
+# The recipes
 
 
-def run_fashion_mnist(args, show):
-    """The book's Ch19 recipe: 784-128-128-10, Adam(decay=1e-3), batch 128, 10 epochs, [-1, 1], shuffled once."""
-    return image_run(args, show, name="fashion-mnist", description="784-128-128-10 (Ch19)",
-                     data=find(datasets.load_fashion_mnist, "fashion-mnist", args),
-                     layers=lambda: mlp([784, 128, 128, 10]), optimizer=lambda: nn.Optimizer_Adam(decay=1e-3),
-                     epochs=10, target="test >= 0.87", threshold=0.87)
-
-
-def run_cifar10(args, show):
-    """CIFAR-10 (binary version) with an MLP, as the seed project did: 3072-512-256-10, dropout 0.2."""
-    return image_run(args, show, name="cifar10", description="3072-512-256-10 MLP",
-                     data=find(datasets.load_cifar10, "cifar10", args),
-                     layers=lambda: mlp([3072, 512, 256, 10], dropout=0.2),
-                     optimizer=lambda: nn.Optimizer_Adam(learning_rate=0.0005, decay=1e-4),
-                     epochs=10, target="the seed's MLP wall: ~0.5-0.6")
-
-
-def scaled_image_tensors(X: np.ndarray) -> np.ndarray:
-    """uint8 images to [-1, 1] float32 in NCHW: (N, H, W) gets a channel axis, (N, C, H, W) stays."""
-    X = X[:, None] if X.ndim == 3 else X
-    return (X.astype(np.float32) - 127.5) / 127.5
-
-
-def cnn(in_channels: int, size: int, classes: int, *, c1=32, c2=64, hidden=128, dropout=0.0):
-    """Two 3x3 same-padded convolutions (c1, c2 channels), each with ReLU and 2x2 max-pooling, then
-    Dense(hidden) and the softmax output: the recipe of tests/test_conv_accuracy.py."""
-    layers = [nn.Layer_Conv2D(in_channels, c1, 3, padding=1), nn.Activation_ReLU(), nn.Layer_MaxPool2D(2),
-              nn.Layer_Conv2D(c1, c2, 3, padding=1), nn.Activation_ReLU(), nn.Layer_MaxPool2D(2),
-              nn.Layer_Flatten()]
-    if dropout:
-        layers.append(nn.Layer_Dropout(dropout))
-    layers += [nn.Layer_Dense(c2 * (size // 4) ** 2, hidden), nn.Activation_ReLU()]
-    if dropout:
-        layers.append(nn.Layer_Dropout(dropout))
-    layers += [nn.Layer_Dense(hidden, classes), nn.Activation_Softmax()]
-    return layers
-
-
-def cnn_run(args, show, *, name, data, in_channels, size, classes, epochs, dropout=0.0, threshold=None, target=""):
-    """A CNN recipe: Adam 2e-3 with decay 1e-3, samples reshuffled every epoch. NumPy's BLAS is
-    limited to one thread meanwhile, so the convolutions run one sample per core (see
-    fastnn.conv: OpenBLAS's busy-waiting workers and an OpenMP team would fight for the cores)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        threadpool_limits = None
-    limits = threadpool_limits(1, "blas") if threadpool_limits and nn is fastnn else contextlib.nullcontext()
-    with limits:
-        return image_run(args, show, name=name, description=f"CNN 32/64 3x3{', dropout' if dropout else ''}",
-                         data=data, layers=lambda: cnn(in_channels, size, classes, dropout=dropout),
-                         optimizer=lambda: nn.Optimizer_Adam(learning_rate=2e-3, decay=1e-3), epochs=epochs,
-                         target=target, threshold=threshold, prepare=scaled_image_tensors, reshuffle=True)
-
-
-def run_mnist_cnn(args, show):
-    return cnn_run(args, show, name="mnist-cnn", data=find(datasets.load_mnist, "mnist", args), in_channels=1,
-                   size=28, classes=10, epochs=4, threshold=0.99, target="test >= 0.99")
-
-
-def run_fashion_mnist_cnn(args, show):
-    return cnn_run(args, show, name="fashion-mnist-cnn", data=find(datasets.load_fashion_mnist, "fashion-mnist", args),
-                   in_channels=1, size=28, classes=10, epochs=8, dropout=0.25, threshold=0.91,
-                   target="test >= 0.91")
-
-
-def run_cifar10_cnn(args, show):
-    return cnn_run(args, show, name="cifar10-cnn", data=find(datasets.load_cifar10, "cifar10", args), in_channels=3,
-                   size=32, classes=10, epochs=15, dropout=0.25, target="past the MLP's ~0.55")
-
-
-def _malaria(args, size):
-    """Malaria cell images at size x size RGB, shuffled, split 80/20 (the data set has no official
-    split): (X_train, y_train, X_test, y_test) as uint8 NCHW."""
-    def load_malaria(home):
-        return datasets.load_malaria(home, image_size=(size, size))
-
-    X, y, _ = find(load_malaria, "malaria", args)
-    order = np.random.permutation(len(X))
-    X, y = X[order], y[order]
-    split = int(0.8 * len(X))
-    return X[:split], y[:split], X[split:], y[split:]
-
-
-def run_malaria_cnn(args, show):
-    return cnn_run(args, show, name="malaria-cnn", data=_malaria(args, 32), in_channels=3, size=32, classes=2,
-                   epochs=8, dropout=0.25, target="past the MLP's ~0.6")
-
-
-def run_malaria(args, show):
-    """Malaria cell images (32x32 RGB, no official split: 80/20 here) with an MLP."""
-    return image_run(args, show, name="malaria", description="3072-256-64-2 MLP", data=_malaria(args, 32),
-                     layers=lambda: mlp([3 * 32 * 32, 256, 64, 2], dropout=0.2),
-                     optimizer=lambda: nn.Optimizer_Adam(learning_rate=0.0005, decay=1e-4),
-                     epochs=10, target="the seed's MLP wall: ~0.6")
-
-
-RECIPES: dict[str, Callable] = {
-    "spiral": run_spiral,
-    "binary-spiral": run_binary_spiral,
-    "sine": run_sine,
-    "vertical": run_vertical,
-    "iris": run_iris,
-    "mnist": run_mnist,
-    "fashion-mnist": run_fashion_mnist,
-    "cifar10": run_cifar10,
-    "malaria": run_malaria,
-    "mnist-cnn": run_mnist_cnn,
-    "fashion-mnist-cnn": run_fashion_mnist_cnn,
-    "cifar10-cnn": run_cifar10_cnn,
-    "malaria-cnn": run_malaria_cnn,
-}
+RECIPES: dict[str, Recipe] = {recipe.name: recipe for recipe in (
+    Recipe("spiral", "2-512-3, dropout 0.1 (Ch18)", Generated("spiral_data", (1000, 3), (100, 3)),
+           MLP((2, 512, 3), dropout=0.1, l2=5e-4), adam=(0.05, 5e-5), epochs=10000, quick_epochs=300,
+           target="book run: 0.855 / 0.853"),
+    Recipe("binary-spiral", "2-64-1 sigmoid (Ch16)",
+           Generated("spiral_data", (100, 2), (100, 2), column_labels=True, test_after_training=True),
+           MLP((2, 64, 1), output="sigmoid", l2=5e-4), adam=(0.001, 5e-7), epochs=10000, quick_epochs=500,
+           loss="binary", target="book run: 0.945 / 0.920", label="binary spiral"),
+    Recipe("sine", "1-64-64-1 linear (Ch17)", Generated("sine_data", (), (997,)),
+           MLP((1, 64, 64, 1), output="linear", weight_scale=10), adam=(0.005, 1e-3), epochs=10000,
+           quick_epochs=500, loss="regression", target="book run: 0.970 (train)"),
+    Recipe("vertical", "2-16-3", Generated("vertical_data", (100, 3), (100, 3)), MLP((2, 16, 3)),
+           adam=(0.01, 0.0), epochs=1000, quick_epochs=100),
+    Recipe("iris", "4-32-3", Iris(), MLP((4, 32, 3)), adam=(0.01, 1e-3), epochs=500, quick_epochs=100,
+           target="test >= 0.96", threshold=0.96, judged_when_quick=True),
+    Recipe("mnist", "784-512-512-10, dropout 0.2", Images("load_mnist", "mnist"),
+           MLP((784, 512, 512, 10), dropout=0.2), adam=(0.001, 5e-4), epochs=15, batch_size=128,
+           target="test >= 0.98", threshold=0.98),
+    Recipe("fashion-mnist", "784-128-128-10 (Ch19)",
+           Images("load_fashion_mnist", "fashion-mnist"), MLP((784, 128, 128, 10)), adam=(0.001, 1e-3), epochs=10,
+           batch_size=128, target="test >= 0.87", threshold=0.87),
+    Recipe("cifar10", "3072-512-256-10 MLP", Images("load_cifar10", "cifar10"),
+           MLP((3072, 512, 256, 10), dropout=0.2), adam=(0.0005, 1e-4), epochs=10, batch_size=128,
+           target="the seed's MLP wall: ~0.5-0.6"),
+    Recipe("malaria", "3072-256-64-2 MLP", Images("load_malaria", "malaria", image_size=32),
+           MLP((3 * 32 * 32, 256, 64, 2), dropout=0.2), adam=(0.0005, 1e-4), epochs=10, batch_size=128,
+           target="the seed's MLP wall: ~0.6"),
+    Recipe("mnist-cnn", "CNN 32/64 3x3", Images("load_mnist", "mnist"), CNN(1, 28, 10),
+           adam=(2e-3, 1e-3), epochs=4, batch_size=128, reshuffle=True, target="test >= 0.99", threshold=0.99),
+    Recipe("fashion-mnist-cnn", "CNN 32/64 3x3, dropout",
+           Images("load_fashion_mnist", "fashion-mnist"), CNN(1, 28, 10, dropout=0.25), adam=(2e-3, 1e-3),
+           epochs=8, batch_size=128, reshuffle=True, target="test >= 0.91", threshold=0.91),
+    Recipe("cifar10-cnn", "CNN 32/64 3x3, dropout", Images("load_cifar10", "cifar10"),
+           CNN(3, 32, 10, dropout=0.25), adam=(2e-3, 1e-3), epochs=15, batch_size=128, reshuffle=True,
+           target="past the MLP's ~0.55"),
+    Recipe("malaria-cnn", "CNN 32/64 3x3, dropout", Images("load_malaria", "malaria", image_size=32),
+           CNN(3, 32, 2, dropout=0.25), adam=(2e-3, 1e-3), epochs=8, batch_size=128, reshuffle=True,
+           target="past the MLP's ~0.6"),
+)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -451,7 +455,7 @@ def main(argv=None) -> int:
     for name in args.names:
         np.random.seed(args.seed)
         try:
-            result = RECIPES[name](args, show)
+            result = run(RECIPES[name], args, show)
         except Skip as skip:
             skipped.append(str(skip))
             print(f"  {skip}", flush=True)

@@ -16,30 +16,38 @@ reference machine) for the whole run; the figures are printed with the run. Two 
   the Dense layers' GEMMs run on one thread.
 torch uses its own OpenMP pool (oneDNN kernels).
 
-Targets (issue 9): fastnn >= 10x the reference, and within 2x of PyTorch (time <= 2x torch's).
+Targets: fastnn >= 10x the reference, and within 2x of PyTorch (time <= 2x torch's).
 
-A training step is what Model.train does per batch: forward, loss (+ regularisation), accuracy,
-backward, and one optimizer update (Adam) of every trainable layer. The torch step does the
-same work with torch.nn (Conv2d/MaxPool2d/Linear, cross_entropy, torch.optim.Adam).
+A training step is what Model.train does per batch (``_book.model_step``): forward, loss (+
+regularisation), accuracy, backward, and one optimizer update (Adam) of every trainable layer.
+The torch step does the same work with torch.nn (Conv2d/MaxPool2d/Linear, cross_entropy,
+torch.optim.Adam).
 """
 from __future__ import annotations
 
 import os
+import pathlib
 import statistics
 import sys
 import time
 
-import numpy as np
-import pytest
+# Run as a script: the tests' _book helper (under pytest, pyproject.toml's pythonpath puts it there).
+_TESTS = str(pathlib.Path(__file__).resolve().parents[1] / "tests")
+if _TESTS not in sys.path:
+    sys.path.insert(0, _TESTS)
 
-import fastnn
-import fastnn.reference as ref
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
-try:
-    import torch
+import fastnn  # noqa: E402
+import fastnn.reference as ref  # noqa: E402
+
+import _book  # noqa: E402
+from machine import pin_threads, threadpools, wait_idle  # noqa: E402
+from torch_peer import torch  # noqa: E402
+
+if torch is not None:
     import torch.nn.functional as F
-except ImportError:  # pragma: no cover - torch is optional
-    torch = None
 
 THREADS = int(os.environ.get("FASTNN_BENCH_THREADS", "2"))
 DTYPE = np.float32
@@ -80,27 +88,11 @@ def _library(peer: str):
     return ref if peer == "reference" else fastnn
 
 
-def pin_threads(threads: int = THREADS):
-    """Pin BLAS and OpenMP (threadpoolctl) and torch to `threads`; returns a description."""
-    try:
-        from threadpoolctl import threadpool_info, threadpool_limits
-    except ImportError:
-        limiter, pools = None, "threadpoolctl not installed"
-    else:
-        limiter = threadpool_limits(limits=threads)
-        pools = ", ".join(f"{p['internal_api']}:{p['num_threads']}" for p in threadpool_info())
-    if torch is not None:
-        torch.set_num_threads(threads)
-        pools += f", torch:{torch.get_num_threads()}"
-    return limiter, pools
-
-
 @pytest.fixture(scope="module", autouse=True)
 def _pinned_threads():
-    limiter, _ = pin_threads()
+    restore = pin_threads(THREADS)
     yield
-    if limiter is not None:
-        limiter.restore_original_limits()
+    restore()
 
 
 # --- one op: conv / pool forward + backward -------------------------------------------------------
@@ -162,25 +154,19 @@ def network_data(name: str):
 def build_model(nn, name: str):
     """Conv-ReLU-MaxPool per stage, Flatten, Dense-ReLU per hidden size, Dense-Softmax; Adam."""
     _, stages, hidden = NETWORKS[name]
-    model = nn.Model()
-    channels, size = 1, 28
+    layers, channels, size = [], 1, 28
     for out, k, p in stages:
-        model.add(nn.Layer_Conv2D(channels, out, k, padding=p, dtype=DTYPE))
-        model.add(nn.Activation_ReLU())
-        model.add(nn.Layer_MaxPool2D(2))
+        layers += [nn.Layer_Conv2D(channels, out, k, padding=p, dtype=DTYPE), nn.Activation_ReLU(),
+                   nn.Layer_MaxPool2D(2)]
         channels, size = out, (size + 2 * p - k + 1) // 2
-    model.add(nn.Layer_Flatten())
+    layers.append(nn.Layer_Flatten())
     width = channels * size * size
     for h in hidden:
-        model.add(nn.Layer_Dense(width, h, dtype=DTYPE))
-        model.add(nn.Activation_ReLU())
+        layers += [nn.Layer_Dense(width, h, dtype=DTYPE), nn.Activation_ReLU()]
         width = h
-    model.add(nn.Layer_Dense(width, 10, dtype=DTYPE))
-    model.add(nn.Activation_Softmax())
-    model.set(loss=nn.Loss_CategoricalCrossentropy(), optimizer=nn.Optimizer_Adam(learning_rate=1e-3),
-              accuracy=nn.Accuracy_Categorical())
-    model.finalize()
-    return model
+    layers += [nn.Layer_Dense(width, 10, dtype=DTYPE), nn.Activation_Softmax()]
+    return _book.build_model(nn, layers, loss=nn.Loss_CategoricalCrossentropy(),
+                             optimizer=nn.Optimizer_Adam(learning_rate=1e-3), accuracy=nn.Accuracy_Categorical())
 
 
 def torch_model(name: str):
@@ -218,18 +204,9 @@ def make_step(name: str, peer: str):
         return step
     model = build_model(_library(peer), name)
     model.accuracy.init(y)
-    optimizer = model.optimizer
 
     def step():
-        output = model.forward(X, training=True)
-        data_loss, reg_loss = model.loss.calculate(output, y, include_regularization=True)
-        model.accuracy.calculate(model.output_layer_activation.predictions(output), y)
-        model.backward(output, y)
-        optimizer.pre_update_params()
-        for layer in model.trainable_layers:
-            optimizer.update_params(layer)
-        optimizer.post_update_params()
-        return data_loss
+        return _book.model_step(model, X, y)[0]
     return step
 
 
@@ -299,30 +276,6 @@ def _median_us(run, seconds: float) -> float:
     return statistics.median(times) * 1e6
 
 
-def _machine_busy(interval: float = 0.5) -> float:
-    """Fraction of all cores busy over `interval` (Linux /proc/stat; 0 elsewhere)."""
-    def read():
-        with open("/proc/stat") as f:
-            values = list(map(int, f.readline().split()[1:]))
-        return sum(values), values[3] + values[4]
-    try:
-        total0, idle0 = read()
-        time.sleep(interval)
-        total1, idle1 = read()
-    except OSError:
-        return 0.0
-    return 1 - (idle1 - idle0) / max(total1 - total0, 1)
-
-
-def _wait_idle(limit: float) -> bool:
-    """Wait (at most `limit` seconds) until other processes leave the cores alone."""
-    start = time.time()
-    while time.time() - start < limit:
-        if _machine_busy() < 0.06:
-            return True
-    return False
-
-
 def main(argv=None) -> int:
     import argparse
 
@@ -333,7 +286,10 @@ def main(argv=None) -> int:
                         help="before each measurement, wait up to S seconds for an idle machine")
     parser.add_argument("--only", default="", help="comma-separated case names (e.g. lenet,mnist-c2)")
     args = parser.parse_args(argv)
-    _, pools = pin_threads()
+    pin_threads(THREADS)
+    pools = ", ".join(f"{p.get('api')}:{p.get('threads')}" for p in threadpools())
+    if torch is not None:
+        pools += f", torch:{torch.get_num_threads()}"
     print(f"threads: {pools}; fastnn conv kernels: {fastnn.conv.get_num_threads()} thread(s) by default, "
           f"{THREADS} with BLAS limited to 1")
     cases = ([("conv", n, make_conv) for n in CONVS] + [("pool", n, make_pool) for n in POOLS]
@@ -345,8 +301,9 @@ def main(argv=None) -> int:
     not_idle = 0
     for _ in range(args.rounds):  # each peer in its own block; rounds spread a busy spell
         for key, run in runs.items():
-            if args.wait_idle and not _wait_idle(args.wait_idle):
-                not_idle += 1
+            if args.wait_idle:
+                busy, _ = wait_idle(args.wait_idle, threshold=0.06)
+                not_idle += busy is not None and busy >= 0.06
             with peer_context(key[2]):
                 results[key].append(_median_us(run, args.seconds * (3 if key[2] == "reference" else 1)))
     if not_idle:

@@ -4,19 +4,19 @@ on a 784x128 layer, dropout forward+backward (fastnn fast mode, book mode, the r
 
 Peers in each group: fastnn (the public methods), reference (fastnn.reference, plain NumPy),
 torch (where one eager call does the same), gemm-floor (the op's GEMMs alone). Definitions in
-harness.OP_GROUPS.
+ops.OP_GROUPS.
 """
 import pytest
 
-import harness
+from ops import OP_GROUPS
 
-CASES = [(group, peer) for group, peers in harness.OP_GROUPS.items() for peer in peers]
+CASES = [(group, peer) for group, peers in OP_GROUPS.items() for peer in peers]
 
 
 @pytest.mark.benchmark
 @pytest.mark.parametrize("group,peer", CASES, ids=[f"{g}-{p}".replace(" ", "_") for g, p in CASES])
 def test_op(benchmark, group, peer):
-    op = harness.OP_GROUPS[group][peer]()
+    op = OP_GROUPS[group][peer]()
     op()  # first call: buffers and optimizer state
     benchmark.group = f"op: {group}"
     benchmark.name = peer

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-import harness
 import run
+from configs import CONFIGS, peers_for
 
 
 def test_runner_writes_report(tmp_path):
@@ -24,7 +24,7 @@ def test_runner_writes_report(tmp_path):
     for name in ("spiral", "infer-1"):
         assert f"| {name} |" in md
         peers = report["runs"][0]["steps"][name]["peers"]
-        assert set(peers) == set(harness.peers_for(harness.CONFIGS[name]))
+        assert set(peers) == set(peers_for(CONFIGS[name]))
         assert all(p["median"] > 0 for p in peers.values())
     assert "## Ops, 1 thread(s)" in md and "Step anatomy" in md and "Python layer" in md
     if "--plot" in args:

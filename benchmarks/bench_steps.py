@@ -1,5 +1,5 @@
-"""Whole training steps (and inference passes) for the configurations of design.md §12, one
-group per configuration; the peers and what a step is are described in harness.py.
+"""Whole training steps (and inference passes) for the configurations of configs.py, one group
+per configuration; the peers and what a step is are described in steps.py.
 
 ``test_peers_agree`` checks that every peer computes the same step (same weights, same first
 loss, same updated weights), so the groups compare like with like.
@@ -8,21 +8,22 @@ import time
 
 import pytest
 
-import harness
+from configs import CONFIGS, peers_for, target_text
+from steps import check_peers_agree, make_step
 
-CASES = [(c.name, peer) for c in harness.CONFIGS.values() for peer in harness.peers_for(c, with_torch=True)]
+CASES = [(c.name, peer) for c in CONFIGS.values() for peer in peers_for(c, with_torch=True)]
 
 
 @pytest.mark.benchmark
 @pytest.mark.parametrize("config,peer", CASES, ids=[f"{c}-{p}" for c, p in CASES])
 def test_step(benchmark, config, peer):
-    cfg = harness.CONFIGS[config]
+    cfg = CONFIGS[config]
     # The smoke pass (--benchmark-disable) skips the *-long configurations' pretraining.
-    step = harness.make_step(cfg, peer, pretrain=1 if benchmark.disabled else None)
+    step = make_step(cfg, peer, pretrain=1 if benchmark.disabled else None)
     step()  # buffers (training peers already ran their pretraining steps)
     benchmark.group = f"step: {config} ({'-'.join(map(str, cfg.sizes))}, batch {cfg.batch})"
     benchmark.name = peer
-    benchmark.extra_info["target"] = harness.target_text(cfg)
+    benchmark.extra_info["target"] = target_text(cfg)
     reset = getattr(step, "reset", None)
     if reset is None:
         benchmark(step)
@@ -39,6 +40,6 @@ def test_step(benchmark, config, peer):
     benchmark.pedantic(step, rounds=rounds, iterations=iterations, warmup_rounds=1)
 
 
-@pytest.mark.parametrize("config", list(harness.CONFIGS))
+@pytest.mark.parametrize("config", list(CONFIGS))
 def test_peers_agree(config):
-    harness.check_peers_agree(harness.CONFIGS[config])
+    check_peers_agree(CONFIGS[config])

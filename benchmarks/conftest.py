@@ -3,9 +3,11 @@
 never collects this folder.
 
 - Modules named ``bench_*.py`` here are collected (next to the usual ``test_*.py``).
-- This folder is put on sys.path so modules can ``import harness``.
+- This folder is put on sys.path so modules can import its modules (``configs``, ``steps``,
+  ``ops``, ...); the tests' folder, where ``_book`` lives, is on it through pyproject.toml's
+  ``pythonpath``.
 - BLAS (threadpoolctl), OpenMP (threadpoolctl) and torch run with ``--bench-threads`` threads
-  (default 2, the count of issue 7's targets), set once for the session and written into the
+  (default 2, the count the targets are set for), set once for the session and written into the
   benchmark JSON's machine_info.
 """
 from __future__ import annotations
@@ -33,19 +35,14 @@ def pytest_collect_file(file_path, parent):
 
 
 def _thread_facts(threads: int) -> dict:
-    import harness
+    from machine import threadpools
+    from torch_peer import torch, torch_adam_kind
 
-    facts = {"requested_threads": threads}
-    try:
-        from threadpoolctl import threadpool_info
-        facts["threadpools"] = [{"api": p.get("internal_api"), "threads": p.get("num_threads"),
-                                 "library": os.path.basename(p.get("filepath", ""))} for p in threadpool_info()]
-    except ImportError:
-        facts["threadpools"] = "threadpoolctl not installed"
-    if harness.torch is not None:
-        facts["torch"] = harness.torch.__version__
-        facts["torch_threads"] = harness.torch.get_num_threads()
-        facts["torch_adam"] = harness.torch_adam_kind()
+    facts = {"requested_threads": threads, "threadpools": threadpools()}
+    if torch is not None:
+        facts["torch"] = torch.__version__
+        facts["torch_threads"] = torch.get_num_threads()
+        facts["torch_adam"] = torch_adam_kind()
     facts["env"] = {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_WAIT_POLICY")
                     if k in os.environ}
     return facts
@@ -54,24 +51,13 @@ def _thread_facts(threads: int) -> dict:
 @pytest.fixture(scope="session", autouse=True)
 def bench_threads(request):
     """Pin every thread pool to --bench-threads for the session."""
-    import harness
+    from machine import pin_threads
 
     threads = request.config.getoption("--bench-threads")
-    previous = harness.torch.get_num_threads() if harness.torch is not None else None
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl is in the test extra
-        limiter = None
-    else:
-        limiter = threadpool_limits(limits=threads)
-    if harness.torch is not None:
-        harness.torch.set_num_threads(threads)
+    restore = pin_threads(threads)
     request.config._fastnn_bench_threads = _thread_facts(threads)
     yield threads
-    if limiter is not None:
-        limiter.restore_original_limits()
-    if previous is not None:
-        harness.torch.set_num_threads(previous)
+    restore()
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):

@@ -2,7 +2,7 @@
 
 BLAS is pinned to one thread for the whole test run: products are then bit-identical between
 fastnn (NumPy's BLAS called from C) and fastnn.reference (np.matmul), and results do not depend on
-the machine's core count (numpy#25100: the thread count changes the bits).
+the machine's core count (NumPy's BLAS product bits change with its thread count).
 """
 import os
 import pathlib

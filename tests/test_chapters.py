@@ -1,8 +1,10 @@
 """The compatibility contract: chapter 3-17 manual loops (and the Ch18 Model) with only the imports
 changed, run with fastnn and with fastnn.reference from the same seed and data.
 
-Every script below is written once, as the book writes it, against a module `nn` that provides the
-book's classes (`fastnn` or `fastnn.reference`); only `nn` differs between the two runs.
+Every script below is written once, against a module `nn` that provides the book's classes
+(`fastnn` or `fastnn.reference`); only `nn` differs between the two runs. Each builds the chapter's
+objects in the chapter's order and runs the chapter's loop body through tests/_book.py
+(``chapter_step``: the book's calls, in the book's order).
 
 Why the curves are compared the way they are: both sides start from the same weights (same RNG
 calls) and the same data, and agree to a few float32 ulps at the first step (softmax/log via libm vs
@@ -23,6 +25,8 @@ from nnfs.datasets import sine_data, spiral_data
 import fastnn
 import fastnn.reference as ref
 from fastnn._core import config as _config
+
+import _book
 
 MODULES = {"fastnn": fastnn, "reference": ref}
 
@@ -61,40 +65,25 @@ def ch3(nn, X):
 
 def ch5(nn, X, y):
     np.random.seed(0)
-    dense1 = nn.Layer_Dense(2, 3)
-    activation1 = nn.Activation_ReLU()
-    dense2 = nn.Layer_Dense(3, 3)
-    activation2 = nn.Activation_Softmax()
+    layers = [nn.Layer_Dense(2, 3), nn.Activation_ReLU(), nn.Layer_Dense(3, 3), nn.Activation_Softmax()]
     loss_function = nn.Loss_CategoricalCrossentropy()
-    dense1.forward(X)
-    activation1.forward(dense1.output)
-    dense2.forward(activation1.output)
-    activation2.forward(dense2.output)
-    print(activation2.output[:5])
-    loss = loss_function.calculate(activation2.output, y)
-    predictions = np.argmax(activation2.output, axis=1)
+    output = _book.forward(layers, X)
+    print(output[:5])
+    loss = loss_function.calculate(output, y)
+    predictions = np.argmax(output, axis=1)
     if len(y.shape) == 2:
         y = np.argmax(y, axis=1)
     accuracy = np.mean(predictions == y)
-    return activation2.output.copy(), loss, accuracy
+    return output.copy(), loss, accuracy
 
 
 def ch9(nn, X, y):
     np.random.seed(0)
-    dense1 = nn.Layer_Dense(2, 3)
-    activation1 = nn.Activation_ReLU()
-    dense2 = nn.Layer_Dense(3, 3)
+    layers = dense1, activation1, dense2 = [nn.Layer_Dense(2, 3), nn.Activation_ReLU(), nn.Layer_Dense(3, 3)]
     loss_activation = nn.Activation_Softmax_Loss_CategoricalCrossentropy()
-    dense1.forward(X)
-    activation1.forward(dense1.output)
-    dense2.forward(activation1.output)
-    loss = loss_activation.forward(dense2.output, y)
-    predictions = np.argmax(loss_activation.output, axis=1)
-    accuracy = np.mean(predictions == y)
-    loss_activation.backward(loss_activation.output, y)
-    dense2.backward(loss_activation.dinputs)
-    activation1.backward(dense2.dinputs)
-    dense1.backward(activation1.dinputs)
+    output, loss = _book.loss_forward(loss_activation, _book.forward(layers, X), y)
+    accuracy = np.mean(np.argmax(output, axis=1) == y)
+    _book.backward(layers, loss_activation, output, y)
     return dict(loss=loss, accuracy=accuracy, dweights1=dense1.dweights.copy(), dbiases1=dense1.dbiases.copy(),
                 dweights2=dense2.dweights.copy(), dbiases2=dense2.dbiases.copy(),
                 inputs1=np.asarray(dense1.inputs, dtype=np.float64), inputs2=dense2.inputs.astype(np.float64),
@@ -111,44 +100,38 @@ OPTIMIZERS = {  # the configurations of the book's chapter 10
 }
 
 
+def classes(output):
+    return np.argmax(output, axis=1)
+
+
+def binary(output):
+    return (output > 0.5) * 1
+
+
+def validation(layers, loss, X_test, y_test, predictions):
+    """The Ch11 validation snippet: forward through the layers and the loss, no backward."""
+    output, value = _book.loss_forward(loss, _book.forward(layers, X_test), y_test)
+    return dict(val_loss=float(value), val_accuracy=float(np.mean(predictions(output) == y_test)))
+
+
 def ch10(nn, X, y, make_optimizer, epochs, X_test=None, y_test=None, seed=0):
     """Ch10 (+ the Ch11 validation snippet): spiral, 2-64-3, combined softmax/CCE."""
     np.random.seed(seed)
-    dense1 = nn.Layer_Dense(2, 64)
-    activation1 = nn.Activation_ReLU()
-    dense2 = nn.Layer_Dense(64, 3)
+    layers = [nn.Layer_Dense(2, 64), nn.Activation_ReLU(), nn.Layer_Dense(64, 3)]
     loss_activation = nn.Activation_Softmax_Loss_CategoricalCrossentropy()
     optimizer = make_optimizer(nn)
     losses, accuracies, rates = [], [], []
     for epoch in range(epochs):
-        dense1.forward(X)
-        activation1.forward(dense1.output)
-        dense2.forward(activation1.output)
-        loss = loss_activation.forward(dense2.output, y)
-        predictions = np.argmax(loss_activation.output, axis=1)
-        if len(y.shape) == 2:
-            y = np.argmax(y, axis=1)
-        accuracy = np.mean(predictions == y)
+        rates.append(optimizer.current_learning_rate)
+        output, loss, _ = _book.chapter_step(layers, loss_activation, optimizer, X, y)
+        accuracy = np.mean(classes(output) == y)
         if not epoch % 100:
-            print(f"epoch: {epoch}, acc: {accuracy:.3f}, loss: {loss:.3f}, lr: {optimizer.current_learning_rate}")
+            print(f"epoch: {epoch}, acc: {accuracy:.3f}, loss: {loss:.3f}, lr: {rates[-1]}")
         losses.append(float(loss))
         accuracies.append(float(accuracy))
-        rates.append(optimizer.current_learning_rate)
-        loss_activation.backward(loss_activation.output, y)
-        dense2.backward(loss_activation.dinputs)
-        activation1.backward(dense2.dinputs)
-        dense1.backward(activation1.dinputs)
-        optimizer.pre_update_params()
-        optimizer.update_params(dense1)
-        optimizer.update_params(dense2)
-        optimizer.post_update_params()
     result = dict(loss=np.array(losses), accuracy=np.array(accuracies), lr=rates)
     if X_test is not None:
-        dense1.forward(X_test)
-        activation1.forward(dense1.output)
-        dense2.forward(activation1.output)
-        result["val_loss"] = float(loss_activation.forward(dense2.output, y_test))
-        result["val_accuracy"] = float(np.mean(np.argmax(loss_activation.output, axis=1) == y_test))
+        result.update(validation(layers, loss_activation, X_test, y_test, classes))
     return result
 
 
@@ -156,10 +139,10 @@ def ch14(nn, X, y, epochs, dropout=False, X_test=None, y_test=None, seed=0):
     """Ch14 (L2 on the first layer, Adam lr 0.02) and, with dropout=True, Ch15 (Dropout(0.1)
     called as forward(inputs) without the training argument, Adam lr 0.05, decay 5e-5)."""
     np.random.seed(seed)
-    dense1 = nn.Layer_Dense(2, 64, weight_regularizer_l2=5e-4, bias_regularizer_l2=5e-4)
-    activation1 = nn.Activation_ReLU()
-    dropout1 = nn.Layer_Dropout(0.1) if dropout else None
-    dense2 = nn.Layer_Dense(64, 3)
+    layers = [nn.Layer_Dense(2, 64, weight_regularizer_l2=5e-4, bias_regularizer_l2=5e-4), nn.Activation_ReLU()]
+    if dropout:
+        layers.append(nn.Layer_Dropout(0.1))
+    layers.append(nn.Layer_Dense(64, 3))
     loss_activation = nn.Activation_Softmax_Loss_CategoricalCrossentropy()
     if dropout:
         optimizer = nn.Optimizer_Adam(learning_rate=0.05, decay=5e-5)
@@ -167,46 +150,23 @@ def ch14(nn, X, y, epochs, dropout=False, X_test=None, y_test=None, seed=0):
         optimizer = nn.Optimizer_Adam(learning_rate=0.02, decay=5e-7)
     data_losses, reg_losses, accuracies = [], [], []
     for epoch in range(epochs):
-        dense1.forward(X)
-        activation1.forward(dense1.output)
-        if dropout:
-            dropout1.forward(activation1.output)
-            dense2.forward(dropout1.output)
-        else:
-            dense2.forward(activation1.output)
-        data_loss = loss_activation.forward(dense2.output, y)
-        regularization_loss = (loss_activation.loss.regularization_loss(dense1)
-                               + loss_activation.loss.regularization_loss(dense2))
+        rate = optimizer.current_learning_rate
+        output, data_loss, regularization_loss = _book.chapter_step(layers, loss_activation, optimizer, X, y,
+                                                                    regularization=True)
         loss = data_loss + regularization_loss
-        predictions = np.argmax(loss_activation.output, axis=1)
-        accuracy = np.mean(predictions == y)
+        accuracy = np.mean(classes(output) == y)
         if not epoch % 100:
             print(f"epoch: {epoch}, acc: {accuracy:.3f}, loss: {loss:.3f} (data_loss: {data_loss:.3f}, "
-                  f"reg_loss: {regularization_loss:.3f}), lr: {optimizer.current_learning_rate}")
+                  f"reg_loss: {regularization_loss:.3f}), lr: {rate}")
         data_losses.append(float(data_loss))
         reg_losses.append(float(regularization_loss))
         accuracies.append(float(accuracy))
-        loss_activation.backward(loss_activation.output, y)
-        dense2.backward(loss_activation.dinputs)
-        if dropout:
-            dropout1.backward(dense2.dinputs)
-            activation1.backward(dropout1.dinputs)
-        else:
-            activation1.backward(dense2.dinputs)
-        dense1.backward(activation1.dinputs)
-        optimizer.pre_update_params()
-        optimizer.update_params(dense1)
-        optimizer.update_params(dense2)
-        optimizer.post_update_params()
     data_losses, reg_losses = np.array(data_losses), np.array(reg_losses)
     result = dict(loss=data_losses + reg_losses, data_loss=data_losses, reg_loss=reg_losses,
                   accuracy=np.array(accuracies), rng_after=np.random.random_sample())
     if X_test is not None:  # the book validates without the dropout layer
-        dense1.forward(X_test)
-        activation1.forward(dense1.output)
-        dense2.forward(activation1.output)
-        result["val_loss"] = float(loss_activation.forward(dense2.output, y_test))
-        result["val_accuracy"] = float(np.mean(np.argmax(loss_activation.output, axis=1) == y_test))
+        kept = [layer for layer in layers if not isinstance(layer, nn.Layer_Dropout)]
+        result.update(validation(kept, loss_activation, X_test, y_test, classes))
     return result
 
 
@@ -214,104 +174,45 @@ def ch16(nn, X, y, epochs, X_test=None, y_test=None, seed=0):
     """Binary logistic regression: y reshaped to (n, 1), sigmoid output, BCE."""
     y = y.reshape(-1, 1)
     np.random.seed(seed)
-    dense1 = nn.Layer_Dense(2, 64, weight_regularizer_l2=5e-4, bias_regularizer_l2=5e-4)
-    activation1 = nn.Activation_ReLU()
-    dense2 = nn.Layer_Dense(64, 1)
-    activation2 = nn.Activation_Sigmoid()
+    layers = [nn.Layer_Dense(2, 64, weight_regularizer_l2=5e-4, bias_regularizer_l2=5e-4), nn.Activation_ReLU(),
+              nn.Layer_Dense(64, 1), nn.Activation_Sigmoid()]
     loss_function = nn.Loss_BinaryCrossentropy()
     optimizer = nn.Optimizer_Adam(decay=5e-7)
     losses, accuracies = [], []
     for epoch in range(epochs):
-        dense1.forward(X)
-        activation1.forward(dense1.output)
-        dense2.forward(activation1.output)
-        activation2.forward(dense2.output)
-        data_loss = loss_function.calculate(activation2.output, y)
-        regularization_loss = (loss_function.regularization_loss(dense1)
-                               + loss_function.regularization_loss(dense2))
-        loss = data_loss + regularization_loss
-        predictions = (activation2.output > 0.5) * 1
-        accuracy = np.mean(predictions == y)
-        losses.append(float(loss))
-        accuracies.append(float(accuracy))
-        loss_function.backward(activation2.output, y)
-        activation2.backward(loss_function.dinputs)
-        dense2.backward(activation2.dinputs)
-        activation1.backward(dense2.dinputs)
-        dense1.backward(activation1.dinputs)
-        optimizer.pre_update_params()
-        optimizer.update_params(dense1)
-        optimizer.update_params(dense2)
-        optimizer.post_update_params()
+        output, data_loss, regularization_loss = _book.chapter_step(layers, loss_function, optimizer, X, y,
+                                                                    regularization=True)
+        losses.append(float(data_loss + regularization_loss))
+        accuracies.append(float(np.mean(binary(output) == y)))
     result = dict(loss=np.array(losses), accuracy=np.array(accuracies))
     if X_test is not None:
-        y_test = y_test.reshape(-1, 1)
-        dense1.forward(X_test)
-        activation1.forward(dense1.output)
-        dense2.forward(activation1.output)
-        activation2.forward(dense2.output)
-        result["val_loss"] = float(loss_function.calculate(activation2.output, y_test))
-        result["val_accuracy"] = float(np.mean((activation2.output > 0.5) * 1 == y_test))
+        result.update(validation(layers, loss_function, X_test, y_test.reshape(-1, 1), binary))
     return result
 
 
 def ch17(nn, X, y, epochs, seed=0):
     """Regression on sine data: 1-64-64-1, Linear output, MSE, Ch17's 0.1 weight scale."""
     np.random.seed(seed)
-    dense1 = nn.Layer_Dense(1, 64)
-    activation1 = nn.Activation_ReLU()
-    dense2 = nn.Layer_Dense(64, 64)
-    activation2 = nn.Activation_ReLU()
-    dense3 = nn.Layer_Dense(64, 1)
-    activation3 = nn.Activation_Linear()
-    for dense in (dense1, dense2, dense3):
+    layers = [nn.Layer_Dense(1, 64), nn.Activation_ReLU(), nn.Layer_Dense(64, 64), nn.Activation_ReLU(),
+              nn.Layer_Dense(64, 1), nn.Activation_Linear()]
+    for dense in _book.trainable(layers):
         dense.weights *= 10  # Ch17 initialises with 0.1 * randn instead of 0.01 * randn
     loss_function = nn.Loss_MeanSquaredError()
     optimizer = nn.Optimizer_Adam(learning_rate=0.005, decay=1e-3)
     accuracy_precision = np.std(y) / 250
     losses, accuracies = [], []
     for epoch in range(epochs):
-        dense1.forward(X)
-        activation1.forward(dense1.output)
-        dense2.forward(activation1.output)
-        activation2.forward(dense2.output)
-        dense3.forward(activation2.output)
-        activation3.forward(dense3.output)
-        data_loss = loss_function.calculate(activation3.output, y)
-        regularization_loss = (loss_function.regularization_loss(dense1) + loss_function.regularization_loss(dense2)
-                               + loss_function.regularization_loss(dense3))
-        loss = data_loss + regularization_loss
-        predictions = activation3.output
-        accuracy = np.mean(np.absolute(predictions - y) < accuracy_precision)
-        losses.append(float(loss))
-        accuracies.append(float(accuracy))
-        loss_function.backward(activation3.output, y)
-        activation3.backward(loss_function.dinputs)
-        dense3.backward(activation3.dinputs)
-        activation2.backward(dense3.dinputs)
-        dense2.backward(activation2.dinputs)
-        activation1.backward(dense2.dinputs)
-        dense1.backward(activation1.dinputs)
-        optimizer.pre_update_params()
-        optimizer.update_params(dense1)
-        optimizer.update_params(dense2)
-        optimizer.update_params(dense3)
-        optimizer.post_update_params()
+        output, data_loss, regularization_loss = _book.chapter_step(layers, loss_function, optimizer, X, y,
+                                                                    regularization=True)
+        losses.append(float(data_loss + regularization_loss))
+        accuracies.append(float(np.mean(np.absolute(output - y) < accuracy_precision)))
     return dict(loss=np.array(losses), accuracy=np.array(accuracies))
 
 
 def ch18_model(nn, X, y, X_test, y_test, epochs):
     """The Ch18 Model on spiral data (Dense 512, Dropout(0.1)); the book's log is captured."""
     np.random.seed(0)
-    model = nn.Model()
-    model.add(nn.Layer_Dense(2, 512, weight_regularizer_l2=5e-4, bias_regularizer_l2=5e-4))
-    model.add(nn.Activation_ReLU())
-    model.add(nn.Layer_Dropout(0.1))
-    model.add(nn.Layer_Dense(512, 3))
-    model.add(nn.Activation_Softmax())
-    model.set(loss=nn.Loss_CategoricalCrossentropy(), optimizer=nn.Optimizer_Adam(learning_rate=0.05, decay=5e-5),
-              accuracy=nn.Accuracy_Categorical())
-    model.finalize()
+    model = _book.ch18_model(nn)
     log = io.StringIO()
     with contextlib.redirect_stdout(log):
         model.train(X, y, validation_data=(X_test, y_test), epochs=epochs, print_every=100)

@@ -1,4 +1,4 @@
-"""No leaks (issue 8): refused calls and converting calls leave nothing behind (tracemalloc, which
+"""No leaks: refused calls and converting calls leave nothing behind (tracemalloc, which
 NumPy reports its array allocations to), and a long training run keeps its resident memory flat
 (RSS, measured in a subprocess so the test process's own history does not blur it).
 
@@ -22,6 +22,8 @@ import pytest
 
 import fastnn
 from fastnn.datasets import spiral_data
+
+import _book
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -64,14 +66,10 @@ def refused_calls():
     cce = fastnn.Loss_CategoricalCrossentropy()
     mse = fastnn.Loss_MeanSquaredError()
     adam = fastnn.Optimizer_Adam()
-    model = fastnn.Model()
-    model.add(fastnn.Layer_Dense(2, 8))
-    model.add(fastnn.Activation_ReLU())
-    model.add(fastnn.Layer_Dense(8, 3))
-    model.add(fastnn.Activation_Softmax())
-    model.set(loss=fastnn.Loss_CategoricalCrossentropy(), optimizer=fastnn.Optimizer_Adam(),
-              accuracy=fastnn.Accuracy_Categorical())
-    model.finalize()
+    network = [fastnn.Layer_Dense(2, 8), fastnn.Activation_ReLU(), fastnn.Layer_Dense(8, 3),
+               fastnn.Activation_Softmax()]
+    model = _book.build_model(fastnn, network, loss=fastnn.Loss_CategoricalCrossentropy(),
+                              optimizer=fastnn.Optimizer_Adam(), accuracy=fastnn.Accuracy_Categorical())
     huge = np.broadcast_to(np.zeros((1, 2)), (10 ** 12, 2))
     overflow = np.full((50, 2), 1e300)
     probabilities = np.full((60, 3), 1 / 3, np.float32)
@@ -171,6 +169,7 @@ LONG_RUN = textwrap.dedent(r'''
     import numpy as np
     import fastnn
     from fastnn.datasets import spiral_data
+    import _book
 
     def rss():
         with open("/proc/self/statm") as f:
@@ -179,16 +178,11 @@ LONG_RUN = textwrap.dedent(r'''
     steps_per_epoch, epochs, chunks = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
     np.random.seed(0)
     X, y = spiral_data(steps_per_epoch, 3)          # 3 * steps_per_epoch samples, batches of 3
-    model = fastnn.Model()
-    model.add(fastnn.Layer_Dense(2, 16))
-    model.add(fastnn.Activation_ReLU())
-    model.add(fastnn.Layer_Dropout(0.1))
-    model.add(fastnn.Layer_Dense(16, 3))
-    model.add(fastnn.Activation_Softmax())
-    model.set(loss=fastnn.Loss_CategoricalCrossentropy(),
-              optimizer=fastnn.Optimizer_Adam(learning_rate=0.005, decay=1e-5),
-              accuracy=fastnn.Accuracy_Categorical())
-    model.finalize()
+    network = [fastnn.Layer_Dense(2, 16), fastnn.Activation_ReLU(), fastnn.Layer_Dropout(0.1),
+               fastnn.Layer_Dense(16, 3), fastnn.Activation_Softmax()]
+    model = _book.build_model(fastnn, network, loss=fastnn.Loss_CategoricalCrossentropy(),
+                              optimizer=fastnn.Optimizer_Adam(learning_rate=0.005, decay=1e-5),
+                              accuracy=fastnn.Accuracy_Categorical())
     model.train(X, y, epochs=2, batch_size=3, verbose=False)          # warm-up: buffers, BLAS, caches
     samples = [rss()]
     started = time.perf_counter()
@@ -208,7 +202,8 @@ def test_resident_memory_stays_flat_over_100k_training_steps():
     within 1 MiB of RSS after the warm-up (and every chunk within it). A leak of 24 bytes per step
     (one Python float) would add 2.3 MiB, one of the smallest arrays a step handles (3x3 float32,
     ~150 bytes with its header) 14 MiB; what is allowed is allocator and page-cache noise."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]),
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / "tests"),
+                                                       os.environ.get("PYTHONPATH", "")]),
                OPENBLAS_NUM_THREADS="1")
     done = subprocess.run([sys.executable, "-c", LONG_RUN, "1000", "100", "10"], capture_output=True, text=True,
                           env=env, timeout=900)

@@ -1,13 +1,14 @@
 """How much Model.train costs over the layers it drives, and the Ch18 spiral Model against
-fastnn.reference (issue 5, "Speed"). Reports figures; asserts only that the runs agree.
+fastnn.reference. Reports figures; asserts only that the runs agree.
 
 Run: ``pytest -m slow tests/test_model_speed.py -s`` (BLAS pinned to one thread by conftest.py).
 
 1. Per-step overhead: Model.train against a hand-written loop over the same compiled objects, same
-   data and batches, doing the same work per step as the book's Ch14-17 loops (forward, loss with
-   regularisation, accuracy, fused softmax/CCE backward, optimizer update). What remains is the
-   Model's own cost: slicing the batch, accumulating loss and accuracy, the NaN check, the log and
-   the history. Median over repeats of the per-step time.
+   data and batches, doing the same work per step as the book's step (tests/_book.py's model_step:
+   forward, loss with regularisation, accuracy, fused softmax/CCE backward, optimizer update), and
+   ending on the same weights. What remains is the Model's own cost: slicing the batch,
+   accumulating loss and accuracy, the NaN check, the log and the history. Median over repeats of
+   the per-step time.
 2. The Ch18 spiral Model (1000x3 spiral, 2-512-3, dropout 0.1, Adam, print_every=100, validation
    each epoch): seconds per epoch for fastnn (fast and book dropout) and fastnn.reference over a
    short run in one process, and the ratio.
@@ -24,60 +25,60 @@ from nnfs.datasets import spiral_data
 import fastnn
 import fastnn.reference as ref
 
+import _book
+
 pytestmark = pytest.mark.slow
 
 
-def network(lib, sizes, dropout=None, l2=0.0, **dropout_kwargs):
+def network(lib, sizes):
+    """Dense layers of `sizes` with ReLU between them, Softmax, CCE, Adam(0.01)."""
     layers = []
-    for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:])):
-        regularize = {"weight_regularizer_l2": l2, "bias_regularizer_l2": l2} if i == 0 else {}
-        layers.append(lib.Layer_Dense(n_in, n_out, **regularize))
-        if i < len(sizes) - 2:
-            layers.append(lib.Activation_ReLU())
-            if dropout and i == 0:
-                layers.append(lib.Layer_Dropout(dropout, **dropout_kwargs))
-    layers.append(lib.Activation_Softmax())
-    model = lib.Model()
-    for layer in layers:
-        model.add(layer)
-    model.set(loss=lib.Loss_CategoricalCrossentropy(), optimizer=lib.Optimizer_Adam(learning_rate=0.01),
-              accuracy=lib.Accuracy_Categorical())
-    model.finalize()
-    return model
+    for n_in, n_out in zip(sizes, sizes[1:]):
+        layers += [lib.Layer_Dense(n_in, n_out), lib.Activation_ReLU()]
+    layers[-1] = lib.Activation_Softmax()  # the last Dense feeds the softmax
+    return _book.build_model(lib, layers, loss=lib.Loss_CategoricalCrossentropy(),
+                             optimizer=lib.Optimizer_Adam(learning_rate=0.01), accuracy=lib.Accuracy_Categorical())
+
+
+class HandWritten:
+    """A fastnn Model's parts with its forward and backward written out: the same compiled calls
+    and no Model method. Like the Model it skips the first layer's dinputs (nothing reads them),
+    so both do the same compiled work."""
+
+    def __init__(self, model):
+        self.layers, self.trainable_layers = model.layers, model.trainable_layers
+        self.loss, self.optimizer, self.accuracy = model.loss, model.optimizer, model.accuracy
+        self.output_layer_activation = model.layers[-1]
+        self.combined = fastnn.Activation_Softmax_Loss_CategoricalCrossentropy()
+
+    def forward(self, inputs, training):
+        for layer in self.layers:
+            layer.forward(inputs, training)
+            inputs = layer.output
+        return inputs
+
+    def backward(self, output, y):
+        self.combined.backward(output, y)
+        dvalues = self.combined.dinputs
+        for layer in reversed(self.layers[1:-1]):
+            layer.backward(dvalues)
+            dvalues = layer.dinputs
+        self.layers[0]._backward_parameters_only(dvalues)
 
 
 def hand_loop(model, X, y, batch_size, epochs):
-    """The same step as Model.train, written out: no Model method is called. Like the Model it
-    skips the first layer's dinputs (nothing reads them), so both do the same compiled work."""
-    layers, loss, optimizer, accuracy = model.layers, model.loss, model.optimizer, model.accuracy
-    trainable = model.trainable_layers
-    combined = fastnn.Activation_Softmax_Loss_CategoricalCrossentropy()
-    loss.remember_trainable_layers(trainable)
-    loss.new_pass()
-    accuracy.new_pass()
+    """The same steps as Model.train: the book's step (_book.model_step) on a HandWritten model."""
+    hand = HandWritten(model)
+    model.loss.remember_trainable_layers(model.trainable_layers)
+    model.loss.new_pass()
+    model.accuracy.new_pass()
     X = np.ascontiguousarray(X, dtype=np.float32)
     y = np.ascontiguousarray(y, dtype=np.intp)
     steps = -(-len(X) // batch_size)
     for _ in range(epochs):
         for step in range(steps):
-            batch_X = X[step * batch_size:(step + 1) * batch_size]
-            batch_y = y[step * batch_size:(step + 1) * batch_size]
-            inputs = batch_X
-            for layer in layers:
-                layer.forward(inputs, True)
-                inputs = layer.output
-            data_loss, reg_loss = loss.calculate(inputs, batch_y, include_regularization=True)
-            accuracy.calculate(layers[-1].predictions(inputs), batch_y)
-            combined.backward(inputs, batch_y)
-            dvalues = combined.dinputs
-            for layer in reversed(layers[1:-1]):
-                layer.backward(dvalues)
-                dvalues = layer.dinputs
-            layers[0]._backward_parameters_only(dvalues)   # as the Model: no dinputs for the first layer
-            optimizer.pre_update_params()
-            for layer in trainable:
-                optimizer.update_params(layer)
-            optimizer.post_update_params()
+            _book.model_step(hand, X[step * batch_size:(step + 1) * batch_size],
+                             y[step * batch_size:(step + 1) * batch_size])
 
 
 def per_step(runs, steps, repeats=25):
@@ -120,6 +121,8 @@ def test_model_overhead_per_step(name, sizes, n_samples, batch_size, capsys):
     hand, silent, logged = per_step([lambda: hand_loop(hand_model, X, y, batch_size, 3),
                                      lambda: model.train(X, y, epochs=3, batch_size=batch_size, verbose=False),
                                      book_log], steps)
+    for hand_layer, layer in zip(hand_model.trainable_layers, model.trainable_layers):
+        np.testing.assert_array_equal(hand_layer.weights, layer.weights)  # the same steps, computed alike
     with capsys.disabled():
         print(f"\n[{name}] us per step, median / min: hand loop {hand[0] * 1e6:.1f} / {hand[1] * 1e6:.1f}; "
               f"Model.train silent {silent[0] * 1e6:.1f} / {silent[1] * 1e6:.1f} "
@@ -136,8 +139,7 @@ def test_ch18_spiral_epoch_time_against_the_reference(capsys):
         np.random.seed(0)
         X, y = spiral_data(samples=1000, classes=3)
         X_test, y_test = spiral_data(samples=100, classes=3)
-        model = network(lib, (2, 512, 3), dropout=0.1, l2=5e-4, **kwargs)
-        model.optimizer = lib.Optimizer_Adam(learning_rate=0.05, decay=5e-5)
+        model = _book.ch18_model(lib, **kwargs)
         with contextlib.redirect_stdout(io.StringIO()):
             model.train(X, y, validation_data=(X_test, y_test), epochs=2, print_every=100)   # warm-up
             started = time.perf_counter()

@@ -1,5 +1,5 @@
-"""fastnn.reference has the book's API (book-api.md §1, §2, §5): names, signatures, defaults,
-attributes, quirks, lazy optimizer state, dtypes, stored references, docstrings and type hints."""
+"""fastnn.reference has the book's API: names, signatures, defaults, attributes, quirks, lazy
+optimizer state, dtypes, stored references, docstrings and type hints."""
 import copy
 import inspect
 import pickle
@@ -9,6 +9,8 @@ import pytest
 
 import fastnn
 import fastnn.reference as ref
+
+import _book
 
 BOOK_NAMES = [
     "Layer_Dense", "Layer_Dropout", "Layer_Input",
@@ -454,9 +456,7 @@ def test_optimizer_state_is_created_lazily_on_the_layer(make, created):
     layer = _layer_with_gradients()
     for name in STATE:
         assert not hasattr(layer, name)
-    optimizer.pre_update_params()
-    optimizer.update_params(layer)
-    optimizer.post_update_params()
+    _book.update(optimizer, [layer])
     assert optimizer.iterations == 1
     for name in STATE:
         assert hasattr(layer, name) == (name in created), name
@@ -468,9 +468,7 @@ def test_optimizer_state_is_created_lazily_on_the_layer(make, created):
 
 def _step(optimizer, layer, dweights, dbiases):
     layer.dweights, layer.dbiases = dweights, dbiases
-    optimizer.pre_update_params()
-    optimizer.update_params(layer)
-    optimizer.post_update_params()
+    _book.update(optimizer, [layer])
 
 
 def test_optimizer_updates_match_the_formulas():
@@ -561,7 +559,7 @@ def _used_objects():
     dense.forward(X)
     dense.backward(np.ones((6, 3), np.float32))
     adam = ref.Optimizer_Adam()
-    adam.pre_update_params(); adam.update_params(dense); adam.post_update_params()
+    _book.update(adam, [dense])
     dropout = ref.Layer_Dropout(0.5)
     dropout.forward(X)
     objects = [dense, dropout, adam, ref.Optimizer_SGD(momentum=0.5), ref.Optimizer_Adagrad(),

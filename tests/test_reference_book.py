@@ -1,4 +1,4 @@
-"""fastnn.reference reproduces the book's printed numbers (book-api.md §3, §7, §8).
+"""fastnn.reference reproduces the book's printed numbers.
 
 The book runs under ``nnfs.init()``, which patches NumPy globally (np.dot computes in float64 and
 returns float32; np.zeros/np.eye/np.random.randn default to float32) and seeds the global RNG with
@@ -17,6 +17,8 @@ from nnfs.datasets import spiral_data
 
 import fastnn
 import fastnn.reference as ref
+
+import _book
 
 F32_EPS = float(np.finfo(np.float32).eps)
 _NUMPY_ORIGINALS = (np.dot, np.zeros, np.eye, np.random.randn)
@@ -100,19 +102,11 @@ def test_weights_without_nnfs_init_float64_match_plain_numpy():
 def test_ch5_loss(nnfs_init):
     nnfs_init()
     X, y = spiral_data(samples=100, classes=3)
-    dense1 = ref.Layer_Dense(2, 3)
-    activation1 = ref.Activation_ReLU()
-    dense2 = ref.Layer_Dense(3, 3)
-    activation2 = ref.Activation_Softmax()
-    loss_function = ref.Loss_CategoricalCrossentropy()
-    dense1.forward(X)
-    activation1.forward(dense1.output)
-    dense2.forward(activation1.output)
-    activation2.forward(dense2.output)
-    loss = loss_function.calculate(activation2.output, y)
+    layers = [ref.Layer_Dense(2, 3), ref.Activation_ReLU(), ref.Layer_Dense(3, 3), ref.Activation_Softmax()]
+    output, loss = _book.loss_forward(ref.Loss_CategoricalCrossentropy(), _book.forward(layers, X), y)
     assert isinstance(loss, np.float32)
     assert str(loss) == "1.0986104"  # exact, as printed by the book
-    np.testing.assert_allclose(activation2.output[:5], 1 / 3, atol=3e-6)
+    np.testing.assert_allclose(output[:5], 1 / 3, atol=3e-6)
 
 
 # --- Chapter 9: gradients of the two-layer network ---------------------------------------------
@@ -120,21 +114,13 @@ def test_ch5_loss(nnfs_init):
 def test_ch9_gradients(nnfs_init):
     nnfs_init()
     X, y = spiral_data(samples=100, classes=3)
-    dense1 = ref.Layer_Dense(2, 3)
-    activation1 = ref.Activation_ReLU()
-    dense2 = ref.Layer_Dense(3, 3)
+    layers = dense1, activation1, dense2 = [ref.Layer_Dense(2, 3), ref.Activation_ReLU(), ref.Layer_Dense(3, 3)]
     loss_activation = ref.Activation_Softmax_Loss_CategoricalCrossentropy()
-    dense1.forward(X)
-    activation1.forward(dense1.output)
-    dense2.forward(activation1.output)
-    loss = loss_activation.forward(dense2.output, y)
+    output, loss = _book.loss_forward(loss_activation, _book.forward(layers, X), y)
     assert str(loss) == "1.0986104"
-    accuracy = np.mean(np.argmax(loss_activation.output, axis=1) == y)
+    accuracy = np.mean(np.argmax(output, axis=1) == y)
     assert f"{accuracy:.2f}" == "0.34"
-    loss_activation.backward(loss_activation.output, y)
-    dense2.backward(loss_activation.dinputs)
-    activation1.backward(dense2.dinputs)
-    dense1.backward(activation1.dinputs)
+    _book.backward(layers, loss_activation, output, y)
 
     book_dbiases2 = np.array([[-1.0729185e-05, -9.4610732e-06, 2.0027859e-05]], dtype=np.float32)
     np.testing.assert_array_equal(dense2.dbiases, book_dbiases2)  # exact
@@ -153,9 +139,9 @@ def test_ch9_gradients(nnfs_init):
 
 # --- Chapter 18 model: the log, character for character ----------------------------------------
 
-# The first five lines are book-api.md §3 ("Verified live" with the book's classes). The other
-# seven come from running the book's Ch22 classes unchanged under nnfs.init() in this environment
-# (numpy 2.4.6, one BLAS thread); that run also reproduces book-api.md §8a at epoch 100 exactly.
+# The first five lines were verified live with the book's classes. The other seven come from
+# running the book's Ch22 classes unchanged under nnfs.init() in this environment (numpy 2.4.6,
+# one BLAS thread); that run also reproduces the book's epoch-100 figures exactly.
 # Our float32 matmul (and float32 dropout products) reproduce all twelve lines; the runs part in
 # the third decimal from epoch 8 on (first differing line: epoch 8's validation line, the book
 # prints "acc: 0.337, loss: 1.106", we print "acc: 0.333, loss: 1.105"): training is chaotic.
@@ -181,17 +167,7 @@ def ch18_spiral_model(nnfs_init):
     nnfs_init()
     X, y = spiral_data(samples=1000, classes=3)
     X_test, y_test = spiral_data(samples=100, classes=3)
-    model = ref.Model()
-    model.add(ref.Layer_Dense(2, 512, weight_regularizer_l2=5e-4, bias_regularizer_l2=5e-4))
-    model.add(ref.Activation_ReLU())
-    model.add(ref.Layer_Dropout(0.1))
-    model.add(ref.Layer_Dense(512, 3))
-    model.add(ref.Activation_Softmax())
-    model.set(loss=ref.Loss_CategoricalCrossentropy(),
-              optimizer=ref.Optimizer_Adam(learning_rate=0.05, decay=5e-5),
-              accuracy=ref.Accuracy_Categorical())
-    model.finalize()
-    return model, (X, y), (X_test, y_test)
+    return _book.ch18_model(ref), (X, y), (X_test, y_test)
 
 
 def test_ch18_spiral_model_log(nnfs_init, capsys):
@@ -201,7 +177,7 @@ def test_ch18_spiral_model_log(nnfs_init, capsys):
 
 
 def test_ch18_spiral_model_after_100_epochs_is_near_the_book(nnfs_init, capsys):
-    """book-api.md §8a, epoch 100: training acc 0.720 loss 0.719, validation acc 0.757 loss 0.627.
+    """The book at epoch 100: training acc 0.720 loss 0.719, validation acc 0.757 loss 0.627.
     We print training acc 0.717 loss 0.715, validation acc 0.757 loss 0.621 (see CH18_LOG).
     About 3 s."""
     model, (X, y), validation_data = ch18_spiral_model(nnfs_init)
@@ -218,8 +194,7 @@ def test_ch18_spiral_model_after_100_epochs_is_near_the_book(nnfs_init, capsys):
 def _lr_after(optimizer, steps):
     """current_learning_rate used by the last of ``steps`` optimizer steps (no real training)."""
     for _ in range(steps):
-        optimizer.pre_update_params()
-        optimizer.post_update_params()
+        _book.update(optimizer, [])
     return optimizer.current_learning_rate
 
 
@@ -265,45 +240,29 @@ def _explicit_data():
 def _train_configs(kind):
     """(model, X, y) for one of the model kinds; built from the global RNG in the book's order."""
     X, y_class, y_binary, y_regression = _explicit_data()
-    model = ref.Model()
     if kind == "categorical":
-        model.add(ref.Layer_Dense(2, 16, weight_regularizer_l1=1e-4, weight_regularizer_l2=5e-4,
-                                  bias_regularizer_l1=1e-4, bias_regularizer_l2=5e-4))
-        model.add(ref.Activation_ReLU())
-        model.add(ref.Layer_Dropout(0.1))
-        model.add(ref.Layer_Dense(16, 3))
-        model.add(ref.Activation_Softmax())
-        model.set(loss=ref.Loss_CategoricalCrossentropy(),
-                  optimizer=ref.Optimizer_Adam(learning_rate=0.05, decay=5e-5),
-                  accuracy=ref.Accuracy_Categorical())
+        layers = [ref.Layer_Dense(2, 16, weight_regularizer_l1=1e-4, weight_regularizer_l2=5e-4,
+                                  bias_regularizer_l1=1e-4, bias_regularizer_l2=5e-4),
+                  ref.Activation_ReLU(), ref.Layer_Dropout(0.1), ref.Layer_Dense(16, 3), ref.Activation_Softmax()]
+        parts = dict(loss=ref.Loss_CategoricalCrossentropy(), accuracy=ref.Accuracy_Categorical(),
+                     optimizer=ref.Optimizer_Adam(learning_rate=0.05, decay=5e-5))
         y = y_class
     elif kind == "binary":
-        model.add(ref.Layer_Dense(2, 16))
-        model.add(ref.Activation_ReLU())
-        model.add(ref.Layer_Dense(16, 1))
-        model.add(ref.Activation_Sigmoid())
-        model.set(loss=ref.Loss_BinaryCrossentropy(),
-                  optimizer=ref.Optimizer_SGD(learning_rate=0.5, decay=1e-3, momentum=0.9),
-                  accuracy=ref.Accuracy_Categorical(binary=True))
+        layers = [ref.Layer_Dense(2, 16), ref.Activation_ReLU(), ref.Layer_Dense(16, 1), ref.Activation_Sigmoid()]
+        parts = dict(loss=ref.Loss_BinaryCrossentropy(), accuracy=ref.Accuracy_Categorical(binary=True),
+                     optimizer=ref.Optimizer_SGD(learning_rate=0.5, decay=1e-3, momentum=0.9))
         y = y_binary
     elif kind == "regression":
-        model.add(ref.Layer_Dense(2, 16))
-        model.add(ref.Activation_ReLU())
-        model.add(ref.Layer_Dense(16, 1))
-        model.add(ref.Activation_Linear())
-        model.set(loss=ref.Loss_MeanSquaredError(), optimizer=ref.Optimizer_RMSprop(learning_rate=0.01),
-                  accuracy=ref.Accuracy_Regression())
+        layers = [ref.Layer_Dense(2, 16), ref.Activation_ReLU(), ref.Layer_Dense(16, 1), ref.Activation_Linear()]
+        parts = dict(loss=ref.Loss_MeanSquaredError(), accuracy=ref.Accuracy_Regression(),
+                     optimizer=ref.Optimizer_RMSprop(learning_rate=0.01))
         y = y_regression
     else:  # mae + adagrad + softmax-free classifier head
-        model.add(ref.Layer_Dense(2, 8))
-        model.add(ref.Activation_Sigmoid())
-        model.add(ref.Layer_Dense(8, 1))
-        model.add(ref.Activation_Linear())
-        model.set(loss=ref.Loss_MeanAbsoluteError(), optimizer=ref.Optimizer_Adagrad(learning_rate=0.1),
-                  accuracy=ref.Accuracy_Regression())
+        layers = [ref.Layer_Dense(2, 8), ref.Activation_Sigmoid(), ref.Layer_Dense(8, 1), ref.Activation_Linear()]
+        parts = dict(loss=ref.Loss_MeanAbsoluteError(), accuracy=ref.Accuracy_Regression(),
+                     optimizer=ref.Optimizer_Adagrad(learning_rate=0.1))
         y = y_regression
-    model.finalize()
-    return model, X, y
+    return _book.build_model(ref, layers, **parts), X, y
 
 
 def _run(kind, capsys):

@@ -10,12 +10,27 @@ import pytest
 
 import fastnn.reference as ref
 
+import _book
 from _numeric import numerical_gradient
 
 
 def assert_gradient(analytic, numeric):
     assert analytic.shape == numeric.shape
     np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-8)
+
+
+def check_backward(layer, inputs, G, parameters=(), penalty=lambda: 0.0):
+    """``L = sum(layer.output * G) + penalty()``: the layer's dinputs (and d<name> of each of
+    `parameters`) after backward(G) against the finite differences of L."""
+    def objective():
+        layer.forward(inputs)
+        return np.sum(layer.output * G) + penalty()
+
+    objective()
+    layer.backward(G)
+    for name in parameters:
+        assert_gradient(getattr(layer, "d" + name), numerical_gradient(objective, getattr(layer, name)))
+    assert_gradient(layer.dinputs, numerical_gradient(objective, inputs))
 
 
 @pytest.fixture
@@ -44,16 +59,7 @@ def test_dense_gradients(rng, regularizers):
     inputs = rng.standard_normal((5, 4))
     G = rng.standard_normal((5, 3))
     loss = ref.Loss()
-
-    def objective():
-        layer.forward(inputs)
-        return np.sum(layer.output * G) + loss.regularization_loss(layer)
-
-    objective()
-    layer.backward(G)
-    assert_gradient(layer.dweights, numerical_gradient(objective, layer.weights))
-    assert_gradient(layer.dbiases, numerical_gradient(objective, layer.biases))
-    assert_gradient(layer.dinputs, numerical_gradient(objective, inputs))
+    check_backward(layer, inputs, G, ("weights", "biases"), lambda: loss.regularization_loss(layer))
 
 
 def test_dropout_gradient_with_a_fixed_mask(rng):
@@ -76,17 +82,8 @@ def test_dropout_gradient_with_a_fixed_mask(rng):
 @pytest.mark.parametrize("cls", [ref.Activation_ReLU, ref.Activation_Sigmoid,
                                  ref.Activation_Softmax, ref.Activation_Linear])
 def test_activation_gradients(rng, cls):
-    activation = cls()
     inputs = away_from_zero(rng, (6, 4))
-    G = rng.standard_normal((6, 4))
-
-    def objective():
-        activation.forward(inputs)
-        return np.sum(activation.output * G)
-
-    objective()
-    activation.backward(G)
-    assert_gradient(activation.dinputs, numerical_gradient(objective, inputs))
+    check_backward(cls(), inputs, rng.standard_normal((6, 4)))
 
 
 def test_softmax_backward_is_the_jacobian_product(rng):
@@ -158,13 +155,9 @@ def test_combined_softmax_cce_gradient(rng, labels):
 
 def test_whole_network_gradient_through_model_backward(rng):
     """Model.backward chains dinputs through every layer: check dweights of the first layer."""
-    model = ref.Model()
-    model.add(ref.Layer_Dense(3, 5, weight_regularizer_l2=0.01, dtype=np.float64))
-    model.add(ref.Activation_Sigmoid())
-    model.add(ref.Layer_Dense(5, 4, dtype=np.float64))
-    model.add(ref.Activation_Softmax())
-    model.set(loss=ref.Loss_CategoricalCrossentropy(), accuracy=ref.Accuracy_Categorical())
-    model.finalize()
+    layers = [ref.Layer_Dense(3, 5, weight_regularizer_l2=0.01, dtype=np.float64), ref.Activation_Sigmoid(),
+              ref.Layer_Dense(5, 4, dtype=np.float64), ref.Activation_Softmax()]
+    model = _book.build_model(ref, layers, loss=ref.Loss_CategoricalCrossentropy(), accuracy=ref.Accuracy_Categorical())
     first = model.layers[0]
     first.weights = rng.standard_normal((3, 5))
     X = rng.standard_normal((7, 3))

@@ -1,4 +1,4 @@
-"""fastnn.reference.Model and chapter-style usage (book-api.md §2.16, §3, §4, §5).
+"""fastnn.reference.Model and chapter-style usage.
 
 Model paths (categorical, binary, regression) train and their loss goes down; the training log has
 the book's structure; finalize/save/load/parameters behave as the book; code written for chapters
@@ -13,6 +13,8 @@ import pytest
 from nnfs.datasets import sine_data, spiral_data, vertical_data
 
 import fastnn.reference as ref
+
+import _book
 
 LINE_KINDS = [("epoch", re.compile(r"epoch: \d+")),
               ("step", re.compile(r"step: (\d+), acc: \d+\.\d{3}, loss: \d+\.\d{3} \(data_loss: \d+\.\d{3}, "
@@ -46,18 +48,13 @@ def seeded():
 
 
 def spiral_classifier(dropout=True):
-    model = ref.Model()
-    model.add(ref.Layer_Dense(2, 64, weight_regularizer_l2=5e-4, bias_regularizer_l2=5e-4))
-    model.add(ref.Activation_ReLU())
+    layers = [ref.Layer_Dense(2, 64, weight_regularizer_l2=5e-4, bias_regularizer_l2=5e-4), ref.Activation_ReLU()]
     if dropout:
-        model.add(ref.Layer_Dropout(0.1))
-    model.add(ref.Layer_Dense(64, 3))
-    model.add(ref.Activation_Softmax())
-    model.set(loss=ref.Loss_CategoricalCrossentropy(),
-              optimizer=ref.Optimizer_Adam(learning_rate=0.05, decay=5e-5),
-              accuracy=ref.Accuracy_Categorical())
-    model.finalize()
-    return model
+        layers.append(ref.Layer_Dropout(0.1))
+    layers += [ref.Layer_Dense(64, 3), ref.Activation_Softmax()]
+    return _book.build_model(ref, layers, loss=ref.Loss_CategoricalCrossentropy(),
+                             optimizer=ref.Optimizer_Adam(learning_rate=0.05, decay=5e-5),
+                             accuracy=ref.Accuracy_Categorical())
 
 
 # --- finalize ----------------------------------------------------------------------------------
@@ -91,11 +88,7 @@ def test_finalize_links_the_layers(seeded):
     (ref.Activation_Softmax, ref.Loss_BinaryCrossentropy),
 ])
 def test_fused_gradient_only_for_softmax_with_cce(last, loss):
-    model = ref.Model()
-    model.add(ref.Layer_Dense(2, 3))
-    model.add(last())
-    model.set(loss=loss())
-    model.finalize()
+    model = _book.build_model(ref, [ref.Layer_Dense(2, 3), last()], loss=loss())
     assert model.softmax_classifier_output is None
 
 
@@ -122,14 +115,11 @@ def test_categorical_path_uses_the_fused_backward_and_learns(seeded, capsys):
 def test_binary_path_learns(seeded, capsys):
     X, y = spiral_data(samples=100, classes=2)
     y = y.reshape(-1, 1)
-    model = ref.Model()
-    model.add(ref.Layer_Dense(2, 64, weight_regularizer_l2=5e-4, bias_regularizer_l2=5e-4))
-    model.add(ref.Activation_ReLU())
-    model.add(ref.Layer_Dense(64, 1))
-    model.add(ref.Activation_Sigmoid())
-    model.set(loss=ref.Loss_BinaryCrossentropy(), optimizer=ref.Optimizer_Adam(learning_rate=0.01, decay=5e-7),
-              accuracy=ref.Accuracy_Categorical(binary=True))
-    model.finalize()
+    layers = [ref.Layer_Dense(2, 64, weight_regularizer_l2=5e-4, bias_regularizer_l2=5e-4), ref.Activation_ReLU(),
+              ref.Layer_Dense(64, 1), ref.Activation_Sigmoid()]
+    model = _book.build_model(ref, layers, loss=ref.Loss_BinaryCrossentropy(),
+                              optimizer=ref.Optimizer_Adam(learning_rate=0.01, decay=5e-7),
+                              accuracy=ref.Accuracy_Categorical(binary=True))
     before = mean_loss(model, X, y)
     model.train(X, y, epochs=100, print_every=100)
     assert mean_loss(model, X, y) < before - 0.05
@@ -139,16 +129,11 @@ def test_binary_path_learns(seeded, capsys):
 
 def test_regression_path_learns(seeded, capsys):
     X, y = sine_data(samples=200)
-    model = ref.Model()
-    model.add(ref.Layer_Dense(1, 64))
-    model.add(ref.Activation_ReLU())
-    model.add(ref.Layer_Dense(64, 64))
-    model.add(ref.Activation_ReLU())
-    model.add(ref.Layer_Dense(64, 1))
-    model.add(ref.Activation_Linear())
-    model.set(loss=ref.Loss_MeanSquaredError(), optimizer=ref.Optimizer_Adam(learning_rate=0.005, decay=1e-3),
-              accuracy=ref.Accuracy_Regression())
-    model.finalize()
+    layers = [ref.Layer_Dense(1, 64), ref.Activation_ReLU(), ref.Layer_Dense(64, 64), ref.Activation_ReLU(),
+              ref.Layer_Dense(64, 1), ref.Activation_Linear()]
+    model = _book.build_model(ref, layers, loss=ref.Loss_MeanSquaredError(),
+                              optimizer=ref.Optimizer_Adam(learning_rate=0.005, decay=1e-3),
+                              accuracy=ref.Accuracy_Regression())
     before = mean_loss(model, X, y)
     model.train(X, y, epochs=100, print_every=100)
     assert mean_loss(model, X, y) < 0.5 * before
@@ -273,11 +258,8 @@ def test_one_layer_model_trains(seeded, capsys):
     Layer_Dense has no predictions(); here the raw output is used, as Activation_Linear would."""
     X = np.linspace(-1, 1, 64).reshape(-1, 1)
     y = 2 * X + 1
-    model = ref.Model()
-    model.add(ref.Layer_Dense(1, 1))
-    model.set(loss=ref.Loss_MeanSquaredError(), optimizer=ref.Optimizer_Adam(learning_rate=0.1),
-              accuracy=ref.Accuracy_Regression())
-    model.finalize()
+    model = _book.build_model(ref, [ref.Layer_Dense(1, 1)], loss=ref.Loss_MeanSquaredError(),
+                              optimizer=ref.Optimizer_Adam(learning_rate=0.1), accuracy=ref.Accuracy_Regression())
     layer = model.layers[0]
     assert layer.prev is model.input_layer and layer.next is model.loss
     assert model.output_layer_activation is layer and model.trainable_layers == [layer]
@@ -311,72 +293,41 @@ def test_inference_only_model_without_a_loss(seeded, tmp_path):
         model.train(X, y)
 
 
-# --- Chapter-style code (book-api.md §4) -------------------------------------------------------
+# --- Chapter-style code ------------------------------------------------------------------------
 
 def test_ch10_manual_loop(seeded, capsys):
     X, y = spiral_data(samples=100, classes=3)
-    dense1 = ref.Layer_Dense(2, 64)
-    activation1 = ref.Activation_ReLU()
-    dense2 = ref.Layer_Dense(64, 3)
+    layers = [ref.Layer_Dense(2, 64), ref.Activation_ReLU(), ref.Layer_Dense(64, 3)]
     loss_activation = ref.Activation_Softmax_Loss_CategoricalCrossentropy()
     optimizer = ref.Optimizer_Adam(learning_rate=0.05, decay=5e-7)
     losses = []
     for epoch in range(201):
-        dense1.forward(X)
-        activation1.forward(dense1.output)
-        dense2.forward(activation1.output)
-        loss = loss_activation.forward(dense2.output, y)
-        predictions = np.argmax(loss_activation.output, axis=1)
-        accuracy = np.mean(predictions == y)
+        rate = optimizer.current_learning_rate
+        output, loss, _ = _book.chapter_step(layers, loss_activation, optimizer, X, y)
+        accuracy = np.mean(np.argmax(output, axis=1) == y)
         if not epoch % 100:
-            print(f"epoch: {epoch}, acc: {accuracy:.3f}, loss: {loss:.3f}, lr: {optimizer.current_learning_rate}")
+            print(f"epoch: {epoch}, acc: {accuracy:.3f}, loss: {loss:.3f}, lr: {rate}")
         losses.append(loss)
-        loss_activation.backward(loss_activation.output, y)
-        dense2.backward(loss_activation.dinputs)
-        activation1.backward(dense2.dinputs)
-        dense1.backward(activation1.dinputs)
-        optimizer.pre_update_params()
-        optimizer.update_params(dense1)
-        optimizer.update_params(dense2)
-        optimizer.post_update_params()
     assert losses[0] == pytest.approx(np.log(3), abs=1e-3)
     assert losses[-1] < 0.8
     assert capsys.readouterr().out.splitlines()[0].startswith("epoch: 0, acc: ")
     # Ch11: validation on fresh data through the same objects
     X_test, y_test = spiral_data(samples=100, classes=3)
-    dense1.forward(X_test)
-    activation1.forward(dense1.output)
-    dense2.forward(activation1.output)
-    assert loss_activation.forward(dense2.output, y_test) < 1.0
+    assert _book.loss_forward(loss_activation, _book.forward(layers, X_test), y_test)[1] < 1.0
 
 
 def test_ch14_to_ch17_loop_with_regularization_and_dropout(seeded):
     X, y = spiral_data(samples=100, classes=3)
-    dense1 = ref.Layer_Dense(2, 64, weight_regularizer_l2=5e-4, bias_regularizer_l2=5e-4)
-    activation1 = ref.Activation_ReLU()
     dropout1 = ref.Layer_Dropout(0.1)
-    dense2 = ref.Layer_Dense(64, 3)
+    layers = [ref.Layer_Dense(2, 64, weight_regularizer_l2=5e-4, bias_regularizer_l2=5e-4), ref.Activation_ReLU(),
+              dropout1, ref.Layer_Dense(64, 3)]  # Ch15: dropout1.forward(inputs), no training argument: always drops
     loss_activation = ref.Activation_Softmax_Loss_CategoricalCrossentropy()
     optimizer = ref.Optimizer_Adam(learning_rate=0.02, decay=5e-7)
     totals = []
     for epoch in range(101):
-        dense1.forward(X)
-        activation1.forward(dense1.output)
-        dropout1.forward(activation1.output)  # Ch15: no training argument, always drops
-        dense2.forward(dropout1.output)
-        data_loss = loss_activation.forward(dense2.output, y)
-        regularization_loss = (loss_activation.loss.regularization_loss(dense1) +
-                               loss_activation.loss.regularization_loss(dense2))
+        _, data_loss, regularization_loss = _book.chapter_step(layers, loss_activation, optimizer, X, y,
+                                                               regularization=True)
         totals.append(data_loss + regularization_loss)
-        loss_activation.backward(loss_activation.output, y)
-        dense2.backward(loss_activation.dinputs)
-        dropout1.backward(dense2.dinputs)
-        activation1.backward(dropout1.dinputs)
-        dense1.backward(activation1.dinputs)
-        optimizer.pre_update_params()
-        optimizer.update_params(dense1)
-        optimizer.update_params(dense2)
-        optimizer.post_update_params()
     assert regularization_loss > 0 and totals[-1] < totals[0] - 0.1
     assert dropout1.rate == 0.9 and np.mean(dropout1.binary_mask == 0) == pytest.approx(0.1, abs=0.02)
 
@@ -384,14 +335,10 @@ def test_ch14_to_ch17_loop_with_regularization_and_dropout(seeded):
 def test_ch18_model_calls(seeded, capsys):
     """Ch18: set() with all three required keywords and train() without batch_size."""
     X, y = spiral_data(samples=50, classes=3)
-    model = ref.Model()
-    model.add(ref.Layer_Dense(2, 32))
-    model.add(ref.Activation_ReLU())
-    model.add(ref.Layer_Dense(32, 3))
-    model.add(ref.Activation_Softmax())
-    model.set(loss=ref.Loss_CategoricalCrossentropy(), optimizer=ref.Optimizer_Adam(learning_rate=0.05, decay=5e-5),
-              accuracy=ref.Accuracy_Categorical())
-    model.finalize()
+    layers = [ref.Layer_Dense(2, 32), ref.Activation_ReLU(), ref.Layer_Dense(32, 3), ref.Activation_Softmax()]
+    model = _book.build_model(ref, layers, loss=ref.Loss_CategoricalCrossentropy(),
+                              optimizer=ref.Optimizer_Adam(learning_rate=0.05, decay=5e-5),
+                              accuracy=ref.Accuracy_Categorical())
     model.train(X, y, epochs=3, print_every=1, validation_data=(X, y))
     assert line_kinds(capsys.readouterr().out) == ["epoch", "step 0", "training", "validation"] * 3
     confidences = model.predict(X[:5])
@@ -401,14 +348,9 @@ def test_ch18_model_calls(seeded, capsys):
 def test_mae_model_descends(seeded, capsys):
     """With the book's MAE sign this run would climb; the fixed sign makes the loss go down."""
     X, y = sine_data(samples=100)
-    model = ref.Model()
-    model.add(ref.Layer_Dense(1, 32))
-    model.add(ref.Activation_ReLU())
-    model.add(ref.Layer_Dense(32, 1))
-    model.add(ref.Activation_Linear())
-    model.set(loss=ref.Loss_MeanAbsoluteError(), optimizer=ref.Optimizer_Adam(learning_rate=0.01),
-              accuracy=ref.Accuracy_Regression())
-    model.finalize()
+    layers = [ref.Layer_Dense(1, 32), ref.Activation_ReLU(), ref.Layer_Dense(32, 1), ref.Activation_Linear()]
+    model = _book.build_model(ref, layers, loss=ref.Loss_MeanAbsoluteError(),
+                              optimizer=ref.Optimizer_Adam(learning_rate=0.01), accuracy=ref.Accuracy_Regression())
     before = mean_loss(model, X, y)
     model.train(X, y, epochs=50, print_every=100)
     assert mean_loss(model, X, y) < before - 0.1
