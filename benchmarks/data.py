@@ -37,7 +37,8 @@ def load_mnist():
             images, labels, _, _ = datasets.load_mnist(home)
         except datasets.DatasetNotFoundError:
             continue
-        return images, labels, "fastnn.datasets' search path" if home is None else str(home)
+        # The report names where the files came from, never a machine's absolute path.
+        return images, labels, "fastnn.datasets' search path" if home is None else "the development data folder"
     return None
 
 

@@ -70,7 +70,7 @@ def markdown(report: dict) -> str:
             f10 = p["fastnn"]["p10"]
             t10 = _x(p["torch"]["p10"] / f10) if "torch" in p else "–"
             lines.append(f"| {name} | {_x(p['reference']['p10'] / f10)} | {t10} | {_x(f10 / p['gemm-floor']['p10'])} |")
-        lines += ["", f"### The Python layer's cost per step (issue 8), {n} thread(s)", "",
+        lines += ["", f"### The Python layer's cost per step, {n} thread(s)", "",
                   "`fastnn-raw` issues the same step's kernel calls straight to the entry points "
                   "(`fastnn._ext._dense.forward(layer.__dict__, x)`, ...): no class methods, no Python-side "
                   "checks. public − raw is what the Python layer costs; raw − floor is the kernels' non-GEMM "
@@ -111,7 +111,7 @@ def markdown(report: dict) -> str:
                 lines.append(f"| {group} | " + " | ".join(_us(peers.get(c)) if c in peers else "" for c in cols)
                              + f" | {_x(refr)} | {_x(tr)} |")
     baselines = [(c.name, c.baseline) for c in CONFIGS.values() if c.baseline]
-    lines += ["", "## Issue 7's measured baselines (µs per step, for context)", "",
+    lines += ["", "## The baselines measured before the kernels were tuned (µs per step, for context)", "",
               "| config | reference | torch | GEMMs |", "|---|---|---|---|"]
     lines += [f"| {n} | {b['reference']:,} | {b['torch']:,} | {b['gemm-floor']:,} |" for n, b in baselines]
     lines += ["", "## Configurations", ""]
