@@ -13,9 +13,6 @@ from ._ext import _activations
 
 __all__ = ["Activation_ReLU", "Activation_Softmax", "Activation_Sigmoid", "Activation_Linear"]
 
-_RELU, _SIGMOID, _SOFTMAX, _LINEAR = 0, 1, 2, 3
-
-
 class _Activation:
     """Shared forward/backward plumbing; subclasses set _KIND and the book's predictions()."""
 
@@ -43,7 +40,7 @@ class _Activation:
 class Activation_ReLU(_Activation):
     """output = max(0, inputs); the gradient is 0 where inputs <= 0."""
 
-    _KIND = _RELU
+    _KIND = _activations.RELU
 
     def predictions(self, outputs):
         """The outputs unchanged (book Ch18)."""
@@ -56,7 +53,7 @@ class Activation_Softmax(_Activation):
     backward applies each row's Jacobian ``diag(s) - s s^T`` in O(n_classes) per row; the Model
     skips it for softmax + categorical cross-entropy, using the combined gradient instead."""
 
-    _KIND = _SOFTMAX
+    _KIND = _activations.SOFTMAX
     _NDIM = 2
     _SAVED = "output"
 
@@ -68,7 +65,7 @@ class Activation_Softmax(_Activation):
 class Activation_Sigmoid(_Activation):
     """output = 1 / (1 + exp(-inputs)), computed without overflow warnings."""
 
-    _KIND = _SIGMOID
+    _KIND = _activations.SIGMOID
     _SAVED = "output"
 
     def predictions(self, outputs):
@@ -88,7 +85,7 @@ class Activation_Linear:
 
     def backward(self, dvalues) -> None:
         """self.dinputs = a copy of dvalues (the forward's shape)."""
-        if not _activations.backward(_LINEAR, self.__dict__, dvalues):
+        if not _activations.backward(_activations.LINEAR, self.__dict__, dvalues):
             saved = self.__dict__.get("inputs")
             if saved is None:
                 raise _validation.missing_forward("Activation_Linear", "inputs")
@@ -96,7 +93,7 @@ class Activation_Linear:
             # The forward kept the caller's (possibly non-contiguous) array, as the book; the
             # kernel reads a contiguous one.
             self.inputs = _validation.contiguous(saved, saved.dtype.type)
-            _activations.backward(_LINEAR, self.__dict__, dvalues)
+            _activations.backward(_activations.LINEAR, self.__dict__, dvalues)
 
     def predictions(self, outputs):
         """The outputs unchanged."""

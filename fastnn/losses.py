@@ -25,9 +25,6 @@ __all__ = [
     "Activation_Softmax_Loss_CategoricalCrossentropy",
 ]
 
-_BCE, _MSE, _MAE = 0, 1, 2
-
-
 def _layer_penalty(layer) -> float:
     """The L1/L2 penalty of one trainable layer (0 when it has no positive coefficient)."""
     state = getattr(layer, "__dict__", None)
@@ -194,20 +191,20 @@ class _ElementwiseLoss(Loss):
 class Loss_BinaryCrossentropy(_ElementwiseLoss):
     """-(y log p + (1 - y) log(1 - p)) averaged over outputs, p clipped to [1e-7, 1 - 1e-7]."""
 
-    _KIND = _BCE
+    _KIND = _losses.BCE
 
 
 class Loss_MeanSquaredError(_ElementwiseLoss):
     """mean((y - p)^2) over outputs."""
 
-    _KIND = _MSE
+    _KIND = _losses.MSE
 
 
 class Loss_MeanAbsoluteError(_ElementwiseLoss):
     """mean(|y - p|) over outputs. The gradient is -sign(y - p) / n_outputs / n_samples: the book's
     sign is wrong (descending it climbs the loss); fastnn fixes it (a documented deviation)."""
 
-    _KIND = _MAE
+    _KIND = _losses.MAE
 
 
 class Activation_Softmax_Loss_CategoricalCrossentropy:

@@ -16,9 +16,6 @@ from ._ext import _optimizers
 
 __all__ = ["Optimizer_SGD", "Optimizer_Adagrad", "Optimizer_RMSprop", "Optimizer_Adam"]
 
-_SGD, _SGD_MOMENTUM, _ADAGRAD, _RMSPROP, _ADAM = 0, 1, 2, 3, 4
-
-
 class _Optimizer:
     """Learning rate, decay and the iteration count shared by the four optimizers."""
 
@@ -76,9 +73,9 @@ class Optimizer_SGD(_Optimizer):
     def update_params(self, layer) -> None:
         """Update layer.weights and layer.biases in place from layer.dweights/dbiases."""
         if self.momentum:
-            self._update(layer, _SGD_MOMENTUM, ("weight_momentums", "bias_momentums"), a=self.momentum)
+            self._update(layer, _optimizers.SGD_MOMENTUM, ("weight_momentums", "bias_momentums"), a=self.momentum)
         else:
-            self._update(layer, _SGD, ())
+            self._update(layer, _optimizers.SGD, ())
 
 
 class Optimizer_Adagrad(_Optimizer):
@@ -90,7 +87,7 @@ class Optimizer_Adagrad(_Optimizer):
 
     def update_params(self, layer) -> None:
         """Update layer.weights and layer.biases in place from layer.dweights/dbiases."""
-        self._update(layer, _ADAGRAD, ("weight_cache", "bias_cache"), self.epsilon)
+        self._update(layer, _optimizers.ADAGRAD, ("weight_cache", "bias_cache"), self.epsilon)
 
 
 class Optimizer_RMSprop(_Optimizer):
@@ -104,7 +101,7 @@ class Optimizer_RMSprop(_Optimizer):
 
     def update_params(self, layer) -> None:
         """Update layer.weights and layer.biases in place from layer.dweights/dbiases."""
-        self._update(layer, _RMSPROP, ("weight_cache", "bias_cache"), self.epsilon, a=self.rho)
+        self._update(layer, _optimizers.RMSPROP, ("weight_cache", "bias_cache"), self.epsilon, a=self.rho)
 
 
 class Optimizer_Adam(_Optimizer):
@@ -125,6 +122,6 @@ class Optimizer_Adam(_Optimizer):
     def update_params(self, layer) -> None:
         """Update layer.weights and layer.biases in place from layer.dweights/dbiases."""
         t = self.iterations + 1
-        self._update(layer, _ADAM, ("weight_cache", "weight_momentums", "bias_cache", "bias_momentums"),
+        self._update(layer, _optimizers.ADAM, ("weight_cache", "weight_momentums", "bias_cache", "bias_momentums"),
                      self.epsilon, a=self.beta_1, b=self.beta_2,
                      correction_1=1 - self.beta_1 ** t, correction_2=1 - self.beta_2 ** t)

@@ -470,8 +470,9 @@ def softmax_cce_backward(dict state, object dvalues, object y_true):
     return True
 
 
-# Elementwise losses share one calling shape: predictions and targets of one dtype and shape.
-cdef enum:
+# Elementwise losses share one calling shape: predictions and targets of one dtype and shape. The
+# kinds are C constants and (cpdef) Python attributes: fastnn/losses.py passes _losses.BCE etc.
+cpdef enum:
     BCE = 0
     MSE = 1
     MAE = 2

@@ -107,9 +107,10 @@ cdef inline void _adam(floating* param, const floating* grad, floating* m, float
 # =============================================================================================
 # Entry points: one call per layer, on its __dict__ (weights/biases, their gradients and their
 # state, under the book's names). Every array is checked before anything is written, so a
-# rejected call leaves the layer as it was.
+# rejected call leaves the layer as it was. The methods are C constants and (cpdef) Python
+# attributes of this module: fastnn/optimizers.py passes _optimizers.ADAM etc.
 
-cdef enum:
+cpdef enum:
     SGD = 0
     SGD_MOMENTUM = 1
     ADAGRAD = 2
