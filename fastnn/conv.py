@@ -3,8 +3,8 @@
 Same protocol as Layer_Dense: ``forward(inputs, training=True)`` stores ``inputs``/``output``,
 ``backward(dvalues)`` stores ``dinputs`` (and ``dweights``/``dbiases``), both return None. Inputs
 are NCHW: (n_samples, channels, height, width), as PyTorch. The arithmetic runs in compiled
-kernels (src_pyx/_conv.pyx); a Layer_Conv2D has ``weights``/``biases``, so ``Model`` trains it,
-the optimizers update it and ``Loss.regularization_loss`` includes it, unchanged.
+kernels (src_pyx/_conv.pyx, _pool.pyx); a Layer_Conv2D has ``weights``/``biases``, so ``Model``
+trains it, the optimizers update it and ``Loss.regularization_loss`` includes it, unchanged.
 
 Buffers: ``output``, ``dinputs``, ``dweights``, ``dbiases``, ``argmax`` (and the im2col scratch
 ``_columns``/``_dcolumns``) are reused while their shape stays the same, so they are valid until
@@ -12,7 +12,8 @@ that layer's next call, like NumPy's ``out=`` (design.md §5). Layer_Flatten han
 its ``output`` is its input reshaped (the previous layer's buffer) and its ``dinputs`` the
 incoming gradient reshaped; nothing is copied unless the input is not C-contiguous.
 
-How the convolution is computed (src_pyx/_conv.pyx has the details and the measurements):
+How the convolution is computed (src_pyx/_conv.pyx and _threads.pyx have the details and the
+measurements):
 - im2col + GEMM per sample: the columns of one sample (C*k*k x OH*OW) stay in cache for the GEMM
   that reads them; the GEMM is NumPy's BLAS called from C (fastnn's one GEMM, _blas.pxd). A 1x1
   kernel with stride 1 and no padding skips im2col.
@@ -34,7 +35,7 @@ import math
 import numpy as np
 
 from . import _config, _gemm, _validation
-from ._ext import _conv
+from ._ext import _conv, _pool, _threads
 
 __all__ = ["Layer_Conv2D", "Layer_MaxPool2D", "Layer_Flatten"]
 
@@ -69,7 +70,7 @@ def _install_blas_thread_functions() -> bool:
             except AttributeError:
                 continue
             if set_address and get_address:
-                _conv.set_blas_thread_functions(set_address, get_address)
+                _threads.set_blas_thread_functions(set_address, get_address)
                 return True
     return False
 
@@ -81,12 +82,12 @@ def set_num_threads(n: int) -> None:
     """Threads for the convolution kernels: 0 = automatic (the default: OpenMP's count, i.e.
     OMP_NUM_THREADS or the cores, while NumPy's BLAS is limited to one thread, else 1), 1 =
     serial, n = n threads. Process-wide; the results do not depend on it."""
-    _conv.set_num_threads(_validation.non_negative_int(n, "n", "fastnn.conv.set_num_threads"))
+    _threads.set_num_threads(_validation.non_negative_int(n, "n", "fastnn.conv.set_num_threads"))
 
 
 def get_num_threads() -> int:
     """Threads a large convolution uses now (1 when NumPy's BLAS cannot be pinned)."""
-    return _conv.num_threads()[1]
+    return _threads.num_threads()[1]
 
 
 class Layer_Conv2D:
@@ -233,20 +234,20 @@ class Layer_MaxPool2D:
 
     def forward(self, inputs, training: bool = True) -> None:
         """inputs (N, C, H, W) -> self.output (N, C, OH, OW) and self.argmax."""
-        if not _conv.pool_forward(self.__dict__, inputs):
+        if not _pool.pool_forward(self.__dict__, inputs):
             inputs = _validation.pool_input(inputs, "inputs", self.pool_size, "Layer_MaxPool2D.forward")
-            if not _conv.pool_forward(self.__dict__, inputs):  # pragma: no cover - a validation gap
+            if not _pool.pool_forward(self.__dict__, inputs):  # pragma: no cover - a validation gap
                 raise ValueError("fastnn internal error: Layer_MaxPool2D.forward refused checked inputs "
                                  "(please report this)")
 
     def backward(self, dvalues) -> None:
         """dvalues (N, C, OH, OW) -> self.dinputs (N, C, H, W)."""
-        if not _conv.pool_backward(self.__dict__, dvalues):
+        if not _pool.pool_backward(self.__dict__, dvalues):
             output = self.__dict__.get("output")
             if output is None:
                 raise _validation.missing_forward("Layer_MaxPool2D", "argmax")
             dvalues = _validation.gradient_input(dvalues, "dvalues", output, "Layer_MaxPool2D.backward")
-            if not _conv.pool_backward(self.__dict__, dvalues):
+            if not _pool.pool_backward(self.__dict__, dvalues):
                 raise ValueError("Layer_MaxPool2D.backward: dvalues does not match the last forward pass "
                                  f"(output shape {output.shape}); run forward() again")
 
