@@ -78,6 +78,26 @@ def _install_blas_thread_functions() -> bool:
 _install_blas_thread_functions()
 
 
+# The errors behind the conv and pool kernels' statuses other than OK and CONVERT.
+_CONV_PARAMETER = {_conv.BAD_WEIGHTS: "weights", _conv.BAD_BIASES: "biases", _conv.BAD_STRIDE: "stride",
+                   _conv.BAD_PADDING: "padding"}
+
+
+def _conv_error(status: int, state: dict) -> Exception:
+    if status == _conv.NO_FORWARD:
+        return _validation.missing_forward("Layer_Conv2D", "inputs")
+    return _validation.conv_parameter_error(_CONV_PARAMETER[status], state)
+
+
+def _pool_error(status: int, state: dict) -> Exception:
+    if status == _pool.NO_FORWARD:
+        return _validation.missing_forward("Layer_MaxPool2D", "argmax")
+    if status == _pool.BAD_ARGMAX:
+        return ValueError("Layer_MaxPool2D.backward: argmax holds positions outside the input planes; "
+                          "it was changed after forward(). Run forward() again.")
+    return _validation.pool_parameter_error(state)
+
+
 def set_num_threads(n: int) -> None:
     """Threads for the convolution kernels: 0 = automatic (the default: OpenMP's count, i.e.
     OMP_NUM_THREADS or the cores, while NumPy's BLAS is limited to one thread, else 1), 1 =
@@ -158,30 +178,37 @@ class Layer_Conv2D:
     def forward(self, inputs, training: bool = True) -> None:
         """inputs (N, in_channels, H, W) -> self.output (N, out_channels, OH, OW). `training` is
         accepted for the Ch18+ protocol and ignored."""
-        if not _conv.conv_forward(self.__dict__, inputs):
+        status = _conv.conv_forward(self.__dict__, inputs)
+        if status:
+            if status != _conv.CONVERT:
+                raise _conv_error(status, self.__dict__)
             inputs = _validation.conv_input(inputs, "inputs", self.weights.dtype, self.in_channels,
                                             self.kernel_size, self.padding, "Layer_Conv2D.forward")
-            if not _conv.conv_forward(self.__dict__, inputs):  # pragma: no cover - a validation gap
+            if _conv.conv_forward(self.__dict__, inputs):  # pragma: no cover - a validation gap
                 raise ValueError("fastnn internal error: Layer_Conv2D.forward refused checked inputs "
                                  "(please report this)")
 
     def backward(self, dvalues) -> None:
         """dvalues (N, out_channels, OH, OW) -> self.dweights (the weights' shape), self.dbiases
         (out_channels,), self.dinputs (the inputs' shape); regularisation gradients included."""
-        if not _conv.conv_backward(self.__dict__, dvalues):
-            self._backward_converted(dvalues, True)
+        status = _conv.conv_backward(self.__dict__, dvalues)
+        if status:
+            self._backward_converted(status, dvalues, True)
 
     def _backward_parameters_only(self, dvalues) -> None:
         """backward() without dinputs (for a first layer, whose dinputs nothing reads)."""
-        if not _conv.conv_backward(self.__dict__, dvalues, False):
-            self._backward_converted(dvalues, False)
+        status = _conv.conv_backward(self.__dict__, dvalues, False)
+        if status:
+            self._backward_converted(status, dvalues, False)
 
-    def _backward_converted(self, dvalues, want_dinputs: bool) -> None:
+    def _backward_converted(self, status: int, dvalues, want_dinputs: bool) -> None:
+        if status != _conv.CONVERT:
+            raise _conv_error(status, self.__dict__)
         output = self.__dict__.get("output")
         if output is None or "inputs" not in self.__dict__:
             raise _validation.missing_forward("Layer_Conv2D", "inputs")
         dvalues = _validation.gradient_input(dvalues, "dvalues", output, "Layer_Conv2D.backward")
-        if not _conv.conv_backward(self.__dict__, dvalues, want_dinputs):
+        if _conv.conv_backward(self.__dict__, dvalues, want_dinputs):
             raise ValueError("Layer_Conv2D.backward: dvalues does not match the last forward pass "
                              f"(output shape {output.shape}); run forward() again")
 
@@ -234,22 +261,33 @@ class Layer_MaxPool2D:
 
     def forward(self, inputs, training: bool = True) -> None:
         """inputs (N, C, H, W) -> self.output (N, C, OH, OW) and self.argmax."""
-        if not _pool.pool_forward(self.__dict__, inputs):
+        status = _pool.pool_forward(self.__dict__, inputs)
+        if status:
+            if status != _pool.CONVERT:
+                raise _pool_error(status, self.__dict__)
             inputs = _validation.pool_input(inputs, "inputs", self.pool_size, "Layer_MaxPool2D.forward")
-            if not _pool.pool_forward(self.__dict__, inputs):  # pragma: no cover - a validation gap
+            if _pool.pool_forward(self.__dict__, inputs):  # pragma: no cover - a validation gap
                 raise ValueError("fastnn internal error: Layer_MaxPool2D.forward refused checked inputs "
                                  "(please report this)")
 
     def backward(self, dvalues) -> None:
         """dvalues (N, C, OH, OW) -> self.dinputs (N, C, H, W)."""
-        if not _pool.pool_backward(self.__dict__, dvalues):
+        status = _pool.pool_backward(self.__dict__, dvalues)
+        if status:
+            self._backward_converted(status, dvalues)
+
+    def _backward_converted(self, status: int, dvalues) -> None:
+        if status == _pool.CONVERT:
             output = self.__dict__.get("output")
             if output is None:
                 raise _validation.missing_forward("Layer_MaxPool2D", "argmax")
             dvalues = _validation.gradient_input(dvalues, "dvalues", output, "Layer_MaxPool2D.backward")
-            if not _pool.pool_backward(self.__dict__, dvalues):
+            status = _pool.pool_backward(self.__dict__, dvalues)
+            if status == _pool.CONVERT:
                 raise ValueError("Layer_MaxPool2D.backward: dvalues does not match the last forward pass "
                                  f"(output shape {output.shape}); run forward() again")
+        if status:
+            raise _pool_error(status, self.__dict__)
 
 
 class Layer_Flatten:

@@ -57,8 +57,12 @@ class _Optimizer:
             state = _validation.layer_state(layer, self._where())  # raises the TypeError naming `layer`
         if state_names and not hasattr(layer, state_names[0]):
             self._create_state(layer, state_names)
-        _optimizers.update_layer(rule, state, self.current_learning_rate, epsilon, a, b,
-                                 correction_1, correction_2, self._where())
+        status = _optimizers.update_layer(rule, state, self.current_learning_rate, epsilon, a, b,
+                                          correction_1, correction_2)
+        if status:  # an array the kernel refused (nothing was written): name it
+            name, parameter = _optimizers.REFUSED[status]
+            raise _validation.optimizer_array_error(self._where(), name, state.get(name),
+                                                    None if parameter is None else state[parameter])
 
 
 class Optimizer_SGD(_Optimizer):

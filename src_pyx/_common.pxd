@@ -8,8 +8,12 @@
 #   that every array it touches has the dtype, order and shape its loop assumes, reuses the
 #   object's output buffers while the shape stays the same, runs the loop without the GIL and
 #   stores the results under the book's attribute names. An argument that needs converting or is
-#   invalid makes it return False before anything changed; the Python method then asks
-#   fastnn._validation to convert it (or to raise the error naming it) and calls again.
+#   invalid makes it return False (the layer kernels: the status CONVERT, _status.pxi) before
+#   anything changed; the Python method then asks fastnn._validation to convert it (or to raise
+#   the error naming it) and calls again;
+# - kernels import nothing from the Python package: where the object's own state cannot be used
+#   (parameters replaced by hand, backward before forward) they return a status that says so, and
+#   the Python method raises the error it stands for.
 cimport numpy as cnp
 from cython cimport floating
 

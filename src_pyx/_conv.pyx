@@ -30,7 +30,7 @@ from _regularization cimport add_penalty_gradient
 from fastnn._ext._blas cimport gemm
 from fastnn._ext._threads cimport blas_threads_pin, blas_threads_restore, threads_for_work
 
-from fastnn import _validation
+include "_status.pxi"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -182,37 +182,40 @@ cdef void _backward_threads(const floating* dvalues, const floating* x, const fl
 
 
 # ---------------------------------------------------------------------------------------------
-# Conv2D entry points.
+# Conv2D entry points. Each returns a status (_status.pxi): OK; CONVERT, changing nothing, when the
+# data argument is not in the exact form below; BAD_WEIGHTS, BAD_BIASES, BAD_STRIDE or BAD_PADDING
+# when the layer's parameters are not usable; NO_FORWARD from backward without a matching forward.
 
-cdef int _conv_parameters(dict state, Geometry* g) except -1:
-    """Fill g's kernel fields from the layer's weights/biases/stride/padding, or raise the error
-    that explains why they cannot be used. Returns the dtype's typenum."""
+cdef int _conv_parameters(dict state, Geometry* g, int* typenum) except -1:
+    """Fill g's kernel fields and typenum (the dtype's) from the layer's weights, biases, stride
+    and padding and return OK, or the status that says which cannot be used."""
     weights = state.get("weights")
     biases = state.get("biases")
     stride = state.get("stride")
     padding = state.get("padding")
     cdef cnp.ndarray w
     if not (ready(weights, cnp.NPY_FLOAT32) or ready(weights, cnp.NPY_FLOAT64)) or (<cnp.ndarray>weights).ndim != 4:
-        raise _validation.conv_parameter_error("weights", state)
+        return BAD_WEIGHTS
     w = <cnp.ndarray>weights
     if (w.shape[2] != w.shape[3] or w.shape[0] != state.get("out_channels")
             or w.shape[1] != state.get("in_channels") or w.shape[2] != state.get("kernel_size")
             or w.shape[0] == 0 or w.shape[1] == 0 or w.shape[2] == 0):
-        raise _validation.conv_parameter_error("weights", state)
+        return BAD_WEIGHTS
     if not ready(biases, cnp.PyArray_TYPE(w)) or (<cnp.ndarray>biases).ndim != 1 \
             or (<cnp.ndarray>biases).shape[0] != w.shape[0]:
-        raise _validation.conv_parameter_error("biases", state)
+        return BAD_BIASES
     if type(stride) is not int or stride < 1:
-        raise _validation.conv_parameter_error("stride", state)
+        return BAD_STRIDE
     if type(padding) is not int or padding < 0:
-        raise _validation.conv_parameter_error("padding", state)
+        return BAD_PADDING
     g.o = w.shape[0]
     g.c = w.shape[1]
     g.k = w.shape[2]
     g.s = stride
     g.p = padding
     g.ckk = g.c * g.k * g.k
-    return cnp.PyArray_TYPE(w)
+    typenum[0] = cnp.PyArray_TYPE(w)
+    return OK
 
 
 cdef bint _conv_input(object inputs, int typenum, Geometry* g) noexcept:
@@ -247,12 +250,15 @@ cdef cnp.ndarray _scratch(dict state, str name, Py_ssize_t n0, Py_ssize_t n1, Py
 def conv_forward(dict state, object inputs):
     """Conv2D forward on a layer's __dict__: sets `inputs` and `output` (N, O, OH, OW).
 
-    Returns False, changing nothing, when `inputs` is not already a C-contiguous (N, C, H, W)
-    array of the weights' dtype with the layer's C and a plane the kernel fits in."""
+    CONVERT when `inputs` is not already a C-contiguous (N, C, H, W) array of the weights' dtype
+    with the layer's C and a plane the kernel fits in."""
     cdef Geometry g
-    cdef int typenum = _conv_parameters(state, &g)
+    cdef int typenum
+    cdef int status = _conv_parameters(state, &g, &typenum)
+    if status != OK:
+        return status
     if not _conv_input(inputs, typenum, &g):
-        return False
+        return CONVERT
     cdef cnp.ndarray x = <cnp.ndarray>inputs
     cdef cnp.ndarray weights = state["weights"]
     cdef cnp.ndarray biases = state["biases"]
@@ -278,26 +284,29 @@ def conv_forward(dict state, object inputs):
             _forward_threads(<double*>p_x, <double*>p_w, <double*>p_b, <double*>p_out, <double*>p_cols, &g,
                              n_threads)
     state["inputs"] = x
-    return True
+    return OK
 
 
 def conv_backward(dict state, object dvalues, bint want_dinputs=True):
     """Conv2D backward on a layer's __dict__: sets `dweights`, `dbiases` and (unless
     want_dinputs is False) `dinputs`, from `dvalues` and the `inputs` of the last forward.
 
-    Returns False, changing nothing, when `dvalues` is not already a C-contiguous array of the
-    weights' dtype with the forward's output shape."""
+    CONVERT when `dvalues` is not already a C-contiguous array of the weights' dtype with the
+    forward's output shape."""
     cdef Geometry g
-    cdef int typenum = _conv_parameters(state, &g)
+    cdef int typenum
+    cdef int status = _conv_parameters(state, &g, &typenum)
+    if status != OK:
+        return status
     inputs = state.get("inputs")
     if not _conv_input(inputs, typenum, &g):
-        raise _validation.missing_forward("Layer_Conv2D", "inputs")
+        return NO_FORWARD
     if not ready(dvalues, typenum):
-        return False
+        return CONVERT
     cdef cnp.ndarray dv = <cnp.ndarray>dvalues
     if (dv.ndim != 4 or dv.shape[0] != g.n or dv.shape[1] != g.o or dv.shape[2] != g.oh
             or dv.shape[3] != g.ow):
-        return False
+        return CONVERT
     cdef cnp.ndarray x = <cnp.ndarray>inputs
     cdef cnp.ndarray weights = state["weights"]
     cdef cnp.ndarray biases = state["biases"]
@@ -338,4 +347,4 @@ def conv_backward(dict state, object dvalues, bint want_dinputs=True):
             _backward_threads(<double*>p_dv, <double*>p_x, <double*>p_w, <double*>p_b, <double*>p_dw,
                               <double*>p_partial, <double*>p_db, p_sums, <double*>p_dx, <double*>p_cols,
                               <double*>p_dcols, &g, n_threads, l1w, l2w, l1b, l2b)
-    return True
+    return OK

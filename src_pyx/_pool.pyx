@@ -12,7 +12,7 @@ from cython cimport floating
 
 from _common cimport data, ready, reuse
 
-from fastnn import _validation
+include "_status.pxi"
 
 
 cdef inline bint _is_better(floating v, floating best) noexcept nogil:
@@ -157,14 +157,20 @@ cdef inline bint _pool_backward(const floating* dvalues, const int* argmax, floa
     return ok
 
 
+# ---------------------------------------------------------------------------------------------
+# Entry points. Each returns a status (_status.pxi): OK; CONVERT, changing nothing, when the data
+# argument is not in the exact form below; BAD_POOL when the layer's pool_size or stride is not an
+# int >= 1; from backward, NO_FORWARD without a matching forward and BAD_ARGMAX when argmax was
+# changed after it.
+
 cdef int _pool_geometry(dict state, Py_ssize_t* pool, Py_ssize_t* stride) except -1:
     pool_size = state.get("pool_size")
     s = state.get("stride")
     if type(pool_size) is not int or pool_size < 1 or type(s) is not int or s < 1:
-        raise _validation.pool_parameter_error(state)
+        return BAD_POOL
     pool[0] = pool_size
     stride[0] = s
-    return 0
+    return OK
 
 
 cdef bint _pool_input(object inputs, Py_ssize_t pool) noexcept:
@@ -179,12 +185,14 @@ def pool_forward(dict state, object inputs):
     """MaxPool2D forward on a layer's __dict__: sets `inputs`, `output` (N, C, OH, OW) and
     `argmax` (N, C, OH, OW, int32: the winner's flat index in its (H, W) plane).
 
-    Returns False, changing nothing, when `inputs` is not already a C-contiguous float32/float64
-    (N, C, H, W) array with H and W at least pool_size."""
+    CONVERT when `inputs` is not already a C-contiguous float32/float64 (N, C, H, W) array with H
+    and W at least pool_size."""
     cdef Py_ssize_t pool, s
-    _pool_geometry(state, &pool, &s)
+    cdef int status = _pool_geometry(state, &pool, &s)
+    if status != OK:
+        return status
     if not _pool_input(inputs, pool):
-        return False
+        return CONVERT
     cdef cnp.ndarray x = <cnp.ndarray>inputs
     cdef int typenum = cnp.PyArray_TYPE(x)
     cdef Py_ssize_t h = x.shape[2], w = x.shape[3]
@@ -205,20 +213,22 @@ def pool_forward(dict state, object inputs):
         else:
             _pool_forward(<double*>p_x, <double*>p_out, p_arg, planes, h, w, dims[2], dims[3], pool, s)
     state["inputs"] = x
-    return True
+    return OK
 
 
 def pool_backward(dict state, object dvalues):
     """MaxPool2D backward on a layer's __dict__: sets `dinputs` (the forward inputs' shape).
 
-    Returns False, changing nothing, when `dvalues` is not already a C-contiguous array of the
-    inputs' dtype with the forward's output shape."""
+    CONVERT when `dvalues` is not already a C-contiguous array of the inputs' dtype with the
+    forward's output shape."""
     cdef Py_ssize_t pool, s
-    _pool_geometry(state, &pool, &s)
+    cdef int status = _pool_geometry(state, &pool, &s)
+    if status != OK:
+        return status
     inputs = state.get("inputs")
     argmax = state.get("argmax")
     if not _pool_input(inputs, pool) or not ready(argmax, cnp.NPY_INT32):
-        raise _validation.missing_forward("Layer_MaxPool2D", "argmax")
+        return NO_FORWARD
     cdef cnp.ndarray x = <cnp.ndarray>inputs
     cdef cnp.ndarray arg = <cnp.ndarray>argmax
     cdef int typenum = cnp.PyArray_TYPE(x)
@@ -226,13 +236,13 @@ def pool_backward(dict state, object dvalues):
     cdef Py_ssize_t oh = (h - pool) // s + 1, ow = (w - pool) // s + 1
     if (arg.ndim != 4 or arg.shape[0] != x.shape[0] or arg.shape[1] != x.shape[1]
             or arg.shape[2] != oh or arg.shape[3] != ow):
-        raise _validation.missing_forward("Layer_MaxPool2D", "argmax")
+        return NO_FORWARD
     if not ready(dvalues, typenum):
-        return False
+        return CONVERT
     cdef cnp.ndarray dv = <cnp.ndarray>dvalues
     if dv.ndim != 4 or dv.shape[0] != x.shape[0] or dv.shape[1] != x.shape[1] or dv.shape[2] != oh \
             or dv.shape[3] != ow:
-        return False
+        return CONVERT
     cdef cnp.ndarray dinputs = reuse(state, "dinputs", 4, cnp.PyArray_DIMS(x), typenum, dv, None)
     cdef Py_ssize_t planes = x.shape[0] * x.shape[1]
     cdef void* p_dv = data(dv)
@@ -244,7 +254,4 @@ def pool_backward(dict state, object dvalues):
             ok = _pool_backward(<float*>p_dv, p_arg, <float*>p_dx, planes, h * w, oh * ow)
         else:
             ok = _pool_backward(<double*>p_dv, p_arg, <double*>p_dx, planes, h * w, oh * ow)
-    if not ok:
-        raise ValueError("Layer_MaxPool2D.backward: argmax holds positions outside the input planes; "
-                         "it was changed after forward(). Run forward() again.")
-    return True
+    return OK if ok else BAD_ARGMAX

@@ -107,7 +107,7 @@ def test_optimizers_identical(method, dtype, rng):
     def call(module):
         state = layer()
         for t in range(1, 6):
-            module.update_layer(method, state, 0.01, 1e-7, 0.9, 0.999, 1 - 0.9 ** t, 1 - 0.999 ** t, "test")
+            assert module.update_layer(method, state, 0.01, 1e-7, 0.9, 0.999, 1 - 0.9 ** t, 1 - 0.999 ** t) == module.OK
         return state
 
     a, b = _run_both("_optimizers", call)
@@ -139,8 +139,8 @@ def test_dense_identical(dtype, rng):
         state = {"weights": r.standard_normal((13, 7)).astype(dtype), "biases": r.standard_normal((1, 7)).astype(dtype),
                  "weight_regularizer_l1": 1e-3, "weight_regularizer_l2": 5e-4,
                  "bias_regularizer_l1": 1e-3, "bias_regularizer_l2": 5e-4}
-        assert module.forward(state, x)
-        assert module.backward(state, d)
+        assert module.forward(state, x) == module.OK
+        assert module.backward(state, d) == module.OK
         return [state[k].copy() for k in ("output", "dweights", "dbiases", "dinputs")]
 
     for a, b in zip(*_run_both("_dense", call)):

@@ -1116,9 +1116,9 @@ def run_in_subprocess(script, *args, timeout=900):
 @budgets()
 def test_raw_kernel_entries_never_crash(budget):
     """The compiled entries, called directly with arbitrary arrays and states (any dtype, layout and
-    shape, missing or foreign attributes), return False/None or raise ValueError/TypeError/
-    RuntimeError; the interpreter running them exits normally (a segfault or a sanitizer abort
-    would not). In a FASTNN_DEBUG build an out-of-bounds index would surface as IndexError,
+    shape, missing or foreign attributes), return a status, False or None, or raise ValueError/
+    TypeError/RuntimeError; the interpreter running them exits normally (a segfault or a sanitizer
+    abort would not). In a FASTNN_DEBUG build an out-of-bounds index would surface as IndexError,
     reported here as unexpected."""
     done = run_in_subprocess(KERNEL_FUZZ, budget * 8)
     EXAMPLES["test_raw_kernel_entries_never_crash"] += budget * 8
