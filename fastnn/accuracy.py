@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _validation
-from ._ext import _losses
+from ._ext import _accuracy
 
 __all__ = ["Accuracy", "Accuracy_Categorical", "Accuracy_Regression"]
 
@@ -65,7 +65,7 @@ class Accuracy_Categorical(Accuracy):
         array (the Model's path for a softmax output); None when scores/y are not in that form."""
         if self.binary:
             return None
-        correct = _losses.argmax_matches(scores, y)
+        correct = _accuracy.argmax_matches(scores, y)
         if correct is None:
             return None
         count = len(y)

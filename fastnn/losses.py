@@ -1,4 +1,4 @@
-"""Losses with the book's names and protocol, on compiled kernels (src_pyx/_losses.pyx).
+"""Losses with the book's names and protocol, on compiled kernels (src_pyx/_losses.pyx.tp).
 
 ``forward(y_pred, y_true)`` returns the per-sample losses (n_samples,); ``calculate`` returns
 their mean (accumulated across calls for the epoch figures) and, on request, the regularisation

@@ -77,7 +77,7 @@ def test_losses_identical(dtype, rng):
 
     def call(module):
         out = [module.cce(p, y, True)[1]]
-        for which in (0, 1, 2):
+        for which in (module.BCE, module.MSE, module.MAE):
             out.append(module.elementwise(which, p, target, True)[1])
             state = {}
             assert module.elementwise_backward(which, state, p, target)
@@ -89,6 +89,23 @@ def test_losses_identical(dtype, rng):
 
     for a, b in zip(*_run_both("_losses", call)):
         np.testing.assert_array_equal(a, b)
+
+
+@needs_avx2
+def test_accuracy_and_fused_head_identical(dtype, rng):
+    logits = (rng.standard_normal((41, 7)) * 5).astype(dtype)
+    y = rng.integers(0, 7, 41).astype(np.intp)
+
+    def head(module):
+        softmax, combined = {}, {}
+        total, correct = module.softmax_cce_step(softmax, combined, logits, y)
+        return total, correct, softmax["output"].copy(), combined["dinputs"].copy()
+
+    (t1, c1, p1, d1), (t2, c2, p2, d2) = _run_both("_fused_head", head)
+    assert (t1, c1) == (t2, c2)
+    np.testing.assert_array_equal(p1, p2)
+    np.testing.assert_array_equal(d1, d2)
+    assert _run_both("_accuracy", lambda module: module.argmax_matches(p1, y)) == [c1, c1]
 
 
 @needs_avx2
