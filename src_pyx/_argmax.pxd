@@ -10,11 +10,16 @@ cdef inline Py_ssize_t _argmax_matches(const floating* scores, const label_t* la
                                        Py_ssize_t n_classes) noexcept nogil:
     cdef Py_ssize_t i, j, best, correct = 0
     cdef const floating* row
+    cdef floating top, v
     for i in range(n_samples):
         row = scores + i * n_classes
         best = 0
+        top = row[0]
         for j in range(1, n_classes):
-            if row[j] > row[best]:
-                best = j
+            # The running maximum stays in a register and both updates are selects (x86's maxss and
+            # cmov): a branch on the comparison mispredicts on every new maximum of real scores.
+            v = row[j]
+            best = j if v > top else best
+            top = v if v > top else top
         correct += best == labels[i]
     return correct
