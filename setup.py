@@ -43,7 +43,8 @@ ISA_STUB_DIR = os.path.join("build", "isa")
 # Every src_pyx/<name>.pyx (or <name>.pyx.tp) becomes fastnn._ext.<name>. The list of modules fastnn
 # needs at run time is fastnn/_ext/__init__.py:MODULES; a test checks that both agree.
 TEMPLATES = sorted(glob.glob(os.path.join("src_pyx", "*.pyx.tp")))
-MODULES = sorted({os.path.basename(p).split(".")[0] for p in glob.glob(os.path.join("src_pyx", "*.pyx")) + TEMPLATES})
+MODULES = sorted({os.path.basename(p).split(".")[0]
+                  for p in glob.glob(os.path.join("src_pyx", "*.pyx")) + TEMPLATES})
 # The names the templates use (the dtype/label-kind dispatch), from this file.
 TEMPLATE_NAMESPACE = os.path.join("src_pyx", "_templates.py")
 
@@ -167,9 +168,9 @@ def _render_templates():
     namespace = {k: v for k, v in runpy.run_path(TEMPLATE_NAMESPACE).items() if not k.startswith("_")}
     for template in TEMPLATES:
         target = template[:-len(".tp")]
+        header = f"# Generated from {os.path.basename(template)} by setup.py: edit the template, not this file.\n"
         with open(template) as f:
-            text = (f"# Generated from {os.path.basename(template)} by setup.py: edit the template, not this file.\n"
-                    + Tempita.sub(f.read(), **namespace))
+            text = header + Tempita.sub(f.read(), **namespace)
         if not os.path.exists(target) or open(target).read() != text:
             with open(target, "w") as f:
                 f.write(text)

@@ -67,7 +67,7 @@ cdef inline void _dense_forward(const floating* inputs, const floating* weights,
 # The regularisation terms are _regularization.pxd's add_penalty_gradient (the book's sign(), +1
 # at exactly 0; L1 then L2).
 
-# Column sums accumulate in double (design.md §4), one row at a time so memory is read in order.
+# Column sums accumulate in double, one row at a time so memory is read in order.
 cdef inline void _column_sums(const floating* dvalues, floating* dbiases, double* accumulator,
                               Py_ssize_t n_samples, Py_ssize_t n_neurons) noexcept nogil:
     cdef Py_ssize_t i, j
