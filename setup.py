@@ -1,7 +1,9 @@
 """Build script for fastnn's compiled kernels.
 
 `pip install .` (or `pip install -e .`) cythonizes every ``src_pyx/*.pyx`` listed in MODULES into
-``fastnn/_ext/<name>``. Switches, read from the environment at build time:
+``fastnn/_ext/<name>``; a ``src_pyx/<name>.pyx.tp`` is a Tempita template, rendered into
+``src_pyx/<name>.pyx`` first (git-ignored), as scikit-learn does with its ``.pyx.tp`` files.
+Switches, read from the environment at build time:
 
   FASTNN_DEBUG=1           boundscheck/wraparound checks on, -O1 -g (slow; for finding bugs)
   FASTNN_ANNOTATE=1        write Cython's annotation HTML next to each .pyx (yellow = Python calls)
@@ -18,6 +20,7 @@ vectorise sqrt and loops with selects and float/int conversions (clang's default
 import glob
 import os
 import platform
+import runpy
 import shutil
 import sys
 import tempfile
@@ -33,13 +36,17 @@ from setuptools.command.build_ext import build_ext
 # faster 8 lanes wide, and a binary built this way never runs on a CPU without AVX2 because the
 # baseline module is used there. -ffp-contract=off keeps every result bit-identical to the
 # baseline build (no fused multiply-adds).
-DISPATCHED = ["_activations", "_dense", "_losses", "_optimizers", "_dropout"]
+DISPATCHED = ["_activations", "_dense", "_losses", "_accuracy", "_fused_head", "_optimizers", "_dropout"]
 ISA_VARIANTS = {"avx2": ["-mavx2", "-mfma", "-ffp-contract=off"]}
 ISA_STUB_DIR = os.path.join("build", "isa")
 
-# Every src_pyx/<name>.pyx becomes fastnn._ext.<name>. The list of modules fastnn needs at run time
-# is fastnn/_ext/__init__.py:MODULES; a test checks that both agree.
-MODULES = sorted(os.path.splitext(os.path.basename(p))[0] for p in glob.glob(os.path.join("src_pyx", "*.pyx")))
+# Every src_pyx/<name>.pyx (or <name>.pyx.tp) becomes fastnn._ext.<name>. The list of modules fastnn
+# needs at run time is fastnn/_ext/__init__.py:MODULES; a test checks that both agree.
+TEMPLATES = sorted(glob.glob(os.path.join("src_pyx", "*.pyx.tp")))
+MODULES = sorted({os.path.basename(p).split(".")[0]
+                  for p in glob.glob(os.path.join("src_pyx", "*.pyx")) + TEMPLATES})
+# The names the templates use (the dtype/label-kind dispatch), from this file.
+TEMPLATE_NAMESPACE = os.path.join("src_pyx", "_templates.py")
 
 
 def _env_flag(name):
@@ -153,7 +160,24 @@ class BuildExt(build_ext):
         super().build_extensions()
 
 
+def _render_templates():
+    """Render each src_pyx/<name>.pyx.tp into src_pyx/<name>.pyx, rewriting the file only when its
+    text changes (Cython rebuilds what is newer than its .c)."""
+    from Cython import Tempita
+
+    namespace = {k: v for k, v in runpy.run_path(TEMPLATE_NAMESPACE).items() if not k.startswith("_")}
+    for template in TEMPLATES:
+        target = template[:-len(".tp")]
+        header = f"# Generated from {os.path.basename(template)} by setup.py: edit the template, not this file.\n"
+        with open(template) as f:
+            text = header + Tempita.sub(f.read(), **namespace)
+        if not os.path.exists(target) or open(target).read() != text:
+            with open(target, "w") as f:
+                f.write(text)
+
+
 def _extensions():
+    _render_templates()
     exts = [
         Extension(
             f"fastnn._ext.{name}",

@@ -16,7 +16,7 @@ from fastnn.backend import blas
 from fastnn._ext import _activations, _dense, _dropout, _losses, _optimizers
 
 from data import DTYPE, cycle
-from kinds import KERNEL_KIND
+from kinds import kernel_kind
 from models import dense_shapes
 
 
@@ -88,7 +88,7 @@ def raw_thunks(model, config, data):
                 thunks.append((f"dropout{i} forward (fast)", lambda s=state, g=get, k=keep: _dropout.fast_forward(
                     s, g(), k, int(np.random.random_sample() * 9007199254740992.0))))
         else:
-            kind = KERNEL_KIND[type(layer)]
+            kind = kernel_kind(layer)
             thunks.append((f"{type(layer).__name__[11:].lower()}{i} forward",
                            lambda s=state, g=get, k=kind: _activations.forward(k, s, g())))
     out_state = layers[-1].__dict__
@@ -130,12 +130,12 @@ def raw_thunks(model, config, data):
         elif isinstance(layer, fastnn.Layer_Dropout):
             thunks.append((f"dropout{i} backward", lambda s=state, d=dv: _dropout.backward(s, d())))
         else:
-            kind = KERNEL_KIND[type(layer)]
+            kind = kernel_kind(layer)
             thunks.append((f"{type(layer).__name__[11:].lower()}{i} backward",
                            lambda s=state, d=dv, k=kind: _activations.backward(k, s, d())))
         upstream = state
     opt = model.optimizer
-    adam = KERNEL_KIND[type(opt)]
+    adam = kernel_kind(opt)
     beta_1, beta_2, eps = opt.beta_1, opt.beta_2, opt.epsilon
     for layer in trainable:
         for name in ("weight_momentums", "weight_cache", "bias_momentums", "bias_cache"):
@@ -152,7 +152,7 @@ def raw_thunks(model, config, data):
     for layer in trainable:
         state = layer.__dict__
         thunks.append((f"adam update dense{layers.index(layer)}", lambda s=state: _optimizers.update_layer(
-            adam, s, coef["lr"], eps, beta_1, beta_2, coef["c1"], coef["c2"], "bench")))
+            adam, s, coef["lr"], eps, beta_1, beta_2, coef["c1"], coef["c2"])))
 
     def post():
         opt.iterations += 1

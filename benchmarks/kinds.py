@@ -1,11 +1,9 @@
-"""The compiled kernels' kind numbers of the fastnn classes whose kernels the raw peer calls
-directly: the ``kind`` argument of ``fastnn._ext._activations.forward`` and ``backward``, and the
-method argument of ``fastnn._ext._optimizers.update_layer``."""
-import fastnn
+"""The compiled kernels' kind numbers of the classes whose kernels the raw peer calls directly: the
+``kind`` argument of ``fastnn._ext._activations.forward``/``backward`` and the method argument of
+``fastnn._ext._optimizers.update_layer``. Each class holds its own (``_KIND``, from the constants
+the compiled modules export); nothing is retyped here."""
 
-KERNEL_KIND = {
-    fastnn.Activation_ReLU: 0,
-    fastnn.Activation_Sigmoid: 1,
-    fastnn.Activation_Softmax: 2,
-    fastnn.Optimizer_Adam: 4,
-}
+
+def kernel_kind(obj) -> int:
+    """The kernel kind an activation or optimizer object runs with."""
+    return type(obj)._KIND

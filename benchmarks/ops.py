@@ -10,7 +10,9 @@ import fastnn
 import fastnn.reference as ref
 from fastnn.backend import blas
 
+from cases import CASES
 from data import DTYPE
+from fastnn._core.spec import declared
 from torch_peer import torch, torch_adam_kind
 
 
@@ -206,6 +208,15 @@ def _op_dropout(lib, shape, rate, mode=None):
     return factory
 
 
+def _elementwise_activations() -> list[str]:
+    """The declared parameter-free layers that act elementwise on any shape and pass it on (their
+    test case names no required rank): every activation but Softmax; a new one enters the op
+    groups by being declared. Dropout has its own groups below (a mask stream, two modes)."""
+    return [spec.name for spec in declared("layer") if spec.keeps_features and not spec.params
+            and spec.name in CASES and CASES[spec.name].ndim is None and CASES[spec.name].backward
+            and spec.name != "Layer_Input"]
+
+
 def _op_groups():
     groups = {}
 
@@ -221,14 +232,15 @@ def _op_groups():
         add(f"dense backward {n}x{n_in}x{n_out}",
             fastnn=_op_dense_backward(fastnn, n, n_in, n_out), reference=_op_dense_backward(ref, n, n_in, n_out),
             gemm_floor=_op_dense_backward_gemm(n, n_in, n_out))
-    for name, tfn in (("ReLU", "relu"), ("Sigmoid", "sigmoid")):
+    for name in _elementwise_activations():
+        short = name.split("_", 1)[1].lower()
         for shape in ((300, 64), (256, 1024)):
             s = f"{shape[0]}x{shape[1]}"
-            add(f"{name.lower()} forward {s}", fastnn=_op_activation(fastnn, f"Activation_{name}", shape, "forward"),
-                reference=_op_activation(ref, f"Activation_{name}", shape, "forward"),
-                torch=_op_activation_torch(tfn, shape) if has_torch else None)
-            add(f"{name.lower()} backward {s}", fastnn=_op_activation(fastnn, f"Activation_{name}", shape, "backward"),
-                reference=_op_activation(ref, f"Activation_{name}", shape, "backward"))
+            add(f"{short} forward {s}", fastnn=_op_activation(fastnn, name, shape, "forward"),
+                reference=_op_activation(ref, name, shape, "forward"),
+                torch=_op_activation_torch(short, shape) if has_torch and hasattr(torch, short) else None)
+            add(f"{short} backward {s}", fastnn=_op_activation(fastnn, name, shape, "backward"),
+                reference=_op_activation(ref, name, shape, "backward"))
     for n, c in ((300, 3), (128, 10), (1000, 3)):
         add(f"softmax+cce fwd+bwd {n}x{c}", fastnn=_op_softmax_cce(fastnn, n, c), reference=_op_softmax_cce(ref, n, c),
             torch=_op_softmax_cce_torch(n, c) if has_torch else None)

@@ -10,7 +10,7 @@ import numpy as np
 from ._core import arrays as _arrays
 from ._core.constraints import NON_NEGATIVE, Bool, Optional
 from ._core.spec import declare
-from ._ext import _losses
+from ._ext import _accuracy
 
 
 @declare("accuracy", saveable=False)
@@ -67,7 +67,7 @@ class Accuracy_Categorical(Accuracy):
         array (the Model's path for a softmax output); None when scores/y are not in that form."""
         if self.binary:
             return None
-        correct = _losses.argmax_matches(scores, y)
+        correct = _accuracy.argmax_matches(scores, y)
         if correct is None:
             return None
         count = len(y)

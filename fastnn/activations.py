@@ -13,9 +13,6 @@ from ._core.spec import declare
 from ._ext import _activations
 
 
-_RELU, _SIGMOID, _SOFTMAX, _LINEAR = 0, 1, 2, 3
-
-
 class _Activation:
     """Shared forward/backward plumbing; subclasses set _KIND and the book's predictions()."""
 
@@ -44,7 +41,7 @@ class _Activation:
 class Activation_ReLU(_Activation):
     """output = max(0, inputs); the gradient is 0 where inputs <= 0."""
 
-    _KIND = _RELU
+    _KIND = _activations.RELU
 
     def predictions(self, outputs):
         """The outputs unchanged (book Ch18)."""
@@ -58,7 +55,7 @@ class Activation_Softmax(_Activation):
     backward applies each row's Jacobian ``diag(s) - s s^T`` in O(n_classes) per row; the Model
     skips it for softmax + categorical cross-entropy, using the combined gradient instead."""
 
-    _KIND = _SOFTMAX
+    _KIND = _activations.SOFTMAX
     _NDIM = 2
     _SAVED = "output"
 
@@ -71,7 +68,7 @@ class Activation_Softmax(_Activation):
 class Activation_Sigmoid(_Activation):
     """output = 1 / (1 + exp(-inputs)), computed without overflow warnings."""
 
-    _KIND = _SIGMOID
+    _KIND = _activations.SIGMOID
     _SAVED = "output"
 
     def predictions(self, outputs):
@@ -92,7 +89,7 @@ class Activation_Linear:
 
     def backward(self, dvalues) -> None:
         """self.dinputs = a copy of dvalues (the forward's shape)."""
-        if not _activations.backward(_LINEAR, self.__dict__, dvalues):
+        if not _activations.backward(_activations.LINEAR, self.__dict__, dvalues):
             saved = self.__dict__.get("inputs")
             if saved is None:
                 raise _messages.missing_forward("Activation_Linear", "inputs")
@@ -100,7 +97,7 @@ class Activation_Linear:
             # The forward kept the caller's (possibly non-contiguous) array, as the book; the
             # kernel reads a contiguous one.
             self.inputs = _arrays.contiguous(saved, saved.dtype.type)
-            _activations.backward(_LINEAR, self.__dict__, dvalues)
+            _activations.backward(_activations.LINEAR, self.__dict__, dvalues)
 
     def predictions(self, outputs):
         """The outputs unchanged."""

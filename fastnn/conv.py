@@ -3,8 +3,8 @@
 Same protocol as Layer_Dense: ``forward(inputs, training=True)`` stores ``inputs``/``output``,
 ``backward(dvalues)`` stores ``dinputs`` (and ``dweights``/``dbiases``), both return None. Inputs
 are NCHW: (n_samples, channels, height, width), as PyTorch. The arithmetic runs in compiled
-kernels (src_pyx/_conv.pyx); a Layer_Conv2D has ``weights``/``biases``, so ``Model`` trains it,
-the optimizers update it and ``Loss.regularization_loss`` includes it, unchanged.
+kernels (src_pyx/_conv.pyx, _pool.pyx); a Layer_Conv2D has ``weights``/``biases``, so ``Model``
+trains it, the optimizers update it and ``Loss.regularization_loss`` includes it, unchanged.
 
 Buffers: ``output``, ``dinputs``, ``dweights``, ``dbiases``, ``argmax`` (and the im2col scratch
 ``_columns``/``_dcolumns``) are reused while their shape stays the same, so they are valid until
@@ -12,7 +12,8 @@ that layer's next call, like NumPy's ``out=`` (docs/kernels.md). Layer_Flatten h
 its ``output`` is its input reshaped (the previous layer's buffer) and its ``dinputs`` the
 incoming gradient reshaped; nothing is copied unless the input is not C-contiguous.
 
-How the convolution is computed (src_pyx/_conv.pyx has the details and the measurements):
+How the convolution is computed (src_pyx/_conv.pyx and _threads.pyx have the details and the
+measurements):
 - im2col + GEMM per sample: the columns of one sample (C*k*k x OH*OW) stay in cache for the GEMM
   that reads them; the GEMM is NumPy's BLAS called from C (fastnn's one GEMM, _blas.pxd). A 1x1
   kernel with stride 1 and no padding skips im2col.
@@ -37,11 +38,33 @@ from .backend.threads import get_num_threads, set_num_threads  # noqa: F401 (pub
 from ._core import config as _config, arrays as _arrays, messages as _messages
 from ._core.constraints import SIZE, Int, Optional
 from ._core.spec import declare
-from ._ext import _conv
+from ._ext import _conv, _pool
 from .layers import REGULARIZERS
 
 
 _CONV_GEOMETRY = {"in_channels": SIZE, "out_channels": SIZE, "kernel_size": SIZE, "stride": SIZE, "padding": Int(0)}
+
+
+# The errors behind the conv and pool kernels' statuses other than OK and CONVERT.
+_CONV_PARAMETER = {_conv.BAD_WEIGHTS: "weights", _conv.BAD_BIASES: "biases", _conv.BAD_STRIDE: "stride",
+                   _conv.BAD_PADDING: "padding"}
+
+
+def _conv_error(status: int, state: dict) -> Exception:
+    if status == _conv.NO_FORWARD:
+        return _messages.missing_forward("Layer_Conv2D", "inputs")
+    return _messages.conv_parameter_error(_CONV_PARAMETER[status], state)
+
+
+def _pool_error(status: int, state: dict) -> Exception:
+    if status == _pool.NO_FORWARD:
+        return _messages.missing_forward("Layer_MaxPool2D", "argmax")
+    if status == _pool.BAD_ARGMAX:
+        return ValueError("Layer_MaxPool2D.backward: argmax holds positions outside the input planes; "
+                          "it was changed after forward(). Run forward() again.")
+    return _messages.pool_parameter_error(state)
+
+
 
 
 @declare("layer",
@@ -115,30 +138,37 @@ class Layer_Conv2D:
     def forward(self, inputs, training: bool = True) -> None:
         """inputs (N, in_channels, H, W) -> self.output (N, out_channels, OH, OW). `training` is
         accepted for the Ch18+ protocol and ignored."""
-        if not _conv.conv_forward(self.__dict__, inputs):
+        status = _conv.conv_forward(self.__dict__, inputs)
+        if status:
+            if status != _conv.CONVERT:
+                raise _conv_error(status, self.__dict__)
             inputs = _arrays.conv_input(inputs, "inputs", self.weights.dtype, self.in_channels,
                                             self.kernel_size, self.padding, "Layer_Conv2D.forward")
-            if not _conv.conv_forward(self.__dict__, inputs):  # pragma: no cover - a validation gap
+            if _conv.conv_forward(self.__dict__, inputs):  # pragma: no cover - a validation gap
                 raise ValueError("fastnn internal error: Layer_Conv2D.forward refused checked inputs "
                                  "(please report this)")
 
     def backward(self, dvalues) -> None:
         """dvalues (N, out_channels, OH, OW) -> self.dweights (the weights' shape), self.dbiases
         (out_channels,), self.dinputs (the inputs' shape); regularisation gradients included."""
-        if not _conv.conv_backward(self.__dict__, dvalues):
-            self._backward_converted(dvalues, True)
+        status = _conv.conv_backward(self.__dict__, dvalues)
+        if status:
+            self._backward_converted(status, dvalues, True)
 
     def _backward_parameters_only(self, dvalues) -> None:
         """backward() without dinputs (for a first layer, whose dinputs nothing reads)."""
-        if not _conv.conv_backward(self.__dict__, dvalues, False):
-            self._backward_converted(dvalues, False)
+        status = _conv.conv_backward(self.__dict__, dvalues, False)
+        if status:
+            self._backward_converted(status, dvalues, False)
 
-    def _backward_converted(self, dvalues, want_dinputs: bool) -> None:
+    def _backward_converted(self, status: int, dvalues, want_dinputs: bool) -> None:
+        if status != _conv.CONVERT:
+            raise _conv_error(status, self.__dict__)
         output = self.__dict__.get("output")
         if output is None or "inputs" not in self.__dict__:
             raise _messages.missing_forward("Layer_Conv2D", "inputs")
         dvalues = _arrays.gradient_input(dvalues, "dvalues", output, "Layer_Conv2D.backward")
-        if not _conv.conv_backward(self.__dict__, dvalues, want_dinputs):
+        if _conv.conv_backward(self.__dict__, dvalues, want_dinputs):
             raise ValueError("Layer_Conv2D.backward: dvalues does not match the last forward pass "
                              f"(output shape {output.shape}); run forward() again")
 
@@ -192,22 +222,33 @@ class Layer_MaxPool2D:
 
     def forward(self, inputs, training: bool = True) -> None:
         """inputs (N, C, H, W) -> self.output (N, C, OH, OW) and self.argmax."""
-        if not _conv.pool_forward(self.__dict__, inputs):
+        status = _pool.pool_forward(self.__dict__, inputs)
+        if status:
+            if status != _pool.CONVERT:
+                raise _pool_error(status, self.__dict__)
             inputs = _arrays.pool_input(inputs, "inputs", self.pool_size, "Layer_MaxPool2D.forward")
-            if not _conv.pool_forward(self.__dict__, inputs):  # pragma: no cover - a validation gap
+            if _pool.pool_forward(self.__dict__, inputs):  # pragma: no cover - a validation gap
                 raise ValueError("fastnn internal error: Layer_MaxPool2D.forward refused checked inputs "
                                  "(please report this)")
 
     def backward(self, dvalues) -> None:
         """dvalues (N, C, OH, OW) -> self.dinputs (N, C, H, W)."""
-        if not _conv.pool_backward(self.__dict__, dvalues):
+        status = _pool.pool_backward(self.__dict__, dvalues)
+        if status:
+            self._backward_converted(status, dvalues)
+
+    def _backward_converted(self, status: int, dvalues) -> None:
+        if status == _pool.CONVERT:
             output = self.__dict__.get("output")
             if output is None:
                 raise _messages.missing_forward("Layer_MaxPool2D", "argmax")
             dvalues = _arrays.gradient_input(dvalues, "dvalues", output, "Layer_MaxPool2D.backward")
-            if not _conv.pool_backward(self.__dict__, dvalues):
+            status = _pool.pool_backward(self.__dict__, dvalues)
+            if status == _pool.CONVERT:
                 raise ValueError("Layer_MaxPool2D.backward: dvalues does not match the last forward pass "
                                  f"(output shape {output.shape}); run forward() again")
+        if status:
+            raise _pool_error(status, self.__dict__)
 
 
 @declare("layer")

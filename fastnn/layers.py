@@ -23,6 +23,14 @@ _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 REGULARIZERS = {name: NON_NEGATIVE for name in (
     "weight_regularizer_l1", "weight_regularizer_l2", "bias_regularizer_l1", "bias_regularizer_l2")}
 
+def _dense_error(status: int, state: dict) -> Exception:
+    """The error behind a _dense status other than OK and CONVERT."""
+    if status == _dense.NO_FORWARD:
+        return _messages.missing_forward("Layer_Dense", "inputs")
+    which = "weights" if status == _dense.BAD_WEIGHTS else "biases"
+    return _messages.parameter_error(which, state.get("weights"), state.get("biases"))
+
+
 
 @declare("layer",
          params={"n_inputs": SIZE, "n_neurons": SIZE, **REGULARIZERS},
@@ -68,7 +76,10 @@ class Layer_Dense:
     def forward(self, inputs, training: bool = True) -> None:
         """inputs: (n_samples, n_inputs) -> self.output: (n_samples, n_neurons). `training` is
         accepted for the Ch18+ protocol and ignored."""
-        if not _dense.forward(self.__dict__, inputs):
+        status = _dense.forward(self.__dict__, inputs)
+        if status:
+            if status != _dense.CONVERT:
+                raise _dense_error(status, self.__dict__)
             inputs = _arrays.layer_input(inputs, "inputs", self.weights.dtype, self.weights.shape[0],
                                              "Layer_Dense.forward")
             _dense.forward(self.__dict__, inputs)
@@ -76,16 +87,20 @@ class Layer_Dense:
     def backward(self, dvalues) -> None:
         """dvalues: (n_samples, n_neurons) -> self.dweights (n_inputs, n_neurons), self.dbiases
         (1, n_neurons), self.dinputs (n_samples, n_inputs); regularisation gradients included."""
-        if not _dense.backward(self.__dict__, dvalues):
-            self._backward_converted(dvalues, True)
+        status = _dense.backward(self.__dict__, dvalues)
+        if status:
+            self._backward_converted(status, dvalues, True)
 
     def _backward_parameters_only(self, dvalues) -> None:
         """backward() without dinputs: the Model uses it for its first layer, whose dinputs
         nothing reads (one GEMM less)."""
-        if not _dense.backward(self.__dict__, dvalues, False):
-            self._backward_converted(dvalues, False)
+        status = _dense.backward(self.__dict__, dvalues, False)
+        if status:
+            self._backward_converted(status, dvalues, False)
 
-    def _backward_converted(self, dvalues, want_dinputs: bool) -> None:
+    def _backward_converted(self, status: int, dvalues, want_dinputs: bool) -> None:
+        if status != _dense.CONVERT:
+            raise _dense_error(status, self.__dict__)
         output = self.__dict__.get("output")
         if output is None:
             raise _messages.missing_forward("Layer_Dense", "inputs")

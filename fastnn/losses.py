@@ -1,4 +1,4 @@
-"""Losses with the book's names and protocol, on compiled kernels (src_pyx/_losses.pyx).
+"""Losses with the book's names and protocol, on compiled kernels (src_pyx/_losses.pyx.tp).
 
 ``forward(y_pred, y_true)`` returns the per-sample losses (n_samples,); ``calculate`` returns
 their mean (accumulated across calls for the epoch figures) and, on request, the regularisation
@@ -16,9 +16,6 @@ from ._core import arrays as _arrays
 from ._core.spec import declare
 from ._ext import _losses
 from .activations import Activation_Softmax
-
-
-_BCE, _MSE, _MAE = 0, 1, 2
 
 
 def _layer_penalty(layer) -> float:
@@ -190,14 +187,14 @@ class _ElementwiseLoss(Loss):
 class Loss_BinaryCrossentropy(_ElementwiseLoss):
     """-(y log p + (1 - y) log(1 - p)) averaged over outputs, p clipped to [1e-7, 1 - 1e-7]."""
 
-    _KIND = _BCE
+    _KIND = _losses.BCE
 
 
 @declare("loss")
 class Loss_MeanSquaredError(_ElementwiseLoss):
     """mean((y - p)^2) over outputs."""
 
-    _KIND = _MSE
+    _KIND = _losses.MSE
 
 
 @declare("loss")
@@ -205,7 +202,7 @@ class Loss_MeanAbsoluteError(_ElementwiseLoss):
     """mean(|y - p|) over outputs. The gradient is -sign(y - p) / n_outputs / n_samples: the book's
     sign is wrong (descending it climbs the loss); fastnn fixes it (a documented deviation)."""
 
-    _KIND = _MAE
+    _KIND = _losses.MAE
 
 
 @declare("loss", saveable=False)

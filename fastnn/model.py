@@ -26,7 +26,7 @@ import numpy as np
 from . import _model_inputs as _inputs
 from ._core import checks as _checks
 from ._core.spec import declare, spec_of
-from ._ext import _losses
+from ._ext import _fused_head
 from .accuracy import Accuracy_Categorical
 from .activations import Activation_Softmax
 from . import io as _io
@@ -257,7 +257,7 @@ class Model:
             layer.forward(layer.prev.output, True)
         softmax = layers[-1]
         logits = softmax.prev.output
-        result = _losses.softmax_cce_step(softmax.__dict__, combined.__dict__, logits, batch_y)
+        result = _fused_head.softmax_cce_step(softmax.__dict__, combined.__dict__, logits, batch_y)
         if result is None:  # labels or logits in another form: the ordinary path from here on
             softmax.forward(logits, True)
             output = softmax.output

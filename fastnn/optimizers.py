@@ -11,13 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._core import arrays as _arrays
+from ._core import arrays as _arrays, messages as _messages
 from ._core.constraints import COUNT, NON_NEGATIVE, POSITIVE, UNIT
 from ._core.spec import declare, state_name
 from ._ext import _optimizers
-
-
-_SGD, _SGD_MOMENTUM, _ADAGRAD, _RMSPROP, _ADAM = 0, 1, 2, 3, 4
 
 
 def _declare(layer_state: tuple[str, ...], **params):
@@ -84,8 +81,12 @@ class _Optimizer:
             state = _arrays.layer_state(layer, self._where())  # raises the TypeError naming `layer`
         if state_names and not hasattr(layer, state_names[0]):
             self._create_state(layer, state_names)
-        _optimizers.update_layer(rule, state, self.current_learning_rate, epsilon, a, b,
-                                 correction_1, correction_2, self._where())
+        status = _optimizers.update_layer(rule, state, self.current_learning_rate, epsilon, a, b,
+                                          correction_1, correction_2)
+        if status:  # an array the kernel refused (nothing was written): name it
+            name, parameter = _optimizers.REFUSED[status]
+            raise _messages.optimizer_array_error(self._where(), name, state.get(name),
+                                                   None if parameter is None else state[parameter])
 
 
 @_declare(("momentums",), momentum=UNIT)
@@ -100,26 +101,30 @@ class Optimizer_SGD(_Optimizer):
     def update_params(self, layer) -> None:
         """Update layer.weights and layer.biases in place from layer.dweights/dbiases."""
         if self.momentum:
-            self._update(layer, _SGD_MOMENTUM, self._STATE, a=self.momentum)
+            self._update(layer, _optimizers.SGD_MOMENTUM, self._STATE, a=self.momentum)
         else:
-            self._update(layer, _SGD, ())
+            self._update(layer, _optimizers.SGD, ())
 
 
 @_declare(("cache",), epsilon=POSITIVE)
 class Optimizer_Adagrad(_Optimizer):
     """Adagrad: cache += grad^2; param += -lr * grad / (sqrt(cache) + epsilon)."""
 
+    _KIND = _optimizers.ADAGRAD
+
     def __init__(self, learning_rate: float = 1., decay: float = 0., epsilon: float = 1e-7) -> None:
         self._init(locals())
 
     def update_params(self, layer) -> None:
         """Update layer.weights and layer.biases in place from layer.dweights/dbiases."""
-        self._update(layer, _ADAGRAD, self._STATE, self.epsilon)
+        self._update(layer, self._KIND, self._STATE, self.epsilon)
 
 
 @_declare(("cache",), epsilon=POSITIVE, rho=UNIT)
 class Optimizer_RMSprop(_Optimizer):
     """RMSprop: cache = rho * cache + (1 - rho) * grad^2; param += -lr * grad / (sqrt(cache) + eps)."""
+
+    _KIND = _optimizers.RMSPROP
 
     def __init__(self, learning_rate: float = 0.001, decay: float = 0., epsilon: float = 1e-7,
                  rho: float = 0.9) -> None:
@@ -127,7 +132,7 @@ class Optimizer_RMSprop(_Optimizer):
 
     def update_params(self, layer) -> None:
         """Update layer.weights and layer.biases in place from layer.dweights/dbiases."""
-        self._update(layer, _RMSPROP, self._STATE, self.epsilon, a=self.rho)
+        self._update(layer, self._KIND, self._STATE, self.epsilon, a=self.rho)
 
 
 @_declare(("cache", "momentums"), epsilon=POSITIVE, beta_1=UNIT, beta_2=UNIT)
@@ -138,6 +143,8 @@ class Optimizer_Adam(_Optimizer):
     param += -lr * (m / (1 - beta_1^t)) / (sqrt(v / (1 - beta_2^t)) + epsilon)
     """
 
+    _KIND = _optimizers.ADAM
+
     def __init__(self, learning_rate: float = 0.001, decay: float = 0., epsilon: float = 1e-7,
                  beta_1: float = 0.9, beta_2: float = 0.999) -> None:
         self._init(locals())
@@ -145,6 +152,6 @@ class Optimizer_Adam(_Optimizer):
     def update_params(self, layer) -> None:
         """Update layer.weights and layer.biases in place from layer.dweights/dbiases."""
         t = self.iterations + 1
-        self._update(layer, _ADAM, self._STATE,
+        self._update(layer, self._KIND, self._STATE,
                      self.epsilon, a=self.beta_1, b=self.beta_2,
                      correction_1=1 - self.beta_1 ** t, correction_2=1 - self.beta_2 ** t)

@@ -89,9 +89,10 @@ cdef inline void _softmax_backward(const floating* dvalues, const floating* outp
 
 
 # =============================================================================================
-# Entry points.
+# Entry points. The activation kinds are C constants of this module and, being cpdef, its
+# Python attributes as well: fastnn/activations.py passes _activations.RELU etc.
 
-cdef enum:
+cpdef enum:
     RELU = 0
     SIGMOID = 1
     SOFTMAX = 2

@@ -1,15 +1,19 @@
 # Shared declarations for every kernel module. No .pyx sits behind this file, so cimporting it
 # costs nothing at run time.
 #
-# Conventions (style-anchors.md §2, design.md §5):
+# Conventions:
 # - kernels are `cdef inline ... noexcept nogil` loops over raw pointers, one per formula, each
 #   backward next to its forward, instantiated for float32 and float64 through `floating`;
 # - a `def` entry point works on one object's state dict (`layer.__dict__`): it checks at C speed
 #   that every array it touches has the dtype, order and shape its loop assumes, reuses the
 #   object's output buffers while the shape stays the same, runs the loop without the GIL and
 #   stores the results under the book's attribute names. An argument that needs converting or is
-#   invalid makes it return False before anything changed; the Python method then asks
-#   fastnn._validation to convert it (or to raise the error naming it) and calls again.
+#   invalid makes it return False (the layer kernels: the status CONVERT, _status.pxi) before
+#   anything changed; the Python method then asks fastnn._validation to convert it (or to raise
+#   the error naming it) and calls again;
+# - kernels import nothing from the Python package: where the object's own state cannot be used
+#   (parameters replaced by hand, backward before forward) they return a status that says so, and
+#   the Python method raises the error it stands for.
 cimport numpy as cnp
 from cython cimport floating
 
@@ -59,9 +63,8 @@ cdef inline cnp.ndarray reuse(dict state, str name, int ndim, cnp.npy_intp* dims
     """The buffer stored under `name` when it has this shape and dtype, is writeable and shares no
     memory with avoid1/avoid2 (arrays the kernel reads); otherwise a new one, stored under `name`.
 
-    Reusing buffers is what keeps the training loop allocation-free (design.md §5): a layer's
-    `output`, `dinputs`, `dweights`... are valid until that object's next call, as with NumPy's
-    `out=`."""
+    Reusing buffers is what keeps the training loop allocation-free: a layer's `output`,
+    `dinputs`, `dweights`... are valid until that object's next call, as with NumPy's `out=`."""
     cdef object buf = state.get(name)
     cdef cnp.ndarray a
     cdef int i

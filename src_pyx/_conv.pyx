@@ -1,5 +1,5 @@
-"""Layer_Conv2D and Layer_MaxPool2D kernels, each forward and backward one call on the layer's
-state dict (the calling convention of _common.pxd).
+"""Layer_Conv2D kernels, forward and backward each one call on the layer's state dict (the
+calling convention of _common.pxd).
 
 Layout NCHW. Conv2D: weights (O, C, k, k), biases (O,), output (N, O, OH, OW).
 
@@ -16,224 +16,21 @@ im2col at all: the input plane is the column matrix.
 
 Threads: OpenMP over the batch (samples in forward, 8 fixed chunks in backward, both scheduled
 dynamically), each thread running whole samples (im2col, GEMM, bias, col2im), with NumPy's BLAS
-pinned to one thread meanwhile. By default the batch is split only while NumPy's BLAS is itself
-limited to one thread: OpenBLAS's idle workers busy-wait after the Dense layers' GEMMs and an
-OpenMP team then fights them for the cores. Measured on the 2-core machine, float32, batch 128:
-  conv fw+bw, 32->64 k5 14x14 (batch 64): 1 thread 53 ms, OpenBLAS-threaded GEMMs 91 ms,
-                                           OpenMP 2 threads 28 ms
-  LeNet training step:   BLAS 2 threads: serial conv 10.0 ms, OpenMP conv 16.1 ms (the fight)
-                         BLAS 1 thread:  serial conv 10.4 ms, OpenMP conv  7.3 ms
-  MNIST CNN (32/64 ch):  BLAS 2 threads: serial 59 ms, OpenMP 54 ms; BLAS 1 thread: OpenMP 35 ms
-(OMP_WAIT_POLICY=PASSIVE also ends the fight, but it must be set before the process starts.)
-
-MaxPool2D: one pass per (H, W) plane; argmax holds the winner of each window as the flat index
-h * W + w into its plane (int32). Ties go to the first maximum of the window in row-major order,
-a NaN is a window's maximum (the first NaN wins), as fastnn.reference and PyTorch.
+pinned to one thread meanwhile; how many threads, and when, is fastnn._ext._threads' policy.
 """
-from libc.string cimport memcpy, memset
+from libc.string cimport memset
 cimport numpy as cnp
 cnp.import_array()
 from cython cimport floating
 from cython.parallel cimport prange, threadid
 
-from _common cimport data, is_float_typenum, ready, reuse
+from _common cimport data, ready, reuse
+from _im2col cimport Geometry, _col2im, _im2col
 from _regularization cimport add_penalty_gradient
 from fastnn._ext._blas cimport gemm
+from fastnn._ext._threads cimport blas_threads_pin, blas_threads_restore, threads_for_work
 
-from _openmp_helpers cimport omp_get_max_threads
-
-from fastnn import _validation
-
-
-# ---------------------------------------------------------------------------------------------
-# Threads. The batch is split over OpenMP threads only when NumPy's BLAS can be pinned to one
-# thread meanwhile (fastnn/conv.py hands over OpenBLAS's get/set_num_threads at import): calling
-# a multi-threaded OpenBLAS from inside an OpenMP region oversubscribes the cores (and OpenBLAS
-# warns that it may hang). The serial loop pins BLAS to one thread as well: OpenBLAS splits one
-# sample's small GEMMs badly (conv 32->64, k5, 14x14, batch 64: 53 ms on one thread, 91 ms on
-# two). Without the pin functions (a BLAS other than NumPy's OpenBLAS) the loop is serial and
-# the GEMMs use BLAS's own threads. By default the split is only used while BLAS itself runs on
-# one thread (see _threads_for_work for why and the figures).
-
-ctypedef void (*set_threads_t)(int) noexcept nogil
-ctypedef int (*get_threads_t)() noexcept nogil
-cdef set_threads_t _blas_set_threads = NULL
-cdef get_threads_t _blas_get_threads = NULL
-cdef int _max_threads = 0          # 0: OpenMP's default (omp_get_max_threads()); see set_num_threads
-# Below this many multiply-adds per thread the batch is not split: a chosen threshold, about
-# 45 us of GEMM per thread, several times what waking a thread costs.
-cdef Py_ssize_t _MIN_WORK_PER_THREAD = 2000000
-
-
-def set_blas_thread_functions(size_t set_address, size_t get_address):
-    """Install BLAS's set_num_threads(int) / get_num_threads() (0, 0 removes them)."""
-    global _blas_set_threads, _blas_get_threads
-    if (set_address == 0) != (get_address == 0):
-        raise ValueError("give both addresses or neither")
-    _blas_set_threads = <set_threads_t>set_address
-    _blas_get_threads = <get_threads_t>get_address
-
-
-def set_num_threads(int n):
-    """Threads for the loop over samples: 0 = automatic (OpenMP's count, OMP_NUM_THREADS or the
-    cores, while NumPy's BLAS is on one thread; else 1: see _threads_for_work), 1 = serial,
-    n = n threads. Batches too small to pay for a thread (fewer samples or chunks than threads,
-    or under _MIN_WORK_PER_THREAD multiply-adds per thread) use fewer."""
-    global _max_threads
-    if n < 0:
-        raise ValueError(f"n must be >= 0, got {n}")
-    _max_threads = n
-
-
-def set_min_work_per_thread(Py_ssize_t work):
-    """The split threshold in multiply-adds per thread (tests lower it to 1 to split tiny
-    batches); returns the previous value."""
-    global _MIN_WORK_PER_THREAD
-    if work < 1:
-        raise ValueError(f"work must be >= 1, got {work}")
-    previous = _MIN_WORK_PER_THREAD
-    _MIN_WORK_PER_THREAD = work
-    return previous
-
-
-def num_threads():
-    """(setting, threads a large batch would use now, whether BLAS can be pinned)."""
-    return _max_threads, _threads_for_work(1 << 40, 1 << 20), _blas_get_threads != NULL
-
-
-cdef int _threads_for_work(Py_ssize_t work, Py_ssize_t n_items) noexcept:
-    """Threads for `work` multiply-adds spread over n_items samples or chunks.
-
-    Automatic (set_num_threads(0), the default): OpenMP's thread count, but only while NumPy's
-    BLAS runs on one thread. When BLAS has several threads, its idle workers busy-wait after each
-    GEMM of the Dense layers and an OpenMP team fights them for the cores: on the 2-core machine a
-    LeNet training step took 16.1 ms with 2 OpenMP threads against 10.0 ms serial (BLAS on 2
-    threads), while with BLAS on 1 thread the OpenMP conv made the step faster (10.4 -> 7.3 ms; a
-    32/64-channel MNIST CNN 59 -> 35 ms). An explicit set_num_threads(n) is obeyed as given."""
-    if _blas_get_threads == NULL:
-        return 1
-    cdef int n = _max_threads
-    if n == 0:
-        n = omp_get_max_threads()
-        if _blas_get_threads() > 1:
-            n = 1
-    if n > n_items:
-        n = <int>n_items
-    if work // _MIN_WORK_PER_THREAD < n:
-        n = <int>(work // _MIN_WORK_PER_THREAD)
-    return n if n > 1 else 1
-
-
-cdef inline int _blas_threads_pin() noexcept nogil:
-    cdef int n = 0
-    if _blas_get_threads != NULL:
-        n = _blas_get_threads()
-        if n > 1:
-            _blas_set_threads(1)
-    return n
-
-
-cdef inline void _blas_threads_restore(int n) noexcept nogil:
-    if n > 1:
-        _blas_set_threads(n)
-
-
-
-# ---------------------------------------------------------------------------------------------
-# Geometry of one convolution.
-
-cdef struct Geometry:
-    Py_ssize_t n          # samples
-    Py_ssize_t c, h, w    # input channels and plane
-    Py_ssize_t o          # output channels
-    Py_ssize_t k, s, p    # kernel size, stride, padding
-    Py_ssize_t oh, ow     # output plane
-    Py_ssize_t ckk        # c * k * k: rows of the column matrix
-    Py_ssize_t ohw        # oh * ow: its columns
-    bint direct           # 1x1 kernel, stride 1, no padding: the input is the column matrix
-
-
-cdef inline Py_ssize_t _ceil_div(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
-    return (a + b - 1) // b
-
-
-cdef inline void _valid_range(Py_ssize_t offset, Py_ssize_t size, Py_ssize_t out_size, Py_ssize_t s,
-                              Py_ssize_t* first, Py_ssize_t* stop) noexcept nogil:
-    """Output positions j in [first, stop) whose input index j*s + offset lies in [0, size)."""
-    cdef Py_ssize_t lo = 0, hi
-    if offset < 0:
-        lo = _ceil_div(-offset, s)
-    if size - 1 - offset < 0:
-        hi = 0
-    else:
-        hi = (size - 1 - offset) // s + 1
-    if hi > out_size:
-        hi = out_size
-    if lo > hi:
-        lo = hi
-    first[0] = lo
-    stop[0] = hi
-
-
-# ---------------------------------------------------------------------------------------------
-# im2col / col2im for one sample. Rows that fall in the padding are zeros (im2col) or dropped
-# (col2im).
-
-cdef inline void _im2col(const floating* x, floating* columns, const Geometry* g) noexcept nogil:
-    cdef Py_ssize_t c, a, b, i, j, ih, j0, j1, i0, i1
-    cdef Py_ssize_t k = g.k, s = g.s, p = g.p, w = g.w, ow = g.ow
-    cdef floating* row
-    cdef floating* dst
-    cdef const floating* src
-    for c in range(g.c):
-        for a in range(k):
-            _valid_range(a - p, g.h, g.oh, s, &i0, &i1)
-            for b in range(k):
-                row = columns + ((c * k + a) * k + b) * g.ohw
-                _valid_range(b - p, w, ow, s, &j0, &j1)
-                if i0 > 0:
-                    memset(row, 0, i0 * ow * sizeof(floating))
-                if i1 < g.oh:
-                    memset(row + i1 * ow, 0, (g.oh - i1) * ow * sizeof(floating))
-                for i in range(i0, i1):
-                    ih = i * s - p + a
-                    dst = row + i * ow
-                    src = x + (c * g.h + ih) * w     # input row; column j reads src[j*s + b - p]
-                    for j in range(j0):
-                        dst[j] = 0
-                    if s == 1:
-                        memcpy(dst + j0, src + (j0 + b - p), (j1 - j0) * sizeof(floating))
-                    else:
-                        for j in range(j0, j1):
-                            dst[j] = src[j * s + b - p]
-                    for j in range(j1, ow):
-                        dst[j] = 0
-
-
-cdef inline void _col2im(const floating* columns, floating* dx, const Geometry* g) noexcept nogil:
-    """dx (C, H, W) = the sum of every column entry at the input position it was copied from."""
-    cdef Py_ssize_t c, a, b, i, j, ih, j0, j1, i0, i1
-    cdef Py_ssize_t k = g.k, s = g.s, p = g.p, w = g.w, ow = g.ow
-    cdef const floating* row
-    cdef const floating* src
-    cdef floating* dst
-    memset(dx, 0, g.c * g.h * w * sizeof(floating))
-    for c in range(g.c):
-        for a in range(k):
-            _valid_range(a - p, g.h, g.oh, s, &i0, &i1)
-            for b in range(k):
-                row = columns + ((c * k + a) * k + b) * g.ohw
-                _valid_range(b - p, w, ow, s, &j0, &j1)
-                for i in range(i0, i1):
-                    ih = i * s - p + a
-                    src = row + i * ow
-                    dst = dx + (c * g.h + ih) * w    # input row; column j goes to dst[j*s + b - p]
-                    if s == 1:
-                        for j in range(j0, j1):
-                            dst[j + b - p] += src[j]
-                    else:
-                        for j in range(j0, j1):
-                            dst[j * s + b - p] += src[j]
+include "_status.pxi"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -348,13 +145,13 @@ cdef void _forward_threads(const floating* x, const floating* weights, const flo
                            int n_threads) noexcept nogil:
     cdef Py_ssize_t n
     cdef Py_ssize_t scratch = g.ckk * g.ohw
-    cdef int saved = _blas_threads_pin()
+    cdef int saved = blas_threads_pin()
     if n_threads <= 1:
         _conv_forward(x, weights, biases, output, columns, g, 0, g.n)
     else:
         for n in prange(g.n, num_threads=n_threads, schedule="dynamic", chunksize=1):
             _conv_forward(x, weights, biases, output, columns + threadid() * scratch, g, n, n + 1)
-    _blas_threads_restore(saved)
+    blas_threads_restore(saved)
 
 
 cdef void _backward_threads(const floating* dvalues, const floating* x, const floating* weights,
@@ -366,7 +163,7 @@ cdef void _backward_threads(const floating* dvalues, const floating* x, const fl
     cdef Py_ssize_t n_chunks = _n_chunks(g.n)
     cdef Py_ssize_t scratch = g.ckk * g.ohw
     cdef Py_ssize_t size = g.o * g.ckk
-    cdef int saved = _blas_threads_pin()
+    cdef int saved = blas_threads_pin()
     if n_threads <= 1:
         for c in range(n_chunks):
             _conv_backward(dvalues, x, weights, dweights if c == 0 else partial_dweights + (c - 1) * size,
@@ -379,43 +176,46 @@ cdef void _backward_threads(const floating* dvalues, const floating* x, const fl
                            bias_sums + c * g.o, dinputs, columns + t * scratch,
                            NULL if dcolumns == NULL else dcolumns + t * scratch, g,
                            (g.n * c) // n_chunks, (g.n * (c + 1)) // n_chunks)
-    _blas_threads_restore(saved)
+    blas_threads_restore(saved)
     _conv_backward_finish(dweights, partial_dweights, dbiases, bias_sums, weights, biases,
                           n_chunks, g, l1w, l2w, l1b, l2b)
 
 
 # ---------------------------------------------------------------------------------------------
-# Conv2D entry points.
+# Conv2D entry points. Each returns a status (_status.pxi): OK; CONVERT, changing nothing, when the
+# data argument is not in the exact form below; BAD_WEIGHTS, BAD_BIASES, BAD_STRIDE or BAD_PADDING
+# when the layer's parameters are not usable; NO_FORWARD from backward without a matching forward.
 
-cdef int _conv_parameters(dict state, Geometry* g) except -1:
-    """Fill g's kernel fields from the layer's weights/biases/stride/padding, or raise the error
-    that explains why they cannot be used. Returns the dtype's typenum."""
+cdef int _conv_parameters(dict state, Geometry* g, int* typenum) except -1:
+    """Fill g's kernel fields and typenum (the dtype's) from the layer's weights, biases, stride
+    and padding and return OK, or the status that says which cannot be used."""
     weights = state.get("weights")
     biases = state.get("biases")
     stride = state.get("stride")
     padding = state.get("padding")
     cdef cnp.ndarray w
     if not (ready(weights, cnp.NPY_FLOAT32) or ready(weights, cnp.NPY_FLOAT64)) or (<cnp.ndarray>weights).ndim != 4:
-        raise _validation.conv_parameter_error("weights", state)
+        return BAD_WEIGHTS
     w = <cnp.ndarray>weights
     if (w.shape[2] != w.shape[3] or w.shape[0] != state.get("out_channels")
             or w.shape[1] != state.get("in_channels") or w.shape[2] != state.get("kernel_size")
             or w.shape[0] == 0 or w.shape[1] == 0 or w.shape[2] == 0):
-        raise _validation.conv_parameter_error("weights", state)
+        return BAD_WEIGHTS
     if not ready(biases, cnp.PyArray_TYPE(w)) or (<cnp.ndarray>biases).ndim != 1 \
             or (<cnp.ndarray>biases).shape[0] != w.shape[0]:
-        raise _validation.conv_parameter_error("biases", state)
+        return BAD_BIASES
     if type(stride) is not int or stride < 1:
-        raise _validation.conv_parameter_error("stride", state)
+        return BAD_STRIDE
     if type(padding) is not int or padding < 0:
-        raise _validation.conv_parameter_error("padding", state)
+        return BAD_PADDING
     g.o = w.shape[0]
     g.c = w.shape[1]
     g.k = w.shape[2]
     g.s = stride
     g.p = padding
     g.ckk = g.c * g.k * g.k
-    return cnp.PyArray_TYPE(w)
+    typenum[0] = cnp.PyArray_TYPE(w)
+    return OK
 
 
 cdef bint _conv_input(object inputs, int typenum, Geometry* g) noexcept:
@@ -450,12 +250,15 @@ cdef cnp.ndarray _scratch(dict state, str name, Py_ssize_t n0, Py_ssize_t n1, Py
 def conv_forward(dict state, object inputs):
     """Conv2D forward on a layer's __dict__: sets `inputs` and `output` (N, O, OH, OW).
 
-    Returns False, changing nothing, when `inputs` is not already a C-contiguous (N, C, H, W)
-    array of the weights' dtype with the layer's C and a plane the kernel fits in."""
+    CONVERT when `inputs` is not already a C-contiguous (N, C, H, W) array of the weights' dtype
+    with the layer's C and a plane the kernel fits in."""
     cdef Geometry g
-    cdef int typenum = _conv_parameters(state, &g)
+    cdef int typenum
+    cdef int status = _conv_parameters(state, &g, &typenum)
+    if status != OK:
+        return status
     if not _conv_input(inputs, typenum, &g):
-        return False
+        return CONVERT
     cdef cnp.ndarray x = <cnp.ndarray>inputs
     cdef cnp.ndarray weights = state["weights"]
     cdef cnp.ndarray biases = state["biases"]
@@ -465,7 +268,7 @@ def conv_forward(dict state, object inputs):
     dims[2] = g.oh
     dims[3] = g.ow
     cdef cnp.ndarray output = reuse(state, "output", 4, dims, typenum, x, weights)
-    cdef int n_threads = _threads_for_work(g.n * g.o * g.ckk * g.ohw, g.n)
+    cdef int n_threads = threads_for_work(g.n * g.o * g.ckk * g.ohw, g.n)
     cdef void* p_cols = NULL
     if not g.direct:
         p_cols = data(_scratch(state, "_columns", n_threads, g.ckk, g.ohw, typenum))
@@ -481,26 +284,29 @@ def conv_forward(dict state, object inputs):
             _forward_threads(<double*>p_x, <double*>p_w, <double*>p_b, <double*>p_out, <double*>p_cols, &g,
                              n_threads)
     state["inputs"] = x
-    return True
+    return OK
 
 
 def conv_backward(dict state, object dvalues, bint want_dinputs=True):
     """Conv2D backward on a layer's __dict__: sets `dweights`, `dbiases` and (unless
     want_dinputs is False) `dinputs`, from `dvalues` and the `inputs` of the last forward.
 
-    Returns False, changing nothing, when `dvalues` is not already a C-contiguous array of the
-    weights' dtype with the forward's output shape."""
+    CONVERT when `dvalues` is not already a C-contiguous array of the weights' dtype with the
+    forward's output shape."""
     cdef Geometry g
-    cdef int typenum = _conv_parameters(state, &g)
+    cdef int typenum
+    cdef int status = _conv_parameters(state, &g, &typenum)
+    if status != OK:
+        return status
     inputs = state.get("inputs")
     if not _conv_input(inputs, typenum, &g):
-        raise _validation.missing_forward("Layer_Conv2D", "inputs")
+        return NO_FORWARD
     if not ready(dvalues, typenum):
-        return False
+        return CONVERT
     cdef cnp.ndarray dv = <cnp.ndarray>dvalues
     if (dv.ndim != 4 or dv.shape[0] != g.n or dv.shape[1] != g.o or dv.shape[2] != g.oh
             or dv.shape[3] != g.ow):
-        return False
+        return CONVERT
     cdef cnp.ndarray x = <cnp.ndarray>inputs
     cdef cnp.ndarray weights = state["weights"]
     cdef cnp.ndarray biases = state["biases"]
@@ -509,7 +315,7 @@ def conv_backward(dict state, object dvalues, bint want_dinputs=True):
     cdef double l1b = state.get("bias_regularizer_l1", 0)
     cdef double l2b = state.get("bias_regularizer_l2", 0)
     cdef Py_ssize_t n_chunks = _n_chunks(g.n)
-    cdef int n_threads = _threads_for_work(g.n * g.o * g.ckk * g.ohw, n_chunks)
+    cdef int n_threads = threads_for_work(g.n * g.o * g.ckk * g.ohw, n_chunks)
     cdef cnp.ndarray dweights = reuse(state, "dweights", 4, cnp.PyArray_DIMS(weights), typenum, dv, x)
     cdef cnp.ndarray dbiases = reuse(state, "dbiases", 1, cnp.PyArray_DIMS(biases), typenum, dv, None)
     cdef void* p_dx = NULL
@@ -541,242 +347,4 @@ def conv_backward(dict state, object dvalues, bint want_dinputs=True):
             _backward_threads(<double*>p_dv, <double*>p_x, <double*>p_w, <double*>p_b, <double*>p_dw,
                               <double*>p_partial, <double*>p_db, p_sums, <double*>p_dx, <double*>p_cols,
                               <double*>p_dcols, &g, n_threads, l1w, l2w, l1b, l2b)
-    return True
-
-
-# ---------------------------------------------------------------------------------------------
-# MaxPool2D.
-
-cdef inline bint _is_better(floating v, floating best) noexcept nogil:
-    """v replaces the running maximum: strictly greater (so ties keep the first), or a NaN when
-    best is not one (np.argmax's rule: the first NaN is the maximum)."""
-    return v > best or (v != v and best == best)
-
-
-cdef inline floating _larger(floating v, floating best) noexcept nogil:
-    # The form x86's maxss/maxps compute, so compilers emit no branch.
-    return v if v > best else best
-
-
-cdef inline void _pool_plane_exact(const floating* plane, floating* output, int* argmax,
-                                   Py_ssize_t w, Py_ssize_t oh, Py_ssize_t ow, Py_ssize_t pool,
-                                   Py_ssize_t s) noexcept nogil:
-    """The row-major scan of every window with the full rule (NaN included). Used for planes
-    that hold a NaN: the fast paths below assume none, and branches on unpredictable
-    comparisons (real data) would make this scan several times slower than they are."""
-    cdef Py_ssize_t i, j, a, b, top, left, where
-    cdef const floating* row
-    cdef floating best, v
-    for i in range(oh):
-        top = i * s
-        for j in range(ow):
-            left = j * s
-            where = top * w + left
-            best = plane[where]
-            for a in range(pool):
-                row = plane + (top + a) * w + left
-                for b in range(pool):
-                    v = row[b]
-                    if _is_better(v, best):
-                        best = v
-                        where = (top + a) * w + left + b
-            output[i * ow + j] = best
-            argmax[i * ow + j] = <int>where
-
-
-cdef inline bint _pool2_plane(const floating* plane, floating* output, int* argmax,
-                              Py_ssize_t w, Py_ssize_t oh, Py_ssize_t ow) noexcept nogil:
-    """pool_size 2, stride 2 (the common case), assuming no NaN; returns whether one was seen.
-    A tournament, (0 vs 1) and (2 vs 3) then the winners, picks the element the row-major scan
-    picks (a tie keeps the earlier one); selects are arithmetic, so there are no branches."""
-    cdef Py_ssize_t i, j
-    cdef const floating* r0
-    cdef const floating* r1
-    cdef floating v0, v1, v2, v3, m01, m23
-    cdef int i01, i23, t, top
-    cdef bint nan = False
-    for i in range(oh):
-        top = <int>(2 * i * w)
-        r0 = plane + top
-        r1 = r0 + w
-        for j in range(ow):
-            v0 = r0[2 * j]
-            v1 = r0[2 * j + 1]
-            v2 = r1[2 * j]
-            v3 = r1[2 * j + 1]
-            nan |= (v0 != v0) | (v1 != v1) | (v2 != v2) | (v3 != v3)
-            i01 = <int>(2 * j) + (v1 > v0)
-            m01 = _larger(v1, v0)
-            i23 = <int>(w + 2 * j) + (v3 > v2)
-            m23 = _larger(v3, v2)
-            t = m23 > m01
-            output[i * ow + j] = _larger(m23, m01)
-            argmax[i * ow + j] = top + i01 + (i23 - i01) * t
-    return nan
-
-
-cdef inline bint _pool_plane(const floating* plane, floating* output, int* argmax,
-                             Py_ssize_t w, Py_ssize_t oh, Py_ssize_t ow, Py_ssize_t pool,
-                             Py_ssize_t s) noexcept nogil:
-    """Any pool_size and stride, assuming no NaN (returns whether one was seen). For each row of
-    windows the offsets (a, b) are visited in row-major order, each across the whole row of
-    windows: the windows' running maxima (kept in the output row) do not wait on each other,
-    and the winner is updated with arithmetic selects, not branches."""
-    cdef Py_ssize_t i, j, a, b, top
-    cdef const floating* row
-    cdef floating* best
-    cdef int* where
-    cdef floating v
-    cdef int t, here
-    cdef bint nan = False
-    for i in range(oh):
-        top = i * s
-        best = output + i * ow
-        where = argmax + i * ow
-        row = plane + top * w
-        for j in range(ow):
-            best[j] = row[j * s]
-            where[j] = <int>(top * w + j * s)
-        for a in range(pool):
-            row = plane + (top + a) * w
-            for b in range(pool):
-                here = <int>((top + a) * w + b)
-                for j in range(ow):
-                    v = row[j * s + b]
-                    nan |= v != v
-                    t = v > best[j]
-                    best[j] = _larger(v, best[j])
-                    where[j] += (here + <int>(j * s) - where[j]) * t
-    return nan
-
-
-cdef inline void _pool_forward(const floating* x, floating* output, int* argmax, Py_ssize_t planes,
-                               Py_ssize_t h, Py_ssize_t w, Py_ssize_t oh, Py_ssize_t ow,
-                               Py_ssize_t pool, Py_ssize_t s) noexcept nogil:
-    cdef Py_ssize_t q
-    cdef const floating* plane
-    cdef bint nan
-    for q in range(planes):
-        plane = x + q * h * w
-        if pool == 2 and s == 2:
-            nan = _pool2_plane(plane, output, argmax, w, oh, ow)
-        else:
-            nan = _pool_plane(plane, output, argmax, w, oh, ow, pool, s)
-        if nan:
-            _pool_plane_exact(plane, output, argmax, w, oh, ow, pool, s)
-        output += oh * ow
-        argmax += oh * ow
-
-
-cdef inline bint _pool_backward(const floating* dvalues, const int* argmax, floating* dinputs,
-                                Py_ssize_t planes, Py_ssize_t hw, Py_ssize_t ohw) noexcept nogil:
-    """Scatter-add each gradient to its window's winner. False if an index is out of its plane
-    (argmax was changed by hand): nothing is written out of bounds."""
-    cdef Py_ssize_t q, j
-    cdef int where
-    cdef bint ok = True
-    memset(dinputs, 0, planes * hw * sizeof(floating))
-    for q in range(planes):
-        for j in range(ohw):
-            where = argmax[j]
-            if where < 0 or where >= hw:
-                ok = False
-            else:
-                dinputs[where] += dvalues[j]
-        dvalues += ohw
-        argmax += ohw
-        dinputs += hw
-    return ok
-
-
-cdef int _pool_geometry(dict state, Py_ssize_t* pool, Py_ssize_t* stride) except -1:
-    pool_size = state.get("pool_size")
-    s = state.get("stride")
-    if type(pool_size) is not int or pool_size < 1 or type(s) is not int or s < 1:
-        raise _validation.pool_parameter_error(state)
-    pool[0] = pool_size
-    stride[0] = s
-    return 0
-
-
-cdef bint _pool_input(object inputs, Py_ssize_t pool) noexcept:
-    if not (ready(inputs, cnp.NPY_FLOAT32) or ready(inputs, cnp.NPY_FLOAT64)):
-        return False
-    cdef cnp.ndarray x = <cnp.ndarray>inputs
-    return (x.ndim == 4 and x.shape[2] >= pool and x.shape[3] >= pool
-            and x.shape[2] * x.shape[3] <= 2147483647)
-
-
-def pool_forward(dict state, object inputs):
-    """MaxPool2D forward on a layer's __dict__: sets `inputs`, `output` (N, C, OH, OW) and
-    `argmax` (N, C, OH, OW, int32: the winner's flat index in its (H, W) plane).
-
-    Returns False, changing nothing, when `inputs` is not already a C-contiguous float32/float64
-    (N, C, H, W) array with H and W at least pool_size."""
-    cdef Py_ssize_t pool, s
-    _pool_geometry(state, &pool, &s)
-    if not _pool_input(inputs, pool):
-        return False
-    cdef cnp.ndarray x = <cnp.ndarray>inputs
-    cdef int typenum = cnp.PyArray_TYPE(x)
-    cdef Py_ssize_t h = x.shape[2], w = x.shape[3]
-    cdef cnp.npy_intp dims[4]
-    dims[0] = x.shape[0]
-    dims[1] = x.shape[1]
-    dims[2] = (h - pool) // s + 1
-    dims[3] = (w - pool) // s + 1
-    cdef cnp.ndarray output = reuse(state, "output", 4, dims, typenum, x, None)
-    cdef cnp.ndarray argmax = reuse(state, "argmax", 4, dims, cnp.NPY_INT32, None, None)
-    cdef Py_ssize_t planes = dims[0] * dims[1]
-    cdef void* p_x = data(x)
-    cdef void* p_out = data(output)
-    cdef int* p_arg = <int*>data(argmax)
-    with nogil:
-        if typenum == cnp.NPY_FLOAT32:
-            _pool_forward(<float*>p_x, <float*>p_out, p_arg, planes, h, w, dims[2], dims[3], pool, s)
-        else:
-            _pool_forward(<double*>p_x, <double*>p_out, p_arg, planes, h, w, dims[2], dims[3], pool, s)
-    state["inputs"] = x
-    return True
-
-
-def pool_backward(dict state, object dvalues):
-    """MaxPool2D backward on a layer's __dict__: sets `dinputs` (the forward inputs' shape).
-
-    Returns False, changing nothing, when `dvalues` is not already a C-contiguous array of the
-    inputs' dtype with the forward's output shape."""
-    cdef Py_ssize_t pool, s
-    _pool_geometry(state, &pool, &s)
-    inputs = state.get("inputs")
-    argmax = state.get("argmax")
-    if not _pool_input(inputs, pool) or not ready(argmax, cnp.NPY_INT32):
-        raise _validation.missing_forward("Layer_MaxPool2D", "argmax")
-    cdef cnp.ndarray x = <cnp.ndarray>inputs
-    cdef cnp.ndarray arg = <cnp.ndarray>argmax
-    cdef int typenum = cnp.PyArray_TYPE(x)
-    cdef Py_ssize_t h = x.shape[2], w = x.shape[3]
-    cdef Py_ssize_t oh = (h - pool) // s + 1, ow = (w - pool) // s + 1
-    if (arg.ndim != 4 or arg.shape[0] != x.shape[0] or arg.shape[1] != x.shape[1]
-            or arg.shape[2] != oh or arg.shape[3] != ow):
-        raise _validation.missing_forward("Layer_MaxPool2D", "argmax")
-    if not ready(dvalues, typenum):
-        return False
-    cdef cnp.ndarray dv = <cnp.ndarray>dvalues
-    if dv.ndim != 4 or dv.shape[0] != x.shape[0] or dv.shape[1] != x.shape[1] or dv.shape[2] != oh \
-            or dv.shape[3] != ow:
-        return False
-    cdef cnp.ndarray dinputs = reuse(state, "dinputs", 4, cnp.PyArray_DIMS(x), typenum, dv, None)
-    cdef Py_ssize_t planes = x.shape[0] * x.shape[1]
-    cdef void* p_dv = data(dv)
-    cdef int* p_arg = <int*>data(arg)
-    cdef void* p_dx = data(dinputs)
-    cdef bint ok
-    with nogil:
-        if typenum == cnp.NPY_FLOAT32:
-            ok = _pool_backward(<float*>p_dv, p_arg, <float*>p_dx, planes, h * w, oh * ow)
-        else:
-            ok = _pool_backward(<double*>p_dv, p_arg, <double*>p_dx, planes, h * w, oh * ow)
-    if not ok:
-        raise ValueError("Layer_MaxPool2D.backward: argmax holds positions outside the input planes; "
-                         "it was changed after forward(). Run forward() again.")
-    return True
+    return OK

@@ -14,7 +14,7 @@ from _common cimport data, is_float_typenum, ready, ready2, reuse2
 from _regularization cimport add_penalty_gradient
 from fastnn._ext._blas cimport gemm
 
-from fastnn import _validation
+include "_status.pxi"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -67,7 +67,7 @@ cdef inline void _dense_forward(const floating* inputs, const floating* weights,
 # The regularisation terms are _regularization.pxd's add_penalty_gradient (the book's sign(), +1
 # at exactly 0; L1 then L2).
 
-# Column sums accumulate in double (design.md §4), one row at a time so memory is read in order.
+# Column sums accumulate in double, one row at a time so memory is read in order.
 cdef inline void _column_sums(const floating* dvalues, floating* dbiases, double* accumulator,
                               Py_ssize_t n_samples, Py_ssize_t n_neurons) noexcept nogil:
     cdef Py_ssize_t i, j
@@ -96,32 +96,36 @@ cdef inline void _dense_backward(const floating* dvalues, const floating* inputs
 
 
 # ---------------------------------------------------------------------------------------------
-# Entry points.
+# Entry points. Each returns a status (_status.pxi): OK; CONVERT, changing nothing, when the data
+# argument is not in the exact form below; BAD_WEIGHTS or BAD_BIASES when the layer's parameters
+# are not; NO_FORWARD from backward without a matching forward.
 
-cdef inline int _check_parameters(dict state) except -1:
+cdef inline int _check_parameters(dict state) noexcept:
     """weights (n_inputs, n_neurons) and biases (1, n_neurons): one float dtype, C order."""
     weights = state.get("weights")
     biases = state.get("biases")
     if not (ready(weights, cnp.NPY_FLOAT32) or ready(weights, cnp.NPY_FLOAT64)):
-        raise _validation.parameter_error("weights", weights, biases)
+        return BAD_WEIGHTS
     cdef cnp.ndarray w = <cnp.ndarray>weights
     if w.ndim != 2 or not ready2(biases, cnp.PyArray_TYPE(w), w.shape[1]) or (<cnp.ndarray>biases).shape[0] != 1:
-        raise _validation.parameter_error("biases", weights, biases)
-    return 0
+        return BAD_BIASES
+    return OK
 
 
 def forward(dict state, object inputs):
     """Dense forward on a layer's __dict__: sets `inputs` and `output`.
 
-    Returns False, changing nothing, when `inputs` is not already a C-contiguous
-    (n_samples, n_inputs) array of the weights' dtype."""
-    _check_parameters(state)
+    CONVERT when `inputs` is not already a C-contiguous (n_samples, n_inputs) array of the
+    weights' dtype."""
+    cdef int status = _check_parameters(state)
+    if status != OK:
+        return status
     cdef cnp.ndarray weights = state["weights"]
     cdef cnp.ndarray biases = state["biases"]
     cdef int typenum = cnp.PyArray_TYPE(weights)
     cdef Py_ssize_t n_inputs = weights.shape[0], n_neurons = weights.shape[1]
     if not ready2(inputs, typenum, n_inputs):
-        return False
+        return CONVERT
     cdef cnp.ndarray x = <cnp.ndarray>inputs
     cdef Py_ssize_t n_samples = x.shape[0]
     cdef cnp.ndarray output = reuse2(state, "output", n_samples, n_neurons, typenum, x, weights)
@@ -135,7 +139,7 @@ def forward(dict state, object inputs):
         else:
             _dense_forward(<double*>p_x, <double*>p_w, <double*>p_b, <double*>p_out, n_samples, n_inputs, n_neurons)
     state["inputs"] = x
-    return True
+    return OK
 
 
 cdef enum:
@@ -146,20 +150,22 @@ def backward(dict state, object dvalues, bint want_dinputs=True):
     """Dense backward on a layer's __dict__: sets `dweights`, `dbiases` and (unless
     want_dinputs is False) `dinputs`, from `dvalues` and the `inputs` of the last forward.
 
-    Returns False, changing nothing, when `dvalues` is not already a C-contiguous
-    (n_samples, n_neurons) array of the weights' dtype with the forward's n_samples."""
-    _check_parameters(state)
+    CONVERT when `dvalues` is not already a C-contiguous (n_samples, n_neurons) array of the
+    weights' dtype with the forward's n_samples."""
+    cdef int status = _check_parameters(state)
+    if status != OK:
+        return status
     cdef cnp.ndarray weights = state["weights"]
     cdef cnp.ndarray biases = state["biases"]
     cdef int typenum = cnp.PyArray_TYPE(weights)
     cdef Py_ssize_t n_inputs = weights.shape[0], n_neurons = weights.shape[1]
     inputs = state.get("inputs")
     if not ready2(inputs, typenum, n_inputs):
-        raise _validation.missing_forward("Layer_Dense", "inputs")
+        return NO_FORWARD
     cdef cnp.ndarray x = <cnp.ndarray>inputs
     cdef Py_ssize_t n_samples = x.shape[0]
     if not ready2(dvalues, typenum, n_neurons) or (<cnp.ndarray>dvalues).shape[0] != n_samples:
-        return False
+        return CONVERT
     cdef cnp.ndarray dv = <cnp.ndarray>dvalues
     cdef double l1w = state.get("weight_regularizer_l1", 0)
     cdef double l2w = state.get("weight_regularizer_l2", 0)
@@ -197,4 +203,4 @@ def backward(dict state, object dvalues, bint want_dinputs=True):
                             l1w, l2w, l1b, l2b)
     if p_acc != stack_sums:
         PyMem_Free(p_acc)
-    return True
+    return OK

@@ -18,8 +18,6 @@ from cython cimport floating
 
 from _common cimport data, is_float_typenum, ready, same_shape
 
-from fastnn import _validation
-
 
 cdef inline floating _sqrt(floating x) noexcept nogil:
     if floating is float:
@@ -107,14 +105,36 @@ cdef inline void _adam(floating* param, const floating* grad, floating* m, float
 # =============================================================================================
 # Entry points: one call per layer, on its __dict__ (weights/biases, their gradients and their
 # state, under the book's names). Every array is checked before anything is written, so a
-# rejected call leaves the layer as it was.
+# rejected call leaves the layer as it was. The methods are C constants and (cpdef) Python
+# attributes of this module: fastnn/optimizers.py passes _optimizers.ADAM etc.
 
-cdef enum:
+cpdef enum:
     SGD = 0
     SGD_MOMENTUM = 1
     ADAGRAD = 2
     RMSPROP = 3
     ADAM = 4
+
+# What update_layer returns (also Python attributes, cpdef): OK, or the first layer array that
+# stopped it, nothing written: missing, or not of one float dtype and shape with its parameter in C
+# order (writeable, but for a gradient). The caller builds the message (fastnn/optimizers.py,
+# through fastnn._validation) from REFUSED[status]: the attribute's name and that of the parameter
+# it must match (None for a parameter itself).
+cpdef enum:
+    OK = 0
+    BAD_WEIGHTS = 1
+    BAD_DWEIGHTS = 2
+    BAD_WEIGHT_MOMENTUMS = 3
+    BAD_WEIGHT_CACHE = 4
+    BAD_BIASES = 5
+    BAD_DBIASES = 6
+    BAD_BIAS_MOMENTUMS = 7
+    BAD_BIAS_CACHE = 8
+
+REFUSED = (None, ("weights", None), ("dweights", "weights"), ("weight_momentums", "weights"),
+           ("weight_cache", "weights"), ("biases", None), ("dbiases", "biases"), ("bias_momentums", "biases"),
+           ("bias_cache", "biases"))
+_STATUS = {refused[0]: status for status, refused in enumerate(REFUSED) if refused is not None}
 
 # Names of the state arrays each method keeps on the layer, for weights and for biases.
 _STATE = {
@@ -126,18 +146,19 @@ _STATE = {
 }
 
 
-cdef int _check(dict layer, str param, str grad, tuple state, str where) except -1:
-    """layer[param], layer[grad] and each layer[state name]: same float dtype, same size, C order."""
+cdef str _check(dict layer, str param, str grad, tuple state):
+    """None when layer[param], layer[grad] and each layer[state name] have the same float dtype,
+    the same size and C order; else the name of the first that does not."""
     p = layer.get(param)
     if not (ready(p, cnp.NPY_FLOAT32) or ready(p, cnp.NPY_FLOAT64)) or not (<cnp.ndarray>p).flags.writeable:
-        raise _validation.optimizer_array_error(where, param, p, None)
+        return param
     cdef int typenum = cnp.PyArray_TYPE(<cnp.ndarray>p)
     for name in (grad,) + state:
         a = layer.get(name)
         if not ready(a, typenum) or not same_shape(<cnp.ndarray>a, <cnp.ndarray>p) or (
                 name != grad and not (<cnp.ndarray>a).flags.writeable):
-            raise _validation.optimizer_array_error(where, name, a, p)
-    return 0
+            return name
+    return None
 
 
 cdef void _apply(int method, int typenum, void* param, void* grad, void* s1, void* s2, Py_ssize_t n,
@@ -172,14 +193,18 @@ cdef inline void* _state_pointer(dict layer, tuple names, int i):
 
 
 def update_layer(int method, dict layer, double lr, double epsilon=0, double a=0, double b=0,
-                 double correction1=1, double correction2=1, str where="Optimizer.update_params"):
-    """Update layer['weights'] and layer['biases'] in place with `method` (0 SGD, 1 SGD with
-    momentum, 2 Adagrad, 3 RMSprop, 4 Adam); see the kernels above for a, b, correction1/2."""
+                 double correction1=1, double correction2=1):
+    """Update layer['weights'] and layer['biases'] in place with `method` (SGD, SGD_MOMENTUM,
+    ADAGRAD, RMSPROP or ADAM); see the kernels above for a, b, correction1/2. Returns OK, or the
+    status of the array that stopped it (see REFUSED)."""
     if method < SGD or method > ADAM:
         raise ValueError(f"unknown optimizer method {method}")
     weight_state, bias_state = _STATE[method]
-    _check(layer, "weights", "dweights", weight_state, where)
-    _check(layer, "biases", "dbiases", bias_state, where)
+    refused = _check(layer, "weights", "dweights", weight_state)
+    if refused is None:
+        refused = _check(layer, "biases", "dbiases", bias_state)
+    if refused is not None:
+        return _STATUS[refused]
     cdef cnp.ndarray w = layer["weights"], dw = layer["dweights"]
     cdef cnp.ndarray bias = layer["biases"], db = layer["dbiases"]
     cdef int wt = cnp.PyArray_TYPE(w), bt = cnp.PyArray_TYPE(bias)
@@ -195,3 +220,4 @@ def update_layer(int method, dict layer, double lr, double epsilon=0, double a=0
     with nogil:
         _apply(method, wt, pw, pdw, pw1, pw2, nw, lr, epsilon, a, b, correction1, correction2)
         _apply(method, bt, pb, pdb, pb1, pb2, nb, lr, epsilon, a, b, correction1, correction2)
+    return OK

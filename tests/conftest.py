@@ -38,14 +38,14 @@ def dtype(request):
 def conv_threads(request):
     """Both Conv2D drivers: the serial loop over samples and the OpenMP split of the batch (made
     to split even tiny test batches)."""
-    from fastnn._ext import _conv
+    from fastnn._ext import _threads
 
-    before = _conv.num_threads()[0]
-    _conv.set_num_threads(request.param)
-    threshold = _conv.set_min_work_per_thread(1)
+    before = _threads.num_threads()[0]
+    _threads.set_num_threads(request.param)
+    threshold = _threads.set_min_work_per_thread(1)
     yield request.param
-    _conv.set_min_work_per_thread(threshold)
-    _conv.set_num_threads(before)
+    _threads.set_min_work_per_thread(threshold)
+    _threads.set_num_threads(before)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Buffers and user arrays (design.md §4, §5).
+"""Buffers and user arrays (docs/kernels.md).
 
 - After warm-up a training step of the dense/activation/loss/optimizer path allocates no array:
   tracemalloc (NumPy reports its allocations to it) sees neither growth nor a transient peak of

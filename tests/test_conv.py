@@ -14,7 +14,7 @@ import pytest
 
 import fastnn
 import fastnn.reference as ref
-from fastnn._ext import _conv
+from fastnn._ext import _threads
 
 
 def assert_close(got, want, dtype):
@@ -91,34 +91,34 @@ def test_conv_results_do_not_depend_on_the_thread_count(rng, dtype):
     x = rng.standard_normal((37, 8, 12, 12)).astype(dtype)
     dvalues = rng.standard_normal((37, 16, 12, 12)).astype(dtype)
     results = []
-    before = _conv.num_threads()[0]
-    threshold = _conv.set_min_work_per_thread(1)
+    before = _threads.num_threads()[0]
+    threshold = _threads.set_min_work_per_thread(1)
     try:
         for threads in (1, 0, 2, 3, 5):
-            _conv.set_num_threads(threads)
+            _threads.set_num_threads(threads)
             np.random.seed(3)
             layer = fastnn.Layer_Conv2D(8, 16, 3, padding=1, dtype=dtype, weight_regularizer_l1=1e-3)
             layer.forward(x)
             layer.backward(dvalues)
             results.append([layer.output.copy(), layer.dinputs.copy(), layer.dweights.copy(), layer.dbiases.copy()])
     finally:
-        _conv.set_num_threads(before)
-        _conv.set_min_work_per_thread(threshold)
+        _threads.set_num_threads(before)
+        _threads.set_min_work_per_thread(threshold)
     for other in results[1:]:
         for got, want in zip(other, results[0]):
             np.testing.assert_array_equal(got, want)
 
 
 def test_conv_thread_setting():
-    before = _conv.num_threads()[0]
+    before = _threads.num_threads()[0]
     try:
-        _conv.set_num_threads(1)
-        assert _conv.num_threads()[:2] == (1, 1)
-        _conv.set_num_threads(0)
+        _threads.set_num_threads(1)
+        assert _threads.num_threads()[:2] == (1, 1)
+        _threads.set_num_threads(0)
         with pytest.raises(ValueError):
-            _conv.set_num_threads(-1)
+            _threads.set_num_threads(-1)
     finally:
-        _conv.set_num_threads(before)
+        _threads.set_num_threads(before)
 
 
 def test_conv_empty_batch(dtype):
@@ -383,7 +383,7 @@ def test_flatten_errors():
 def test_public_thread_setting():
     import fastnn.conv
 
-    before = _conv.num_threads()[0]
+    before = _threads.num_threads()[0]
     try:
         fastnn.conv.set_num_threads(1)
         assert fastnn.conv.get_num_threads() == 1
@@ -394,29 +394,29 @@ def test_public_thread_setting():
         with pytest.raises(TypeError):
             fastnn.conv.set_num_threads(1.5)
     finally:
-        _conv.set_num_threads(before)
+        _threads.set_num_threads(before)
 
 
 def test_blas_thread_count_is_restored_after_a_threaded_conv(rng):
     """The kernels pin NumPy's OpenBLAS to one thread while they run and restore it after."""
     threadpoolctl = pytest.importorskip("threadpoolctl")
-    if not _conv.num_threads()[2]:
+    if not _threads.num_threads()[2]:
         pytest.skip("NumPy's BLAS is not an OpenBLAS fastnn can pin")
     x = rng.standard_normal((16, 4, 10, 10)).astype(np.float32)
     layer = fastnn.Layer_Conv2D(4, 8, 3, padding=1)
-    before = _conv.num_threads()[0]
-    threshold = _conv.set_min_work_per_thread(1)
+    before = _threads.num_threads()[0]
+    threshold = _threads.set_min_work_per_thread(1)
     try:
         with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
             for threads in (1, 2):
-                _conv.set_num_threads(threads)
+                _threads.set_num_threads(threads)
                 layer.forward(x)
                 layer.backward(np.ones_like(layer.output))
                 counts = [p["num_threads"] for p in threadpoolctl.threadpool_info() if p["internal_api"] == "openblas"]
                 assert counts and all(c == 2 for c in counts)
     finally:
-        _conv.set_min_work_per_thread(threshold)
-        _conv.set_num_threads(before)
+        _threads.set_min_work_per_thread(threshold)
+        _threads.set_num_threads(before)
 
 
 def test_automatic_threads_follow_the_blas_thread_count():
@@ -424,18 +424,18 @@ def test_automatic_threads_follow_the_blas_thread_count():
     threadpoolctl = pytest.importorskip("threadpoolctl")
     from fastnn._ext import _buildinfo
 
-    if not _conv.num_threads()[2]:
+    if not _threads.num_threads()[2]:
         pytest.skip("NumPy's BLAS is not an OpenBLAS fastnn can pin")
-    before = _conv.num_threads()[0]
+    before = _threads.num_threads()[0]
     try:
-        _conv.set_num_threads(0)
+        _threads.set_num_threads(0)
         with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
-            assert _conv.num_threads()[1] == 1
+            assert _threads.num_threads()[1] == 1
         with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
-            assert _conv.num_threads()[1] == _buildinfo.openmp_max_threads()
-            _conv.set_num_threads(3)
-            assert _conv.num_threads()[1] == 3
+            assert _threads.num_threads()[1] == _buildinfo.openmp_max_threads()
+            _threads.set_num_threads(3)
+            assert _threads.num_threads()[1] == 3
         with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
-            assert _conv.num_threads()[1] == 3  # an explicit count is obeyed
+            assert _threads.num_threads()[1] == 3  # an explicit count is obeyed
     finally:
-        _conv.set_num_threads(before)
+        _threads.set_num_threads(before)

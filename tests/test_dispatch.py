@@ -83,7 +83,7 @@ def test_losses_identical(dtype, rng):
 
     def call(module):
         out = [module.cce(p, y, True)[1]]
-        for which in (0, 1, 2):
+        for which in (module.BCE, module.MSE, module.MAE):
             out.append(module.elementwise(which, p, target, True)[1])
             state = {}
             assert module.elementwise_backward(which, state, p, target)
@@ -95,6 +95,23 @@ def test_losses_identical(dtype, rng):
 
     for a, b in zip(*_run_both("_losses", call)):
         np.testing.assert_array_equal(a, b)
+
+
+@needs_avx2
+def test_accuracy_and_fused_head_identical(dtype, rng):
+    logits = (rng.standard_normal((41, 7)) * 5).astype(dtype)
+    y = rng.integers(0, 7, 41).astype(np.intp)
+
+    def head(module):
+        softmax, combined = {}, {}
+        total, correct = module.softmax_cce_step(softmax, combined, logits, y)
+        return total, correct, softmax["output"].copy(), combined["dinputs"].copy()
+
+    (t1, c1, p1, d1), (t2, c2, p2, d2) = _run_both("_fused_head", head)
+    assert (t1, c1) == (t2, c2)
+    np.testing.assert_array_equal(p1, p2)
+    np.testing.assert_array_equal(d1, d2)
+    assert _run_both("_accuracy", lambda module: module.argmax_matches(p1, y)) == [c1, c1]
 
 
 @needs_avx2
@@ -113,7 +130,7 @@ def test_optimizers_identical(method, dtype, rng):
     def call(module):
         state = layer()
         for t in range(1, 6):
-            module.update_layer(method, state, 0.01, 1e-7, 0.9, 0.999, 1 - 0.9 ** t, 1 - 0.999 ** t, "test")
+            assert module.update_layer(method, state, 0.01, 1e-7, 0.9, 0.999, 1 - 0.9 ** t, 1 - 0.999 ** t) == module.OK
         return state
 
     a, b = _run_both("_optimizers", call)
@@ -145,8 +162,8 @@ def test_dense_identical(dtype, rng):
         state = {"weights": r.standard_normal((13, 7)).astype(dtype), "biases": r.standard_normal((1, 7)).astype(dtype),
                  "weight_regularizer_l1": 1e-3, "weight_regularizer_l2": 5e-4,
                  "bias_regularizer_l1": 1e-3, "bias_regularizer_l2": 5e-4}
-        assert module.forward(state, x)
-        assert module.backward(state, d)
+        assert module.forward(state, x) == module.OK
+        assert module.backward(state, d) == module.OK
         return [state[k].copy() for k in ("output", "dweights", "dbiases", "dinputs")]
 
     for a, b in zip(*_run_both("_dense", call)):

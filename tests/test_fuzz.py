@@ -1,4 +1,4 @@
-"""Property-based fuzzing of every public entry point (issue 8, design.md §8, §11).
+"""Property-based fuzzing of every public entry point (the rules of fastnn/_core/checks.py).
 
 Each example builds an argument from three independent choices, then calls fastnn:
 - dtype: float32/float64 (native and byte-swapped), float16, longdouble, signed and unsigned
@@ -840,7 +840,7 @@ def test_model(budget):
             result["value"] = getattr(model, method)(*args, **kwargs)
         if method == "train" and valid and not xf.finite:
             # NaN/inf in X: Model.train's guard stops at the step where the loss becomes non-finite
-            # (design.md §8), unless the network happens to absorb them (ReLU of -inf).
+            # (a refused value is refused, not computed on), unless the network happens to absorb them (ReLU of -inf).
             try:
                 call()
                 OUTCOMES[("Model.train", "accepted (non-finite X absorbed)")] += 1
@@ -877,7 +877,7 @@ KERNEL_FUZZ = textwrap.dedent(r'''
     import numpy as np
     from hypothesis import HealthCheck, given, settings, strategies as st
     import fastnn
-    from fastnn._ext import _activations, _blas, _dense, _dropout, _losses, _optimizers
+    from fastnn._ext import _accuracy, _activations, _blas, _dense, _dropout, _fused_head, _losses, _optimizers
 
     DTYPES = ["float32", "float64", ">f4", ">f8", "float16", "int32", "int64", "uint8", "bool", "complex128", "object"]
     counts = collections.Counter()
@@ -927,7 +927,7 @@ KERNEL_FUZZ = textwrap.dedent(r'''
 
     @given(st.data())
     def fuzz(data):
-        which = data.draw(st.integers(0, 19))
+        which = data.draw(st.integers(0, 20))
         a, b, c = data.draw(anything), data.draw(anything), data.draw(arrays())
         state = data.draw(states())
         if which == 0: call("_dense.forward", _dense.forward, state, a)
@@ -949,13 +949,15 @@ KERNEL_FUZZ = textwrap.dedent(r'''
             which_loss = data.draw(st.integers(0, 2))
             call("_losses.elementwise_backward", _losses.elementwise_backward, which_loss, state, a, b)
         elif which == 12: call("_losses.regularization_loss", _losses.regularization_loss, a, b, 0.1, 0.2, 0.3, 0.4)
-        elif which == 13: call("_losses.argmax_matches", _losses.argmax_matches, a, b)
+        elif which == 13: call("_accuracy.argmax_matches", _accuracy.argmax_matches, a, b)
         elif which == 14: call("_losses.labels_ready", _losses.labels_ready, a, b)
         elif which == 15:
             call("_optimizers.update_layer", _optimizers.update_layer, data.draw(st.integers(0, 4)), state,
                  0.01, 1e-7, 0.9, 0.999, 0.1, 0.001)
         elif which == 16:
             call("_blas.gemm_into", _blas.gemm_into, a, b, c, data.draw(st.booleans()), data.draw(st.booleans()))
+        elif which == 17:
+            call("_fused_head.softmax_cce_step", _fused_head.softmax_cce_step, state, data.draw(states()), a, b)
         else:
             # well-formed 2-D float arrays of mismatched sizes: the shapes are what must be checked
             dtype = data.draw(st.sampled_from([np.float32, np.float64]))
@@ -968,6 +970,8 @@ KERNEL_FUZZ = textwrap.dedent(r'''
             call("shapes: _losses.softmax_cce_backward", _losses.softmax_cce_backward, dict(s), x,
                  np.ones(dims[0:2], dtype))
             call("shapes: _losses.cce", _losses.cce, x, np.zeros(dims[5], np.int64), True)
+            call("shapes: _fused_head.softmax_cce_step", _fused_head.softmax_cce_step, dict(s), {}, x,
+                 np.zeros(dims[5], np.int64))
             call("shapes: _activations.backward", _activations.backward, 2, dict(s), np.ones(dims[1:3], dtype))
             call("shapes: _dropout.backward", _dropout.backward, dict(s), np.ones(dims[3:5], dtype))
             call("shapes: _optimizers.update_layer", _optimizers.update_layer, 4,
@@ -996,9 +1000,9 @@ def run_in_subprocess(script, *args, timeout=900):
 @budgets()
 def test_raw_kernel_entries_never_crash(budget):
     """The compiled entries, called directly with arbitrary arrays and states (any dtype, layout and
-    shape, missing or foreign attributes), return False/None or raise ValueError/TypeError/
-    RuntimeError; the interpreter running them exits normally (a segfault or a sanitizer abort
-    would not). In a FASTNN_DEBUG build an out-of-bounds index would surface as IndexError,
+    shape, missing or foreign attributes), return a status, False or None, or raise ValueError/
+    TypeError/RuntimeError; the interpreter running them exits normally (a segfault or a sanitizer
+    abort would not). In a FASTNN_DEBUG build an out-of-bounds index would surface as IndexError,
     reported here as unexpected."""
     done = run_in_subprocess(KERNEL_FUZZ, budget * 8)
     EXAMPLES["test_raw_kernel_entries_never_crash"] += budget * 8

@@ -836,3 +836,59 @@ def test_dropout_rate_zero_keeps_everything(dtype, rng):
     d = fastnn.Layer_Dropout(0.0)
     d.forward(x)
     np.testing.assert_array_equal(d.output, x)
+
+
+def test_layer_kernels_report_unusable_state_with_a_status():
+    """The dense, conv and pool kernels build no messages: they return OK, CONVERT (the data
+    argument needs converting; nothing changed) or a status for the layer state they cannot use,
+    the same numbers in each module; the Python methods raise the errors (fastnn._validation)."""
+    from fastnn._ext import _conv, _dense, _pool
+
+    names = ("OK", "CONVERT", "NO_FORWARD", "BAD_WEIGHTS", "BAD_BIASES", "BAD_STRIDE", "BAD_PADDING", "BAD_POOL",
+             "BAD_ARGMAX")
+    codes = [getattr(_dense, name) for name in names]
+    assert codes[0] == 0 and len(set(codes)) == len(names)
+    for module in (_conv, _pool):
+        assert [getattr(module, name) for name in names] == codes
+    f32 = np.float32
+    w, b = np.ones((2, 3), f32), np.ones((1, 3), f32)
+    assert _dense.forward({}, np.ones((4, 2), f32)) == _dense.BAD_WEIGHTS
+    assert _dense.forward({"weights": w, "biases": b[0]}, np.ones((4, 2), f32)) == _dense.BAD_BIASES
+    state = {"weights": w, "biases": b}
+    assert _dense.backward(state, np.ones((4, 3), f32)) == _dense.NO_FORWARD
+    assert _dense.forward(state, np.ones((4, 2))) == _dense.CONVERT and "output" not in state
+    assert _dense.forward(state, np.ones((4, 2), f32)) == _dense.OK
+    conv = fastnn.conv.Layer_Conv2D(1, 2, 3)
+    x = np.ones((1, 1, 4, 4), f32)
+    for attribute, value, status in (("stride", 0, _conv.BAD_STRIDE), ("padding", -1, _conv.BAD_PADDING),
+                                     ("biases", np.ones(3, f32), _conv.BAD_BIASES)):
+        state = dict(conv.__dict__, **{attribute: value})
+        assert _conv.conv_forward(state, x) == status
+    assert _conv.conv_backward(dict(conv.__dict__), np.ones((1, 2, 2, 2), f32)) == _conv.NO_FORWARD
+    pool = fastnn.conv.Layer_MaxPool2D(2)
+    assert _pool.pool_forward(dict(pool.__dict__, pool_size=0), x) == _pool.BAD_POOL
+    assert _pool.pool_forward(pool.__dict__, x) == _pool.OK
+    pool.argmax[...] = 99
+    assert _pool.pool_backward(pool.__dict__, np.ones((1, 1, 2, 2), f32)) == _pool.BAD_ARGMAX
+
+
+def test_optimizer_kernel_names_the_array_it_refused():
+    """update_layer returns OK or the status of the first array it refused, nothing written;
+    REFUSED[status] names it and the parameter it must match (for the caller's message)."""
+    from fastnn._ext import _optimizers
+
+    f32 = np.float32
+    layer = {"weights": np.ones((2, 3), f32), "dweights": np.ones((2, 3), f32), "biases": np.ones((1, 3), f32),
+             "dbiases": np.ones((1, 3), f32), "weight_momentums": np.zeros((2, 3), f32),
+             "weight_cache": np.zeros((2, 3), f32), "bias_momentums": np.zeros((1, 3), f32)}
+    before = {k: v.copy() for k, v in layer.items()}
+    status = _optimizers.update_layer(_optimizers.ADAM, layer, 0.1, 1e-7, 0.9, 0.999, 0.1, 0.001)
+    assert status == _optimizers.BAD_BIAS_CACHE
+    assert _optimizers.REFUSED[status] == ("bias_cache", "biases")
+    assert all(np.array_equal(layer[k], v) for k, v in before.items())
+    layer["dweights"] = np.ones((3, 2), f32)
+    status = _optimizers.update_layer(_optimizers.SGD, layer, 0.1)
+    assert _optimizers.REFUSED[status] == ("dweights", "weights")
+    layer["dweights"] = np.ones((2, 3), f32)
+    assert _optimizers.update_layer(_optimizers.SGD, layer, 0.1) == _optimizers.OK
+    np.testing.assert_array_equal(layer["weights"], before["weights"] - f32(0.1))

@@ -1,4 +1,4 @@
-"""fastnn.Model beyond the book's log (issue 5): history, verbose modes, shuffle, plots, the NaN
+"""fastnn.Model beyond the book's log: history, verbose modes, shuffle, plots, the NaN
 guard, the checks made before any work, evaluate, predict, one-layer and loss-less models, and the
 binary/regression paths against fastnn.reference."""
 import re
@@ -357,7 +357,7 @@ def test_model_checks_the_data_before_any_work(case, capsys):
 
 def test_whole_number_float_labels_train_exactly_like_int_labels(capsys):
     """The book would crash on float class ids (they index an array); fastnn converts whole numbers
-    once (design.md §3: where the book crashes and the intent is clear, fastnn works)."""
+    once (where the book crashes and the intent is clear, fastnn works)."""
     X, y = spiral_data(50, 3)
     logs = []
     for labels in (y, y.astype(np.float64)):

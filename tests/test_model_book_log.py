@@ -1,6 +1,6 @@
-"""fastnn.Model prints the book's training log, line for line, as fastnn.reference does (issue 5).
+"""fastnn.Model prints the book's training log, line for line, as fastnn.reference does.
 
-The Ch18 spiral script and the Ch19 Fashion-MNIST recipe (book-api.md §7) run with ``fastnn`` (dropout
+The Ch18 spiral script and the Ch19 Fashion-MNIST recipe (docs/compatibility.md) run with ``fastnn`` (dropout
 in book mode, so both draw the same ``np.random.binomial`` masks) and with ``fastnn.reference`` (the
 book's classes in plain NumPy), from the same seed and data; the captured logs are compared as strings.
 BLAS runs on one thread (tests/conftest.py), so GEMMs are bit-identical between the two.
@@ -10,7 +10,7 @@ What is exact and why (investigated, see test_ch18_float32_log_diverges_only_aft
 * float64: the whole log is identical for as long as we ran it (60 epochs of Ch18; 20 here).
 * float32 (the book's dtype): identical for the first 10 epochs of Ch18 (5 checked here) and for the
   whole small Ch19 run. From epoch 11 of Ch18 the third decimal starts to differ. Cause: fastnn's
-  kernels accumulate bias-gradient column sums and loss sums in double (design.md §4) where NumPy sums
+  kernels accumulate bias-gradient column sums and loss sums in double (docs/numerics.md) where NumPy sums
   float32 pairwise, and its softmax rounds differently, so after the very first step the gradients
   differ by float32 rounding (dbiases by ~3e-7, softmax outputs by 1-2 ulp). Adam's first steps divide
   each gradient by its own magnitude (m_hat / sqrt(v_hat) ~ sign(g)), which turns those rounding
@@ -31,7 +31,7 @@ import fastnn
 import fastnn.reference as ref
 from fastnn._core import config as _config
 
-# book-api.md §3: verified live with the book's Ch22 classes (the first lines of the Ch18 run).
+# Verified live with the book's Ch22 classes (the first lines of the Ch18 run).
 BOOK_CH18_FIRST_LINES = [
     "epoch: 1",
     "step: 0, acc: 0.354, loss: 1.099 (data_loss: 1.099, reg_loss: 0.000), lr: 0.05",

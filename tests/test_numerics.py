@@ -1,4 +1,4 @@
-"""Numerical safety (design.md §4, §8; issue 8): extreme logits keep softmax and the losses
+"""Numerical safety (docs/numerics.md): extreme logits keep softmax and the losses
 finite, sigmoid and the log losses raise no floating-point warnings, the book's clipping holds at
 exactly 0 and 1, a float64 value that float32 cannot hold is refused instead of becoming inf, and a
 NaN or inf born inside training stops Model.train at the step where it appears.

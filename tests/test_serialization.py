@@ -1,4 +1,4 @@
-"""Model files (issue 5, design.md §9): the safe zip format, pickle only on request, atomic writes.
+"""Model files (docs/file-format.md): the safe zip format, pickle only on request, atomic writes.
 
 The round trip of every saveable class (bit-identical predictions, every attribute, float32 and
 float64, the optimizer state, training resumed) is in tests/contract/test_round_trips.py; here:

@@ -1,5 +1,5 @@
 """Every public entry point refuses every bad argument with the promised error, and a refused call
-changes nothing (design.md §8, issue 8).
+changes nothing (fastnn/_core/checks.py states the rules).
 
 The rows every declared class gets from its case (bad inputs and gradients of every layer, bad
 predictions and targets of every loss, broken layers for every optimizer) are generated in

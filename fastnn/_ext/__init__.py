@@ -15,8 +15,9 @@ import os as _os
 import sys as _sys
 
 _HERE = _os.path.dirname(__file__)
-MODULES = ("_buildinfo", "_blas", "_activations", "_dense", "_losses", "_optimizers", "_dropout", "_conv")
-DISPATCHED = ("_activations", "_dense", "_losses", "_optimizers", "_dropout")
+MODULES = ("_buildinfo", "_blas", "_activations", "_dense", "_losses", "_accuracy", "_fused_head", "_optimizers",
+           "_dropout", "_threads", "_conv", "_pool")
+DISPATCHED = ("_activations", "_dense", "_losses", "_accuracy", "_fused_head", "_optimizers", "_dropout")
 
 
 def _is_built(name):

@@ -24,7 +24,7 @@ import os
 
 import numpy as np
 
-from .._ext import _blas, _conv
+from .._ext import _blas, _threads
 
 # (symbol for float32, symbol for float64, calling convention), most specific first.
 _CBLAS_CANDIDATES = (
@@ -145,6 +145,6 @@ def install_thread_functions() -> bool:
         for set_name, get_name in _OPENBLAS_THREAD_SYMBOLS:
             set_address, get_address = _addresses(lib, set_name, get_name)
             if set_address and get_address:
-                _conv.set_blas_thread_functions(set_address, get_address)
+                _threads.set_blas_thread_functions(set_address, get_address)
                 return True
     return False

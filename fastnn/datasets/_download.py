@@ -19,7 +19,7 @@ import tempfile
 import urllib.error
 import urllib.request
 
-from .. import __version__
+from .._version import __version__
 
 BASE_URLS: dict[str, tuple[str, ...]] = {
     # The files of yann.lecun.com/exdb/mnist, as mirrored by PyTorch (torchvision's first choice) and

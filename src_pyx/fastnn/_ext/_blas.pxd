@@ -1,4 +1,4 @@
-# The one place fastnn's kernels call GEMM (design.md §6). The BLAS is NumPy's own, so fastnn adds
+# The one place fastnn's kernels call GEMM. The BLAS is NumPy's own, so fastnn adds
 # no second thread pool: fastnn/_gemm.py finds NumPy's sgemm/dgemm and hands their addresses to
 # _blas.set_backend() at import.
 #
