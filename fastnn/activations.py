@@ -1,4 +1,4 @@
-"""Activations with the book's names and protocol: ReLU, Softmax, Sigmoid and Linear.
+"""Activations with the book's names and protocol: ReLU, Softmax, Sigmoid and Linear; Tanh beyond the book.
 
 Each forward and backward is one compiled call (src_pyx/_activations.pyx) writing into a buffer
 the object reuses while the shape stays the same. ``predictions(outputs)`` turns the last layer's
@@ -98,6 +98,18 @@ class Activation_Linear:
             # kernel reads a contiguous one.
             self.inputs = _arrays.contiguous(saved, saved.dtype.type)
             _activations.backward(_activations.LINEAR, self.__dict__, dvalues)
+
+    def predictions(self, outputs):
+        """The outputs unchanged."""
+        return outputs
+
+
+@declare("layer", keeps_features=True)
+class Activation_Tanh(_Activation):
+    """output = tanh(inputs), any shape; backward: dvalues * (1 - output**2). Beyond the book."""
+
+    _KIND = _activations.TANH
+    _SAVED = "output"
 
     def predictions(self, outputs):
         """The outputs unchanged."""

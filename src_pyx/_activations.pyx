@@ -1,9 +1,10 @@
-"""Activation kernels: ReLU, Sigmoid, Softmax and Linear, each backward next to its forward.
+"""Activation kernels: ReLU, Sigmoid, Softmax, Linear and Tanh, each backward next to its forward.
 
 Two entry points, forward() and backward(), run one activation on an object's state dict (see
 _common.pxd). Shapes: inputs/output/dvalues/dinputs are (n_samples, n_neurons) for Softmax and any
-shape for the elementwise ReLU, Sigmoid and Linear, which see flat arrays of `n` elements.
+shape for the elementwise ReLU, Sigmoid, Linear and Tanh, which see flat arrays of `n` elements.
 """
+from libc.math cimport tanh, tanhf
 from libc.string cimport memcpy
 
 cimport numpy as cnp
@@ -68,6 +69,27 @@ cdef inline void _sigmoid_backward(const floating* dvalues, const floating* outp
 
 
 # ---------------------------------------------------------------------------------------------
+# Tanh: libm's tanh in the data's dtype (tanhf for float32); the gradient from the output, as the
+# reference and PyTorch: dvalues * (1 - output^2), in the data's dtype.
+
+cdef inline void _tanh_forward(const floating* inputs, floating* output, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        if floating is float:
+            output[i] = tanhf(inputs[i])
+        else:
+            output[i] = tanh(inputs[i])
+
+
+cdef inline void _tanh_backward(const floating* dvalues, const floating* output, floating* dinputs,
+                                Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef floating one = 1
+    for i in range(n):
+        dinputs[i] = dvalues[i] * (one - output[i] * output[i])
+
+
+# ---------------------------------------------------------------------------------------------
 # Softmax forward: _softmax.pxd (shared with the fused softmax + cross-entropy step in _losses).
 
 # The book multiplies each row of dvalues by the Jacobian diag(s) - s s^T. Written out, row i of
@@ -97,10 +119,11 @@ cpdef enum:
     SIGMOID = 1
     SOFTMAX = 2
     LINEAR = 3
+    TANH = 4
 
 
 def forward(int kind, dict state, object inputs):
-    """Forward of ReLU (0), Sigmoid (1) or Softmax (2) on an object's __dict__: sets `inputs` and
+    """Forward of ReLU, Sigmoid, Softmax or Tanh (the kind constants) on an object's __dict__: sets `inputs` and
     `output`. False, changing nothing, when inputs is not a C-contiguous float32/float64 array
     (2-D for Softmax)."""
     if not ready_float(inputs):
@@ -126,6 +149,11 @@ def forward(int kind, dict state, object inputs):
                 _sigmoid_forward(<float*>p_x, <float*>p_out, n)
             else:
                 _sigmoid_forward(<double*>p_x, <double*>p_out, n)
+        elif kind == TANH:
+            if f32:
+                _tanh_forward(<float*>p_x, <float*>p_out, n)
+            else:
+                _tanh_forward(<double*>p_x, <double*>p_out, n)
         elif columns > 0:
             if f32:
                 _softmax_forward(<float*>p_x, <float*>p_out, rows, columns)
@@ -136,10 +164,10 @@ def forward(int kind, dict state, object inputs):
 
 
 def backward(int kind, dict state, object dvalues):
-    """Backward of ReLU (0), Sigmoid (1), Softmax (2) or Linear (3) on an object's __dict__: sets
+    """Backward of ReLU, Sigmoid, Softmax, Linear or Tanh (the kind constants) on an object's __dict__: sets
     `dinputs`. False, changing nothing, when dvalues is not a C-contiguous array of the forward's
     shape and dtype."""
-    cdef object saved = state.get("output" if kind == SIGMOID or kind == SOFTMAX else "inputs")
+    cdef object saved = state.get("output" if kind == SIGMOID or kind == SOFTMAX or kind == TANH else "inputs")
     if not ready_float(saved) or not ready_like(dvalues, <cnp.ndarray>saved):
         return False
     cdef cnp.ndarray dv = <cnp.ndarray>dvalues, s = <cnp.ndarray>saved
@@ -163,6 +191,11 @@ def backward(int kind, dict state, object dvalues):
                 _sigmoid_backward(<float*>p_dv, <float*>p_s, <float*>p_dx, n)
             else:
                 _sigmoid_backward(<double*>p_dv, <double*>p_s, <double*>p_dx, n)
+        elif kind == TANH:
+            if f32:
+                _tanh_backward(<float*>p_dv, <float*>p_s, <float*>p_dx, n)
+            else:
+                _tanh_backward(<double*>p_dv, <double*>p_s, <double*>p_dx, n)
         elif kind == SOFTMAX:
             if f32:
                 _softmax_backward(<float*>p_dv, <float*>p_s, <float*>p_dx, rows, columns)

@@ -159,6 +159,7 @@ CASES: dict[str, Case] = {case.name: case for case in [
     Case("Activation_Softmax", ndim=2, rtol=8, atol=8, same_formula=False),
     Case("Activation_Sigmoid"),
     Case("Activation_Linear", views=("output",), rtol=0),
+    Case("Activation_Tanh"),
     # --- layers
     Case("Layer_Dense", kwargs={"n_inputs": 4, "n_neurons": 3}, ndim=2,
          invalid=(({"n_inputs": 10 ** 6, "n_neurons": 10 ** 7}, ValueError,

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from .accuracy import Accuracy, Accuracy_Categorical, Accuracy_Regression
 from .activations import Activation_Linear, Activation_ReLU, Activation_Sigmoid, Activation_Softmax
+from .activations import Activation_Tanh  # beyond the book: not in __all__
 from .conv import Layer_Conv2D, Layer_Flatten, Layer_MaxPool2D  # beyond the book: not in __all__ (see above)
 from .layers import Layer_Dense, Layer_Dropout, Layer_Input
 from .losses import (

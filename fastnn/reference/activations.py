@@ -1,4 +1,4 @@
-"""Activations of the book (Ch22 versions): ReLU, Softmax, Sigmoid, Linear.
+"""Activations of the book (Ch22 versions): ReLU, Softmax, Sigmoid, Linear; Tanh beyond the book.
 
 All take inputs of shape (n_samples, n_units) and keep the input dtype. forward/backward store
 ``output``/``dinputs`` on the object and return None; ``predictions`` turns outputs into the values
@@ -86,4 +86,21 @@ class Activation_Linear:
 
     def predictions(self, outputs: np.ndarray) -> np.ndarray:
         """outputs: (n_samples, n_outputs) -> the same array."""
+        return outputs
+
+
+class Activation_Tanh:
+    """``output = tanh(inputs)``; the gradient is ``1 - output**2`` (beyond the book)."""
+
+    def forward(self, inputs: np.ndarray, training: bool = True) -> None:
+        """inputs: any shape -> self.output: same shape. ``training`` is ignored."""
+        self.inputs = inputs
+        self.output = np.tanh(inputs)
+
+    def backward(self, dvalues: np.ndarray) -> None:
+        """dvalues: the output's shape -> self.dinputs = dvalues * (1 - output**2)."""
+        self.dinputs = dvalues * (1 - self.output ** 2)
+
+    def predictions(self, outputs: np.ndarray) -> np.ndarray:
+        """outputs -> the same array."""
         return outputs
