@@ -160,6 +160,8 @@ CASES: dict[str, Case] = {case.name: case for case in [
     Case("Activation_Sigmoid"),
     Case("Activation_Linear", views=("output",), rtol=0),
     Case("Activation_Tanh"),
+    Case("Activation_LeakyReLU", values="kinkless", rtol=0, variants=(dict(id="alpha0.3", kwargs={"alpha": 0.3}),)),
+    Case("Activation_GELU", variants=(dict(id="tanh", kwargs={"approximate": "tanh"}),)),
     # --- layers
     Case("Layer_Dense", kwargs={"n_inputs": 4, "n_neurons": 3}, ndim=2,
          invalid=(({"n_inputs": 10 ** 6, "n_neurons": 10 ** 7}, ValueError,

@@ -22,8 +22,8 @@ Deliberate deviations from the book (each pinned by a test in ``tests/test_refer
   raise ValueError naming the missing ``set(loss=..., optimizer=..., accuracy=...)`` argument.
 - ``Loss.calculate``/``Accuracy.calculate`` before any ``new_pass()`` start the accumulators at zero.
 - Categorical cross-entropy labels of rank other than 1 or 2 raise ValueError (the book: UnboundLocalError).
-- Beyond the book, ``Layer_Conv2D``, ``Layer_MaxPool2D`` and ``Layer_Flatten`` (``fastnn.reference.conv``)
-  are importable from here; ``__all__`` lists only the book's names, so ``from fastnn.reference import *``
+- Beyond the book, ``Layer_Conv2D``, ``Layer_MaxPool2D`` and ``Layer_Flatten`` (``fastnn.reference.conv``),
+  ``Activation_Tanh``, ``Activation_LeakyReLU`` and ``Activation_GELU`` are importable from here; ``__all__`` lists only the book's names, so ``from fastnn.reference import *``
   brings exactly the book's classes.
 - Float labels are converted to the prediction dtype, Dense converts its inputs and incoming gradients
   to the parameter dtype and Dropout casts back to the input dtype (the book under ``nnfs.init()`` lets
@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from .accuracy import Accuracy, Accuracy_Categorical, Accuracy_Regression
 from .activations import Activation_Linear, Activation_ReLU, Activation_Sigmoid, Activation_Softmax
-from .activations import Activation_Tanh  # beyond the book: not in __all__
+from .activations import Activation_GELU, Activation_LeakyReLU, Activation_Tanh  # beyond the book: not in __all__
 from .conv import Layer_Conv2D, Layer_Flatten, Layer_MaxPool2D  # beyond the book: not in __all__ (see above)
 from .layers import Layer_Dense, Layer_Dropout, Layer_Input
 from .losses import (
