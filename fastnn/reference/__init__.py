@@ -31,6 +31,10 @@ Deliberate deviations from the book (each pinned by a test in ``tests/test_refer
 """
 from __future__ import annotations
 
+from .._shadowed import refuse_namespace_parent
+
+refuse_namespace_parent()  # a clear error when a clone of the repository hides the package
+
 from .accuracy import Accuracy, Accuracy_Categorical, Accuracy_Regression
 from .activations import Activation_Linear, Activation_ReLU, Activation_Sigmoid, Activation_Softmax
 from .conv import Layer_Conv2D, Layer_Flatten, Layer_MaxPool2D  # beyond the book: not in __all__ (see above)
