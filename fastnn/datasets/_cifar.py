@@ -43,6 +43,8 @@ def _probe(root: pathlib.Path):
     missing = [name for name in _FILES if not (folder / name).is_file()]
     if not missing:
         return ("folder", folder), shown, ""
+    if all((root / name).is_file() for name in _FILES):  # data_home is cifar-10-batches-bin/ itself
+        return ("folder", root), shown, ""
     if archive.is_file():
         return ("archive", archive), shown, ""
     if folder.is_dir():

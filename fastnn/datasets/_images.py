@@ -8,6 +8,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import io
+import numbers
 import os
 import pathlib
 import re
@@ -244,12 +245,19 @@ def _load_entries(classes, entries, others, *, image_size, color_mode, layout, o
     return X, y, list(classes)
 
 
+def _image_size(value) -> tuple[int, int] | None:
+    """None, a (height, width) pair, or one int for a square (``image_size=32`` is (32, 32))."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):
+        value = (value, value)
+    return _checks.image_size(value)
+
+
 def _check_options(image_size, color_mode, layout, on_error):
-    return (_checks.image_size(image_size), _checks.choice(color_mode, "color_mode", _COLOR_MODES),
+    return (_image_size(image_size), _checks.choice(color_mode, "color_mode", _COLOR_MODES),
             _checks.choice(layout, "layout", _LAYOUTS), _checks.choice(on_error, "on_error", _ON_ERROR))
 
 
-def load_image_folder(path: PathArg, *, image_size: tuple[int, int] | None = None, color_mode: str = "rgb",
+def load_image_folder(path: PathArg, *, image_size: int | tuple[int, int] | None = None, color_mode: str = "rgb",
                       layout: str = "NCHW", on_error: str = "raise"
                       ) -> tuple[NDArray[np.uint8], NDArray[np.unsignedinteger], list[str]]:
     """Images stored as one sub-folder per class, decoded (and resized) with Pillow.
@@ -268,8 +276,8 @@ def load_image_folder(path: PathArg, *, image_size: tuple[int, int] | None = Non
     ----------
     path : str or os.PathLike
         The folder holding one sub-folder per class.
-    image_size : None or (height, width)
-        Resize every image to this size (bilinear, with Pillow's antialiasing when shrinking). None keeps
+    image_size : None, (height, width) or int
+        Resize every image to this size (an int n means n x n) (bilinear, with Pillow's antialiasing when shrinking). None keeps
         the stored size, which must then be the same for every image (else ValueError).
     color_mode : "rgb" or "grayscale"
         "rgb": 3 channels (grayscale images are replicated); "grayscale": 1 channel (Pillow's "L"
@@ -337,7 +345,7 @@ def _zip_prefix(archive: zipfile.ZipFile) -> str:
     return "cell_images/"
 
 
-def load_malaria(data_home: PathArg | None = None, *, image_size: tuple[int, int] | None = (64, 64),
+def load_malaria(data_home: PathArg | None = None, *, image_size: int | tuple[int, int] | None = (64, 64),
                  download: bool = False) -> tuple[NDArray[np.uint8], NDArray[np.uint8], list[str]]:
     """The NIH/NLM Malaria cell images (27558 thin-blood-smear cell crops, half parasitized), resized.
 
@@ -352,8 +360,8 @@ def load_malaria(data_home: PathArg | None = None, *, image_size: tuple[int, int
     ----------
     data_home : str or os.PathLike, optional
         A folder holding one of the layouts above.
-    image_size : (height, width) or None
-        The cells are of differing sizes (roughly 100 to 200 pixels a side), so they are resized, to
+    image_size : (height, width), int or None
+        An int n means n x n. The cells are of differing sizes (roughly 100 to 200 pixels a side), so they are resized, to
         64x64 by default. None keeps the stored sizes and fails because they differ.
     download : bool
         When nothing is found, download ``cell_images.zip`` (about 350 MB) from the NLM into
@@ -376,7 +384,7 @@ def load_malaria(data_home: PathArg | None = None, *, image_size: tuple[int, int
     DownloadError (an OSError)
         ``download=True`` and the download failed (nothing partial is left behind).
     """
-    image_size = _checks.image_size(image_size)
+    image_size = _image_size(image_size)
     kind, location = _paths.find_or_download(
         title="Malaria (cell images)", function="load_malaria", data_home=data_home, download=download,
         probe=_malaria_probe, fetch=_malaria_fetch,
