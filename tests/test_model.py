@@ -262,6 +262,69 @@ def test_history_plot_without_matplotlib_raises_a_clear_import_error(tmp_path, m
     assert not (tmp_path / "h.png").exists()
 
 
+def test_a_one_epoch_history_plot_shows_its_points_on_whole_epochs():
+    pytest.importorskip("matplotlib")
+    X, y = spiral_data(50, 3)
+    history = classifier().train(X, y, epochs=1, validation_data=(X, y), verbose=False)
+    figure = history.figure(title="one epoch")
+    assert len(figure.axes) == 2
+    for axes in figure.axes:
+        lines = axes.get_lines()
+        assert [line.get_label() for line in lines][0].startswith("training")
+        assert len(lines) == 2 and all(line.get_marker() not in (None, "", "None") for line in lines)
+        assert all(len(line.get_xdata()) == 1 for line in lines)
+        ticks = [t for t in axes.get_xticks() if axes.get_xlim()[0] <= t <= axes.get_xlim()[1]]
+        assert ticks == [1.0], ticks
+
+
+def test_epoch_ticks_are_whole_numbers():
+    pytest.importorskip("matplotlib")
+    X, y = spiral_data(50, 3)
+    history = classifier().train(X, y, epochs=3, verbose=False)
+    for axes in history.figure().axes:
+        ticks = axes.get_xticks()
+        assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks), ticks
+
+
+def test_a_long_history_is_drawn_without_markers():
+    pytest.importorskip("matplotlib")
+    from fastnn.plotting import MARKERS_UP_TO
+
+    X, y = spiral_data(20, 3)
+    history = classifier().train(X, y, epochs=MARKERS_UP_TO + 1, verbose=False)
+    assert all(line.get_marker() in (None, "", "None") for axes in history.figure().axes for line in axes.get_lines())
+
+
+def test_plot_adds_png_to_a_path_without_suffix_and_returns_what_it_wrote(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    X, y = spiral_data(20, 3)
+    history = classifier().train(X, y, epochs=2, verbose=False)
+    monkeypatch.chdir(tmp_path)
+    assert history.plot("h") == "h.png" and (tmp_path / "h.png").read_bytes().startswith(PNG_SIGNATURE)
+    assert not (tmp_path / "h").exists()
+    assert history.plot(tmp_path / "g") == tmp_path / "g.png" and (tmp_path / "g.png").is_file()
+    svg = history.plot(str(tmp_path / "h.svg"))
+    assert svg == str(tmp_path / "h.svg") and b"<svg" in (tmp_path / "h.svg").read_bytes()[:500]
+
+
+def test_plot_without_a_path_shows_the_figure(monkeypatch):
+    pytest.importorskip("matplotlib")
+    import matplotlib
+    import matplotlib.pyplot as pyplot
+
+    matplotlib.use("Agg")  # what a headless machine picks by itself
+    shown = []
+    monkeypatch.setattr(pyplot, "show", lambda *a, **k: shown.append([len(f.axes) for f in map(pyplot.figure,
+                                                                                                pyplot.get_fignums())]))
+    X, y = spiral_data(20, 3)
+    history = classifier().train(X, y, epochs=2, verbose=False)
+    try:
+        assert history.plot(title="shown") is None
+        assert shown == [[2]]
+    finally:
+        pyplot.close("all")
+
+
 def test_plotting_an_empty_history_is_refused(tmp_path):
     pytest.importorskip("matplotlib")
     with pytest.raises(ValueError, match="empty"):
