@@ -10,6 +10,7 @@ import numpy as np
 
 from ._core import arrays as _arrays, messages as _messages
 from ._core.spec import declare
+from ._describe import constructor_repr
 from ._ext import _activations
 
 
@@ -22,6 +23,8 @@ class _Activation:
     _KIND = -1
     _NDIM = None            # required number of dimensions (Softmax: 2)
     _SAVED = "inputs"       # what backward reads: the forward's inputs or its output
+
+    __repr__ = constructor_repr
 
     def forward(self, inputs, training: bool = True) -> None:
         """inputs -> self.output (same shape). `training` is accepted and ignored."""

@@ -683,3 +683,41 @@ def test_fused_softmax_head_matches_the_separate_calls_bit_for_bit():
             if hasattr(b, name):
                 np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
     np.testing.assert_array_equal(fused.softmax_classifier_output.dinputs, plain.softmax_classifier_output.dinputs)
+
+
+# --- repr ---------------------------------------------------------------------------------------
+
+
+def test_optimizers_losses_and_accuracies_have_readable_reprs():
+    assert repr(fastnn.Optimizer_Adam(learning_rate=0.05, decay=5e-5)) == \
+        "Optimizer_Adam(learning_rate=0.05, decay=5e-05, epsilon=1e-07, beta_1=0.9, beta_2=0.999)"
+    assert repr(fastnn.Optimizer_SGD(momentum=0.9)) == "Optimizer_SGD(learning_rate=1.0, decay=0.0, momentum=0.9)"
+    assert repr(fastnn.Optimizer_RMSprop()) == "Optimizer_RMSprop(learning_rate=0.001, decay=0.0, epsilon=1e-07, rho=0.9)"
+    assert repr(fastnn.Optimizer_Adagrad()) == "Optimizer_Adagrad(learning_rate=1.0, decay=0.0, epsilon=1e-07)"
+    assert repr(fastnn.Loss_CategoricalCrossentropy()) == "Loss_CategoricalCrossentropy()"
+    assert repr(fastnn.Loss_MeanSquaredError()) == "Loss_MeanSquaredError()"
+    assert repr(fastnn.Activation_Softmax_Loss_CategoricalCrossentropy()) == \
+        "Activation_Softmax_Loss_CategoricalCrossentropy()"
+    assert repr(fastnn.Accuracy_Categorical(binary=True)) == "Accuracy_Categorical(binary=True)"
+    assert repr(fastnn.Accuracy_Regression()) == "Accuracy_Regression()"
+    assert repr(fastnn.Activation_ReLU()) == "Activation_ReLU()"
+    for obj in (fastnn.Optimizer_Adam(), fastnn.Loss_BinaryCrossentropy(), fastnn.Accuracy_Categorical()):
+        assert "object at 0x" not in repr(obj) and "object at 0x" not in str(obj)
+
+
+def test_a_repr_shows_the_current_hyper_parameters_and_evaluates_back():
+    adam = fastnn.Optimizer_Adam(learning_rate=0.01)
+    adam.learning_rate = 0.02
+    assert "learning_rate=0.02" in repr(adam)
+    again = eval(repr(adam), vars(fastnn))
+    assert type(again) is fastnn.Optimizer_Adam and repr(again) == repr(adam)
+
+
+def test_model_repr_lists_layers_loss_optimizer_and_accuracy():
+    model = classifier(dropout=0.1)
+    text = repr(model)
+    assert text.startswith("Model([Layer_Dense(2, 16, dtype=float32), Activation_ReLU(), Layer_Dropout(0.1")
+    assert "loss=Loss_CategoricalCrossentropy()" in text
+    assert "optimizer=Optimizer_Adam(learning_rate=" in text and "accuracy=Accuracy_Categorical(binary=False)" in text
+    assert "object at 0x" not in text
+    assert repr(fastnn.Model()) == "Model([])"
