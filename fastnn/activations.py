@@ -21,7 +21,7 @@ class _Activation:
     """Shared forward/backward plumbing; subclasses set _KIND and the book's predictions()."""
 
     _KIND = -1
-    _NDIM = None            # required number of dimensions (Softmax: 2)
+    _NDIM: int | None = None  # required number of dimensions (Softmax: 2)
     _SAVED = "inputs"       # what backward reads: the forward's inputs or its output
 
     __repr__ = constructor_repr

@@ -108,6 +108,8 @@ def _read_archive(archive: pathlib.Path) -> dict[str, bytes]:
                     raise ValueError(f"{where}: {member.size} bytes, expected {expected} "
                                      f"({_RECORDS_PER_FILE} records of {_RECORD_BYTES} bytes)")
                 stream = tar.extractfile(member)
+                if stream is None:  # pragma: no cover - regular files were checked above
+                    raise ValueError(f"{where}: not a regular file")
                 data = stream.read(expected)
                 if len(data) != expected:
                     raise ValueError(f"{where}: truncated, {len(data)} of {expected} bytes")

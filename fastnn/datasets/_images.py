@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import functools
 import io
 import numbers
 import os
@@ -16,7 +17,7 @@ import warnings
 import zipfile
 import zlib
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -101,7 +102,7 @@ def _scan_folder(root: pathlib.Path) -> tuple[list[str], list[_Entry], list[str]
         before = len(entries)
         for _, file_path in sorted(found):
             if _is_image_name(file_path.name):
-                entries.append(_Entry(label, str(file_path), lambda p=file_path: p))
+                entries.append(_Entry(label, str(file_path), functools.partial(pathlib.Path, file_path)))
             else:
                 others.append(str(file_path))
         if len(entries) == before:
@@ -142,7 +143,7 @@ def _scan_zip(archive: zipfile.ZipFile, archive_path: pathlib.Path, prefix: str
         if not images:
             raise ValueError(f"{archive_path}: class folder {prefix}{class_name}/ holds no PNG or JPEG images")
         others += [f"{archive_path} (member {info.filename})" for info in members if not _is_image_name(info.filename)]
-        entries += [_Entry(label, f"{archive_path} (member {info.filename})", lambda info=info: opener(info))
+        entries += [_Entry(label, f"{archive_path} (member {info.filename})", functools.partial(opener, info))
                     for info in images]
     return classes, entries, others
 
@@ -183,7 +184,7 @@ def _decode_all(Image, entries: list[_Entry], color_mode: str, size):
         return
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fastnn-images") as pool:
         # Bounded look-ahead: at most a few batches are decoded ahead of the consumer.
-        pending = collections.deque()
+        pending: collections.deque = collections.deque()
         try:
             for start in range(0, len(entries), _BATCH):
                 pending.append(pool.submit(lambda chunk: [decode(e) for e in chunk], entries[start:start + _BATCH]))
@@ -308,7 +309,7 @@ def load_image_folder(path: PathArg, *, image_size: int | tuple[int, int] | None
         No class sub-folders, a class without images, images of differing sizes without ``image_size``,
         or (with on_error="raise") an unreadable file; the message names the file.
     """
-    root = _checks.path(path, "path")
+    root = cast(pathlib.Path, _checks.path(path, "path"))  # expanded: a Path, never None
     image_size, color_mode, layout, on_error = _check_options(image_size, color_mode, layout, on_error)
     _pillow()
     classes, entries, others = _scan_folder(root)

@@ -44,8 +44,8 @@ class Model:
     """
 
     def __init__(self) -> None:
-        self.layers = []
-        self.softmax_classifier_output = None
+        self.layers: list = []
+        self.softmax_classifier_output: Activation_Softmax_Loss_CategoricalCrossentropy | None = None
 
     def add(self, layer: object) -> None:
         """Append a layer (anything with forward/backward; trainable when it has ``weights``)."""
