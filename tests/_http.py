@@ -1,4 +1,6 @@
-"""A local HTTP server on 127.0.0.1 for the download tests (no other address is ever contacted).
+"""Helpers of the download tests: a local HTTP server on 127.0.0.1 (no other address is ever
+contacted), an environment that reaches it without proxies and writes only under tmp_path, and
+IDX file bytes.
 
 ``routes`` maps a path to (mode, body): "ok", "404", "no-length" (no Content-Length, close at
 the end) or "drop" (promise the whole body, send half, hang up). ``requests`` lists the paths asked for.
@@ -6,7 +8,12 @@ the end) or "drop" (promise the whole body, send half, hang up). ``requests`` li
 import contextlib
 import http.server
 import socket
+import struct
 import threading
+
+import numpy as np
+
+from fastnn.datasets import _download
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -52,3 +59,20 @@ def local_server():
         httpd.shutdown()
         httpd.server_close()
         thread.join(5)
+
+
+def isolate(monkeypatch, tmp_path):
+    """HOME and the cache folder under tmp_path, no FASTNN_DATA, no proxies, a short timeout."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    monkeypatch.delenv("FASTNN_DATA", raising=False)
+    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    monkeypatch.setattr(_download, "DOWNLOAD_TIMEOUT", 10.0)
+
+
+def idx(array):
+    """The bytes of an IDX file of uint8 values (the MNIST format), written from its description."""
+    array = np.asarray(array, dtype=np.uint8)
+    return bytes([0, 0, 8, array.ndim]) + b"".join(struct.pack(">I", n) for n in array.shape) + array.tobytes()

@@ -4,7 +4,6 @@ import hashlib
 import io
 import pathlib
 import socket
-import struct
 import tarfile
 import zipfile
 
@@ -13,9 +12,8 @@ import pytest
 
 from fastnn.datasets import (BASE_URLS, CHECKSUMS, DatasetNotFoundError, DownloadError, load_cifar10,
                              load_fashion_mnist, load_malaria, load_mnist)
-from fastnn.datasets import _download
 
-from _http import local_server
+from _http import idx, isolate, local_server
 
 MNIST_NAMES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
                "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
@@ -29,13 +27,7 @@ def server():
 
 @pytest.fixture(autouse=True)
 def isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
-    monkeypatch.delenv("FASTNN_DATA", raising=False)
-    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    monkeypatch.setattr(_download, "DOWNLOAD_TIMEOUT", 10.0)
+    isolate(monkeypatch, tmp_path)
 
 
 @pytest.fixture
@@ -51,11 +43,6 @@ def publish(server, monkeypatch):
         pinned = {name: (len(body), hashlib.sha256(body).hexdigest()) for name, body in files.items()}
         monkeypatch.setitem(CHECKSUMS, dataset, {**pinned, **(pins or {})})
     return publish
-
-
-def idx(array):
-    array = np.asarray(array, dtype=np.uint8)
-    return bytes([0, 0, 8, array.ndim]) + b"".join(struct.pack(">I", n) for n in array.shape) + array.tobytes()
 
 
 @pytest.fixture

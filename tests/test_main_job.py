@@ -3,15 +3,14 @@ binary spiral's mean over seeds, and the note under the table."""
 import gzip
 import hashlib
 import importlib.util
-import struct
 import sys
 
 import numpy as np
 import pytest
 
-from fastnn.datasets import BASE_URLS, CHECKSUMS, _download
+from fastnn.datasets import BASE_URLS, CHECKSUMS
 
-from _http import local_server
+from _http import idx, isolate, local_server
 
 MNIST_NAMES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
                "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
@@ -25,19 +24,8 @@ def main_job(source, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, spec.name, module)  # dataclasses look their module up there
     spec.loader.exec_module(module)
     monkeypatch.setattr(module, "SHARED_DATASETS", tmp_path / "no-shared-datasets")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("FASTNN_DATA", raising=False)
-    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    monkeypatch.setattr(_download, "DOWNLOAD_TIMEOUT", 10.0)
+    isolate(monkeypatch, tmp_path)
     return module
-
-
-def _idx(array):
-    array = np.asarray(array, dtype=np.uint8)
-    return bytes([0, 0, 8, array.ndim]) + b"".join(struct.pack(">I", n) for n in array.shape) + array.tobytes()
 
 
 @pytest.fixture
@@ -46,7 +34,7 @@ def published_mnist(monkeypatch):
     rng = np.random.default_rng(5)
     arrays = (rng.integers(0, 256, (64, 28, 28)), rng.integers(0, 10, 64),
               rng.integers(0, 256, (32, 28, 28)), rng.integers(0, 10, 32))
-    files = {name: gzip.compress(_idx(a), mtime=0) for name, a in zip(MNIST_NAMES, arrays)}
+    files = {name: gzip.compress(idx(a), mtime=0) for name, a in zip(MNIST_NAMES, arrays)}
     with local_server() as server:
         for name, body in files.items():
             server.routes[f"/mnist/{name}"] = ("ok", body)
@@ -60,8 +48,8 @@ def test_download_fetches_a_missing_data_set_into_the_cache_and_trains(main_job,
     server, files = published_mnist
     assert main_job.main(["--datasets", "mnist", "--quick", "--no-progress", "--download"]) == 0
     out = capsys.readouterr().out
-    cache = tmp_path / "cache" / "fastnn" / "mnist"
-    assert f"downloading it into {tmp_path / 'cache' / 'fastnn'}" in out
+    cache = tmp_path / "xdg-cache" / "fastnn" / "mnist"
+    assert f"downloading it into {tmp_path / 'xdg-cache' / 'fastnn'}" in out
     assert sorted(p.name for p in cache.iterdir()) == sorted(MNIST_NAMES)  # no partial files left
     for name, body in files.items():
         assert (cache / name).read_bytes() == body
@@ -77,7 +65,7 @@ def test_download_goes_to_the_data_dir_when_given(main_job, published_mnist, tmp
     assert main_job.main(["--datasets", "mnist", "--quick", "--no-progress", "--download",
                           "--data-dir", str(tmp_path / "data")]) == 0
     assert sorted(p.name for p in (tmp_path / "data" / "mnist").iterdir()) == sorted(MNIST_NAMES)
-    assert not (tmp_path / "cache").exists()
+    assert not (tmp_path / "xdg-cache").exists()
 
 
 def test_a_failed_download_keeps_nothing_and_fails_the_run(main_job, published_mnist, tmp_path, monkeypatch, capsys):
@@ -87,8 +75,8 @@ def test_a_failed_download_keeps_nothing_and_fails_the_run(main_job, published_m
     out = capsys.readouterr().out
     assert "mnist: the download failed, nothing was kept" in out and "sha256 mismatch" in out
     assert "downloads failed: mnist" in out and "vertical" in out  # the other recipes still ran
-    assert not (tmp_path / "cache" / "fastnn" / "mnist" / MNIST_NAMES[0]).exists()
-    assert all(not p.name.endswith(".part") for p in (tmp_path / "cache" / "fastnn" / "mnist").iterdir())
+    assert not (tmp_path / "xdg-cache" / "fastnn" / "mnist" / MNIST_NAMES[0]).exists()
+    assert all(not p.name.endswith(".part") for p in (tmp_path / "xdg-cache" / "fastnn" / "mnist").iterdir())
 
 
 def test_without_download_a_missing_data_set_says_how_to_get_it(main_job, capsys):

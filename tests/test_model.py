@@ -13,6 +13,8 @@ import fastnn.reference as ref
 from fastnn.history import FIELDS, History
 from fastnn.plotting import plot_history
 
+from _layers import Recorder
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 NUMBER = re.compile(r"\d+\.\d{3}(?!\d)")
 
@@ -154,22 +156,6 @@ def test_progress_without_tqdm_says_how_to_install_it(monkeypatch):
 
 
 # --- shuffle ------------------------------------------------------------------------------------
-
-
-class Recorder:
-    """A pass-through first layer that records the training batches it sees."""
-
-    def __init__(self):
-        self.batches = []
-
-    def forward(self, inputs, training=True):
-        if training:
-            self.batches.append(np.array(inputs, copy=True))
-        self.inputs = inputs
-        self.output = inputs
-
-    def backward(self, dvalues):
-        self.dinputs = dvalues
 
 
 def recorded_run(shuffle, seed, X, y):

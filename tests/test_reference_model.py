@@ -14,6 +14,8 @@ from nnfs.datasets import sine_data, spiral_data, vertical_data
 
 import fastnn.reference as ref
 
+from _layers import Recorder
+
 LINE_KINDS = [("epoch", re.compile(r"epoch: \d+")),
               ("step", re.compile(r"step: (\d+), acc: \d+\.\d{3}, loss: \d+\.\d{3} \(data_loss: \d+\.\d{3}, "
                                   r"reg_loss: \d+\.\d{3}\), lr: \S+")),
@@ -414,23 +416,8 @@ def test_mae_model_descends(seeded, capsys):
     assert mean_loss(model, X, y) < before - 0.1
 
 
-class _Recorder:
-    """A pass-through first layer that keeps every training batch it sees."""
-
-    def __init__(self):
-        self.batches = []
-
-    def forward(self, inputs, training=True):
-        if training:
-            self.batches.append(np.array(inputs))
-        self.output = inputs
-
-    def backward(self, dvalues):
-        self.dinputs = dvalues
-
-
 def _shuffled_batches(lib, X, y, shuffle):
-    recorder = _Recorder()
+    recorder = Recorder()
     np.random.seed(3)
     model = lib.Model()
     for layer in (recorder, lib.Layer_Dense(2, 8), lib.Activation_ReLU(), lib.Layer_Dense(8, 3),
