@@ -139,7 +139,7 @@ def probe(model, X, where: str, name: str):
             obj.__dict__.update(state)
 
 
-def prepare_data(model, X, y, where: str, names=("X", "y")):
+def prepare_data(model, X, y, where: str, names=("X", "y")) -> tuple[np.ndarray, np.ndarray]:
     X = prepare_inputs(model, X, where, names[0])
     if not isinstance(y, np.ndarray):
         try:
@@ -155,6 +155,9 @@ def prepare_data(model, X, y, where: str, names=("X", "y")):
     n_outputs = output.shape[1] if output.ndim == 2 else None
     loss = model.loss
     if isinstance(loss, Loss_CategoricalCrossentropy):
+        if n_outputs is None:
+            raise ValueError(f"{where}: categorical cross-entropy needs outputs of shape (n_samples, n_classes); "
+                             f"the model gives {output.shape[1:] or 'one number'} per sample")
         y = _arrays.class_labels(y, len(X), n_outputs, where, names[1], onehot_dtype=output.dtype,
                                      weights_for_log=True)
     elif y.dtype.kind in "biuf":
@@ -169,7 +172,7 @@ def prepare_data(model, X, y, where: str, names=("X", "y")):
     return X, y
 
 
-def prepare_validation(model, validation_data, X, where: str):
+def prepare_validation(model, validation_data, X, where: str) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
         raise ValueError(f"{where}: validation_data must be a pair (X_val, y_val), got "
                          f"{_checks.describe(validation_data)}")

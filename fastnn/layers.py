@@ -52,6 +52,8 @@ class Layer_Dense:
         Parameter dtype; default ``fastnn.default_dtype()`` (float32 unless ``fastnn.init``
         changed it). Inputs of another dtype are converted once per call.
 
+    Notes
+    -----
     Weights are ``0.01 * np.random.randn(n_inputs, n_neurons)`` drawn from NumPy's global RNG,
     exactly as the book (same stream whether or not ``nnfs.init()`` patched ``np.random.randn``);
     Ch17's 0.1 scale is ``layer.weights *= 10`` after construction.

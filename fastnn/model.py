@@ -60,9 +60,12 @@ class Model:
         self.softmax_classifier_output = None
 
     def __repr__(self) -> str:
-        inner = ", ".join(repr(layer) if type(layer).__repr__ is not object.__repr__ else type(layer).__name__
-                          for layer in self.layers)
-        return f"Model([{inner}])"
+        def shown(obj) -> str:
+            return repr(obj) if type(obj).__repr__ is not object.__repr__ else type(obj).__name__
+        parts = ["[" + ", ".join(shown(layer) for layer in self.layers) + "]"]
+        parts += [f"{name}={shown(self.__dict__[name])}" for name in ("loss", "optimizer", "accuracy")
+                  if self.__dict__.get(name) is not None]
+        return f"Model({', '.join(parts)})"
 
     # --- building --------------------------------------------------------------------------------
     def add(self, layer) -> None:

@@ -20,10 +20,10 @@ PACKAGE = ROOT / "fastnn"
 
 # Rank of each group; a module may import its own group or lower ranks only.
 CLASSES = {"layers", "activations", "losses", "optimizers", "accuracy", "conv", "history", "plotting"}
-RANK = {"_version": 0, "_core": 0, "_ext": 1, "backend": 2, **{name: 3 for name in CLASSES}, "io": 4,
+RANK = {"_version": 0, "_shadowed": 0, "_core": 0, "_ext": 1, "backend": 2, **{name: 3 for name in CLASSES}, "io": 4,
         "model": 5, "_model_inputs": 5, "_public": 6, "": 7}
 # Side packages and what they may import.
-SIDE = {"reference": {"reference", "_core.config"}, "datasets": {"datasets", "_core", "_version"}}
+SIDE = {"reference": {"reference", "_core.config", "_shadowed"}, "datasets": {"datasets", "_core", "_version", "_shadowed"}}
 # Optional dependencies imported where they are used (an ImportError there says which extra to install).
 OPTIONAL = {"tqdm", "tqdm.auto", "matplotlib", "matplotlib.figure", "matplotlib.pyplot", "PIL", "PIL.Image",
             "threadpoolctl", "numpy._core", "numpy.core", "scipy.linalg", "scipy.linalg.cython_blas"}

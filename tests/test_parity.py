@@ -28,7 +28,7 @@ DECLARED = [spec.name for spec in declared()]
 # Extra parameters fastnn adds: keyword-only, with these defaults, so every book call still works.
 ALLOWED_EXTRA_PARAMETERS = {
     ("Layer_Dropout", "__init__"): {"mode": None},
-    ("Model", "train"): {"verbose": "book", "shuffle": False},
+    ("Model", "train"): {"verbose": "book"},
     ("Model", "evaluate"): {"verbose": "book"},
     ("Model", "save"): {"format": "fastnn"},
     ("Model", "save_parameters"): {"format": "fastnn"},
