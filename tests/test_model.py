@@ -9,6 +9,7 @@ import pytest
 from nnfs.datasets import sine_data, spiral_data
 
 import fastnn
+from _models import mlp
 import fastnn.reference as ref
 from fastnn.history import FIELDS, History
 from fastnn.plotting import plot_history
@@ -338,16 +339,8 @@ def test_an_exploding_learning_rate_stops_with_the_epoch_and_step_and_no_update(
     X, y = sine_data(200)
 
     def regression():
-        np.random.seed(3)
-        model = fastnn.Model()
-        model.add(fastnn.Layer_Dense(1, 8))
-        model.add(fastnn.Activation_ReLU())
-        model.add(fastnn.Layer_Dense(8, 1))
-        model.add(fastnn.Activation_Linear())
-        model.set(loss=fastnn.Loss_MeanSquaredError(), optimizer=fastnn.Optimizer_SGD(learning_rate=1e25),
-                  accuracy=fastnn.Accuracy_Regression())
-        model.finalize()
-        return model
+        return mlp(fastnn, (1, 8, 1), "Activation_Linear", fastnn.Loss_MeanSquaredError(),
+                   fastnn.Optimizer_SGD(learning_rate=1e25), fastnn.Accuracy_Regression(), seed=3)
 
     model = regression()
     with pytest.raises(FloatingPointError) as info:
@@ -648,14 +641,8 @@ def test_fused_softmax_head_matches_the_separate_calls_bit_for_bit():
     def run(fused: bool):
         np.random.seed(0)
         X, y = spiral_data(samples=50, classes=3)
-        model = nn.Model()
-        model.add(nn.Layer_Dense(2, 16))
-        model.add(nn.Activation_ReLU())
-        model.add(nn.Layer_Dense(16, 3))
-        model.add(nn.Activation_Softmax())
-        model.set(loss=nn.Loss_CategoricalCrossentropy(), optimizer=nn.Optimizer_Adam(learning_rate=0.05),
-                  accuracy=nn.Accuracy_Categorical())
-        model.finalize()
+        model = mlp(nn, (2, 16, 3), "Activation_Softmax", nn.Loss_CategoricalCrossentropy(),
+                    nn.Optimizer_Adam(learning_rate=0.05), nn.Accuracy_Categorical())
         if not fused:
             model._fused_head = lambda X, y: None
         history = model.train(X, y, epochs=30, batch_size=40, verbose=False)
