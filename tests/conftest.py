@@ -83,3 +83,12 @@ def shared_datasets():
     if not SHARED_DATASETS.is_dir():
         pytest.skip(f"real datasets not found at {SHARED_DATASETS}")
     return SHARED_DATASETS
+
+
+@pytest.fixture
+def seeded():
+    """np.random.seed(0) for the test; the global RNG state is restored afterwards."""
+    state = np.random.get_state()
+    np.random.seed(0)
+    yield
+    np.random.set_state(state)

@@ -20,13 +20,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 NUMBER = re.compile(r"\d+\.\d{3}(?!\d)")
 
 
-@pytest.fixture(autouse=True)
-def seeded():
-    """Every test starts from np.random.seed(0); the global RNG state is restored afterwards."""
-    state = np.random.get_state()
-    np.random.seed(0)
-    yield
-    np.random.set_state(state)
+pytestmark = pytest.mark.usefixtures("seeded")  # every test starts from np.random.seed(0)
 
 
 def classifier(lib=fastnn, hidden=16, dropout=None, optimizer=None, dtype=None, classes=3, first=None):

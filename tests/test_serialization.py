@@ -29,12 +29,7 @@ from contract.harness import build
 
 from _models import assert_finalized, assert_same_model, rng_state_unchanged
 
-@pytest.fixture(autouse=True)
-def seeded():
-    state = np.random.get_state()
-    np.random.seed(0)
-    yield
-    np.random.set_state(state)
+pytestmark = pytest.mark.usefixtures("seeded")
 
 
 def classifier(optimizer=None, dtype=None, dropout_mode="book", regularize=True):
