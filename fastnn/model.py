@@ -25,7 +25,7 @@ import numpy as np
 
 from . import _model_inputs as _inputs
 from ._core import checks as _checks
-from ._core.spec import declare, spec_of
+from ._core.spec import declare
 from ._ext import _fused_head
 from .accuracy import Accuracy_Categorical
 from .activations import Activation_Softmax
@@ -133,7 +133,7 @@ class Model:
             first = layers[0]
             # Nothing reads the first layer's dinputs; a layer declared with
             # parameters_only_backward (Dense, Conv2D; not a subclass) skips that computation.
-            spec = spec_of(first)
+            spec = type(first).__dict__.get("_spec")  # spec_of(first), inlined: once per step
             if spec is not None and spec.parameters_only_backward:
                 first._backward_parameters_only(first.next.dinputs)
             else:
