@@ -353,30 +353,7 @@ class Model:
 
     def set_parameters(self, parameters) -> None:
         """Set every trainable layer's (weights, biases) from a list like get_parameters()'s."""
-        where = "Model.set_parameters"
-        if "trainable_layers" not in self.__dict__:
-            raise ValueError(f"{where}: call model.finalize() first")
-        try:
-            parameters = list(parameters)
-        except TypeError:
-            raise TypeError(f"{where}: parameters must be a list of (weights, biases) pairs, got "
-                            f"{_checks.describe(parameters)}") from None
-        if len(parameters) != len(self.trainable_layers):
-            raise ValueError(f"{where}: expected {len(self.trainable_layers)} (weights, biases) pairs, one "
-                             f"per trainable layer, got {len(parameters)}")
-        checked = []
-        for i, (pair, layer) in enumerate(zip(parameters, self.trainable_layers)):
-            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-                raise ValueError(f"{where}: parameters[{i}] must be a (weights, biases) pair, got "
-                                 f"{_checks.describe(pair)}")
-            current = layer.get_parameters()
-            for name, new, old in (("weights", pair[0], current[0]), ("biases", pair[1], current[1])):
-                if np.shape(new) != np.shape(old):
-                    raise ValueError(f"{where}: parameters[{i}] {name} must have shape {np.shape(old)} "
-                                     f"for {type(layer).__name__}, got {np.shape(new)}")
-            # Every pair is converted (or refused) before any layer changes.
-            check = getattr(layer, "_checked_parameters", None)
-            checked.append(tuple(pair) if check is None else check(*pair))
+        checked = _inputs.checked_parameters(self, parameters, "Model.set_parameters")
         for pair, layer in zip(checked, self.trainable_layers):
             layer.set_parameters(*pair)
 
