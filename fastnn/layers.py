@@ -186,7 +186,7 @@ class Layer_Dropout:
             return
         if self.mode == "book":
             inputs = _arrays.float_input(inputs, "inputs", "Layer_Dropout.forward")
-            mask = np.asarray(np.random.binomial(1, keep, size=inputs.shape) / keep)  # 0-d: a scalar
+            mask = np.asarray(_config.dropout_random().binomial(1, keep, size=inputs.shape) / keep)  # 0-d: a scalar
             _dropout.book_forward(self.__dict__, inputs, mask)
             return
         # Inputs the kernel cannot read directly are converted (or refused) before the draw, so a
@@ -196,8 +196,9 @@ class Layer_Dropout:
             inputs = _arrays.float_input(inputs, "inputs", "Layer_Dropout.forward")
         if keep < _MIN_FAST_KEEP:
             _check_fast_keep(keep, "fast", "Layer_Dropout.forward")
-        # One draw from the global RNG (53 random bits) seeds this pass's mask.
-        seed = int(np.random.random_sample() * 9007199254740992.0)
+        # One draw from the global RNG (53 random bits; this rank's own stream in distributed
+        # training, see fastnn._core.config.dropout_random) seeds this pass's mask.
+        seed = int(_config.dropout_random().random_sample() * 9007199254740992.0)
         if not _dropout.fast_forward(self.__dict__, inputs, keep, seed):  # pragma: no cover - converted above
             raise RuntimeError("fastnn internal error: dropout kernel refused converted inputs (please report this)")
 
