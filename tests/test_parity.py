@@ -29,8 +29,9 @@ DECLARED = [spec.name for spec in declared()]
 # Extra parameters fastnn adds: keyword-only, with these defaults, so every book call still works.
 ALLOWED_EXTRA_PARAMETERS = {
     ("Layer_Dropout", "__init__"): {"mode": None},
-    ("Model", "train"): {"verbose": "book"},
-    ("Model", "evaluate"): {"verbose": "book"},
+    ("Model", "train"): {"verbose": "book", "distributed": False},
+    ("Model", "evaluate"): {"verbose": "book", "distributed": False},
+    ("Model", "predict"): {"distributed": False},
     ("Model", "save"): {"format": "fastnn"},
     ("Model", "save_parameters"): {"format": "fastnn"},
     ("Model", "load"): {"allow_pickle": False},
