@@ -167,3 +167,19 @@ def test_an_uncaught_error_ends_the_job_instead_of_hanging(tmp_path):
     assert "rank 1 of 2 failed with KeyError" in done.stderr  # rank 0's traceback
     assert "a layer's own error on rank 1" in done.stderr
     assert time.perf_counter() - started < 60
+
+
+def test_the_scaling_benchmark_runs(tmp_path):
+    """benchmarks/mpi_scaling.py on random MNIST-shaped data, a few steps per layout (a smoke run)."""
+    script = HERE.parent / "benchmarks" / "mpi_scaling.py"
+    if not script.is_file():
+        pytest.skip("benchmarks/ is not next to the tests (a copy of tests/ run against a wheel)")
+    done = subprocess.run([sys.executable, str(script), "--synthetic", "--quick", "--layouts", "1x1,2x1",
+                           "--out", str(tmp_path), "--name", "smoke"], capture_output=True, text=True, timeout=TIMEOUT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    text = (tmp_path / "smoke.md").read_text()
+    for heading in ("## Epoch time", "## The allreduce on this machine", "## What a rank computes per step",
+                    "## The cost model for N machines"):
+        assert heading in text
+    assert "| mlp | 256 | 2 x 1 |" in text and "| cnn | 100 Gb/s InfiniBand |" in text
+    assert json.loads((tmp_path / "smoke.json").read_text())["runs"][1]["ranks"] == 2
