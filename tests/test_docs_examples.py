@@ -4,7 +4,10 @@ The blocks of one page run in order in one namespace (a page is a tutorial: late
 earlier ones built), in a temporary working folder, from np.random.seed(0). To stay fast and
 offline, the loaders of the real data sets are replaced by ones returning small synthetic arrays
 with the official shapes and dtypes (512 training and 128 test images); everything else is the
-real fastnn. The README's first ```bash block is also checked: CI (.ci/run) runs its second line.
+real fastnn. Distributed calls (``distributed=True``) run on fastnn.distributed's
+single-process communicator, so no MPI starts in the test process (tests/test_distributed_mpi.py
+runs them on real ranks). The README's first ```bash block is also checked: CI (.ci/run) runs its
+second line.
 """
 import ast
 import os
@@ -15,6 +18,7 @@ import numpy as np
 import pytest
 
 import fastnn.datasets
+import fastnn.distributed
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 if not (REPO / "setup.py").is_file():  # a copy of tests/ run against a wheel (.ci/test_installed.py)
@@ -67,6 +71,7 @@ def test_every_python_block_runs(page, tmp_path, monkeypatch, capsys):
 
     matplotlib.use("Agg")
     small_loaders(monkeypatch)
+    fastnn.distributed.set_communicator(fastnn.distributed.SingleProcess())
     monkeypatch.chdir(tmp_path)
     state = np.random.get_state()
     np.random.seed(0)
@@ -78,6 +83,7 @@ def test_every_python_block_runs(page, tmp_path, monkeypatch, capsys):
             exec(compile(code, where, "exec"), namespace)
     finally:
         np.random.set_state(state)
+        fastnn.distributed.set_communicator(None)
     assert capsys.readouterr().out  # every page's examples print what they show
 
 
