@@ -1,7 +1,11 @@
-"""Loss and accuracy kernels; None or False means "validate the arguments, then call again"."""
-from typing import Any
+"""Loss kernels; None or False means "validate the arguments, then call again"."""
+from typing import Any, Final
 
 import numpy as np
+
+BCE: Final = 0
+MSE: Final = 1
+MAE: Final = 2
 
 def labels_ready(y_pred: object, y_true: object) -> bool: ...
 def cce(y_pred: object, y_true: object, per_sample: bool) -> tuple[float, np.ndarray | None] | None: ...
@@ -11,6 +15,3 @@ def elementwise(which: int, y_pred: object, y_true: object, per_sample: bool) ->
 def elementwise_backward(which: int, state: dict[str, Any], dvalues: object, y_true: object) -> bool: ...
 def regularization_loss(weights: object, biases: object, l1w: float, l2w: float, l1b: float,
                         l2b: float) -> float | None: ...
-def argmax_matches(scores: object, labels: object) -> int | None: ...
-def softmax_cce_step(softmax_state: dict[str, Any], combined_state: dict[str, Any], logits: object,
-                     labels: object) -> tuple[float, int] | None: ...
