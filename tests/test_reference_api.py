@@ -81,7 +81,7 @@ SIGNATURES = {
         "set": [("loss", K, None), ("optimizer", K, None), ("accuracy", K, None)],
         "finalize": [],
         "train": [("X", P, NO), ("y", P, NO), ("epochs", K, 1), ("batch_size", K, None), ("print_every", K, 1),
-                  ("validation_data", K, None)],
+                  ("validation_data", K, None), ("shuffle", K, False)],  # shuffle: beyond the book, as fastnn
         "evaluate": [("X_val", P, NO), ("y_val", P, NO), ("batch_size", K, None)],
         "predict": [("X", P, NO), ("batch_size", K, None)],
         "forward": [("X", P, NO), ("training", P, NO)],
@@ -106,8 +106,15 @@ def public_methods(cls):
 
 # --- Names, signatures, docs -------------------------------------------------------------------
 
-def test_exports_exactly_the_book_names():
-    assert sorted(ref.__all__) == sorted(BOOK_NAMES)
+def test_exports_the_book_names_and_every_class_fastnn_declares():
+    """`from fastnn.reference import *` switches any fastnn script (a CNN too) to the reference."""
+    from fastnn._core.spec import declared
+
+    assert set(BOOK_NAMES) <= set(ref.__all__)
+    assert sorted(ref.__all__) == sorted(spec.name for spec in declared())
+    namespace = {}
+    exec("from fastnn.reference import *", namespace)
+    assert {"Layer_Conv2D", "Layer_MaxPool2D", "Layer_Flatten", "Model"} <= set(namespace)
     for name in BOOK_NAMES:
         assert getattr(ref, name).__name__ == name
 

@@ -2,7 +2,9 @@
 parameters and pickle files.
 
 Shapes: X (n_samples, n_features); y as the loss expects (see ``losses``); batches are the
-consecutive row slices ``X[step * batch_size:(step + 1) * batch_size]`` (no shuffling).
+consecutive row slices ``X[step * batch_size:(step + 1) * batch_size]`` (the book's order), of a
+fresh ``np.random.permutation`` of the samples each epoch with ``train(..., shuffle=True)``, as
+fastnn's Model (beyond the book, so that a script using it runs on both).
 """
 from __future__ import annotations
 
@@ -42,8 +44,8 @@ class Model:
     """
 
     def __init__(self) -> None:
-        self.layers = []
-        self.softmax_classifier_output = None
+        self.layers: list = []
+        self.softmax_classifier_output: Activation_Softmax_Loss_CategoricalCrossentropy | None = None
 
     def add(self, layer: object) -> None:
         """Append a layer (anything with forward/backward; trainable when it has ``weights``)."""
@@ -96,11 +98,14 @@ class Model:
         return output if predictions is None else predictions(output)
 
     def train(self, X: np.ndarray, y: np.ndarray, *, epochs: int = 1, batch_size: int | None = None,
-              print_every: int = 1, validation_data: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+              print_every: int = 1, validation_data: tuple[np.ndarray, np.ndarray] | None = None,
+              shuffle: bool = False) -> None:
         """Train on X (n_samples, n_features) and y for ``epochs`` passes in batches of
         ``batch_size`` rows (the whole set when None), printing the book's log: ``epoch: N``, a
         step line every ``print_every`` steps and at the last step, the epoch's ``training, ...``
-        line and, with ``validation_data=(X_val, y_val)``, the ``validation, ...`` line."""
+        line and, with ``validation_data=(X_val, y_val)``, the ``validation, ...`` line.
+        ``shuffle=True`` (not in the book) takes the samples in the order of one
+        ``np.random.permutation(n_samples)`` per epoch, as fastnn's Model does."""
         self._require("loss", "optimizer", "accuracy")
         self.accuracy.init(y)
         train_steps = _steps(len(X), batch_size)
@@ -108,9 +113,13 @@ class Model:
             print(f"epoch: {epoch}")
             self.loss.new_pass()
             self.accuracy.new_pass()
+            X_epoch, y_epoch = X, y
+            if shuffle:
+                order = np.random.permutation(len(X))
+                X_epoch, y_epoch = X[order], y[order]
             for step in range(train_steps):
-                batch_X = _batch(X, step, batch_size)
-                batch_y = _batch(y, step, batch_size)
+                batch_X = _batch(X_epoch, step, batch_size)
+                batch_y = _batch(y_epoch, step, batch_size)
                 output = self.forward(batch_X, training=True)
                 data_loss, regularization_loss = self.loss.calculate(output, batch_y, include_regularization=True)
                 loss = data_loss + regularization_loss
