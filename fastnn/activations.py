@@ -170,9 +170,10 @@ class Activation_GELU(_Activation):
     def __init__(self, approximate: str = "none") -> None:
         self.approximate, = Activation_GELU._spec.check(locals())
 
+    # (the other activations' class constant, chosen per object here)
     @property
-    def _KIND(self) -> int:
-        kind = _GELU_KINDS.get(self.__dict__.get("approximate"))
+    def _KIND(self) -> int:  # type: ignore[override]
+        kind = _GELU_KINDS.get(self.__dict__.get("approximate", ""))
         if kind is None:
             raise ValueError(f"Activation_GELU: approximate must be 'none' or 'tanh', got "
                              f"{self.__dict__.get('approximate')!r} (changed after construction)")

@@ -42,11 +42,11 @@ def conv_parameter_error(which: str, state: dict) -> Exception:
     config = {name: state.get(name) for name in ("in_channels", "out_channels", "kernel_size", "stride", "padding")}
     weights, biases = state.get("weights"), state.get("biases")
     try:
-        kh, kw = windows.pair(config["kernel_size"])
+        kernel = "{}, {}".format(*windows.pair(config["kernel_size"]))
     except (TypeError, IndexError, KeyError):
-        kh = kw = "?"
+        kernel = "?, ?"
     expected = (f"weights: a C-contiguous float32 or float64 array of shape (out_channels, in_channels, "
-                f"kernel height, kernel width) = ({config['out_channels']}, {config['in_channels']}, {kh}, {kw}); "
+                f"kernel height, kernel width) = ({config['out_channels']}, {config['in_channels']}, {kernel}); "
                 f"biases: the same dtype, shape ({config['out_channels']},); kernel_size and stride: ints >= 1 or "
                 f"(height, width) pairs of them; padding: ints >= 0, a pair of them, or 'same' with stride 1")
     return ValueError(f"Layer_Conv2D parameters are inconsistent ({which}): expected {expected}; got weights "
