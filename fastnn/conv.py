@@ -39,7 +39,7 @@ from ._core import config as _config, arrays as _arrays, messages as _messages, 
 from ._core.constraints import SIZE, SIZE_PAIR, Optional, Pair
 from ._core.spec import declare
 from ._ext import _conv, _pool
-from .layers import REGULARIZERS
+from .layers import REGULARIZERS, WEIGHT_INIT, initial_weights
 
 
 _PADDING = Pair(0, options=(_windows.SAME,))
@@ -70,7 +70,7 @@ def _pool_error(status: int, state: dict) -> Exception:
 
 
 @declare("layer",
-         params={**_CONV_GEOMETRY, **REGULARIZERS},
+         params={**_CONV_GEOMETRY, **REGULARIZERS, "weight_init": WEIGHT_INIT},
          saved={**_CONV_GEOMETRY, **REGULARIZERS},
          parameters=lambda a, d: {"weights": (a["out_channels"], a["in_channels"], *_windows.pair(a["kernel_size"])),
                                   "biases": (a["out_channels"],)},
@@ -98,38 +98,43 @@ class Layer_Conv2D:
         as PyTorch's ``padding="same"``.
     weight_regularizer_l1, weight_regularizer_l2, bias_regularizer_l1, bias_regularizer_l2 : float
         L1/L2 penalty coefficients (>= 0), as Layer_Dense.
+    weight_init : "he", "glorot" or "book" (keyword only)
+        The initial weights (below).
     dtype : float32 or float64, optional (keyword only)
         Parameter dtype; default ``fastnn.default_dtype()``. Inputs of another dtype are converted
         once per call.
 
     Notes
     -----
-    Initialisation: He normal, ``np.random.standard_normal(weights.shape) * sqrt(2 / (in_channels *
-    kh * kw))`` drawn from NumPy's global RNG at construction (identical in
-    ``fastnn.reference``; unaffected by ``nnfs.init()``). The book's ``0.01 * randn`` keeps the
-    activations of a deep ReLU stack shrinking by about 10x per layer; He's scale keeps their variance
-    constant with depth, so conv stacks train from the first step. Biases are zeros of shape
+    Initialisation: one draw of ``np.random.standard_normal(weights.shape)`` from NumPy's global
+    RNG at construction (identical in ``fastnn.reference``; unaffected by ``nnfs.init()``), scaled
+    by He's ``sqrt(2 / (in_channels * kh * kw))`` (the default), Glorot's ``sqrt(2 / (fan_in +
+    out_channels * kh * kw))`` or the book's 0.01 (as Layer_Dense's ``weight_init``). The book's
+    ``0.01 * randn`` keeps the activations of a deep ReLU stack shrinking by about 10x per layer;
+    He's scale keeps their variance constant with depth, so conv stacks train from the first step.
+    Biases are zeros of shape
     ``(out_channels,)``: PyTorch's shape (``conv.bias``), so weights move between the two without
     reshaping; the book's ``(1, n)`` row exists to broadcast over Dense outputs, which does not
     apply to NCHW (the optimizers and the regularisation loss treat parameters as flat arrays).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                 padding: int = 0, weight_regularizer_l1: float = 0, weight_regularizer_l2: float = 0,
-                 bias_regularizer_l1: float = 0, bias_regularizer_l2: float = 0, *, dtype=None) -> None:
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int],
+                 stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] | str = 0,
+                 weight_regularizer_l1: float = 0, weight_regularizer_l2: float = 0,
+                 bias_regularizer_l1: float = 0, bias_regularizer_l2: float = 0, *, weight_init: str = "he",
+                 dtype=None) -> None:
         (self.in_channels, self.out_channels, self.kernel_size, self.stride, self.padding,
-         *regularizers) = Layer_Conv2D._spec.check(locals())
+         *regularizers, weight_init) = Layer_Conv2D._spec.check(locals())
         _windows.check_same(self.padding, self.stride, "Layer_Conv2D")
         dtype = _config.resolve_dtype(dtype)
         kh, kw = _windows.pair(self.kernel_size)
-        scale = math.sqrt(2.0 / (self.in_channels * kh * kw))
         shape = (self.out_channels, self.in_channels, kh, kw)
         # The weights are drawn as float64 first: refuse sizes that cannot be (a MemoryError, or
         # NumPy's "array is too big", would not name the arguments).
         _arrays.check_fits(math.prod(shape), 8, "out_channels * in_channels * kh * kw", "Layer_Conv2D",
                            f"the {shape} weight array")
-        # standard_normal: the stream behind np.random.randn, untouched by nnfs.init().
-        self.weights = (np.random.standard_normal(shape) * scale).astype(dtype)
+        self.weights = initial_weights(weight_init, shape, self.in_channels * kh * kw, self.out_channels * kh * kw,
+                                       dtype)
         self.biases = np.zeros(self.out_channels, dtype=dtype)
         (self.weight_regularizer_l1, self.weight_regularizer_l2,
          self.bias_regularizer_l1, self.bias_regularizer_l2) = regularizers
@@ -234,7 +239,8 @@ class Layer_MaxPool2D:
     ``fastnn.default_dtype()``.
     """
 
-    def __init__(self, pool_size=2, stride=None, padding=0) -> None:
+    def __init__(self, pool_size: int | tuple[int, int] = 2, stride: int | tuple[int, int] | None = None,
+                 padding: int | tuple[int, int] | str = 0) -> None:
         self.pool_size, stride, self.padding = Layer_MaxPool2D._spec.check(locals())
         if stride is None:
             stride = 1 if self.padding == _windows.SAME else self.pool_size

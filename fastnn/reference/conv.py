@@ -24,13 +24,11 @@ Layout: NCHW (batch, channels, height, width), as PyTorch.
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import numpy.typing as npt
 
 from .._core.config import resolve_dtype
-from .layers import _Trainable
+from .layers import _Trainable, _initial_weights
 
 __all__ = ["Layer_Conv2D", "Layer_MaxPool2D", "Layer_Flatten"]
 
@@ -66,15 +64,16 @@ class Layer_Conv2D(_Trainable):
     """2-D convolution (cross-correlation, as PyTorch's ``conv2d``) on NCHW inputs.
 
     weights: (out_channels, in_channels, kh, kw), drawn from NumPy's global RNG as
-    ``np.random.standard_normal(shape) * sqrt(2 / (in_channels * kh * kw))`` (He initialisation,
-    suited to ReLU networks: the output variance neither grows nor shrinks with depth); biases:
-    (out_channels,) zeros. The regularisation strengths work as in Layer_Dense.
+    ``np.random.standard_normal(shape) * sqrt(2 / (in_channels * kh * kw))`` (He initialisation, the
+    default ``weight_init="he"``, suited to ReLU networks: the output variance neither grows nor
+    shrinks with depth; "glorot" and "book" as Layer_Dense's); biases: (out_channels,) zeros. The
+    regularisation strengths work as in Layer_Dense.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1,
                  padding=0, weight_regularizer_l1: float = 0, weight_regularizer_l2: float = 0,
                  bias_regularizer_l1: float = 0, bias_regularizer_l2: float = 0,
-                 *, dtype: npt.DTypeLike | None = None) -> None:
+                 *, weight_init: str = "he", dtype: npt.DTypeLike | None = None) -> None:
         dtype = resolve_dtype(dtype)
         self.in_channels = in_channels
         self.out_channels = out_channels
@@ -82,9 +81,8 @@ class Layer_Conv2D(_Trainable):
         self.stride = stride
         self.padding = padding
         kh, kw = _pair(kernel_size)
-        scale = math.sqrt(2.0 / (in_channels * kh * kw))
         shape = (out_channels, in_channels, kh, kw)
-        self.weights = (np.random.standard_normal(shape) * scale).astype(dtype)
+        self.weights = _initial_weights(weight_init, shape, in_channels * kh * kw, out_channels * kh * kw, dtype)
         self.biases = np.zeros(out_channels, dtype=dtype)
         self.weight_regularizer_l1 = weight_regularizer_l1
         self.weight_regularizer_l2 = weight_regularizer_l2
