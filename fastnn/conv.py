@@ -1,4 +1,5 @@
-"""Convolutional layers in the book's style: Layer_Conv2D, Layer_MaxPool2D, Layer_Flatten.
+"""Convolutional layers in the book's style: Layer_Conv2D, Layer_MaxPool2D, Layer_Flatten; and
+Layer_GlobalAveragePool2D.
 
 Same protocol as Layer_Dense: ``forward(inputs, training=True)`` stores ``inputs``/``output``,
 ``backward(dvalues)`` stores ``dinputs`` (and ``dweights``/``dbiases``), both return None. Inputs
@@ -284,6 +285,36 @@ class Layer_MaxPool2D:
                                  f"(output shape {output.shape}); run forward() again")
         if status:
             raise _pool_error(status, self.__dict__)
+
+
+@declare("layer")
+class Layer_GlobalAveragePool2D:
+    """(N, C, H, W) -> (N, C): the mean of each channel's plane (summed in double), as PyTorch's
+    ``adaptive_avg_pool2d(x, 1)`` flattened; the usual head of a convolutional network before its
+    last Dense layer, whatever the input's height and width. Beyond the book.
+
+    backward spreads each gradient evenly over its plane: ``dinputs[n, c, h, w] = dvalues[n, c] /
+    (H * W)`` in the data's dtype. Float32 and float64 inputs keep their dtype; other real data
+    is converted to ``fastnn.default_dtype()``.
+    """
+
+    def __repr__(self) -> str:
+        return "Layer_GlobalAveragePool2D()"
+
+    def forward(self, inputs, training: bool = True) -> None:
+        """inputs (N, C, H, W) -> self.output (N, C). `training` is accepted and ignored."""
+        if _pool.average_forward(self.__dict__, inputs):
+            inputs = _arrays.planes_input(inputs, "inputs", "Layer_GlobalAveragePool2D.forward")
+            _pool.average_forward(self.__dict__, inputs)
+
+    def backward(self, dvalues) -> None:
+        """dvalues (N, C) -> self.dinputs (N, C, H, W), the forward inputs' shape and dtype."""
+        status = _pool.average_backward(self.__dict__, dvalues)
+        if status:
+            if status == _pool.NO_FORWARD or "output" not in self.__dict__:
+                raise _messages.missing_forward("Layer_GlobalAveragePool2D", "inputs")
+            dvalues = _arrays.gradient_input(dvalues, "dvalues", self.output, "Layer_GlobalAveragePool2D.backward")
+            _pool.average_backward(self.__dict__, dvalues)
 
 
 @declare("layer")

@@ -1,5 +1,5 @@
-"""Layer_MaxPool2D kernels, forward and backward each one call on the layer's state dict (the
-calling convention of _common.pxd). Layout NCHW; window size, stride and padding per axis
+"""Layer_MaxPool2D and Layer_GlobalAveragePool2D kernels, forward and backward each one call on
+the layer's state dict (the calling convention of _common.pxd). Layout NCHW; window size, stride and padding per axis
 (_im2col.pxd: Geometry, window()). Windows are clipped to the plane: padding never wins, as in
 PyTorch (whose padding is -inf and whose scan starts from the first element inside the plane).
 
@@ -279,3 +279,81 @@ def pool_backward(dict state, object dvalues):
         else:
             ok = _pool_backward(<double*>p_dv, p_arg, <double*>p_dx, planes, g.h * g.w, g.ohw)
     return _OK if ok else BAD_ARGMAX
+
+
+# ---------------------------------------------------------------------------------------------
+# Global average pooling, (N, C, H, W) -> (N, C): each plane's mean (summed in double), and
+# backward each gradient spread evenly over its plane, dvalues / (H * W) in the data's dtype.
+
+cdef inline void _average_forward(const floating* x, floating* output, Py_ssize_t planes,
+                                  Py_ssize_t hw) noexcept nogil:
+    cdef Py_ssize_t q, j
+    cdef double total
+    for q in range(planes):
+        total = 0
+        for j in range(hw):
+            total += x[q * hw + j]
+        output[q] = <floating>(total / hw)
+
+
+cdef inline void _average_backward(const floating* dvalues, floating* dinputs, Py_ssize_t planes,
+                                   Py_ssize_t hw) noexcept nogil:
+    cdef Py_ssize_t q, j
+    cdef floating size = <floating>hw, share
+    for q in range(planes):
+        share = dvalues[q] / size
+        for j in range(hw):
+            dinputs[q * hw + j] = share
+
+
+cdef bint _planes(object inputs) noexcept:
+    """A ready float32/float64 (N, C, H, W) array with non-empty planes."""
+    if not (ready(inputs, cnp.NPY_FLOAT32) or ready(inputs, cnp.NPY_FLOAT64)):
+        return False
+    cdef cnp.ndarray x = <cnp.ndarray>inputs
+    return x.ndim == 4 and x.shape[2] > 0 and x.shape[3] > 0
+
+
+def average_forward(dict state, object inputs):
+    """GlobalAveragePool2D forward on a layer's __dict__: sets `inputs` and `output` (N, C).
+    CONVERT, changing nothing, when inputs is not a C-contiguous float (N, C, H, W) array with
+    non-empty planes."""
+    if not _planes(inputs):
+        return CONVERT
+    cdef cnp.ndarray x = <cnp.ndarray>inputs
+    cdef cnp.ndarray output = reuse(state, "output", 2, cnp.PyArray_DIMS(x), cnp.PyArray_TYPE(x), x, None)
+    cdef Py_ssize_t planes = x.shape[0] * x.shape[1], hw = x.shape[2] * x.shape[3]
+    cdef void* p_x = data(x)
+    cdef void* p_out = data(output)
+    with nogil:
+        if cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT32:
+            _average_forward(<float*>p_x, <float*>p_out, planes, hw)
+        else:
+            _average_forward(<double*>p_x, <double*>p_out, planes, hw)
+    state["inputs"] = x
+    return _OK
+
+
+def average_backward(dict state, object dvalues):
+    """GlobalAveragePool2D backward on a layer's __dict__: sets `dinputs` (the inputs' shape).
+    NO_FORWARD without the inputs of a forward; CONVERT when dvalues is not a C-contiguous (N, C)
+    array of their dtype."""
+    inputs = state.get("inputs")
+    if not _planes(inputs):
+        return NO_FORWARD
+    cdef cnp.ndarray x = <cnp.ndarray>inputs
+    if not ready(dvalues, cnp.PyArray_TYPE(x)):
+        return CONVERT
+    cdef cnp.ndarray dv = <cnp.ndarray>dvalues
+    if dv.ndim != 2 or dv.shape[0] != x.shape[0] or dv.shape[1] != x.shape[1]:
+        return CONVERT
+    cdef cnp.ndarray dinputs = reuse(state, "dinputs", 4, cnp.PyArray_DIMS(x), cnp.PyArray_TYPE(x), dv, None)
+    cdef Py_ssize_t planes = x.shape[0] * x.shape[1], hw = x.shape[2] * x.shape[3]
+    cdef void* p_dv = data(dv)
+    cdef void* p_dx = data(dinputs)
+    with nogil:
+        if cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT32:
+            _average_backward(<float*>p_dv, <float*>p_dx, planes, hw)
+        else:
+            _average_backward(<double*>p_dv, <double*>p_dx, planes, hw)
+    return _OK

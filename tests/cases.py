@@ -199,6 +199,7 @@ CASES: dict[str, Case] = {case.name: case for case in [
                    dict(id="padded-pairs", kwargs={"pool_size": (3, 2), "stride": (2, 1), "padding": (1, 1)}),
                    dict(id="same-even", kwargs={"pool_size": 2, "padding": "same"}))),
     Case("Layer_Flatten", inputs=(3, 2, 3, 2), views=("output", "dinputs"), rtol=0),
+    Case("Layer_GlobalAveragePool2D", inputs=(2, 3, 4, 5), ndim=4),
     # --- losses
     Case("Loss", **_BASE),
     Case("Loss_CategoricalCrossentropy", protocol="loss", targets="class_ids", head="Activation_Softmax",

@@ -195,3 +195,27 @@ def test_the_reference_takes_the_same_geometry():
     for lib in (fastnn, ref):
         pool = lib.Layer_MaxPool2D((2, 3), padding="same")
         assert (pool.pool_size, pool.stride, pool.padding) == ((2, 3), 1, "same")
+
+
+def test_global_average_pooling_frees_the_head_from_the_plane_size(rng):
+    """Conv2D("same") -> GlobalAveragePool2D -> Dense: one model takes any height and width,
+    trains, and the pooled features are the planes' means."""
+    np.random.seed(5)
+    model = fastnn.Model()
+    model.add(fastnn.Layer_Conv2D(1, 4, 3, padding="same"))
+    model.add(fastnn.Activation_ReLU())
+    model.add(fastnn.Layer_GlobalAveragePool2D())
+    model.add(fastnn.Layer_Dense(4, 2))
+    model.add(fastnn.Activation_Softmax())
+    model.set(loss=fastnn.Loss_CategoricalCrossentropy(), optimizer=fastnn.Optimizer_Adam(learning_rate=0.05),
+              accuracy=fastnn.Accuracy_Categorical())
+    model.finalize()
+    X = rng.standard_normal((32, 1, 6, 6)).astype(np.float32)
+    y = (X.mean(axis=(1, 2, 3)) > 0).astype(np.int64)
+    X[y == 1] += 1.0
+    history = model.train(X, y, epochs=30, verbose=False)
+    assert history.loss[-1] < 0.5 * history.loss[0]
+    for size in (3, 9):
+        assert model.predict(rng.standard_normal((2, 1, size, size + 1)).astype(np.float32)).shape == (2, 2)
+    pool = model.layers[2]
+    np.testing.assert_allclose(pool.output, pool.inputs.mean(axis=(2, 3)), rtol=1e-6)

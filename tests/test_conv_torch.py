@@ -134,3 +134,17 @@ def test_maxpool2d_pairs_and_padding_match_torch(dtype, rng, pool_size, stride, 
     yt.backward(torch.tensor(g))
     layer.backward(g)
     np.testing.assert_allclose(layer.dinputs, xt.grad.numpy(), **tolerance(dtype, 4.0))
+
+
+def test_global_average_pool_matches_torch(dtype, rng):
+    x = rng.standard_normal((3, 5, 7, 6)).astype(dtype)
+    layer = fastnn.Layer_GlobalAveragePool2D()
+    layer.forward(x)
+    xt = torch.tensor(x, requires_grad=True)
+    yt = F.adaptive_avg_pool2d(xt, 1).flatten(1)
+    np.testing.assert_allclose(layer.output, yt.detach().numpy(), **tolerance(dtype, 1.0))
+    g = rng.standard_normal(layer.output.shape).astype(dtype)
+    yt.backward(torch.tensor(g))
+    layer.backward(g)
+    assert layer.dinputs.shape == x.shape and layer.dinputs.dtype == x.dtype
+    np.testing.assert_allclose(layer.dinputs, xt.grad.numpy(), **tolerance(dtype, 1.0))

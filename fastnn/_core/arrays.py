@@ -302,6 +302,12 @@ def pool_input(x, name: str, pool_size, padding, where: str) -> np.ndarray:
     return x
 
 
+def planes_input(x, name: str, where: str) -> np.ndarray:
+    """Inputs of Layer_GlobalAveragePool2D: (N, C, H, W) float32/float64 (other real data is
+    converted to the default dtype), C order, with non-empty planes."""
+    return _spatial_input(x, name, None, where, "channels", None)
+
+
 def flatten_input(x, name: str, where: str) -> np.ndarray:
     """Inputs of Layer_Flatten: at least 2-D (n_samples, ...), float32/float64 kept, C order."""
     x = float_input(x, name, where)

@@ -1,4 +1,5 @@
-"""Convolutional layers in plain NumPy: Layer_Conv2D, Layer_MaxPool2D, Layer_Flatten.
+"""Convolutional layers in plain NumPy: Layer_Conv2D, Layer_MaxPool2D, Layer_Flatten and
+Layer_GlobalAveragePool2D.
 
 The oracle for fastnn's compiled versions (fastnn/conv.py, src_pyx/_conv.pyx): every formula is
 written the obvious way, with Python loops over the kernel (or pooling window) offsets and one
@@ -30,7 +31,7 @@ import numpy.typing as npt
 from .._core.config import resolve_dtype
 from .layers import _Trainable, _initial_weights
 
-__all__ = ["Layer_Conv2D", "Layer_MaxPool2D", "Layer_Flatten"]
+__all__ = ["Layer_Conv2D", "Layer_MaxPool2D", "Layer_Flatten", "Layer_GlobalAveragePool2D"]
 
 
 def _pair(value) -> tuple[int, int]:
@@ -165,6 +166,19 @@ class Layer_MaxPool2D:
         np.add.at(planes, (index_n[..., None], index_c[..., None], self.argmax.reshape(n, c, -1)),
                   dvalues.reshape(n, c, -1))
         self.dinputs = planes.reshape(n, c, h, w)
+
+
+class Layer_GlobalAveragePool2D:
+    """(N, C, H, W) -> (N, C), each plane's mean (in float64, rounded to the dtype); backward
+    spreads dvalues / (H * W) over the plane (beyond the book)."""
+
+    def forward(self, inputs: np.ndarray, training: bool = True) -> None:
+        self.inputs = inputs
+        self.output = inputs.mean(axis=(2, 3), dtype=np.float64).astype(inputs.dtype)
+
+    def backward(self, dvalues: np.ndarray) -> None:
+        h, w = self.inputs.shape[2:]
+        self.dinputs = np.broadcast_to((dvalues / (h * w))[:, :, None, None], self.inputs.shape).copy()
 
 
 class Layer_Flatten:
