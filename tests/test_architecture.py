@@ -19,7 +19,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "fastnn"
 
 # Rank of each group; a module may import its own group or lower ranks only.
-CLASSES = {"layers", "activations", "losses", "optimizers", "accuracy", "conv", "history", "plotting"}
+CLASSES = {"layers", "activations", "losses", "optimizers", "accuracy", "conv", "normalization", "history", "plotting"}
 RANK = {"_version": 0, "_shadowed": 0, "_core": 0, "_ext": 1, "backend": 2, **{name: 3 for name in CLASSES}, "io": 4,
         "distributed": 4, "model": 5, "_model_inputs": 5, "_public": 6, "": 7}
 # Side packages and what they may import.

@@ -23,8 +23,8 @@ Deliberate deviations from the book (each pinned by a test in ``tests/test_refer
 - ``Loss.calculate``/``Accuracy.calculate`` before any ``new_pass()`` start the accumulators at zero.
 - Categorical cross-entropy labels of rank other than 1 or 2 raise ValueError (the book: UnboundLocalError).
 - Beyond the book, ``Layer_Conv2D``, ``Layer_MaxPool2D``, ``Layer_Flatten`` and ``Layer_GlobalAveragePool2D``
-  (``fastnn.reference.conv``), ``Activation_Tanh``, ``Activation_LeakyReLU`` and ``Activation_GELU`` are
-  exported too, and ``Model.train`` takes ``shuffle=``: ``from fastnn.reference import *`` brings the same
+  (``fastnn.reference.conv``), ``Layer_BatchNorm``, ``Activation_Tanh``, ``Activation_LeakyReLU`` and
+  ``Activation_GELU`` are exported too, and ``Model.train`` takes ``shuffle=``: ``from fastnn.reference import *`` brings the same
   classes as ``from fastnn import *``, so a CNN script switches to the reference by its import.
 - Float labels are converted to the prediction dtype, Dense converts its inputs and incoming gradients
   to the parameter dtype and Dropout casts back to the input dtype (the book under ``nnfs.init()`` lets
@@ -41,6 +41,7 @@ from .activations import Activation_Linear, Activation_ReLU, Activation_Sigmoid,
 from .activations import Activation_GELU, Activation_LeakyReLU, Activation_Tanh  # beyond the book
 from .conv import Layer_Conv2D, Layer_Flatten, Layer_GlobalAveragePool2D, Layer_MaxPool2D  # beyond the book
 from .layers import Layer_Dense, Layer_Dropout, Layer_Input
+from .normalization import Layer_BatchNorm  # beyond the book
 from .losses import (
     Activation_Softmax_Loss_CategoricalCrossentropy,
     Loss,
@@ -82,4 +83,5 @@ __all__ = [
     "Layer_MaxPool2D",
     "Layer_Flatten",
     "Layer_GlobalAveragePool2D",
+    "Layer_BatchNorm",
 ]
