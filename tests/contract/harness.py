@@ -198,9 +198,9 @@ def forward(case, obj, x, training=True):
     obj.forward(x, training)
 
 
-def exercise(case, obj, made) -> dict:
+def exercise(case, obj, made, *, copies=True) -> dict:
     """One round of the case's protocol on obj with the data `made`; returns copies of the
-    results, by name."""
+    results, by name (the arrays themselves with copies=False)."""
     results = {}
     protocol = case.protocol
     if protocol == "layer":
@@ -247,6 +247,8 @@ def exercise(case, obj, made) -> dict:
         results["current_learning_rate"] = optimizer.current_learning_rate
     else:
         raise AssertionError(f"{case.name}: nothing to exercise")
+    if not copies:
+        return results
     return {name: np.array(value, copy=True) if isinstance(value, np.ndarray) else value
             for name, value in results.items()}
 

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from cases import cases, ids
-from contract.harness import (USER_ARRAY_KINDS, assert_close, buffer_names, build, data, exercise, forward, kept_dtype, pair,
-                              parameter_names, state_names, user_arrays)
+from contract.harness import (USER_ARRAY_KINDS, assert_close, buffer_names, build, data, exercise, forward, kept_dtype,
+                              pair, parameter_names, state_names, user_arrays)
 
 BUFFERED = [case for protocol in ("layer", "loss", "combined") for case in cases(protocol, setups=True)]
 LAYERS = cases("layer", setups=True)
