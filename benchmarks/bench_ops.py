@@ -1,6 +1,7 @@
 """Per-op groups, float32: dense forward/backward, ReLU and sigmoid forward/backward, softmax +
 CCE (forward and the combined backward, as the Model runs them), each optimizer's update_params
-on a 784x128 layer, dropout forward+backward (fastnn fast mode, book mode, the reference).
+on a 784x128 layer, dropout forward+backward (fastnn fast mode, book mode, the reference); and
+(layer_ops.py) BatchNorm, global average pooling, "same"-padded convolutions and padded pooling.
 
 Peers in each group: fastnn (the public methods), reference (fastnn.reference, plain NumPy),
 torch (where one eager call does the same), gemm-floor (the op's GEMMs alone). Definitions in

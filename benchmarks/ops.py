@@ -12,6 +12,7 @@ from fastnn.backend import blas
 
 from cases import CASES
 from data import DTYPE
+from layer_ops import layer_op_groups
 from fastnn._core.spec import declared
 from torch_peer import torch, torch_adam_kind
 
@@ -263,6 +264,7 @@ def _op_groups():
         s = f"{shape[0]}x{shape[1]}"
         add(f"dropout(0.1) fwd+bwd {s}", fastnn_fast=_op_dropout(fastnn, shape, 0.1, "fast"),
             fastnn_book=_op_dropout(fastnn, shape, 0.1, "book"), reference=_op_dropout(ref, shape, 0.1))
+    layer_op_groups(add)
     return groups
 
 

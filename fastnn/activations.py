@@ -142,9 +142,6 @@ class Activation_LeakyReLU(_Activation):
     def __init__(self, alpha: float = 0.01) -> None:
         self.alpha, = Activation_LeakyReLU._spec.check(locals())
 
-    def __repr__(self) -> str:
-        return f"Activation_LeakyReLU(alpha={self.alpha!r})"
-
     def predictions(self, outputs):
         """The outputs unchanged."""
         return outputs
@@ -178,9 +175,6 @@ class Activation_GELU(_Activation):
             raise ValueError(f"Activation_GELU: approximate must be 'none' or 'tanh', got "
                              f"{self.__dict__.get('approximate')!r} (changed after construction)")
         return kind
-
-    def __repr__(self) -> str:
-        return f"Activation_GELU(approximate={self.approximate!r})"
 
     def predictions(self, outputs):
         """The outputs unchanged."""

@@ -5,14 +5,14 @@ Two entry points, forward() and backward(), run one activation on an object's st
 _common.pxd). Shapes: inputs/output/dvalues/dinputs are (n_samples, n_neurons) for Softmax and any
 shape for the elementwise others, which see flat arrays of `n` elements.
 """
-from libc.math cimport erf, erff, tanh, tanhf
+from libc.math cimport erf, tanh, tanhf
 from libc.string cimport memcpy
 
 cimport numpy as cnp
 cnp.import_array()
 from cython cimport floating
 
-from _common cimport data, ready_float, ready_like, reuse_like
+from _common cimport data, fastnn_erff, ready_float, ready_like, reuse_like
 from _softmax cimport _exp, _softmax_forward
 
 # The activation kinds: C constants of this module and, being cpdef, its Python attributes as
@@ -28,12 +28,33 @@ cpdef enum:
     GELU_TANH = 7     # the tanh approximation
 
 
-# libm in the data's dtype (erff, tanhf for float32).
+# erf: fastnn_erff (_common.pxd, a vectorisable polynomial) for float32, libm's erf for float64.
 cdef inline floating _erf(floating x) noexcept nogil:
     if floating is float:
-        return erff(x)
+        return fastnn_erff(x)
     else:
         return erf(x)
+
+
+# tanh(u) and 1 - tanh(u)^2 of the GELU tanh form. float32: from e = exp(-2|u|) (the vectorisable
+# fastnn_expf, never overflowing), tanh|u| = (1 - e) / (1 + e) and 1 - tanh^2 = 4e / (1 + e)^2,
+# which does not cancel where tanh nears 1; float64: libm's tanh and PyTorch's 1 - tanh^2.
+cdef inline floating _gelu_tanh(floating u) noexcept nogil:
+    cdef floating e, one = 1, two = 2
+    if floating is float:
+        e = _exp(-two * (u if u >= 0 else -u))
+        return ((one - e) / (one + e)) if u >= 0 else -((one - e) / (one + e))
+    else:
+        return tanh(u)
+
+
+cdef inline floating _gelu_sech2(floating u, floating t) noexcept nogil:
+    cdef floating e, one = 1, two = 2, four = 4
+    if floating is float:
+        e = _exp(-two * (u if u >= 0 else -u))
+        return four * e / ((one + e) * (one + e))
+    else:
+        return one - t * t
 
 
 cdef inline floating _tanh(floating x) noexcept nogil:
@@ -138,7 +159,8 @@ cdef inline void _leaky_relu_backward(const floating* dvalues, const floating* i
 
 
 # ---------------------------------------------------------------------------------------------
-# GELU, PyTorch's formulas, operation order and constants, in the data's dtype:
+# GELU, PyTorch's formulas, operation order and constants, in the data's dtype (float32: erf and
+# tanh from vectorisable polynomials, above):
 #   exact   y = x * 0.5 * (1 + erf(x / sqrt 2))
 #           dy/dx = 0.5 * (1 + erf(x / sqrt 2)) + x * exp(-x^2 / 2) / sqrt(2 pi)
 #   tanh    u = sqrt(2 / pi) * (x + 0.044715 x^3),  y = 0.5 * x * (1 + tanh u)
@@ -170,19 +192,20 @@ cdef inline void _gelu_tanh_forward(const floating* inputs, floating* output, Py
     for i in range(n):
         x = inputs[i]
         inner = beta * (x + kappa * (x * x * x))
-        output[i] = half * x * (one + _tanh(inner))
+        output[i] = half * x * (one + _gelu_tanh(inner))
 
 
 cdef inline void _gelu_tanh_backward(const floating* dvalues, const floating* inputs, floating* dinputs,
                                      Py_ssize_t n) noexcept nogil:
     cdef Py_ssize_t i
-    cdef floating x, x_sq, t, half = 0.5, one = 1, three = 3
+    cdef floating x, x_sq, u, t, half = 0.5, one = 1, three = 3
     cdef floating beta = 0.79788456080286535588, kappa = 0.044715
     for i in range(n):
         x = inputs[i]
         x_sq = x * x
-        t = _tanh(beta * (x + kappa * (x_sq * x)))
-        dinputs[i] = dvalues[i] * (half * (one + t) + half * x * (one - t * t) * (beta * (one + three * kappa * x_sq)))
+        u = beta * (x + kappa * (x_sq * x))
+        t = _gelu_tanh(u)
+        dinputs[i] = dvalues[i] * (half * (one + t) + half * x * _gelu_sech2(u, t) * (beta * (one + three * kappa * x_sq)))
 
 
 # ---------------------------------------------------------------------------------------------

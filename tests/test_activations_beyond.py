@@ -71,3 +71,31 @@ def test_leaky_relu_alpha_changed_by_hand_is_refused_before_any_write():
 def test_reprs_name_the_parameters():
     assert repr(fastnn.Activation_LeakyReLU(0.2)) == "Activation_LeakyReLU(alpha=0.2)"
     assert repr(fastnn.Activation_GELU("tanh")) == "Activation_GELU(approximate='tanh')"
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_float32_gelu_is_within_two_eps_everywhere(approximate):
+    """float32 GELU computes erf, exp and tanh with vectorisable polynomials (fastnn_erff and
+    fastnn_expf, _common.pxd): over a dense grid of [-12, 12] and tiny magnitudes, each output is
+    within 2 eps of (|y| + |x|) of the float64 formula and each gradient within 2 eps of
+    (|dy/dx| + 1) (measured: 0.61 and 0.73 eps for the erf form, 0.56 and 0.86 for the tanh form)."""
+    x = np.linspace(-12, 12, 400_001)
+    x = np.concatenate([x, 10.0 ** np.linspace(-30, 1, 1000), -(10.0 ** np.linspace(-30, 1, 1000))]).astype(np.float32)
+    x64 = x.astype(np.float64)
+    if approximate == "none":
+        cdf = 0.5 * (1 + np.vectorize(math.erf)(x64 / math.sqrt(2)))
+        y, slope = x64 * cdf, cdf + x64 * np.exp(-x64 ** 2 / 2) / math.sqrt(2 * math.pi)
+    else:
+        t = np.tanh(math.sqrt(2 / math.pi) * (x64 + 0.044715 * x64 ** 3))
+        y = 0.5 * x64 * (1 + t)
+        slope = 0.5 * (1 + t) + 0.5 * x64 * (1 - t * t) * math.sqrt(2 / math.pi) * (1 + 3 * 0.044715 * x64 ** 2)
+    layer = fastnn.Activation_GELU(approximate)
+    layer.forward(x)
+    layer.backward(np.ones_like(x))
+    eps = np.finfo(np.float32).eps
+    assert np.all(np.abs(layer.output - y) <= 2 * eps * (np.abs(y) + np.abs(x64)))
+    assert np.all(np.abs(layer.dinputs - slope) <= 2 * eps * (np.abs(slope) + 1))
+    special = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0], np.float32)
+    layer.forward(special)
+    np.testing.assert_array_equal(layer.output[1:], [np.inf, np.nan, 0.0, -0.0])   # the formula: -inf * 0 is NaN
+    assert np.isnan(layer.output[0])
