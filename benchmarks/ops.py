@@ -84,10 +84,19 @@ def _op_activation(lib, name, shape, direction):
     return factory
 
 
+def _torch_activation(short):
+    """torch's function of that name (torch.tanh, ...) or torch.nn.functional's (gelu,
+    leaky_relu), None where it has none."""
+    if torch is None:
+        return None
+    return getattr(torch, short, None) or getattr(torch.nn.functional, {"leakyrelu": "leaky_relu"}.get(short, short),
+                                                  None)
+
+
 def _op_activation_torch(fn, shape):
     def factory():
         x = torch.from_numpy(_arr(shape, 1))
-        f = getattr(torch, fn)
+        f = _torch_activation(fn)
         return lambda: f(x)
     return factory
 
@@ -209,12 +218,12 @@ def _op_dropout(lib, shape, rate, mode=None):
 
 
 def _elementwise_activations() -> list[str]:
-    """The declared parameter-free layers that act elementwise on any shape and pass it on (their
-    test case names no required rank): every activation but Softmax; a new one enters the op
-    groups by being declared. Dropout has its own groups below (a mask stream, two modes)."""
-    return [spec.name for spec in declared("layer") if spec.keeps_features and not spec.params
-            and spec.name in CASES and CASES[spec.name].ndim is None and CASES[spec.name].backward
-            and spec.name != "Layer_Input"]
+    """The declared layers that act elementwise on any shape and pass it on (their test case names
+    no required rank), built with their defaults: every activation but Softmax; a new one enters
+    the op groups by being declared. Dropout has its own groups below (a mask stream, two modes)."""
+    return [spec.name for spec in declared("layer") if spec.keeps_features
+            and spec.name.startswith("Activation_") and spec.name in CASES and CASES[spec.name].ndim is None
+            and CASES[spec.name].backward]
 
 
 def _op_groups():
@@ -238,7 +247,7 @@ def _op_groups():
             s = f"{shape[0]}x{shape[1]}"
             add(f"{short} forward {s}", fastnn=_op_activation(fastnn, name, shape, "forward"),
                 reference=_op_activation(ref, name, shape, "forward"),
-                torch=_op_activation_torch(short, shape) if has_torch and hasattr(torch, short) else None)
+                torch=_op_activation_torch(short, shape) if _torch_activation(short) else None)
             add(f"{short} backward {s}", fastnn=_op_activation(fastnn, name, shape, "backward"),
                 reference=_op_activation(ref, name, shape, "backward"))
     for n, c in ((300, 3), (128, 10), (1000, 3)):

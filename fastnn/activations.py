@@ -1,4 +1,5 @@
-"""Activations with the book's names and protocol: ReLU, Softmax, Sigmoid and Linear; Tanh beyond the book.
+"""Activations with the book's names and protocol: ReLU, Softmax, Sigmoid and Linear; Tanh, LeakyReLU
+and GELU beyond the book.
 
 Each forward and backward is one compiled call (src_pyx/_activations.pyx) writing into a buffer
 the object reuses while the shape stays the same. ``predictions(outputs)`` turns the last layer's
@@ -9,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._core import arrays as _arrays, messages as _messages
+from ._core.constraints import Choice, Real
 from ._core.spec import declare
 from ._core.describe import constructor_repr
 from ._ext import _activations
@@ -113,6 +115,72 @@ class Activation_Tanh(_Activation):
 
     _KIND = _activations.TANH
     _SAVED = "output"
+
+    def predictions(self, outputs):
+        """The outputs unchanged."""
+        return outputs
+
+
+_SLOPE = Real(0.0, 1.0)
+
+
+@declare("layer", params={"alpha": _SLOPE}, saved={"alpha": _SLOPE}, keeps_features=True)
+class Activation_LeakyReLU(_Activation):
+    """output = inputs where inputs > 0, else alpha * inputs (any shape; PyTorch's ``leaky_relu``).
+    backward: dvalues where inputs > 0, else alpha * dvalues (so alpha * dvalues at exactly 0).
+    alpha is rounded to the data's dtype. Beyond the book.
+
+    Parameters
+    ----------
+    alpha : float in [0, 1]
+        The slope for negative inputs (PyTorch's ``negative_slope``); 0 is ReLU with PyTorch's
+        rule at 0, 1 the identity.
+    """
+
+    _KIND = _activations.LEAKY_RELU
+
+    def __init__(self, alpha: float = 0.01) -> None:
+        self.alpha, = Activation_LeakyReLU._spec.check(locals())
+
+    def __repr__(self) -> str:
+        return f"Activation_LeakyReLU(alpha={self.alpha!r})"
+
+    def predictions(self, outputs):
+        """The outputs unchanged."""
+        return outputs
+
+
+_APPROXIMATE = Choice("none", "tanh")
+_GELU_KINDS = {"none": _activations.GELU, "tanh": _activations.GELU_TANH}
+
+
+@declare("layer", params={"approximate": _APPROXIMATE}, saved={"approximate": _APPROXIMATE}, keeps_features=True)
+class Activation_GELU(_Activation):
+    """The Gaussian error linear unit, any shape, with PyTorch's formulas for the output and the
+    gradient (``torch.nn.functional.gelu``). Beyond the book.
+
+    approximate="none": ``output = inputs * Phi(inputs)``, Phi the standard normal CDF
+    ``0.5 * (1 + erf(x / sqrt(2)))``; the gradient is ``Phi(x) + x * phi(x)``, phi the normal density.
+    approximate="tanh": ``0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x**3)))`` and its
+    exact derivative. Both are computed in the data's dtype; backward reads the forward's inputs.
+    """
+
+    _SAVED = "inputs"
+
+    def __init__(self, approximate: str = "none") -> None:
+        self.approximate, = Activation_GELU._spec.check(locals())
+
+    # (the other activations' class constant, chosen per object here)
+    @property
+    def _KIND(self) -> int:  # type: ignore[override]
+        kind = _GELU_KINDS.get(self.__dict__.get("approximate", ""))
+        if kind is None:
+            raise ValueError(f"Activation_GELU: approximate must be 'none' or 'tanh', got "
+                             f"{self.__dict__.get('approximate')!r} (changed after construction)")
+        return kind
+
+    def __repr__(self) -> str:
+        return f"Activation_GELU(approximate={self.approximate!r})"
 
     def predictions(self, outputs):
         """The outputs unchanged."""

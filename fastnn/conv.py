@@ -1,4 +1,5 @@
-"""Convolutional layers in the book's style: Layer_Conv2D, Layer_MaxPool2D, Layer_Flatten.
+"""Convolutional layers in the book's style: Layer_Conv2D, Layer_MaxPool2D, Layer_Flatten; and
+Layer_GlobalAveragePool2D.
 
 Same protocol as Layer_Dense: ``forward(inputs, training=True)`` stores ``inputs``/``output``,
 ``backward(dvalues)`` stores ``dinputs`` (and ``dweights``/``dbiases``), both return None. Inputs
@@ -35,14 +36,16 @@ import math
 import numpy as np
 
 from .backend.threads import get_num_threads, set_num_threads  # noqa: F401 (public here too)
-from ._core import config as _config, arrays as _arrays, messages as _messages
-from ._core.constraints import SIZE, Int, Optional
+from ._core import config as _config, arrays as _arrays, messages as _messages, windows as _windows
+from ._core.constraints import SIZE, SIZE_PAIR, Optional, Pair
 from ._core.spec import declare
 from ._ext import _conv, _pool
-from .layers import REGULARIZERS
+from .layers import REGULARIZERS, WEIGHT_INIT, initial_weights
 
 
-_CONV_GEOMETRY = {"in_channels": SIZE, "out_channels": SIZE, "kernel_size": SIZE, "stride": SIZE, "padding": Int(0)}
+_PADDING = Pair(0, options=(_windows.SAME,))
+_CONV_GEOMETRY = {"in_channels": SIZE, "out_channels": SIZE, "kernel_size": SIZE_PAIR, "stride": SIZE_PAIR,
+                  "padding": _PADDING}
 
 
 # The errors behind the conv and pool kernels' statuses other than OK and CONVERT.
@@ -68,60 +71,71 @@ def _pool_error(status: int, state: dict) -> Exception:
 
 
 @declare("layer",
-         params={**_CONV_GEOMETRY, **REGULARIZERS},
+         params={**_CONV_GEOMETRY, **REGULARIZERS, "weight_init": WEIGHT_INIT},
          saved={**_CONV_GEOMETRY, **REGULARIZERS},
-         parameters=lambda a, d: {"weights": (a["out_channels"], a["in_channels"], a["kernel_size"], a["kernel_size"]),
+         parameters=lambda a, d: {"weights": (a["out_channels"], a["in_channels"], *_windows.pair(a["kernel_size"])),
                                   "biases": (a["out_channels"],)},
          parameters_only_backward=True)
 class Layer_Conv2D:
     """2-D convolution (cross-correlation, as PyTorch's ``conv2d``) on NCHW inputs.
 
-    ``output[n, o, i, j] = biases[o] + sum_{c, a, b} weights[o, c, a, b] * xp[n, c, i*s + a, j*s + b]``
-    where ``xp`` is the input zero-padded by ``padding`` on each side of both spatial axes and ``s``
-    the stride. Output size per axis: ``(size + 2*padding - kernel_size) // stride + 1``.
+    ``output[n, o, i, j] = biases[o] + sum_{c, a, b} weights[o, c, a, b] * xp[n, c, i*sh + a, j*sw + b]``
+    where ``xp`` is the input zero-padded and (sh, sw) the stride. Output size per axis:
+    ``(size + padding before + padding after - kernel) // stride + 1``.
 
     Parameters
     ----------
     in_channels, out_channels : int
         Channels of the inputs and of the output.
-    kernel_size : int
-        Square kernels: weights have shape (out_channels, in_channels, kernel_size, kernel_size),
-        as PyTorch's ``Conv2d.weight``.
-    stride : int >= 1, padding : int >= 0
-        Step between windows and zero padding added to each side of height and width.
+    kernel_size : int or (kh, kw)
+        Weights have shape (out_channels, in_channels, kh, kw), as PyTorch's ``Conv2d.weight``; an
+        int k means (k, k).
+    stride : int >= 1 or (sh, sw)
+        Step between windows along height and width.
+    padding : int >= 0, (ph, pw) or "same"
+        Zero rows added above and below (ph) and columns left and right (pw). "same" (stride 1
+        only) keeps the input's height and width: kh - 1 rows in all, (kh - 1) // 2 above and the
+        rest below, so an even kernel gets its extra row at the bottom (and column on the right),
+        as PyTorch's ``padding="same"``.
     weight_regularizer_l1, weight_regularizer_l2, bias_regularizer_l1, bias_regularizer_l2 : float
         L1/L2 penalty coefficients (>= 0), as Layer_Dense.
+    weight_init : "he", "glorot" or "book" (keyword only)
+        The initial weights (below).
     dtype : float32 or float64, optional (keyword only)
         Parameter dtype; default ``fastnn.default_dtype()``. Inputs of another dtype are converted
         once per call.
 
     Notes
     -----
-    Initialisation: He normal, ``np.random.standard_normal(weights.shape) * sqrt(2 / (in_channels *
-    kernel_size**2))`` drawn from NumPy's global RNG at construction (identical in
-    ``fastnn.reference``; unaffected by ``nnfs.init()``). The book's ``0.01 * randn`` keeps the
-    activations of a deep ReLU stack shrinking by about 10x per layer; He's scale keeps their variance
-    constant with depth, so conv stacks train from the first step. Biases are zeros of shape
+    Initialisation: one draw of ``np.random.standard_normal(weights.shape)`` from NumPy's global
+    RNG at construction (identical in ``fastnn.reference``; unaffected by ``nnfs.init()``), scaled
+    by He's ``sqrt(2 / (in_channels * kh * kw))`` (the default), Glorot's ``sqrt(2 / (fan_in +
+    out_channels * kh * kw))`` or the book's 0.01 (as Layer_Dense's ``weight_init``). The book's
+    ``0.01 * randn`` keeps the activations of a deep ReLU stack shrinking by about 10x per layer;
+    He's scale keeps their variance constant with depth, so conv stacks train from the first step.
+    Biases are zeros of shape
     ``(out_channels,)``: PyTorch's shape (``conv.bias``), so weights move between the two without
     reshaping; the book's ``(1, n)`` row exists to broadcast over Dense outputs, which does not
     apply to NCHW (the optimizers and the regularisation loss treat parameters as flat arrays).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                 padding: int = 0, weight_regularizer_l1: float = 0, weight_regularizer_l2: float = 0,
-                 bias_regularizer_l1: float = 0, bias_regularizer_l2: float = 0, *, dtype=None) -> None:
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int],
+                 stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] | str = 0,
+                 weight_regularizer_l1: float = 0, weight_regularizer_l2: float = 0,
+                 bias_regularizer_l1: float = 0, bias_regularizer_l2: float = 0, *, weight_init: str = "he",
+                 dtype=None) -> None:
         (self.in_channels, self.out_channels, self.kernel_size, self.stride, self.padding,
-         *regularizers) = Layer_Conv2D._spec.check(locals())
+         *regularizers, weight_init) = Layer_Conv2D._spec.check(locals())
+        _windows.check_same(self.padding, self.stride, "Layer_Conv2D")
         dtype = _config.resolve_dtype(dtype)
-        k = self.kernel_size
-        scale = math.sqrt(2.0 / (self.in_channels * k * k))
-        shape = (self.out_channels, self.in_channels, k, k)
+        kh, kw = _windows.pair(self.kernel_size)
+        shape = (self.out_channels, self.in_channels, kh, kw)
         # The weights are drawn as float64 first: refuse sizes that cannot be (a MemoryError, or
         # NumPy's "array is too big", would not name the arguments).
-        _arrays.check_fits(math.prod(shape), 8, "out_channels * in_channels * kernel_size**2", "Layer_Conv2D",
+        _arrays.check_fits(math.prod(shape), 8, "out_channels * in_channels * kh * kw", "Layer_Conv2D",
                            f"the {shape} weight array")
-        # standard_normal: the stream behind np.random.randn, untouched by nnfs.init().
-        self.weights = (np.random.standard_normal(shape) * scale).astype(dtype)
+        self.weights = initial_weights(weight_init, shape, self.in_channels * kh * kw, self.out_channels * kh * kw,
+                                       dtype)
         self.biases = np.zeros(self.out_channels, dtype=dtype)
         (self.weight_regularizer_l1, self.weight_regularizer_l2,
          self.bias_regularizer_l1, self.bias_regularizer_l2) = regularizers
@@ -134,8 +148,8 @@ class Layer_Conv2D:
         return {k: v for k, v in self.__dict__.items() if k not in self._SCRATCH}
 
     def __repr__(self) -> str:
-        return (f"Layer_Conv2D({self.in_channels}, {self.out_channels}, {self.kernel_size}, stride={self.stride}, "
-                f"padding={self.padding}, dtype={getattr(self.weights, 'dtype', '?')})")
+        return (f"Layer_Conv2D({self.in_channels}, {self.out_channels}, {self.kernel_size!r}, stride={self.stride!r}, "
+                f"padding={self.padding!r}, dtype={getattr(self.weights, 'dtype', '?')})")
 
     def forward(self, inputs, training: bool = True) -> None:
         """inputs (N, in_channels, H, W) -> self.output (N, out_channels, OH, OW). `training` is
@@ -179,7 +193,7 @@ class Layer_Conv2D:
         return self.weights, self.biases
 
     def set_parameters(self, weights, biases) -> None:
-        """Replace weights (out_channels, in_channels, k, k) and biases (out_channels,). Arrays
+        """Replace weights (out_channels, in_channels, kh, kw) and biases (out_channels,). Arrays
         already in the layer's form are kept as given (no copy, as the book); others are
         converted once. A (1, out_channels) biases row is accepted and flattened."""
         where = "Layer_Conv2D.set_parameters"
@@ -187,11 +201,10 @@ class Layer_Conv2D:
             else self.weights.dtype
         weights = _arrays.as_float_array(weights, "weights", dtype, where, ndim=4)
         biases = _arrays.as_float_array(biases, "biases", dtype, where)
-        k = self.kernel_size
-        expected = (self.out_channels, self.in_channels, k, k)
+        expected = (self.out_channels, self.in_channels, *_windows.pair(self.kernel_size))
         if weights.shape != expected:
             raise ValueError(f"{where}: weights must have shape {expected} (out_channels, in_channels, "
-                             f"kernel_size, kernel_size), got {weights.shape}")
+                             f"kernel height, kernel width), got {weights.shape}")
         if biases.shape == (1, self.out_channels):
             biases = biases.reshape(self.out_channels)
         if biases.shape != (self.out_channels,):
@@ -200,12 +213,24 @@ class Layer_Conv2D:
         self.biases = biases
 
 
-@declare("layer", params={"pool_size": SIZE, "stride": Optional(SIZE)},
-         saved={"pool_size": SIZE, "stride": SIZE})
+@declare("layer", params={"pool_size": SIZE_PAIR, "stride": Optional(SIZE_PAIR), "padding": _PADDING},
+         saved={"pool_size": SIZE_PAIR, "stride": SIZE_PAIR, "padding": _PADDING}, file_defaults={"padding": 0})
 class Layer_MaxPool2D:
-    """Max pooling over ``pool_size`` x ``pool_size`` windows moved by ``stride`` (default:
-    ``pool_size``, non-overlapping), without padding; output size per axis
-    ``(size - pool_size) // stride + 1``.
+    """Max pooling over ``pool_size`` windows moved by ``stride``; output size per axis
+    ``(size + padding before + padding after - window) // stride + 1``.
+
+    Parameters
+    ----------
+    pool_size : int or (kh, kw)
+        The window (an int k means k x k).
+    stride : int >= 1, (sh, sw) or None
+        Step between windows; None: the window's size (non-overlapping), or 1 with padding="same".
+    padding : int >= 0, (ph, pw) or "same"
+        Rows added above and below, columns left and right, at most half the window (PyTorch's
+        rule: every window overlaps the input). Padding never wins a window: each window's maximum
+        is taken over its part inside the input, as PyTorch's -inf padding gives. "same" (stride 1)
+        keeps the input's height and width, with the extra row of an even window at the bottom
+        and the extra column on the right, as Conv2D's.
 
     forward also stores ``argmax`` (N, C, OH, OW, int32): each window's winner as the flat index
     ``h * W + w`` into its (H, W) plane. Ties go to the first maximum of the window in row-major
@@ -215,12 +240,21 @@ class Layer_MaxPool2D:
     ``fastnn.default_dtype()``.
     """
 
-    def __init__(self, pool_size: int = 2, stride: int | None = None) -> None:
-        self.pool_size, stride = Layer_MaxPool2D._spec.check(locals())
-        self.stride = self.pool_size if stride is None else stride
+    def __init__(self, pool_size: int | tuple[int, int] = 2, stride: int | tuple[int, int] | None = None,
+                 padding: int | tuple[int, int] | str = 0) -> None:
+        self.pool_size, stride, self.padding = Layer_MaxPool2D._spec.check(locals())
+        if stride is None:
+            stride = 1 if self.padding == _windows.SAME else self.pool_size
+        _windows.check_same(self.padding, stride, "Layer_MaxPool2D")
+        top, _, left, _ = _windows.paddings(self.padding, self.pool_size)
+        kh, kw = _windows.pair(self.pool_size)
+        if 2 * top > kh or 2 * left > kw:
+            raise ValueError(f"Layer_MaxPool2D: padding must be at most half of pool_size (every window must "
+                             f"overlap the input), got padding={self.padding!r} with pool_size={self.pool_size!r}")
+        self.stride = stride
 
     def __repr__(self) -> str:
-        return f"Layer_MaxPool2D({self.pool_size}, stride={self.stride})"
+        return f"Layer_MaxPool2D({self.pool_size!r}, stride={self.stride!r}, padding={self.padding!r})"
 
     def forward(self, inputs, training: bool = True) -> None:
         """inputs (N, C, H, W) -> self.output (N, C, OH, OW) and self.argmax."""
@@ -228,7 +262,7 @@ class Layer_MaxPool2D:
         if status:
             if status != _pool.CONVERT:
                 raise _pool_error(status, self.__dict__)
-            inputs = _arrays.pool_input(inputs, "inputs", self.pool_size, "Layer_MaxPool2D.forward")
+            inputs = _arrays.pool_input(inputs, "inputs", self.pool_size, self.padding, "Layer_MaxPool2D.forward")
             if _pool.pool_forward(self.__dict__, inputs):  # pragma: no cover - a validation gap
                 raise ValueError("fastnn internal error: Layer_MaxPool2D.forward refused checked inputs "
                                  "(please report this)")
@@ -251,6 +285,36 @@ class Layer_MaxPool2D:
                                  f"(output shape {output.shape}); run forward() again")
         if status:
             raise _pool_error(status, self.__dict__)
+
+
+@declare("layer")
+class Layer_GlobalAveragePool2D:
+    """(N, C, H, W) -> (N, C): the mean of each channel's plane (summed in double), as PyTorch's
+    ``adaptive_avg_pool2d(x, 1)`` flattened; the usual head of a convolutional network before its
+    last Dense layer, whatever the input's height and width. Beyond the book.
+
+    backward spreads each gradient evenly over its plane: ``dinputs[n, c, h, w] = dvalues[n, c] /
+    (H * W)`` in the data's dtype. Float32 and float64 inputs keep their dtype; other real data
+    is converted to ``fastnn.default_dtype()``.
+    """
+
+    def __repr__(self) -> str:
+        return "Layer_GlobalAveragePool2D()"
+
+    def forward(self, inputs, training: bool = True) -> None:
+        """inputs (N, C, H, W) -> self.output (N, C). `training` is accepted and ignored."""
+        if _pool.average_forward(self.__dict__, inputs):
+            inputs = _arrays.planes_input(inputs, "inputs", "Layer_GlobalAveragePool2D.forward")
+            _pool.average_forward(self.__dict__, inputs)
+
+    def backward(self, dvalues) -> None:
+        """dvalues (N, C) -> self.dinputs (N, C, H, W), the forward inputs' shape and dtype."""
+        status = _pool.average_backward(self.__dict__, dvalues)
+        if status:
+            if status == _pool.NO_FORWARD or "output" not in self.__dict__:
+                raise _messages.missing_forward("Layer_GlobalAveragePool2D", "inputs")
+            dvalues = _arrays.gradient_input(dvalues, "dvalues", self.output, "Layer_GlobalAveragePool2D.backward")
+            _pool.average_backward(self.__dict__, dvalues)
 
 
 @declare("layer")

@@ -23,6 +23,23 @@ _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 REGULARIZERS = {name: NON_NEGATIVE for name in (
     "weight_regularizer_l1", "weight_regularizer_l2", "bias_regularizer_l1", "bias_regularizer_l2")}
 
+# Initial weights, each one draw of np.random.standard_normal(shape) from NumPy's global RNG (the
+# stream behind np.random.randn, untouched by nnfs.init()): the book's 0.01 * randn; He normal
+# (std sqrt(2 / fan_in), for ReLU stacks: PyTorch's kaiming_normal_); Glorot normal (std
+# sqrt(2 / (fan_in + fan_out)): xavier_normal_). The book's scale multiplies after the cast to the
+# dtype, as the book does under nnfs.init(); the others scale in float64, then cast.
+WEIGHT_INITS = ("book", "he", "glorot")
+WEIGHT_INIT = Choice(*WEIGHT_INITS)
+
+
+def initial_weights(scheme: str, shape: tuple, fan_in: int, fan_out: int, dtype) -> np.ndarray:
+    """The initial weights of `shape` under `scheme` (one of WEIGHT_INITS)."""
+    if scheme == "book":
+        return 0.01 * np.random.standard_normal(shape).astype(dtype)
+    variance = 2.0 / fan_in if scheme == "he" else 2.0 / (fan_in + fan_out)
+    return (np.random.standard_normal(shape) * math.sqrt(variance)).astype(dtype)
+
+
 def _dense_error(status: int, state: dict) -> Exception:
     """The error behind a _dense status other than OK and CONVERT."""
     if status == _dense.NO_FORWARD:
@@ -33,7 +50,7 @@ def _dense_error(status: int, state: dict) -> Exception:
 
 
 @declare("layer",
-         params={"n_inputs": SIZE, "n_neurons": SIZE, **REGULARIZERS},
+         params={"n_inputs": SIZE, "n_neurons": SIZE, **REGULARIZERS, "weight_init": WEIGHT_INIT},
          saved=REGULARIZERS,
          dims={"n_inputs": lambda layer: layer.weights.shape[0], "n_neurons": lambda layer: layer.weights.shape[1]},
          parameters=lambda a, d: {"weights": (d["n_inputs"], d["n_neurons"]), "biases": (1, d["n_neurons"])},
@@ -48,25 +65,29 @@ class Layer_Dense:
         weights have shape (n_inputs, n_neurons), biases (1, n_neurons).
     weight_regularizer_l1, weight_regularizer_l2, bias_regularizer_l1, bias_regularizer_l2 : float
         L1/L2 penalty coefficients (>= 0), as in the book (no factor 1/2).
+    weight_init : "book", "he" or "glorot" (keyword only; not in the book)
+        The initial weights (below); the biases start at zero in each case.
     dtype : float32 or float64, optional (keyword only; not in the book)
         Parameter dtype; default ``fastnn.default_dtype()`` (float32 unless ``fastnn.init``
         changed it). Inputs of another dtype are converted once per call.
 
     Notes
     -----
-    Weights are ``0.01 * np.random.randn(n_inputs, n_neurons)`` drawn from NumPy's global RNG,
-    exactly as the book (same stream whether or not ``nnfs.init()`` patched ``np.random.randn``);
-    Ch17's 0.1 scale is ``layer.weights *= 10`` after construction.
+    Weights are drawn once from NumPy's global RNG (``np.random.standard_normal``, the stream
+    behind ``np.random.randn`` whether or not ``nnfs.init()`` patched it). "book" (the default):
+    ``0.01 * np.random.randn(n_inputs, n_neurons)``, exactly as the book; Ch17's 0.1 scale is
+    ``layer.weights *= 10`` after construction. "he": standard deviation ``sqrt(2 / n_inputs)``
+    (PyTorch's ``kaiming_normal_``, for ReLU stacks). "glorot": ``sqrt(2 / (n_inputs + n_neurons))``
+    (``xavier_normal_``).
     """
 
     def __init__(self, n_inputs: int, n_neurons: int, weight_regularizer_l1: float = 0,
                  weight_regularizer_l2: float = 0, bias_regularizer_l1: float = 0,
-                 bias_regularizer_l2: float = 0, *, dtype=None) -> None:
-        n_inputs, n_neurons, *regularizers = Layer_Dense._spec.check(locals())
+                 bias_regularizer_l2: float = 0, *, weight_init: str = "book", dtype=None) -> None:
+        n_inputs, n_neurons, *regularizers, weight_init = Layer_Dense._spec.check(locals())
         dtype = _config.resolve_dtype(dtype)
         _arrays.dense_size(n_inputs, n_neurons, "Layer_Dense")
-        # standard_normal is the stream behind np.random.randn, untouched by nnfs.init().
-        self.weights = 0.01 * np.random.standard_normal((n_inputs, n_neurons)).astype(dtype)
+        self.weights = initial_weights(weight_init, (n_inputs, n_neurons), n_inputs, n_neurons, dtype)
         self.biases = np.zeros((1, n_neurons), dtype=dtype)
         (self.weight_regularizer_l1, self.weight_regularizer_l2,
          self.bias_regularizer_l1, self.bias_regularizer_l2) = regularizers

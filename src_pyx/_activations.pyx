@@ -1,10 +1,11 @@
-"""Activation kernels: ReLU, Sigmoid, Softmax, Linear and Tanh, each backward next to its forward.
+"""Activation kernels: ReLU, Sigmoid, Softmax, Linear, Tanh, LeakyReLU and GELU (exact and tanh
+form), each backward next to its forward.
 
 Two entry points, forward() and backward(), run one activation on an object's state dict (see
 _common.pxd). Shapes: inputs/output/dvalues/dinputs are (n_samples, n_neurons) for Softmax and any
-shape for the elementwise ReLU, Sigmoid, Linear and Tanh, which see flat arrays of `n` elements.
+shape for the elementwise others, which see flat arrays of `n` elements.
 """
-from libc.math cimport tanh, tanhf
+from libc.math cimport erf, erff, tanh, tanhf
 from libc.string cimport memcpy
 
 cimport numpy as cnp
@@ -13,6 +14,33 @@ from cython cimport floating
 
 from _common cimport data, ready_float, ready_like, reuse_like
 from _softmax cimport _exp, _softmax_forward
+
+# The activation kinds: C constants of this module and, being cpdef, its Python attributes as
+# well: fastnn/activations.py passes _activations.RELU etc.
+cpdef enum:
+    RELU = 0
+    SIGMOID = 1
+    SOFTMAX = 2
+    LINEAR = 3
+    TANH = 4
+    LEAKY_RELU = 5
+    GELU = 6          # the exact form, with erf
+    GELU_TANH = 7     # the tanh approximation
+
+
+# libm in the data's dtype (erff, tanhf for float32).
+cdef inline floating _erf(floating x) noexcept nogil:
+    if floating is float:
+        return erff(x)
+    else:
+        return erf(x)
+
+
+cdef inline floating _tanh(floating x) noexcept nogil:
+    if floating is float:
+        return tanhf(x)
+    else:
+        return tanh(x)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -75,10 +103,7 @@ cdef inline void _sigmoid_backward(const floating* dvalues, const floating* outp
 cdef inline void _tanh_forward(const floating* inputs, floating* output, Py_ssize_t n) noexcept nogil:
     cdef Py_ssize_t i
     for i in range(n):
-        if floating is float:
-            output[i] = tanhf(inputs[i])
-        else:
-            output[i] = tanh(inputs[i])
+        output[i] = _tanh(inputs[i])
 
 
 cdef inline void _tanh_backward(const floating* dvalues, const floating* output, floating* dinputs,
@@ -87,6 +112,77 @@ cdef inline void _tanh_backward(const floating* dvalues, const floating* output,
     cdef floating one = 1
     for i in range(n):
         dinputs[i] = dvalues[i] * (one - output[i] * output[i])
+
+
+# ---------------------------------------------------------------------------------------------
+# LeakyReLU: PyTorch's x > 0 ? x : x * alpha and, backward, dvalues > 0 ? ... : dvalues * alpha, with
+# alpha rounded to the data's dtype first; NaN takes the alpha branch and stays NaN.
+
+cdef inline void _leaky_relu_forward(const floating* inputs, floating* output, Py_ssize_t n,
+                                     floating alpha) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef floating x
+    for i in range(n):
+        x = inputs[i]
+        output[i] = x if x > 0 else x * alpha
+
+
+cdef inline void _leaky_relu_backward(const floating* dvalues, const floating* inputs, floating* dinputs,
+                                      Py_ssize_t n, floating alpha) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef floating x, d
+    for i in range(n):
+        x = inputs[i]
+        d = dvalues[i]
+        dinputs[i] = d if x > 0 else d * alpha
+
+
+# ---------------------------------------------------------------------------------------------
+# GELU, PyTorch's formulas, operation order and constants, in the data's dtype:
+#   exact   y = x * 0.5 * (1 + erf(x / sqrt 2))
+#           dy/dx = 0.5 * (1 + erf(x / sqrt 2)) + x * exp(-x^2 / 2) / sqrt(2 pi)
+#   tanh    u = sqrt(2 / pi) * (x + 0.044715 x^3),  y = 0.5 * x * (1 + tanh u)
+#           dy/dx = 0.5 * (1 + tanh u) + 0.5 * x * (1 - tanh^2 u) * sqrt(2 / pi) * (1 + 3 * 0.044715 x^2)
+
+cdef inline void _gelu_forward(const floating* inputs, floating* output, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef floating x, half = 0.5, one = 1, alpha = 0.70710678118654752440
+    for i in range(n):
+        x = inputs[i]
+        output[i] = x * half * (one + _erf(x * alpha))
+
+
+cdef inline void _gelu_backward(const floating* dvalues, const floating* inputs, floating* dinputs,
+                                Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef floating x, cdf, pdf, half = 0.5, one = 1
+    cdef floating alpha = 0.70710678118654752440, beta = 0.39894228040143267794
+    for i in range(n):
+        x = inputs[i]
+        cdf = half * (one + _erf(x * alpha))
+        pdf = beta * _exp(x * x * -half)
+        dinputs[i] = dvalues[i] * (cdf + x * pdf)
+
+
+cdef inline void _gelu_tanh_forward(const floating* inputs, floating* output, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef floating x, inner, half = 0.5, one = 1, beta = 0.79788456080286535588, kappa = 0.044715
+    for i in range(n):
+        x = inputs[i]
+        inner = beta * (x + kappa * (x * x * x))
+        output[i] = half * x * (one + _tanh(inner))
+
+
+cdef inline void _gelu_tanh_backward(const floating* dvalues, const floating* inputs, floating* dinputs,
+                                     Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef floating x, x_sq, t, half = 0.5, one = 1, three = 3
+    cdef floating beta = 0.79788456080286535588, kappa = 0.044715
+    for i in range(n):
+        x = inputs[i]
+        x_sq = x * x
+        t = _tanh(beta * (x + kappa * (x_sq * x)))
+        dinputs[i] = dvalues[i] * (half * (one + t) + half * x * (one - t * t) * (beta * (one + three * kappa * x_sq)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -111,19 +207,52 @@ cdef inline void _softmax_backward(const floating* dvalues, const floating* outp
 
 
 # =============================================================================================
-# Entry points. The activation kinds are C constants of this module and, being cpdef, its
-# Python attributes as well: fastnn/activations.py passes _activations.RELU etc.
+# One kind on raw pointers of one dtype; the entry points below pick the dtype.
 
-cpdef enum:
-    RELU = 0
-    SIGMOID = 1
-    SOFTMAX = 2
-    LINEAR = 3
-    TANH = 4
+cdef inline void _forward(int kind, const floating* x, floating* out, Py_ssize_t n, Py_ssize_t rows,
+                          Py_ssize_t columns, floating alpha) noexcept nogil:
+    if kind == RELU:
+        _relu_forward(x, out, n)
+    elif kind == SIGMOID:
+        _sigmoid_forward(x, out, n)
+    elif kind == TANH:
+        _tanh_forward(x, out, n)
+    elif kind == LEAKY_RELU:
+        _leaky_relu_forward(x, out, n, alpha)
+    elif kind == GELU:
+        _gelu_forward(x, out, n)
+    elif kind == GELU_TANH:
+        _gelu_tanh_forward(x, out, n)
+    elif columns > 0:
+        _softmax_forward(x, out, rows, columns)
 
+
+cdef inline void _backward(int kind, const floating* dv, const floating* saved, floating* dx, Py_ssize_t n,
+                           Py_ssize_t rows, Py_ssize_t columns, floating alpha) noexcept nogil:
+    if kind == RELU:
+        _relu_backward(dv, saved, dx, n)
+    elif kind == SIGMOID:
+        _sigmoid_backward(dv, saved, dx, n)
+    elif kind == TANH:
+        _tanh_backward(dv, saved, dx, n)
+    elif kind == LEAKY_RELU:
+        _leaky_relu_backward(dv, saved, dx, n, alpha)
+    elif kind == GELU:
+        _gelu_backward(dv, saved, dx, n)
+    elif kind == GELU_TANH:
+        _gelu_tanh_backward(dv, saved, dx, n)
+    elif kind == SOFTMAX:
+        _softmax_backward(dv, saved, dx, rows, columns)
+    else:
+        # Linear: the identity's gradient is dvalues itself (copied, as the book does).
+        memcpy(dx, dv, n * sizeof(floating))
+
+
+# =============================================================================================
+# Entry points. LeakyReLU reads its slope from the object's `alpha`.
 
 def forward(int kind, dict state, object inputs):
-    """Forward of ReLU, Sigmoid, Softmax or Tanh (the kind constants) on an object's __dict__: sets `inputs` and
+    """Forward of one activation (the kind constants) on an object's __dict__: sets `inputs` and
     `output`. False, changing nothing, when inputs is not a C-contiguous float32/float64 array
     (2-D for Softmax)."""
     if not ready_float(inputs):
@@ -131,77 +260,41 @@ def forward(int kind, dict state, object inputs):
     cdef cnp.ndarray x = <cnp.ndarray>inputs
     if kind == SOFTMAX and x.ndim != 2:
         return False
+    cdef double alpha = state["alpha"] if kind == LEAKY_RELU else 0
     cdef cnp.ndarray output = reuse_like(state, "output", x, x, None)
-    cdef bint f32 = cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT32
     cdef Py_ssize_t n = cnp.PyArray_SIZE(x)
     cdef Py_ssize_t rows = x.shape[0] if x.ndim > 0 else 1
     cdef Py_ssize_t columns = n // rows if rows > 0 else 0
     cdef void* p_x = data(x)
     cdef void* p_out = data(output)
     with nogil:
-        if kind == RELU:
-            if f32:
-                _relu_forward(<float*>p_x, <float*>p_out, n)
-            else:
-                _relu_forward(<double*>p_x, <double*>p_out, n)
-        elif kind == SIGMOID:
-            if f32:
-                _sigmoid_forward(<float*>p_x, <float*>p_out, n)
-            else:
-                _sigmoid_forward(<double*>p_x, <double*>p_out, n)
-        elif kind == TANH:
-            if f32:
-                _tanh_forward(<float*>p_x, <float*>p_out, n)
-            else:
-                _tanh_forward(<double*>p_x, <double*>p_out, n)
-        elif columns > 0:
-            if f32:
-                _softmax_forward(<float*>p_x, <float*>p_out, rows, columns)
-            else:
-                _softmax_forward(<double*>p_x, <double*>p_out, rows, columns)
+        if cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT32:
+            _forward(kind, <float*>p_x, <float*>p_out, n, rows, columns, <float>alpha)
+        else:
+            _forward(kind, <double*>p_x, <double*>p_out, n, rows, columns, alpha)
     state["inputs"] = x
     return True
 
 
 def backward(int kind, dict state, object dvalues):
-    """Backward of ReLU, Sigmoid, Softmax, Linear or Tanh (the kind constants) on an object's __dict__: sets
-    `dinputs`. False, changing nothing, when dvalues is not a C-contiguous array of the forward's
-    shape and dtype."""
+    """Backward of one activation (the kind constants) on an object's __dict__: sets `dinputs`.
+    False, changing nothing, when dvalues is not a C-contiguous array of the forward's shape and
+    dtype."""
     cdef object saved = state.get("output" if kind == SIGMOID or kind == SOFTMAX or kind == TANH else "inputs")
     if not ready_float(saved) or not ready_like(dvalues, <cnp.ndarray>saved):
         return False
+    cdef double alpha = state["alpha"] if kind == LEAKY_RELU else 0
     cdef cnp.ndarray dv = <cnp.ndarray>dvalues, s = <cnp.ndarray>saved
     cdef cnp.ndarray dinputs = reuse_like(state, "dinputs", dv, dv, s)
-    cdef bint f32 = cnp.PyArray_TYPE(dv) == cnp.NPY_FLOAT32
     cdef Py_ssize_t n = cnp.PyArray_SIZE(dv)
     cdef Py_ssize_t rows = dv.shape[0] if dv.ndim > 0 else 1
     cdef Py_ssize_t columns = n // rows if rows > 0 else 0
     cdef void* p_dv = data(dv)
     cdef void* p_s = data(s)
     cdef void* p_dx = data(dinputs)
-    cdef size_t nbytes = cnp.PyArray_NBYTES(dv)
     with nogil:
-        if kind == RELU:
-            if f32:
-                _relu_backward(<float*>p_dv, <float*>p_s, <float*>p_dx, n)
-            else:
-                _relu_backward(<double*>p_dv, <double*>p_s, <double*>p_dx, n)
-        elif kind == SIGMOID:
-            if f32:
-                _sigmoid_backward(<float*>p_dv, <float*>p_s, <float*>p_dx, n)
-            else:
-                _sigmoid_backward(<double*>p_dv, <double*>p_s, <double*>p_dx, n)
-        elif kind == TANH:
-            if f32:
-                _tanh_backward(<float*>p_dv, <float*>p_s, <float*>p_dx, n)
-            else:
-                _tanh_backward(<double*>p_dv, <double*>p_s, <double*>p_dx, n)
-        elif kind == SOFTMAX:
-            if f32:
-                _softmax_backward(<float*>p_dv, <float*>p_s, <float*>p_dx, rows, columns)
-            else:
-                _softmax_backward(<double*>p_dv, <double*>p_s, <double*>p_dx, rows, columns)
+        if cnp.PyArray_TYPE(dv) == cnp.NPY_FLOAT32:
+            _backward(kind, <float*>p_dv, <float*>p_s, <float*>p_dx, n, rows, columns, <float>alpha)
         else:
-            # Linear: the identity's gradient is dvalues itself (copied, as the book does).
-            memcpy(p_dx, p_dv, nbytes)
+            _backward(kind, <double*>p_dv, <double*>p_s, <double*>p_dx, n, rows, columns, alpha)
     return True

@@ -1,11 +1,12 @@
 """Layer_Conv2D kernels, forward and backward each one call on the layer's state dict (the
 calling convention of _common.pxd).
 
-Layout NCHW. Conv2D: weights (O, C, k, k), biases (O,), output (N, O, OH, OW).
+Layout NCHW. Conv2D: weights (O, C, kh, kw), biases (O,), output (N, O, OH, OW); kernel size,
+stride and padding per axis (_im2col.pxd: Geometry, window()).
 
 Conv2D runs sample by sample through im2col and the one GEMM (fastnn._ext._blas):
-  columns (C*k*k, OH*OW)   columns[(c*k + a)*k + b, i*OW + j] = xpad[c, i*s + a, j*s + b]
-  forward   output[n] (O, OH*OW) = weights (O, C*k*k) @ columns, then + biases per row
+  columns (C*kh*kw, OH*OW)  columns[(c*kh + a)*kw + b, i*OW + j] = xpad[c, i*sh + a, j*sw + b]
+  forward   output[n] (O, OH*OW) = weights (O, C*kh*kw) @ columns, then + biases per row
   backward  dweights += dvalues[n] (O, OH*OW) @ columns.T     (GEMM, beta = 1 within a chunk)
             dcolumns  = weights.T @ dvalues[n]                 then col2im into dinputs[n]
             dbiases   = sums of dvalues over n, i, j           (in double)
@@ -25,7 +26,8 @@ from cython cimport floating
 from cython.parallel cimport prange, threadid
 
 from _common cimport data, ready, reuse
-from _im2col cimport Geometry, _col2im, _im2col
+from _im2col cimport (BAD_WINDOW_PADDING, BAD_WINDOW_STRIDE, Geometry, _col2im, _im2col, fits_plane,
+                      window)
 from _regularization cimport add_penalty_gradient
 from fastnn._ext._blas cimport gemm
 from fastnn._ext._threads cimport blas_threads_pin, blas_threads_restore, threads_for_work
@@ -187,33 +189,29 @@ cdef void _backward_threads(const floating* dvalues, const floating* x, const fl
 # when the layer's parameters are not usable; NO_FORWARD from backward without a matching forward.
 
 cdef int _conv_parameters(dict state, Geometry* g, int* typenum) except -1:
-    """Fill g's kernel fields and typenum (the dtype's) from the layer's weights, biases, stride
-    and padding and return OK, or the status that says which cannot be used."""
+    """Fill g's kernel fields and typenum (the dtype's) from the layer's weights, biases,
+    kernel_size, stride and padding and return OK, or the status that says which cannot be used."""
     weights = state.get("weights")
     biases = state.get("biases")
-    stride = state.get("stride")
-    padding = state.get("padding")
+    cdef int unusable = window(state.get("kernel_size"), state.get("stride"), state.get("padding"), g)
+    if unusable == BAD_WINDOW_STRIDE:
+        return BAD_STRIDE
+    if unusable == BAD_WINDOW_PADDING:
+        return BAD_PADDING
     cdef cnp.ndarray w
-    if not (ready(weights, cnp.NPY_FLOAT32) or ready(weights, cnp.NPY_FLOAT64)) or (<cnp.ndarray>weights).ndim != 4:
+    if unusable or not (ready(weights, cnp.NPY_FLOAT32) or ready(weights, cnp.NPY_FLOAT64)) \
+            or (<cnp.ndarray>weights).ndim != 4:
         return BAD_WEIGHTS
     w = <cnp.ndarray>weights
-    if (w.shape[2] != w.shape[3] or w.shape[0] != state.get("out_channels")
-            or w.shape[1] != state.get("in_channels") or w.shape[2] != state.get("kernel_size")
-            or w.shape[0] == 0 or w.shape[1] == 0 or w.shape[2] == 0):
+    if (w.shape[0] != state.get("out_channels") or w.shape[1] != state.get("in_channels")
+            or w.shape[2] != g.kh or w.shape[3] != g.kw or w.shape[0] == 0 or w.shape[1] == 0):
         return BAD_WEIGHTS
     if not ready(biases, cnp.PyArray_TYPE(w)) or (<cnp.ndarray>biases).ndim != 1 \
             or (<cnp.ndarray>biases).shape[0] != w.shape[0]:
         return BAD_BIASES
-    if type(stride) is not int or stride < 1:
-        return BAD_STRIDE
-    if type(padding) is not int or padding < 0:
-        return BAD_PADDING
     g.o = w.shape[0]
     g.c = w.shape[1]
-    g.k = w.shape[2]
-    g.s = stride
-    g.p = padding
-    g.ckk = g.c * g.k * g.k
+    g.ckk = g.c * g.kh * g.kw
     typenum[0] = cnp.PyArray_TYPE(w)
     return OK
 
@@ -223,17 +221,10 @@ cdef bint _conv_input(object inputs, int typenum, Geometry* g) noexcept:
     if not ready(inputs, typenum):
         return False
     cdef cnp.ndarray x = <cnp.ndarray>inputs
-    if x.ndim != 4 or x.shape[1] != g.c or x.shape[2] < 1 or x.shape[3] < 1:
-        return False
-    if x.shape[2] + 2 * g.p < g.k or x.shape[3] + 2 * g.p < g.k:
+    if x.ndim != 4 or x.shape[1] != g.c or not fits_plane(g, x.shape[2], x.shape[3]):
         return False
     g.n = x.shape[0]
-    g.h = x.shape[2]
-    g.w = x.shape[3]
-    g.oh = (g.h + 2 * g.p - g.k) // g.s + 1
-    g.ow = (g.w + 2 * g.p - g.k) // g.s + 1
-    g.ohw = g.oh * g.ow
-    g.direct = g.k == 1 and g.s == 1 and g.p == 0
+    g.direct = g.kh == 1 and g.kw == 1 and g.sh == 1 and g.sw == 1 and g.pt == 0 and g.pl == 0
     return True
 
 

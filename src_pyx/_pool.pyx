@@ -1,5 +1,7 @@
-"""Layer_MaxPool2D kernels, forward and backward each one call on the layer's state dict (the
-calling convention of _common.pxd). Layout NCHW.
+"""Layer_MaxPool2D and Layer_GlobalAveragePool2D kernels, forward and backward each one call on
+the layer's state dict (the calling convention of _common.pxd). Layout NCHW; window size, stride and padding per axis
+(_im2col.pxd: Geometry, window()). Windows are clipped to the plane: padding never wins, as in
+PyTorch (whose padding is -inf and whose scan starts from the first element inside the plane).
 
 One pass per (H, W) plane; argmax holds the winner of each window as the flat index h * W + w
 into its plane (int32). Ties go to the first maximum of the window in row-major order, a NaN is a
@@ -11,6 +13,7 @@ cnp.import_array()
 from cython cimport floating
 
 from _common cimport data, ready, reuse
+from _im2col cimport WINDOW_OK, Geometry, fits_plane, window
 
 include "_status.pxi"
 
@@ -26,37 +29,41 @@ cdef inline floating _larger(floating v, floating best) noexcept nogil:
     return v if v > best else best
 
 
-cdef inline void _pool_plane_exact(const floating* plane, floating* output, int* argmax,
-                                   Py_ssize_t w, Py_ssize_t oh, Py_ssize_t ow, Py_ssize_t pool,
-                                   Py_ssize_t s) noexcept nogil:
-    """The row-major scan of every window with the full rule (NaN included). Used for planes
-    that hold a NaN: the fast paths below assume none, and branches on unpredictable
-    comparisons (real data) would make this scan several times slower than they are."""
-    cdef Py_ssize_t i, j, a, b, top, left, where
-    cdef const floating* row
+cdef inline void _pool_exact(const floating* plane, floating* output, int* argmax, const Geometry* g,
+                             Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t j0, Py_ssize_t j1) noexcept nogil:
+    """The windows of output rows [i0, i1) and columns [j0, j1), each scanned in row-major order
+    over its part inside the plane (padding never wins), with the full rule (NaN included). Used
+    for the windows that reach into the padding, and for planes that hold a NaN: the fast paths
+    below assume none, and branches on unpredictable comparisons (real data) would make this scan
+    several times slower than they are."""
+    cdef Py_ssize_t i, j, r, c, r0, r1, c0, c1, where
     cdef floating best, v
-    for i in range(oh):
-        top = i * s
-        for j in range(ow):
-            left = j * s
-            where = top * w + left
+    for i in range(i0, i1):
+        r0 = i * g.sh - g.pt
+        r1 = r0 + g.kh if r0 + g.kh < g.h else g.h
+        r0 = r0 if r0 > 0 else 0
+        for j in range(j0, j1):
+            c0 = j * g.sw - g.pl
+            c1 = c0 + g.kw if c0 + g.kw < g.w else g.w
+            c0 = c0 if c0 > 0 else 0
+            where = r0 * g.w + c0
             best = plane[where]
-            for a in range(pool):
-                row = plane + (top + a) * w + left
-                for b in range(pool):
-                    v = row[b]
+            for r in range(r0, r1):
+                for c in range(c0, c1):
+                    v = plane[r * g.w + c]
                     if _is_better(v, best):
                         best = v
-                        where = (top + a) * w + left + b
-            output[i * ow + j] = best
-            argmax[i * ow + j] = <int>where
+                        where = r * g.w + c
+            output[i * g.ow + j] = best
+            argmax[i * g.ow + j] = <int>where
 
 
 cdef inline bint _pool2_plane(const floating* plane, floating* output, int* argmax,
                               Py_ssize_t w, Py_ssize_t oh, Py_ssize_t ow) noexcept nogil:
-    """pool_size 2, stride 2 (the common case), assuming no NaN; returns whether one was seen.
-    A tournament, (0 vs 1) and (2 vs 3) then the winners, picks the element the row-major scan
-    picks (a tie keeps the earlier one); selects are arithmetic, so there are no branches."""
+    """pool_size 2, stride 2, no padding (the common case), assuming no NaN; returns whether one
+    was seen. A tournament, (0 vs 1) and (2 vs 3) then the winners, picks the element the
+    row-major scan picks (a tie keeps the earlier one); selects are arithmetic, so there are no
+    branches."""
     cdef Py_ssize_t i, j
     cdef const floating* r0
     cdef const floating* r1
@@ -83,33 +90,35 @@ cdef inline bint _pool2_plane(const floating* plane, floating* output, int* argm
     return nan
 
 
-cdef inline bint _pool_plane(const floating* plane, floating* output, int* argmax,
-                             Py_ssize_t w, Py_ssize_t oh, Py_ssize_t ow, Py_ssize_t pool,
-                             Py_ssize_t s) noexcept nogil:
-    """Any pool_size and stride, assuming no NaN (returns whether one was seen). For each row of
-    windows the offsets (a, b) are visited in row-major order, each across the whole row of
-    windows: the windows' running maxima (kept in the output row) do not wait on each other,
-    and the winner is updated with arithmetic selects, not branches."""
+cdef inline bint _pool_interior(const floating* plane, floating* output, int* argmax, const Geometry* g,
+                                Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t j0, Py_ssize_t j1) noexcept nogil:
+    """The windows of output rows [i0, i1) and columns [j0, j1), which lie inside the plane, for
+    any window and stride, assuming no NaN (returns whether one was seen). For each row of windows
+    the offsets (a, b) are visited in row-major order, each across the whole row of windows: the
+    windows' running maxima (kept in the output row) do not wait on each other, and the winner is
+    updated with arithmetic selects, not branches."""
     cdef Py_ssize_t i, j, a, b, top
+    cdef Py_ssize_t w = g.w, ow = g.ow, kh = g.kh, kw = g.kw, sh = g.sh, s = g.sw
+    cdef Py_ssize_t n = j1 - j0, left = j0 * g.sw - g.pl
     cdef const floating* row
     cdef floating* best
     cdef int* where
     cdef floating v
     cdef int t, here
     cdef bint nan = False
-    for i in range(oh):
-        top = i * s
-        best = output + i * ow
-        where = argmax + i * ow
-        row = plane + top * w
-        for j in range(ow):
+    for i in range(i0, i1):
+        top = i * sh - g.pt
+        best = output + i * ow + j0
+        where = argmax + i * ow + j0
+        row = plane + top * w + left
+        for j in range(n):
             best[j] = row[j * s]
-            where[j] = <int>(top * w + j * s)
-        for a in range(pool):
-            row = plane + (top + a) * w
-            for b in range(pool):
-                here = <int>((top + a) * w + b)
-                for j in range(ow):
+            where[j] = <int>(top * w + left + j * s)
+        for a in range(kh):
+            row = plane + (top + a) * w + left
+            for b in range(kw):
+                here = <int>((top + a) * w + left + b)
+                for j in range(n):
                     v = row[j * s + b]
                     nan |= v != v
                     t = v > best[j]
@@ -118,22 +127,41 @@ cdef inline bint _pool_plane(const floating* plane, floating* output, int* argma
     return nan
 
 
+cdef inline void _inside(Py_ssize_t pad, Py_ssize_t size, Py_ssize_t k, Py_ssize_t s, Py_ssize_t out_size,
+                         Py_ssize_t* first, Py_ssize_t* stop) noexcept nogil:
+    """Output positions [first, stop) whose window (start i*s - pad, length k) lies inside [0, size)."""
+    first[0] = (pad + s - 1) // s
+    stop[0] = (size + pad - k) // s + 1 if size + pad >= k else 0
+    if stop[0] > out_size:
+        stop[0] = out_size
+    if first[0] > stop[0]:
+        first[0] = stop[0]
+
+
 cdef inline void _pool_forward(const floating* x, floating* output, int* argmax, Py_ssize_t planes,
-                               Py_ssize_t h, Py_ssize_t w, Py_ssize_t oh, Py_ssize_t ow,
-                               Py_ssize_t pool, Py_ssize_t s) noexcept nogil:
-    cdef Py_ssize_t q
+                               const Geometry* g) noexcept nogil:
+    """Each plane: the windows inside it by a fast path, those reaching into the padding (a ring
+    around them) by the clipped scan; the whole plane by the scan when it holds a NaN."""
+    cdef Py_ssize_t q, i0, i1, j0, j1
     cdef const floating* plane
     cdef bint nan
+    cdef bint two_by_two = (g.kh == 2 and g.kw == 2 and g.sh == 2 and g.sw == 2 and g.pt == 0 and g.pl == 0)
+    _inside(g.pt, g.h, g.kh, g.sh, g.oh, &i0, &i1)
+    _inside(g.pl, g.w, g.kw, g.sw, g.ow, &j0, &j1)
     for q in range(planes):
-        plane = x + q * h * w
-        if pool == 2 and s == 2:
-            nan = _pool2_plane(plane, output, argmax, w, oh, ow)
+        plane = x + q * g.h * g.w
+        if two_by_two:
+            nan = _pool2_plane(plane, output, argmax, g.w, g.oh, g.ow)
         else:
-            nan = _pool_plane(plane, output, argmax, w, oh, ow, pool, s)
+            nan = _pool_interior(plane, output, argmax, g, i0, i1, j0, j1)
+            _pool_exact(plane, output, argmax, g, 0, i0, 0, g.ow)
+            _pool_exact(plane, output, argmax, g, i1, g.oh, 0, g.ow)
+            _pool_exact(plane, output, argmax, g, i0, i1, 0, j0)
+            _pool_exact(plane, output, argmax, g, i0, i1, j1, g.ow)
         if nan:
-            _pool_plane_exact(plane, output, argmax, w, oh, ow, pool, s)
-        output += oh * ow
-        argmax += oh * ow
+            _pool_exact(plane, output, argmax, g, 0, g.oh, 0, g.ow)
+        output += g.ohw
+        argmax += g.ohw
 
 
 cdef inline bint _pool_backward(const floating* dvalues, const int* argmax, floating* dinputs,
@@ -159,25 +187,24 @@ cdef inline bint _pool_backward(const floating* dvalues, const int* argmax, floa
 
 # ---------------------------------------------------------------------------------------------
 # Entry points. Each returns a status (_status.pxi): OK; CONVERT, changing nothing, when the data
-# argument is not in the exact form below; BAD_POOL when the layer's pool_size or stride is not an
-# int >= 1; from backward, NO_FORWARD without a matching forward and BAD_ARGMAX when argmax was
-# changed after it.
+# argument is not in the exact form below; BAD_POOL when the layer's pool_size, stride or padding
+# cannot be used (padding more than half the window would leave windows outside the plane, as
+# PyTorch refuses); from backward, NO_FORWARD without a matching forward and BAD_ARGMAX when
+# argmax was changed after it.
 
-cdef int _pool_geometry(dict state, Py_ssize_t* pool, Py_ssize_t* stride) except -1:
-    pool_size = state.get("pool_size")
-    s = state.get("stride")
-    if type(pool_size) is not int or pool_size < 1 or type(s) is not int or s < 1:
+cdef int _pool_geometry(dict state, Geometry* g) except -1:
+    if window(state.get("pool_size"), state.get("stride"), state.get("padding"), g) != WINDOW_OK:
         return BAD_POOL
-    pool[0] = pool_size
-    stride[0] = s
+    if 2 * g.pt > g.kh or 2 * g.pl > g.kw:
+        return BAD_POOL
     return OK
 
 
-cdef bint _pool_input(object inputs, Py_ssize_t pool) noexcept:
+cdef bint _pool_input(object inputs, Geometry* g) noexcept:
     if not (ready(inputs, cnp.NPY_FLOAT32) or ready(inputs, cnp.NPY_FLOAT64)):
         return False
     cdef cnp.ndarray x = <cnp.ndarray>inputs
-    return (x.ndim == 4 and x.shape[2] >= pool and x.shape[3] >= pool
+    return (x.ndim == 4 and fits_plane(g, x.shape[2], x.shape[3])
             and x.shape[2] * x.shape[3] <= 2147483647)
 
 
@@ -185,22 +212,21 @@ def pool_forward(dict state, object inputs):
     """MaxPool2D forward on a layer's __dict__: sets `inputs`, `output` (N, C, OH, OW) and
     `argmax` (N, C, OH, OW, int32: the winner's flat index in its (H, W) plane).
 
-    CONVERT when `inputs` is not already a C-contiguous float32/float64 (N, C, H, W) array with H
-    and W at least pool_size."""
-    cdef Py_ssize_t pool, s
-    cdef int status = _pool_geometry(state, &pool, &s)
+    CONVERT when `inputs` is not already a C-contiguous float32/float64 (N, C, H, W) array whose
+    padded plane holds a window."""
+    cdef Geometry g
+    cdef int status = _pool_geometry(state, &g)
     if status != OK:
         return status
-    if not _pool_input(inputs, pool):
+    if not _pool_input(inputs, &g):
         return CONVERT
     cdef cnp.ndarray x = <cnp.ndarray>inputs
     cdef int typenum = cnp.PyArray_TYPE(x)
-    cdef Py_ssize_t h = x.shape[2], w = x.shape[3]
     cdef cnp.npy_intp dims[4]
     dims[0] = x.shape[0]
     dims[1] = x.shape[1]
-    dims[2] = (h - pool) // s + 1
-    dims[3] = (w - pool) // s + 1
+    dims[2] = g.oh
+    dims[3] = g.ow
     cdef cnp.ndarray output = reuse(state, "output", 4, dims, typenum, x, None)
     cdef cnp.ndarray argmax = reuse(state, "argmax", 4, dims, cnp.NPY_INT32, None, None)
     cdef Py_ssize_t planes = dims[0] * dims[1]
@@ -209,9 +235,9 @@ def pool_forward(dict state, object inputs):
     cdef int* p_arg = <int*>data(argmax)
     with nogil:
         if typenum == cnp.NPY_FLOAT32:
-            _pool_forward(<float*>p_x, <float*>p_out, p_arg, planes, h, w, dims[2], dims[3], pool, s)
+            _pool_forward(<float*>p_x, <float*>p_out, p_arg, planes, &g)
         else:
-            _pool_forward(<double*>p_x, <double*>p_out, p_arg, planes, h, w, dims[2], dims[3], pool, s)
+            _pool_forward(<double*>p_x, <double*>p_out, p_arg, planes, &g)
     state["inputs"] = x
     return _OK
 
@@ -221,27 +247,25 @@ def pool_backward(dict state, object dvalues):
 
     CONVERT when `dvalues` is not already a C-contiguous array of the inputs' dtype with the
     forward's output shape."""
-    cdef Py_ssize_t pool, s
-    cdef int status = _pool_geometry(state, &pool, &s)
+    cdef Geometry g
+    cdef int status = _pool_geometry(state, &g)
     if status != OK:
         return status
     inputs = state.get("inputs")
     argmax = state.get("argmax")
-    if not _pool_input(inputs, pool) or not ready(argmax, cnp.NPY_INT32):
+    if not _pool_input(inputs, &g) or not ready(argmax, cnp.NPY_INT32):
         return NO_FORWARD
     cdef cnp.ndarray x = <cnp.ndarray>inputs
     cdef cnp.ndarray arg = <cnp.ndarray>argmax
     cdef int typenum = cnp.PyArray_TYPE(x)
-    cdef Py_ssize_t h = x.shape[2], w = x.shape[3]
-    cdef Py_ssize_t oh = (h - pool) // s + 1, ow = (w - pool) // s + 1
     if (arg.ndim != 4 or arg.shape[0] != x.shape[0] or arg.shape[1] != x.shape[1]
-            or arg.shape[2] != oh or arg.shape[3] != ow):
+            or arg.shape[2] != g.oh or arg.shape[3] != g.ow):
         return NO_FORWARD
     if not ready(dvalues, typenum):
         return CONVERT
     cdef cnp.ndarray dv = <cnp.ndarray>dvalues
-    if dv.ndim != 4 or dv.shape[0] != x.shape[0] or dv.shape[1] != x.shape[1] or dv.shape[2] != oh \
-            or dv.shape[3] != ow:
+    if dv.ndim != 4 or dv.shape[0] != x.shape[0] or dv.shape[1] != x.shape[1] or dv.shape[2] != g.oh \
+            or dv.shape[3] != g.ow:
         return CONVERT
     cdef cnp.ndarray dinputs = reuse(state, "dinputs", 4, cnp.PyArray_DIMS(x), typenum, dv, None)
     cdef Py_ssize_t planes = x.shape[0] * x.shape[1]
@@ -251,7 +275,85 @@ def pool_backward(dict state, object dvalues):
     cdef bint ok
     with nogil:
         if typenum == cnp.NPY_FLOAT32:
-            ok = _pool_backward(<float*>p_dv, p_arg, <float*>p_dx, planes, h * w, oh * ow)
+            ok = _pool_backward(<float*>p_dv, p_arg, <float*>p_dx, planes, g.h * g.w, g.ohw)
         else:
-            ok = _pool_backward(<double*>p_dv, p_arg, <double*>p_dx, planes, h * w, oh * ow)
+            ok = _pool_backward(<double*>p_dv, p_arg, <double*>p_dx, planes, g.h * g.w, g.ohw)
     return _OK if ok else BAD_ARGMAX
+
+
+# ---------------------------------------------------------------------------------------------
+# Global average pooling, (N, C, H, W) -> (N, C): each plane's mean (summed in double), and
+# backward each gradient spread evenly over its plane, dvalues / (H * W) in the data's dtype.
+
+cdef inline void _average_forward(const floating* x, floating* output, Py_ssize_t planes,
+                                  Py_ssize_t hw) noexcept nogil:
+    cdef Py_ssize_t q, j
+    cdef double total
+    for q in range(planes):
+        total = 0
+        for j in range(hw):
+            total += x[q * hw + j]
+        output[q] = <floating>(total / hw)
+
+
+cdef inline void _average_backward(const floating* dvalues, floating* dinputs, Py_ssize_t planes,
+                                   Py_ssize_t hw) noexcept nogil:
+    cdef Py_ssize_t q, j
+    cdef floating size = <floating>hw, share
+    for q in range(planes):
+        share = dvalues[q] / size
+        for j in range(hw):
+            dinputs[q * hw + j] = share
+
+
+cdef bint _planes(object inputs) noexcept:
+    """A ready float32/float64 (N, C, H, W) array with non-empty planes."""
+    if not (ready(inputs, cnp.NPY_FLOAT32) or ready(inputs, cnp.NPY_FLOAT64)):
+        return False
+    cdef cnp.ndarray x = <cnp.ndarray>inputs
+    return x.ndim == 4 and x.shape[2] > 0 and x.shape[3] > 0
+
+
+def average_forward(dict state, object inputs):
+    """GlobalAveragePool2D forward on a layer's __dict__: sets `inputs` and `output` (N, C).
+    CONVERT, changing nothing, when inputs is not a C-contiguous float (N, C, H, W) array with
+    non-empty planes."""
+    if not _planes(inputs):
+        return CONVERT
+    cdef cnp.ndarray x = <cnp.ndarray>inputs
+    cdef cnp.ndarray output = reuse(state, "output", 2, cnp.PyArray_DIMS(x), cnp.PyArray_TYPE(x), x, None)
+    cdef Py_ssize_t planes = x.shape[0] * x.shape[1], hw = x.shape[2] * x.shape[3]
+    cdef void* p_x = data(x)
+    cdef void* p_out = data(output)
+    with nogil:
+        if cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT32:
+            _average_forward(<float*>p_x, <float*>p_out, planes, hw)
+        else:
+            _average_forward(<double*>p_x, <double*>p_out, planes, hw)
+    state["inputs"] = x
+    return _OK
+
+
+def average_backward(dict state, object dvalues):
+    """GlobalAveragePool2D backward on a layer's __dict__: sets `dinputs` (the inputs' shape).
+    NO_FORWARD without the inputs of a forward; CONVERT when dvalues is not a C-contiguous (N, C)
+    array of their dtype."""
+    inputs = state.get("inputs")
+    if not _planes(inputs):
+        return NO_FORWARD
+    cdef cnp.ndarray x = <cnp.ndarray>inputs
+    if not ready(dvalues, cnp.PyArray_TYPE(x)):
+        return CONVERT
+    cdef cnp.ndarray dv = <cnp.ndarray>dvalues
+    if dv.ndim != 2 or dv.shape[0] != x.shape[0] or dv.shape[1] != x.shape[1]:
+        return CONVERT
+    cdef cnp.ndarray dinputs = reuse(state, "dinputs", 4, cnp.PyArray_DIMS(x), cnp.PyArray_TYPE(x), dv, None)
+    cdef Py_ssize_t planes = x.shape[0] * x.shape[1], hw = x.shape[2] * x.shape[3]
+    cdef void* p_dv = data(dv)
+    cdef void* p_dx = data(dinputs)
+    with nogil:
+        if cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT32:
+            _average_backward(<float*>p_dv, <float*>p_dx, planes, hw)
+        else:
+            _average_backward(<double*>p_dv, <double*>p_dx, planes, hw)
+    return _OK

@@ -222,9 +222,12 @@ def test_conv_scratch_is_not_copied(rng):
 # --- Conv2D validation ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("args, kwargs, error, match", [
-    ((1, 1, 3.0), {}, TypeError, "kernel_size must be a positive int, got float"),
-    ((1, 1, (3, 3)), {}, TypeError, "kernel_size"),
-    ((1, 1, 3), {"padding": "same"}, TypeError, "padding must be a non-negative int, got str"),
+    ((1, 1, 3.0), {}, TypeError, "kernel_size must be a positive int or a pair of positive ints, got float"),
+    ((1, 1, (3,)), {}, ValueError, r"kernel_size must be .*, got tuple \(3,\)"),
+    ((1, 1, 3), {"padding": "valid"}, ValueError,
+     "padding must be a non-negative int, a pair of non-negative ints or 'same', got 'valid'"),
+    ((1, 1, 3), {"padding": "same", "stride": (1, 2)}, ValueError,
+     r"stride must be 1 with padding='same' \(the output keeps the input's size\), got \(1, 2\)"),
     ((1, 1, 3), {"dtype": np.int32}, TypeError, "dtype"),
 ])
 def test_conv_constructor_errors(args, kwargs, error, match):
@@ -271,9 +274,9 @@ def test_conv_inconsistent_parameters_are_reported(rng):
 
 # --- MaxPool2D -------------------------------------------------------------------------------------
 
-def pool_both(dtype, x, pool_size, stride, rng):
-    fast = fastnn.Layer_MaxPool2D(pool_size, stride)
-    slow = ref.Layer_MaxPool2D(pool_size, stride)
+def pool_both(dtype, x, pool_size, stride, rng, padding=0):
+    fast = fastnn.Layer_MaxPool2D(pool_size, stride, padding)
+    slow = ref.Layer_MaxPool2D(pool_size, stride, padding)
     fast.forward(x)
     slow.forward(x)
     np.testing.assert_array_equal(fast.output, slow.output)
@@ -346,7 +349,7 @@ def test_maxpool_forward_and_backward_errors(rng):
         layer.forward(np.zeros((1, 1, 2, 9)))
     layer.forward(rng.standard_normal((1, 2, 6, 6)))
     layer.pool_size = 0
-    with pytest.raises(ValueError, match="pool_size and stride must be ints >= 1"):
+    with pytest.raises(ValueError, match="pool_size and stride must be ints >= 1 or .*pairs"):
         layer.forward(np.zeros((1, 1, 3, 3)))
     layer = fastnn.Layer_MaxPool2D(2)
     layer.forward(rng.standard_normal((1, 1, 4, 4)))

@@ -75,3 +75,76 @@ def test_conv2d_weights_load_from_a_torch_module(rng):
     layer.forward(x)
     want = conv(torch.tensor(x)).detach().numpy()
     np.testing.assert_allclose(layer.output, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("kernel_size, stride, padding", [
+    ((3, 5), (1, 2), (1, 2)),
+    ((2, 1), (2, 1), (0, 0)),
+    (2, 1, "same"),
+    ((4, 3), 1, "same"),
+    ((1, 4), (1, 1), "same"),
+], ids=lambda v: str(v).replace(" ", ""))
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel lengths")
+def test_conv2d_pairs_and_same_match_torch(dtype, rng, kernel_size, stride, padding):
+    """torch's padding="same" puts an even kernel's extra row below and column right: so does
+    fastnn's (outputs and all three gradients agree)."""
+    layer = fastnn.Layer_Conv2D(3, 4, kernel_size, stride=stride, padding=padding, dtype=dtype)
+    layer.biases = rng.standard_normal(4).astype(dtype)
+    x = rng.standard_normal((2, 3, 9, 8)).astype(dtype)
+    layer.forward(x)
+    xt = torch.tensor(x, requires_grad=True)
+    wt = torch.tensor(layer.weights, requires_grad=True)
+    bt = torch.tensor(layer.biases, requires_grad=True)
+    yt = F.conv2d(xt, wt, bt, stride=stride, padding=padding)
+    want = yt.detach().numpy()
+    np.testing.assert_allclose(layer.output, want, **tolerance(dtype, np.abs(want).max()))
+    g = rng.standard_normal(want.shape).astype(dtype)
+    yt.backward(torch.tensor(g))
+    layer.backward(g)
+    for got, want in ((layer.dinputs, xt.grad), (layer.dweights, wt.grad), (layer.dbiases, bt.grad)):
+        np.testing.assert_allclose(got, want.numpy(), **tolerance(dtype, np.abs(want.numpy()).max()))
+
+
+@pytest.mark.parametrize("pool_size, stride, padding", [
+    ((3, 2), (2, 1), (1, 1)),
+    (3, 1, 1),
+    ((2, 4), (2, 3), (1, 2)),
+    (2, None, "same"),
+    ((3, 4), None, "same"),
+], ids=lambda v: str(v).replace(" ", ""))
+def test_maxpool2d_pairs_and_padding_match_torch(dtype, rng, pool_size, stride, padding):
+    """Explicit padding against torch's max_pool2d (its indices too); "same", which torch's
+    max_pool2d lacks, against max_pool2d of the input padded with -inf on the sides conv2d's
+    "same" pads."""
+    x = rng.standard_normal((2, 3, 9, 8)).astype(dtype)
+    if padding != "same":          # (the -inf padded by hand would tie with -inf inputs and win)
+        x[0, 0, :2, :3] = -np.inf  # torch's own padding never wins a window, even one of -inf
+    layer = fastnn.Layer_MaxPool2D(pool_size, stride, padding)
+    layer.forward(x)
+    xt = torch.tensor(x, requires_grad=True)
+    if padding == "same":
+        kh, kw = (pool_size, pool_size) if isinstance(pool_size, int) else pool_size
+        padded = F.pad(xt, ((kw - 1) // 2, kw // 2, (kh - 1) // 2, kh // 2), value=-np.inf)
+        yt = F.max_pool2d(padded, pool_size, 1)
+    else:
+        yt, indices = F.max_pool2d(xt, pool_size, stride, padding, return_indices=True)
+        np.testing.assert_array_equal(layer.argmax, indices.numpy())
+    np.testing.assert_array_equal(layer.output, yt.detach().numpy())
+    g = rng.standard_normal(layer.output.shape).astype(dtype)
+    yt.backward(torch.tensor(g))
+    layer.backward(g)
+    np.testing.assert_allclose(layer.dinputs, xt.grad.numpy(), **tolerance(dtype, 4.0))
+
+
+def test_global_average_pool_matches_torch(dtype, rng):
+    x = rng.standard_normal((3, 5, 7, 6)).astype(dtype)
+    layer = fastnn.Layer_GlobalAveragePool2D()
+    layer.forward(x)
+    xt = torch.tensor(x, requires_grad=True)
+    yt = F.adaptive_avg_pool2d(xt, 1).flatten(1)
+    np.testing.assert_allclose(layer.output, yt.detach().numpy(), **tolerance(dtype, 1.0))
+    g = rng.standard_normal(layer.output.shape).astype(dtype)
+    yt.backward(torch.tensor(g))
+    layer.backward(g)
+    assert layer.dinputs.shape == x.shape and layer.dinputs.dtype == x.dtype
+    np.testing.assert_allclose(layer.dinputs, xt.grad.numpy(), **tolerance(dtype, 1.0))

@@ -13,6 +13,7 @@ from fastnn import _ext
 from fastnn._ext import _buildinfo
 
 from cases import cases
+from contract.harness import build
 
 needs_avx2 = pytest.mark.skipif(
     not (_buildinfo.cpu_has_avx2() and all(_ext._is_built(n + "_avx2") for n in _ext.DISPATCHED)),
@@ -52,19 +53,22 @@ def test_bad_kernel_choice_is_refused():
     assert result.returncode != 0 and "FASTNN_KERNELS" in result.stderr
 
 
-# The op kinds of the activation kernel, as the classes that call it set them.
-ACTIVATION_KINDS = {case.name: case.spec.cls._KIND for case in cases("layer") if getattr(case.spec.cls, "_KIND", -1) >= 0}
+# The activation kernel's users: each setup's object, whose kind (and state, LeakyReLU's alpha) the
+# kernel is called with.
+ACTIVATIONS = {case.label: build(case) for case in cases("layer", setups=True)
+               if isinstance(getattr(build(case), "_KIND", None), int)}
 
 
 @needs_avx2
-@pytest.mark.parametrize("kind", list(ACTIVATION_KINDS.values()), ids=list(ACTIVATION_KINDS))
-def test_activations_identical(kind, dtype, rng):
+@pytest.mark.parametrize("activation", list(ACTIVATIONS.values()), ids=list(ACTIVATIONS))
+def test_activations_identical(activation, dtype, rng):
     x = (rng.standard_normal((37, 29)) * 30).astype(dtype)
     x[0, :5] = [0, -0.0, 88, -90, 1e-30]
     d = rng.standard_normal((37, 29)).astype(dtype)
+    kind = activation._KIND
 
     def call(module):
-        state = {}
+        state = dict(vars(activation))
         assert module.forward(kind, state, x)
         assert module.backward(kind, state, d)
         return state["output"].copy(), state["dinputs"].copy()

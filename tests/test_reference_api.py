@@ -30,12 +30,13 @@ LOSS_METHODS = {"forward": [("y_pred", P, NO), ("y_true", P, NO)],
 OPTIMIZER_METHODS = {"pre_update_params": [], "update_params": [("layer", P, NO)], "post_update_params": []}
 
 # (class, method) -> [(parameter name, kind, default)], self excluded; the book's Ch22 signatures,
-# with the Ch9-17 superset members and our keyword-only ``dtype``.
+# with the Ch9-17 superset members and our keyword-only ``weight_init`` (default: the book's) and
+# ``dtype``.
 SIGNATURES = {
     "Layer_Dense": {
         "__init__": [("n_inputs", P, NO), ("n_neurons", P, NO), ("weight_regularizer_l1", P, 0),
                      ("weight_regularizer_l2", P, 0), ("bias_regularizer_l1", P, 0),
-                     ("bias_regularizer_l2", P, 0), ("dtype", K, None)],
+                     ("bias_regularizer_l2", P, 0), ("weight_init", K, "book"), ("dtype", K, None)],
         "forward": [("inputs", P, NO), ("training", P, True)],
         "backward": [("dvalues", P, NO)],
         "get_parameters": [],

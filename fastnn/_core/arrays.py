@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import windows
 from .checks import FLOAT_DTYPES, NUMERIC_KINDS, check_fits, describe, fail
 from .config import default_dtype
 from .messages import optimizer_array_error
@@ -253,11 +254,6 @@ def numeric_values(y, name: str, where: str) -> np.ndarray:
     return y
 
 
-def conv_output_size(size: int, kernel_size: int, stride: int, padding: int) -> int:
-    """Output length of a convolution or pooling along one axis (PyTorch's floor rule)."""
-    return (size + 2 * padding - kernel_size) // stride + 1
-
-
 def _spatial_input(x, name: str, dtype, where: str, channels_name: str, channels: int | None) -> np.ndarray:
     if dtype is None:
         x = float_input(x, name, where)
@@ -277,30 +273,39 @@ def _spatial_input(x, name: str, dtype, where: str, channels_name: str, channels
     return x
 
 
-def conv_input(x, name: str, dtype: np.dtype, in_channels: int, kernel_size: int, padding: int,
-               where: str) -> np.ndarray:
-    """Inputs of Layer_Conv2D: (N, in_channels, H, W) of the layer's dtype, C order, with
-    H + 2*padding and W + 2*padding at least kernel_size."""
-    x = _spatial_input(x, name, dtype, where, "in_channels", in_channels)
+def _fits_window(x: np.ndarray, name: str, where: str, window_name: str, window, padding) -> None:
+    """x's (H, W) plane, padded, holds at least one window of `window` (an int or a pair)."""
     h, w = x.shape[2], x.shape[3]
-    if h + 2 * padding < kernel_size or w + 2 * padding < kernel_size:
-        raise fail(where, name, f"at least {kernel_size} x {kernel_size} after padding (kernel_size="
-                    f"{kernel_size}, padding={padding})",
-                    f"a {h} x {w} plane ({h + 2 * padding} x {w + 2 * padding} padded)")
+    kh, kw = windows.pair(window)
+    top, bottom, left, right = windows.paddings(padding, window)
+    if h + top + bottom < kh or w + left + right < kw:
+        raise fail(where, name, f"at least {kh} x {kw} after padding ({window_name}={window!r}, padding={padding!r})",
+                    f"a {h} x {w} plane ({h + top + bottom} x {w + left + right} padded)")
+
+
+def conv_input(x, name: str, dtype: np.dtype, in_channels: int, kernel_size, padding, where: str) -> np.ndarray:
+    """Inputs of Layer_Conv2D: (N, in_channels, H, W) of the layer's dtype, C order, whose plane,
+    padded, holds a kernel (kernel_size and padding as the layer has them: ints, pairs, "same")."""
+    x = _spatial_input(x, name, dtype, where, "in_channels", in_channels)
+    _fits_window(x, name, where, "kernel_size", kernel_size, padding)
     return x
 
 
-def pool_input(x, name: str, pool_size: int, where: str) -> np.ndarray:
+def pool_input(x, name: str, pool_size, padding, where: str) -> np.ndarray:
     """Inputs of Layer_MaxPool2D: (N, C, H, W) float32/float64 (other real data is converted to
-    the default dtype), C order, H and W at least pool_size."""
+    the default dtype), C order, whose plane, padded, holds a window."""
     x = _spatial_input(x, name, None, where, "channels", None)
+    _fits_window(x, name, where, "pool_size", pool_size, padding)
     h, w = x.shape[2], x.shape[3]
-    if h < pool_size or w < pool_size:
-        raise fail(where, name, f"at least {pool_size} x {pool_size} in height and width (pool_size="
-                    f"{pool_size})", f"a {h} x {w} plane")
     if h * w > 2**31 - 1:
         raise fail(where, name, "planes of fewer than 2**31 elements", f"a {h} x {w} plane")
     return x
+
+
+def planes_input(x, name: str, where: str) -> np.ndarray:
+    """Inputs of Layer_GlobalAveragePool2D: (N, C, H, W) float32/float64 (other real data is
+    converted to the default dtype), C order, with non-empty planes."""
+    return _spatial_input(x, name, None, where, "channels", None)
 
 
 def flatten_input(x, name: str, where: str) -> np.ndarray:

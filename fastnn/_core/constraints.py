@@ -17,7 +17,7 @@ import numpy as np
 
 from . import checks
 
-__all__ = ["Constraint", "Real", "Int", "Choice", "Bool", "Optional", "MAX_SIZE", "MAX_COUNT"]
+__all__ = ["Constraint", "Real", "Int", "Pair", "Choice", "Bool", "Optional", "MAX_SIZE", "MAX_COUNT"]
 
 MAX_SIZE = 2 ** 31 - 1   # sizes, strides, paddings: what a C int in the kernels can index
 MAX_COUNT = 2 ** 63 - 1  # counters (an optimizer's iterations)
@@ -71,6 +71,49 @@ class Int(Constraint):
         return kind if self.high in (MAX_SIZE, MAX_COUNT) else f"{kind} at most {self.high}"
 
 
+class Pair(Constraint):
+    """An int in [low, high] or a pair of them (a tuple or list of two: height, width), or one of
+    a few strings where `options` names them. Returns the int, a tuple of two Python ints or the
+    string. Kernel sizes, strides and paddings: ``3``, ``(3, 5)``, ``"same"``."""
+
+    def __init__(self, low: int = 1, high: int = MAX_SIZE, *, options: tuple[str, ...] = ()) -> None:
+        self.item = Int(low, high)
+        self.options = options
+
+    def _fail(self, name, where, got, error=ValueError) -> Exception:
+        return checks.fail(where, name, str(self), got, error)
+
+    def _int(self, value, name, where, got=None) -> int:
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+            raise self._fail(name, where, got or checks.describe(value), TypeError)
+        number = int(value)
+        got = got or repr(number)
+        if number < self.item.low:
+            raise self._fail(name, where, got)
+        if number > self.item.high:
+            raise checks.fail(where, name, f"at most {self.item.high}", got)
+        return number
+
+    def __call__(self, value, name: str, where: str | None = None):
+        if isinstance(value, str):
+            if value in self.options:
+                return value
+            raise self._fail(name, where, repr(value), ValueError if self.options else TypeError)
+        if isinstance(value, (tuple, list)):
+            got = f"{type(value).__name__} {value!r}"
+            if len(value) != 2:
+                raise self._fail(name, where, got)
+            return tuple(self._int(v, name, where, got) for v in value)
+        return self._int(value, name, where)
+
+    def __str__(self) -> str:
+        one = str(Int(self.item.low))                  # "a positive int"
+        many = one.split(" ", 1)[1] + "s"               # "positive ints"
+        if self.options:
+            return f"{one}, a pair of {many} or " + " or ".join(repr(o) for o in self.options)
+        return f"{one} or a pair of {many}"
+
+
 class Choice(Constraint):
     """One of a few strings."""
 
@@ -112,4 +155,5 @@ NON_NEGATIVE = Real(0.0)
 POSITIVE = Real(0.0, low_open=True)
 UNIT = Real(0.0, 1.0, high_open=True)       # [0, 1): momentum, rho, beta_1, beta_2, a drop rate
 SIZE = Int(1)                                # sizes, kernel sizes, strides
+SIZE_PAIR = Pair(1)                          # kernel sizes, strides: 3 or (3, 5)
 COUNT = Int(0, MAX_COUNT)                    # an optimizer's iterations

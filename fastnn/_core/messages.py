@@ -6,6 +6,7 @@ that called them builds one of these exceptions.
 """
 from __future__ import annotations
 
+from . import windows
 from .checks import describe, fail
 
 
@@ -40,17 +41,22 @@ def conv_parameter_error(which: str, state: dict) -> Exception:
     """Why a Layer_Conv2D's parameters or geometry cannot be used (e.g. replaced by hand)."""
     config = {name: state.get(name) for name in ("in_channels", "out_channels", "kernel_size", "stride", "padding")}
     weights, biases = state.get("weights"), state.get("biases")
-    k = config["kernel_size"]
+    try:
+        kernel = "{}, {}".format(*windows.pair(config["kernel_size"]))
+    except (TypeError, IndexError, KeyError):
+        kernel = "?, ?"
     expected = (f"weights: a C-contiguous float32 or float64 array of shape (out_channels, in_channels, "
-                f"kernel_size, kernel_size) = ({config['out_channels']}, {config['in_channels']}, {k}, {k}); "
-                f"biases: the same dtype, shape ({config['out_channels']},); stride: an int >= 1; "
-                f"padding: an int >= 0")
+                f"kernel height, kernel width) = ({config['out_channels']}, {config['in_channels']}, {kernel}); "
+                f"biases: the same dtype, shape ({config['out_channels']},); kernel_size and stride: ints >= 1 or "
+                f"(height, width) pairs of them; padding: ints >= 0, a pair of them, or 'same' with stride 1")
     return ValueError(f"Layer_Conv2D parameters are inconsistent ({which}): expected {expected}; got weights "
-                      f"{describe(weights)}, biases {describe(biases)}, stride {config['stride']!r}, padding "
-                      f"{config['padding']!r}. Use set_parameters() to replace weights and biases.")
+                      f"{describe(weights)}, biases {describe(biases)}, kernel_size {config['kernel_size']!r}, stride "
+                      f"{config['stride']!r}, padding {config['padding']!r}. Use set_parameters() to replace weights "
+                      f"and biases.")
 
 
 def pool_parameter_error(state: dict) -> Exception:
-    return ValueError(f"Layer_MaxPool2D: pool_size and stride must be ints >= 1, got pool_size "
-                      f"{state.get('pool_size')!r} and stride {state.get('stride')!r}")
-
+    return ValueError(f"Layer_MaxPool2D: pool_size and stride must be ints >= 1 or (height, width) pairs of them, "
+                      f"and padding ints >= 0 (at most half the window), a pair of them or 'same' with stride 1; "
+                      f"got pool_size {state.get('pool_size')!r}, stride {state.get('stride')!r} and padding "
+                      f"{state.get('padding')!r}")

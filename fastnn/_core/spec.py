@@ -59,8 +59,13 @@ class Spec:
         {constructor parameter: constraint}, in signature order. ``check(arguments)`` validates
         them; their constraints are also what the documentation and the fuzz tests read.
     saved
-        {attribute: constraint}: the scalar attributes (numbers, bools, strings, None) that,
-        with the arrays below, rebuild the object from a model file. Checked on save and on load.
+        {attribute: constraint}: the scalar attributes (numbers, bools, strings, None, tuples of
+        those such as a (height, width) kernel size) that, with the arrays below, rebuild the
+        object from a model file. Checked on save and on load.
+    file_defaults
+        {saved attribute: value}: attributes that files written before the attribute existed
+        lack, with the value such a file means (MaxPool2D's padding: 0). Files written now hold
+        every saved attribute.
     dims
         {name: getter(obj) -> int}: sizes that fix the array shapes and are not attributes
         themselves (Dense: n_inputs and n_neurons, read from the weights). Saved as sizes.
@@ -91,6 +96,7 @@ class Spec:
     kind: str
     params: Mapping[str, Constraint] = field(default_factory=dict)
     saved: Mapping[str, Constraint] = field(default_factory=dict)
+    file_defaults: Mapping[str, Any] = field(default_factory=dict)
     dims: Mapping[str, Callable[[Any], int]] = field(default_factory=dict)
     parameters: Shapes | None = None
     buffers: Shapes | None = None

@@ -65,9 +65,15 @@ def _optimizer_state() -> dict[str, tuple[str, tuple[str, ...]]]:
     return state
 
 
+def _plain(value) -> bool:
+    return value is None or type(value) in (bool, int, float, str)
+
+
 def _encode_scalar(value, where):
-    if value is None or isinstance(value, (bool, int, float, str)) and type(value) in (bool, int, float, str):
+    if _plain(value):
         return value
+    if type(value) is tuple and all(_plain(v) for v in value):  # a (height, width) pair: a JSON list
+        return list(value)
     if isinstance(value, np.generic) and value.dtype.name in _NUMPY_SCALARS:
         return {"numpy": value.dtype.name, "value": value.item()}
     raise Invalid(f"{where} must be a number, bool, string or None, got {type(value).__name__} {show(value)}")
@@ -91,7 +97,10 @@ def _decode_scalar(value, where):
         return scalar
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
-    raise Invalid(f"{where} must be a number, bool, string, null or a NumPy scalar object, got {show(value)}")
+    if isinstance(value, list) and len(value) <= _MAX_NDIM and all(_plain(v) for v in value):
+        return tuple(value)
+    raise Invalid(f"{where} must be a number, bool, string, null, a list of those or a NumPy scalar object, "
+                  f"got {show(value)}")
 
 
 def keys(obj, where, required, optional=()):
@@ -194,11 +203,13 @@ def _object_entry(value, where, kind, layer_index=None) -> Entry:
     extra = ("dims", "dtype", "arrays") if _has_arrays(spec) else ()
     keys(value, where, ("class", "attributes", *extra))
     raw = value["attributes"]
-    keys(raw, f"{where}.attributes", tuple(spec.saved))
+    keys(raw, f"{where}.attributes", tuple(name for name in spec.saved if name not in spec.file_defaults),
+         tuple(spec.file_defaults))
     attributes = {}
     for name, constraint in spec.saved.items():
         loc = f"{where}.attributes.{name}"
-        attributes[name] = _constraint_check(constraint, _decode_scalar(raw[name], loc), loc)
+        given = _decode_scalar(raw[name], loc) if name in raw else spec.file_defaults[name]
+        attributes[name] = _constraint_check(constraint, given, loc)
     entry = Entry(spec, attributes)
     if not _has_arrays(spec):
         return entry

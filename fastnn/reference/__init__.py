@@ -22,9 +22,10 @@ Deliberate deviations from the book (each pinned by a test in ``tests/test_refer
   raise ValueError naming the missing ``set(loss=..., optimizer=..., accuracy=...)`` argument.
 - ``Loss.calculate``/``Accuracy.calculate`` before any ``new_pass()`` start the accumulators at zero.
 - Categorical cross-entropy labels of rank other than 1 or 2 raise ValueError (the book: UnboundLocalError).
-- Beyond the book, ``Layer_Conv2D``, ``Layer_MaxPool2D`` and ``Layer_Flatten`` (``fastnn.reference.conv``)
-  are exported too, and ``Model.train`` takes ``shuffle=``: ``from fastnn.reference import *`` brings the
-  same classes as ``from fastnn import *``, so a CNN script switches to the reference by its import.
+- Beyond the book, ``Layer_Conv2D``, ``Layer_MaxPool2D``, ``Layer_Flatten`` and ``Layer_GlobalAveragePool2D``
+  (``fastnn.reference.conv``), ``Activation_Tanh``, ``Activation_LeakyReLU`` and ``Activation_GELU`` are
+  exported too, and ``Model.train`` takes ``shuffle=``: ``from fastnn.reference import *`` brings the same
+  classes as ``from fastnn import *``, so a CNN script switches to the reference by its import.
 - Float labels are converted to the prediction dtype, Dense converts its inputs and incoming gradients
   to the parameter dtype and Dropout casts back to the input dtype (the book under ``nnfs.init()`` lets
   float64 labels, dropout masks and bias gradients leak float64 into the float32 network).
@@ -37,8 +38,8 @@ refuse_namespace_parent()  # a clear error when a clone of the repository hides 
 
 from .accuracy import Accuracy, Accuracy_Categorical, Accuracy_Regression
 from .activations import Activation_Linear, Activation_ReLU, Activation_Sigmoid, Activation_Softmax
-from .activations import Activation_Tanh  # beyond the book
-from .conv import Layer_Conv2D, Layer_Flatten, Layer_MaxPool2D  # beyond the book (see above)
+from .activations import Activation_GELU, Activation_LeakyReLU, Activation_Tanh  # beyond the book
+from .conv import Layer_Conv2D, Layer_Flatten, Layer_GlobalAveragePool2D, Layer_MaxPool2D  # beyond the book
 from .layers import Layer_Dense, Layer_Dropout, Layer_Input
 from .losses import (
     Activation_Softmax_Loss_CategoricalCrossentropy,
@@ -75,7 +76,10 @@ __all__ = [
     "Model",
     # beyond the book, as in fastnn's exports
     "Activation_Tanh",
+    "Activation_LeakyReLU",
+    "Activation_GELU",
     "Layer_Conv2D",
     "Layer_MaxPool2D",
     "Layer_Flatten",
+    "Layer_GlobalAveragePool2D",
 ]

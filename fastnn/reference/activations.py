@@ -1,10 +1,13 @@
-"""Activations of the book (Ch22 versions): ReLU, Softmax, Sigmoid, Linear; Tanh beyond the book.
+"""Activations of the book (Ch22 versions): ReLU, Softmax, Sigmoid, Linear; Tanh, LeakyReLU and GELU
+beyond the book.
 
 All take inputs of shape (n_samples, n_units) and keep the input dtype. forward/backward store
 ``output``/``dinputs`` on the object and return None; ``predictions`` turns outputs into the values
 the accuracy compares with the labels.
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -103,4 +106,61 @@ class Activation_Tanh:
 
     def predictions(self, outputs: np.ndarray) -> np.ndarray:
         """outputs -> the same array."""
+        return outputs
+
+
+class Activation_LeakyReLU:
+    """``output = x if x > 0 else alpha * x``, alpha in the data's dtype (beyond the book)."""
+
+    def __init__(self, alpha: float = 0.01) -> None:
+        self.alpha = alpha
+
+    def forward(self, inputs: np.ndarray, training: bool = True) -> None:
+        """inputs: any shape -> self.output: same shape and dtype."""
+        self.inputs = inputs
+        self.output = np.where(inputs > 0, inputs, inputs * inputs.dtype.type(self.alpha))
+
+    def backward(self, dvalues: np.ndarray) -> None:
+        """dvalues -> self.dinputs = dvalues where inputs > 0, else alpha * dvalues."""
+        self.dinputs = np.where(self.inputs > 0, dvalues, dvalues * dvalues.dtype.type(self.alpha))
+
+    def predictions(self, outputs: np.ndarray) -> np.ndarray:
+        return outputs
+
+
+_erf = np.vectorize(math.erf, otypes=[np.float64])  # NumPy has no erf; math.erf is libm's
+
+
+class Activation_GELU:
+    """``x * Phi(x)`` (approximate="none", Phi the standard normal CDF) or the tanh approximation
+    ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`` (approximate="tanh"), and the exact
+    derivative of each; computed in float64 and rounded to the data's dtype (beyond the book)."""
+
+    def __init__(self, approximate: str = "none") -> None:
+        self.approximate = approximate
+
+    def _inner(self, x: np.ndarray) -> np.ndarray:
+        return math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)
+
+    def forward(self, inputs: np.ndarray, training: bool = True) -> None:
+        """inputs: any shape -> self.output: same shape and dtype."""
+        self.inputs = inputs
+        x = inputs.astype(np.float64)
+        if self.approximate == "tanh":
+            y = 0.5 * x * (1 + np.tanh(self._inner(x)))
+        else:
+            y = 0.5 * x * (1 + _erf(x / math.sqrt(2)))
+        self.output = y.astype(inputs.dtype)
+
+    def backward(self, dvalues: np.ndarray) -> None:
+        """dvalues -> self.dinputs = dvalues * GELU'(inputs)."""
+        x = self.inputs.astype(np.float64)
+        if self.approximate == "tanh":
+            t = np.tanh(self._inner(x))
+            slope = 0.5 * (1 + t) + 0.5 * x * (1 - t ** 2) * math.sqrt(2 / math.pi) * (1 + 3 * 0.044715 * x ** 2)
+        else:
+            slope = 0.5 * (1 + _erf(x / math.sqrt(2))) + x * np.exp(-x ** 2 / 2) / math.sqrt(2 * math.pi)
+        self.dinputs = (dvalues * slope).astype(dvalues.dtype)
+
+    def predictions(self, outputs: np.ndarray) -> np.ndarray:
         return outputs

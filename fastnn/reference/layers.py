@@ -5,6 +5,8 @@ output (n_samples, n_neurons). forward/backward store their results on the objec
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import numpy.typing as npt
 
@@ -14,6 +16,16 @@ from .._core.config import resolve_dtype
 def _l1_sign(param: np.ndarray) -> np.ndarray:
     """The book's L1 sub-gradient: +1 where param >= 0 (so +1 at exactly 0), -1 where param < 0."""
     return np.where(param < 0, -1, 1).astype(param.dtype)
+
+
+def _initial_weights(weight_init: str, shape: tuple, fan_in: int, fan_out: int, dtype) -> np.ndarray:
+    """One draw of standard normals from NumPy's global RNG, scaled: the book's 0.01 (after the
+    cast to the dtype, as the book), He's sqrt(2 / fan_in) or Glorot's sqrt(2 / (fan_in + fan_out))
+    (in float64, then cast)."""
+    if weight_init == "book":
+        return 0.01 * np.random.standard_normal(shape).astype(dtype)
+    scale = math.sqrt(2.0 / (fan_in if weight_init == "he" else fan_in + fan_out))
+    return (np.random.standard_normal(shape) * scale).astype(dtype)
 
 
 class _Trainable:
@@ -52,6 +64,9 @@ class Layer_Dense(_Trainable):
     The four regularisation strengths add ``l1 * sum|p|`` and ``l2 * sum p**2`` to the loss (see
     ``Loss.regularization_loss``) and their gradients to ``dweights``/``dbiases``.
 
+    ``weight_init`` (keyword-only, not in the book): "book" (the above), "he" (standard deviation
+    ``sqrt(2 / n_inputs)``) or "glorot" (``sqrt(2 / (n_inputs + n_neurons))``), one draw each.
+
     ``dtype`` (keyword-only, not in the book) is the parameter dtype; None means
     ``fastnn.default_dtype()`` (float32 unless ``fastnn.init(dtype=...)`` changed it). Inputs and
     incoming gradients are converted to it, so every array the layer produces has this dtype.
@@ -60,10 +75,9 @@ class Layer_Dense(_Trainable):
     def __init__(self, n_inputs: int, n_neurons: int,
                  weight_regularizer_l1: float = 0, weight_regularizer_l2: float = 0,
                  bias_regularizer_l1: float = 0, bias_regularizer_l2: float = 0,
-                 *, dtype: npt.DTypeLike | None = None) -> None:
+                 *, weight_init: str = "book", dtype: npt.DTypeLike | None = None) -> None:
         dtype = resolve_dtype(dtype)
-        standard_normal = np.random.standard_normal((n_inputs, n_neurons)).astype(dtype)
-        self.weights = 0.01 * standard_normal
+        self.weights = _initial_weights(weight_init, (n_inputs, n_neurons), n_inputs, n_neurons, dtype)
         self.biases = np.zeros((1, n_neurons), dtype=dtype)
         self.weight_regularizer_l1 = weight_regularizer_l1
         self.weight_regularizer_l2 = weight_regularizer_l2

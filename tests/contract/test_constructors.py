@@ -24,7 +24,7 @@ import pytest
 from hypothesis import strategies as st
 
 import fastnn.reference as ref
-from fastnn._core.constraints import Bool, Choice, Int, Optional, Real
+from fastnn._core.constraints import Bool, Choice, Int, Optional, Pair, Real
 
 from cases import cases
 from contract.harness import build
@@ -43,6 +43,14 @@ def verdict(constraint, value):
         return None if isinstance(value, (bool, np.bool_)) else TypeError
     if isinstance(constraint, Choice):
         return None if isinstance(value, str) and value in constraint.options else ValueError
+    if isinstance(constraint, Pair):
+        if isinstance(value, str):
+            return None if value in constraint.options else (ValueError if constraint.options else TypeError)
+        if isinstance(value, (tuple, list)):
+            if len(value) != 2:
+                return ValueError
+            return next((error for error in (verdict(constraint.item, v) for v in value) if error), None)
+        return verdict(constraint.item, value)
     if isinstance(value, (bool, np.bool_)):
         return TypeError
     if isinstance(constraint, Int):
@@ -77,6 +85,10 @@ def accepted(constraint) -> list:
         return list(constraint.options)
     if isinstance(constraint, Int):
         return [constraint.low, constraint.low + 1, np.int64(constraint.low + 2)]
+    if isinstance(constraint, Pair):
+        low = constraint.item.low
+        return [*accepted(constraint.item), (low, low + 1), [low + 1, low], (np.int64(low + 2), low),
+                *constraint.options]
     low = 0.0 if constraint.low is None else constraint.low
     high = low + 4.0 if constraint.high is None else constraint.high
     inside = low + (high - low) / 4
@@ -102,6 +114,13 @@ def refused(constraint) -> list:
         first = constraint.options[0]
         return [("nonsense", ValueError), (first.upper(), ValueError), (5, ValueError), (None, ValueError),
                 ([first], ValueError)]
+    if isinstance(constraint, Pair):
+        low, high = constraint.item.low, constraint.item.high
+        singles = [(v, e) for v, e in refused(constraint.item) if not isinstance(v, (str, list))]
+        return singles + [("nonsense", ValueError if constraint.options else TypeError), ((low,), ValueError),
+                          ([low], ValueError), ((low, low, low), ValueError), ((low, float(low)), TypeError),
+                          ((True, low), TypeError), ((low, low - 1), ValueError), ([high + 1, low], ValueError),
+                          ((low, 2 ** 70), ValueError), ((None, None), TypeError)]
     common = [("1", TypeError), (None, TypeError), (True, TypeError), (np.bool_(False), TypeError),
               (1j, TypeError), ([1], TypeError), (np.array([1]), TypeError)]
     if isinstance(constraint, Int):
@@ -139,6 +158,11 @@ def stored_as_given(case, parameter) -> bool:
     return case.spec.saved.get(parameter) is case.spec.params[parameter]
 
 
+def as_stored(value):
+    """What a constructor keeps of an accepted argument: a (height, width) list as a tuple."""
+    return tuple(value) if isinstance(value, list) else value
+
+
 PARAMETERS = [(case, parameter) for case in WITH_PARAMS for parameter in case.spec.params]
 INVALID = [(case, kwargs, error, message) for case in cases() for kwargs, error, message in case.invalid]
 
@@ -150,7 +174,7 @@ def test_accepted_values_construct_both_packages(case, parameter):
         fast = build(case, kwargs=kwargs)
         slow = build(case, ref, kwargs=kwargs)
         if stored_as_given(case, parameter):
-            assert getattr(fast, parameter) == value == getattr(slow, parameter), value
+            assert getattr(fast, parameter) == as_stored(value) == as_stored(getattr(slow, parameter)), value
             if isinstance(value, (float, np.floating)):
                 assert type(getattr(fast, parameter)) is type(value), f"{value!r}: a real keeps its type"
 
@@ -197,6 +221,6 @@ def test_constructors_fuzzed(case, budget):
         if check_call(f"{case.name}()", None, call, first_refused is None, names, limits):
             for parameter, value in kwargs.items():
                 if stored_as_given(case, parameter):
-                    assert getattr(made["object"], parameter) == value
+                    assert getattr(made["object"], parameter) == as_stored(value)
 
     run_fuzz(body, budget)

@@ -57,7 +57,7 @@ def test_regularization_loss_matches_the_reference(case, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("case", cases(trainable=True), ids=ids(cases(trainable=True)))
+@pytest.mark.parametrize("case", cases(trainable=True, setups=True), ids=ids(cases(trainable=True, setups=True)))
 def test_initial_parameters_and_rng_stream_are_the_references(case, dtype):
     """Same seed, same draws from NumPy's global RNG, in the same order: the same initial
     parameters, and the same next draw after construction."""
