@@ -25,6 +25,10 @@ Deliberate deviations from the book (each pinned by a test in ``tests/test_refer
 - Beyond the book, ``Layer_Conv2D``, ``Layer_MaxPool2D`` and ``Layer_Flatten`` (``fastnn.reference.conv``)
   are importable from here; ``__all__`` lists only the book's names, so ``from fastnn.reference import *``
   brings exactly the book's classes.
+- Beyond the book too, and outside ``__all__``: the training tools (``Callback``, ``Callback_EarlyStopping``,
+  ``Callback_ModelCheckpoint``, the ``Schedule_*`` learning-rate schedules, ``Augmentation_CropFlip``),
+  ``Model.train``'s keyword-only ``callbacks``, ``validation_split`` and ``augment`` (left out, the book's
+  loop runs unchanged), ``Model.summary``, ``Model.predict_classes`` and ``fastnn.reference.metrics``.
 - Float labels are converted to the prediction dtype, Dense converts its inputs and incoming gradients
   to the parameter dtype and Dropout casts back to the input dtype (the book under ``nnfs.init()`` lets
   float64 labels, dropout masks and bias gradients leak float64 into the float32 network).
@@ -34,6 +38,9 @@ from __future__ import annotations
 from .accuracy import Accuracy, Accuracy_Categorical, Accuracy_Regression
 from .activations import Activation_Linear, Activation_ReLU, Activation_Sigmoid, Activation_Softmax
 from .activations import Activation_Tanh  # beyond the book: not in __all__
+from .augment import Augmentation_CropFlip  # beyond the book: not in __all__ (nor the callbacks, schedules)
+from .callbacks import (Callback, Callback_EarlyStopping, Callback_ModelCheckpoint, Schedule_Cosine,
+                        Schedule_Exponential, Schedule_ReduceOnPlateau, Schedule_Step)
 from .conv import Layer_Conv2D, Layer_Flatten, Layer_MaxPool2D  # beyond the book: not in __all__ (see above)
 from .layers import Layer_Dense, Layer_Dropout, Layer_Input
 from .losses import (
@@ -44,6 +51,7 @@ from .losses import (
     Loss_MeanAbsoluteError,
     Loss_MeanSquaredError,
 )
+from . import metrics  # noqa: E402  (beyond the book)
 from .model import Model
 from .optimizers import Optimizer_Adagrad, Optimizer_Adam, Optimizer_RMSprop, Optimizer_SGD
 

@@ -18,13 +18,15 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
+import pathlib
 
 import numpy as np
 import pytest
 from hypothesis import strategies as st
 
 import fastnn.reference as ref
-from fastnn._core.constraints import Bool, Choice, Int, Optional, Real
+from fastnn._core.constraints import Bool, Choice, Int, Optional, Path, Real
 
 from cases import cases
 from contract.harness import build
@@ -43,6 +45,10 @@ def verdict(constraint, value):
         return None if isinstance(value, (bool, np.bool_)) else TypeError
     if isinstance(constraint, Choice):
         return None if isinstance(value, str) and value in constraint.options else ValueError
+    if isinstance(constraint, Path):
+        if isinstance(value, bytes) or not isinstance(value, (str, os.PathLike)):
+            return TypeError
+        return None if os.fspath(value) not in ("", b"") else ValueError
     if isinstance(value, (bool, np.bool_)):
         return TypeError
     if isinstance(constraint, Int):
@@ -75,6 +81,8 @@ def accepted(constraint) -> list:
         return [True, False, np.True_]
     if isinstance(constraint, Choice):
         return list(constraint.options)
+    if isinstance(constraint, Path):
+        return ["model.fnn", pathlib.Path("folder") / "model.fnn", "~/model.fnn"]
     if isinstance(constraint, Int):
         return [constraint.low, constraint.low + 1, np.int64(constraint.low + 2)]
     low = 0.0 if constraint.low is None else constraint.low
@@ -102,6 +110,9 @@ def refused(constraint) -> list:
         first = constraint.options[0]
         return [("nonsense", ValueError), (first.upper(), ValueError), (5, ValueError), (None, ValueError),
                 ([first], ValueError)]
+    if isinstance(constraint, Path):
+        return [("", ValueError), (b"model.fnn", TypeError), (3, TypeError),
+                (None, TypeError), (1.5, TypeError), (["model.fnn"], TypeError)]
     common = [("1", TypeError), (None, TypeError), (True, TypeError), (np.bool_(False), TypeError),
               (1j, TypeError), ([1], TypeError), (np.array([1]), TypeError)]
     if isinstance(constraint, Int):
