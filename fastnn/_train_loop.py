@@ -133,6 +133,8 @@ def train(model, X, y, *, epochs, batch_size, print_every, validation_data, verb
     for hook in hooks.on_train_begin:
         hook(run)
     optimizer = model.optimizer
+    train_step, take = model._train_step, batches.take
+    step_begin, step_end = hooks.on_step_begin, hooks.on_step_end
     for epoch in range(1, epochs + 1):
         run.epoch = epoch
         started = time.perf_counter()
@@ -146,16 +148,16 @@ def train(model, X, y, *, epochs, batch_size, print_every, validation_data, verb
         bar = _inputs.progress_bar(mode, train_steps, epoch, epochs)
         for step in range(train_steps):
             run.step = step
-            batch_X, batch_y = batches.take(step)
+            batch_X, batch_y = take(step)
             if augment is not None:
                 batch_X = augment(batch_X)
             factor = None
-            if hooks.on_step_begin:
+            if step_begin:
                 run.learning_rate_factor = 1.0
-                for hook in hooks.on_step_begin:
+                for hook in step_begin:
                     hook(run)
                 factor = float(run.learning_rate_factor)
-            data_loss, reg_loss, accuracy = model._train_step(batch_X, batch_y, epoch, step, factor)
+            data_loss, reg_loss, accuracy = train_step(batch_X, batch_y, epoch, step, factor)
             if mode == "book" and (not step % print_every or step == train_steps - 1):
                 print(f"step: {step}, acc: {accuracy:.3f}, loss: {data_loss + reg_loss:.3f} ("
                       f"data_loss: {data_loss:.3f}, reg_loss: {reg_loss:.3f}), "
@@ -164,10 +166,10 @@ def train(model, X, y, *, epochs, batch_size, print_every, validation_data, verb
                 bar.update(1)
                 if not step % print_every or step == train_steps - 1:
                     bar.set_postfix(loss=f"{data_loss + reg_loss:.3f}", acc=f"{accuracy:.3f}", refresh=False)
-            if hooks.on_step_end:
+            if step_end:
                 logs = {"loss": float(data_loss + reg_loss), "data_loss": float(data_loss), "reg_loss": float(reg_loss),
                         "accuracy": float(accuracy), "learning_rate": float(optimizer.current_learning_rate)}
-                for hook in hooks.on_step_end:
+                for hook in step_end:
                     hook(run, logs)
             if run.stop_training:
                 break

@@ -8,7 +8,10 @@ character (``epoch: N``, step lines, ``training, ...``, ``validation, ...``).
 
 Beyond the book:
 - ``train`` returns a History; ``verbose`` chooses the book's lines, a progress bar (tqdm) or
-  silence; ``shuffle=True`` reshuffles every epoch (default off, as the book).
+  silence; ``shuffle=True`` reshuffles every epoch (default off, as the book); ``callbacks``
+  (early stopping, checkpoints, the learning-rate schedules), ``validation_split`` and
+  ``augment`` (docs/training.md; the loop is fastnn/_train_loop.py). ``summary()`` and
+  ``predict_classes(X)``.
 - The data is checked before any work (lengths, label range, validation shapes) and converted
   once; a loss that becomes NaN or infinite stops training with an error naming epoch and step.
 - ``save``/``load`` and ``save_parameters``/``load_parameters`` use a safe file format (JSON +
