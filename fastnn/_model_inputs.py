@@ -1,6 +1,7 @@
 """What Model.train, evaluate and predict check and convert once per call, before any work: the
 model is ready, the data has matching lengths, the targets fit the output (found by one probe
-pass on the first sample), and the verbosity is known."""
+pass on the first sample), and the verbosity is known; and set_parameters' pairs, all checked
+before any layer changes."""
 from __future__ import annotations
 
 import functools
@@ -139,7 +140,7 @@ def probe(model, X, where: str, name: str):
             obj.__dict__.update(state)
 
 
-def prepare_data(model, X, y, where: str, names=("X", "y")):
+def prepare_data(model, X, y, where: str, names=("X", "y")) -> tuple[np.ndarray, np.ndarray]:
     X = prepare_inputs(model, X, where, names[0])
     if not isinstance(y, np.ndarray):
         try:
@@ -155,6 +156,9 @@ def prepare_data(model, X, y, where: str, names=("X", "y")):
     n_outputs = output.shape[1] if output.ndim == 2 else None
     loss = model.loss
     if isinstance(loss, Loss_CategoricalCrossentropy):
+        if n_outputs is None:
+            raise ValueError(f"{where}: categorical cross-entropy needs outputs of shape (n_samples, n_classes); "
+                             f"the model gives {output.shape[1:] or 'one number'} per sample")
         y = _arrays.class_labels(y, len(X), n_outputs, where, names[1], onehot_dtype=output.dtype,
                                      weights_for_log=True)
     elif y.dtype.kind in "biuf":
@@ -169,7 +173,7 @@ def prepare_data(model, X, y, where: str, names=("X", "y")):
     return X, y
 
 
-def prepare_validation(model, validation_data, X, where: str):
+def prepare_validation(model, validation_data, X, where: str) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
         raise ValueError(f"{where}: validation_data must be a pair (X_val, y_val), got "
                          f"{_checks.describe(validation_data)}")
@@ -179,3 +183,32 @@ def prepare_validation(model, validation_data, X, where: str):
     if X_val.shape[1:] != X.shape[1:]:
         raise ValueError(f"{where}: X_val must have samples shaped like X's {X.shape[1:]}, got {X_val.shape[1:]}")
     return prepare_data(model, X_val, validation_data[1], where, ("X_val", "y_val"))
+
+
+def checked_parameters(model, parameters, where: str) -> list:
+    """set_parameters' argument as one (weights, biases) pair per trainable layer, each converted
+    (or refused) by its layer: nothing is set until every pair passed."""
+    if "trainable_layers" not in model.__dict__:
+        raise ValueError(f"{where}: call model.finalize() first")
+    try:
+        parameters = list(parameters)
+    except TypeError:
+        raise TypeError(f"{where}: parameters must be a list of (weights, biases) pairs, got "
+                        f"{_checks.describe(parameters)}") from None
+    if len(parameters) != len(model.trainable_layers):
+        raise ValueError(f"{where}: expected {len(model.trainable_layers)} (weights, biases) pairs, one "
+                         f"per trainable layer, got {len(parameters)}")
+    checked = []
+    for i, (pair, layer) in enumerate(zip(parameters, model.trainable_layers)):
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise ValueError(f"{where}: parameters[{i}] must be a (weights, biases) pair, got "
+                             f"{_checks.describe(pair)}")
+        current = layer.get_parameters()
+        for name, new, old in (("weights", pair[0], current[0]), ("biases", pair[1], current[1])):
+            if np.shape(new) != np.shape(old):
+                raise ValueError(f"{where}: parameters[{i}] {name} must have shape {np.shape(old)} "
+                                 f"for {type(layer).__name__}, got {np.shape(new)}")
+        # Every pair is converted (or refused) before any layer changes.
+        check = getattr(layer, "_checked_parameters", None)
+        checked.append(tuple(pair) if check is None else check(*pair))
+    return checked

@@ -105,7 +105,7 @@ def _split(X, y, y_given, validation_split, validation_data, where: str):
 
 
 def train(model, X, y, *, epochs, batch_size, print_every, validation_data, verbose, shuffle, callbacks,
-          validation_split, augment) -> History:
+          validation_split, augment, distributed) -> History:
     """Model.train (see its docstring): every check first, then the loop."""
     where = "Model.train"
     _inputs.require_ready(model, where, training=True)
@@ -130,10 +130,14 @@ def train(model, X, y, *, epochs, batch_size, print_every, validation_data, verb
     batches = _Batches(X, y, n if batch_size is None else batch_size, shuffle)
     history = History()
     run = TrainingRun(model, epochs, train_steps, validation_data is not None, history)
+    train_step, take = model._train_step, batches.take
+    if distributed:  # rank 0's model on every rank, the steps agreed; only rank 0 logs
+        train_steps, mode = distributed.start(X, y, validation_data, epochs, batch_size, shuffle, mode)
+        run.steps_per_epoch = train_steps
+        train_step = distributed.train_step
     for hook in hooks.on_train_begin:
         hook(run)
     optimizer = model.optimizer
-    train_step, take = model._train_step, batches.take
     step_begin, step_end = hooks.on_step_begin, hooks.on_step_end
     for epoch in range(1, epochs + 1):
         run.epoch = epoch
@@ -149,7 +153,7 @@ def train(model, X, y, *, epochs, batch_size, print_every, validation_data, verb
         for step in range(train_steps):
             run.step = step
             batch_X, batch_y = take(step)
-            if augment is not None:
+            if augment is not None and len(batch_X):  # (a sharded rank may have no samples left)
                 batch_X = augment(batch_X)
             factor = None
             if step_begin:
@@ -173,6 +177,8 @@ def train(model, X, y, *, epochs, batch_size, print_every, validation_data, verb
                     hook(run, logs)
             if run.stop_training:
                 break
+        if distributed:
+            distributed.reduce_accumulated()
         epoch_data_loss, epoch_reg_loss = model.loss.calculate_accumulated(include_regularization=True)
         epoch_loss = epoch_data_loss + epoch_reg_loss
         epoch_accuracy = model.accuracy.calculate_accumulated()
@@ -187,7 +193,7 @@ def train(model, X, y, *, epochs, batch_size, print_every, validation_data, verb
                   f"lr {optimizer.current_learning_rate:.6g}", file=sys.stderr)
         val_loss = val_accuracy = None
         if validation_data is not None:
-            val_loss, val_accuracy = model._evaluate(*validation_data, batch_size, mode, where)
+            val_loss, val_accuracy = model._evaluate(*validation_data, batch_size, mode, where, distributed)
         history.append(loss=float(epoch_loss), data_loss=float(epoch_data_loss), reg_loss=float(epoch_reg_loss),
                        accuracy=float(epoch_accuracy), learning_rate=float(optimizer.current_learning_rate),
                        val_loss=val_loss, val_accuracy=val_accuracy, seconds=time.perf_counter() - started)

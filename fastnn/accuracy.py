@@ -10,12 +10,15 @@ import numpy as np
 from ._core import arrays as _arrays
 from ._core.constraints import NON_NEGATIVE, Bool, Optional
 from ._core.spec import declare
+from ._core.describe import constructor_repr
 from ._ext import _accuracy
 
 
 @declare("accuracy", saveable=False)
 class Accuracy:
     """Base class: subclasses define compare(predictions, y) -> boolean array."""
+
+    __repr__ = constructor_repr
 
     def calculate(self, predictions, y) -> float:
         """Mean of compare(predictions, y); accumulated for the pass (starting at zero when

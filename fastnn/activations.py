@@ -10,6 +10,7 @@ import numpy as np
 
 from ._core import arrays as _arrays, messages as _messages
 from ._core.spec import declare
+from ._core.describe import constructor_repr
 from ._ext import _activations
 
 
@@ -17,8 +18,10 @@ class _Activation:
     """Shared forward/backward plumbing; subclasses set _KIND and the book's predictions()."""
 
     _KIND = -1
-    _NDIM = None            # required number of dimensions (Softmax: 2)
+    _NDIM: int | None = None  # required number of dimensions (Softmax: 2)
     _SAVED = "inputs"       # what backward reads: the forward's inputs or its output
+
+    __repr__ = constructor_repr
 
     def forward(self, inputs, training: bool = True) -> None:
         """inputs -> self.output (same shape). `training` is accepted and ignored."""

@@ -95,6 +95,8 @@ class Layer_Conv2D:
         Parameter dtype; default ``fastnn.default_dtype()``. Inputs of another dtype are converted
         once per call.
 
+    Notes
+    -----
     Initialisation: He normal, ``np.random.standard_normal(weights.shape) * sqrt(2 / (in_channels *
     kernel_size**2))`` drawn from NumPy's global RNG at construction (identical in
     ``fastnn.reference``; unaffected by ``nnfs.init()``). The book's ``0.01 * randn`` keeps the

@@ -1,9 +1,10 @@
 """What Model.train returns: per-epoch figures, and a plot of them."""
 from __future__ import annotations
 
+import os
 from typing import Iterator
 
-from .plotting import plot_history
+from .plotting import history_figure, plot_history
 
 FIELDS = ("loss", "data_loss", "reg_loss", "accuracy", "learning_rate", "val_loss", "val_accuracy", "seconds")
 
@@ -57,7 +58,16 @@ class History:
         shown = ", ".join(f"{k}={v:.4g}" for k, v in last.items() if isinstance(v, float))
         return f"History({len(self)} epochs; last: {shown})"
 
-    def plot(self, path, *, title: str | None = None):
-        """Draw loss and accuracy per epoch (training vs validation) to an image file (PNG by the
-        path's suffix) with matplotlib (``pip install "fastnn[plot]"``); returns the path."""
+    def plot(self, path: str | os.PathLike[str] | None = None, *, title: str | None = None):
+        """Plot loss and accuracy per epoch, training against validation (matplotlib:
+        ``pip install "fastnn[plot]"``).
+
+        ``history.plot("loss.png")`` writes the image (the format from the suffix; ``.png`` is
+        added when there is none) and returns the path written. ``history.plot()`` shows it (a
+        window, or inline in a notebook) and returns None."""
         return plot_history(self, path, title=title)
+
+    def figure(self, *, title: str | None = None):
+        """The same plot as a matplotlib Figure, neither shown nor saved: a notebook cell ending in
+        ``history.figure()`` displays it; ``.savefig(path)`` writes it."""
+        return history_figure(self, title=title)

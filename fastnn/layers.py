@@ -52,6 +52,8 @@ class Layer_Dense:
         Parameter dtype; default ``fastnn.default_dtype()`` (float32 unless ``fastnn.init``
         changed it). Inputs of another dtype are converted once per call.
 
+    Notes
+    -----
     Weights are ``0.01 * np.random.randn(n_inputs, n_neurons)`` drawn from NumPy's global RNG,
     exactly as the book (same stream whether or not ``nnfs.init()`` patched ``np.random.randn``);
     Ch17's 0.1 scale is ``layer.weights *= 10`` after construction.
@@ -184,7 +186,7 @@ class Layer_Dropout:
             return
         if self.mode == "book":
             inputs = _arrays.float_input(inputs, "inputs", "Layer_Dropout.forward")
-            mask = np.asarray(np.random.binomial(1, keep, size=inputs.shape) / keep)  # 0-d: a scalar
+            mask = np.asarray(_config.dropout_random().binomial(1, keep, size=inputs.shape) / keep)  # 0-d: a scalar
             _dropout.book_forward(self.__dict__, inputs, mask)
             return
         # Inputs the kernel cannot read directly are converted (or refused) before the draw, so a
@@ -194,8 +196,9 @@ class Layer_Dropout:
             inputs = _arrays.float_input(inputs, "inputs", "Layer_Dropout.forward")
         if keep < _MIN_FAST_KEEP:
             _check_fast_keep(keep, "fast", "Layer_Dropout.forward")
-        # One draw from the global RNG (53 random bits) seeds this pass's mask.
-        seed = int(np.random.random_sample() * 9007199254740992.0)
+        # One draw from the global RNG (53 random bits; this rank's own stream in distributed
+        # training, see fastnn._core.config.dropout_random) seeds this pass's mask.
+        seed = int(_config.dropout_random().random_sample() * 9007199254740992.0)
         if not _dropout.fast_forward(self.__dict__, inputs, keep, seed):  # pragma: no cover - converted above
             raise RuntimeError("fastnn internal error: dropout kernel refused converted inputs (please report this)")
 

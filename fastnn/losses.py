@@ -14,6 +14,7 @@ import numpy as np
 
 from ._core import arrays as _arrays
 from ._core.spec import declare
+from ._core.describe import constructor_repr
 from ._ext import _losses
 from .activations import Activation_Softmax
 
@@ -53,6 +54,8 @@ def _layer_penalty(layer) -> float:
 @declare("loss", saveable=False)
 class Loss:
     """Base class: regularisation loss, mean loss with accumulation over a pass (an epoch)."""
+
+    __repr__ = constructor_repr
 
     def regularization_loss(self, layer=None):
         """Sum of the L1/L2 penalties: of `layer` (Ch14-17 call) or of every trainable layer
@@ -214,6 +217,8 @@ class Activation_Softmax_Loss_CategoricalCrossentropy:
     ``backward(dvalues, y_true)`` with the softmax output as dvalues:
     ``dinputs = (dvalues - one_hot(y_true)) / n_samples``.
     """
+
+    __repr__ = constructor_repr
 
     def __init__(self) -> None:
         self.activation = Activation_Softmax()

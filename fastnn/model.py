@@ -27,11 +27,12 @@ import numpy as np
 
 from . import _model_inputs as _inputs, _train_loop as _loop
 from ._core import checks as _checks
-from ._core.spec import declare, spec_of
+from ._core.spec import declare
 from ._ext import _fused_head
 from .accuracy import Accuracy_Categorical
 from .activations import Activation_Softmax
 from . import io as _io, summary as _summary
+from .distributed import session as _distributed
 from .history import History
 from .layers import Layer_Input
 from .losses import Activation_Softmax_Loss_CategoricalCrossentropy, Loss_CategoricalCrossentropy
@@ -62,9 +63,12 @@ class Model:
         self.softmax_classifier_output = None
 
     def __repr__(self) -> str:
-        inner = ", ".join(repr(layer) if type(layer).__repr__ is not object.__repr__ else type(layer).__name__
-                          for layer in self.layers)
-        return f"Model([{inner}])"
+        def shown(obj) -> str:
+            return repr(obj) if type(obj).__repr__ is not object.__repr__ else type(obj).__name__
+        parts = ["[" + ", ".join(shown(layer) for layer in self.layers) + "]"]
+        parts += [f"{name}={shown(self.__dict__[name])}" for name in ("loss", "optimizer", "accuracy")
+                  if self.__dict__.get(name) is not None]
+        return f"Model({', '.join(parts)})"
 
     # --- building --------------------------------------------------------------------------------
     def add(self, layer) -> None:
@@ -132,7 +136,7 @@ class Model:
             first = layers[0]
             # Nothing reads the first layer's dinputs; a layer declared with
             # parameters_only_backward (Dense, Conv2D; not a subclass) skips that computation.
-            spec = spec_of(first)
+            spec = type(first).__dict__.get("_spec")  # spec_of(first), inlined: once per step
             if spec is not None and spec.parameters_only_backward:
                 first._backward_parameters_only(first.next.dinputs)
             else:
@@ -140,9 +144,10 @@ class Model:
 
     # --- training --------------------------------------------------------------------------------
     @_inputs.serialized
+    @_distributed.collective
     def train(self, X, y, *, epochs: int = 1, batch_size: int | None = None, print_every: int = 1,
               validation_data=None, verbose="book", shuffle: bool = False, callbacks=None,
-              validation_split: float | None = None, augment=None) -> History:
+              validation_split: float | None = None, augment=None, distributed=False) -> History:
         """Train with the book's loop and log; returns a History (the book returns None).
 
         X: (n_samples, ...) inputs; y: targets of the loss (class ids or one-hot rows for
@@ -150,7 +155,8 @@ class Model:
         the whole set in one step; print_every counts steps within an epoch (book);
         validation_data: (X_val, y_val), evaluated after every epoch; verbose: "book" (True, the
         default), "progress" (a tqdm bar per epoch) or "silent" (False); shuffle: reshuffle the
-        samples every epoch with NumPy's global RNG.
+        samples every epoch with NumPy's global RNG; distributed: True (under mpiexec, every rank
+        passes the same data) or "sharded" (each its own part), see docs/distributed.md.
 
         Beyond the book (docs/training.md): callbacks: a list of Callback objects (early
         stopping, checkpoints, the Schedule_* learning-rate schedules, your own); validation_split:
@@ -161,7 +167,7 @@ class Model:
         """
         return _loop.train(self, X, y, epochs=epochs, batch_size=batch_size, print_every=print_every,
                            validation_data=validation_data, verbose=verbose, shuffle=shuffle, callbacks=callbacks,
-                           validation_split=validation_split, augment=augment)
+                           validation_split=validation_split, augment=augment, distributed=distributed)
 
     def _train_step(self, batch_X, batch_y, epoch: int, step: int, factor: float | None = None):
         result = self._gradients(batch_X, batch_y, epoch, step)
@@ -256,19 +262,22 @@ class Model:
 
     # --- evaluation and prediction -----------------------------------------------------------------
     @_inputs.serialized
-    def evaluate(self, X_val, y_val, *, batch_size: int | None = None, verbose="book"):
+    @_distributed.collective
+    def evaluate(self, X_val, y_val, *, batch_size: int | None = None, verbose="book", distributed=False):
         """Loss and accuracy on a data set, printed as the book's ``validation, ...`` line.
-        Returns (loss, accuracy) (the book returns None)."""
+        Returns (loss, accuracy) (the book returns None). distributed: as train's."""
         where = "Model.evaluate"
         _inputs.require_ready(self, where, training=False)
         if batch_size is not None:
             batch_size = _checks.positive_int(batch_size, "batch_size", where)
         X_val, y_val = _inputs.prepare_data(self, X_val, y_val, where)
-        return self._evaluate(X_val, y_val, batch_size, _inputs.verbosity(verbose), where)
+        return self._evaluate(X_val, y_val, batch_size, _inputs.verbosity(verbose), where, distributed)
 
-    def _evaluate(self, X_val, y_val, batch_size, mode: str, where: str):
+    def _evaluate(self, X_val, y_val, batch_size, mode: str, where: str, distributed=False):
+        if distributed:  # this rank's samples (the sums are reduced below); only rank 0 prints
+            X_val, y_val, mode = distributed.local_samples(X_val, y_val, mode)
         n = len(X_val)
-        steps = 1 if batch_size is None else -(-n // batch_size)
+        steps = 0 if n == 0 else 1 if batch_size is None else -(-n // batch_size)
         size = n if batch_size is None else batch_size
         self.loss.new_pass()
         self.accuracy.new_pass()
@@ -278,6 +287,8 @@ class Model:
             output = self.forward(batch_X, training=False)
             self.loss.calculate(output, batch_y)
             self._accuracy(output, batch_y)
+        if distributed:
+            distributed.reduce_accumulated()
         validation_loss = self.loss.calculate_accumulated()
         validation_accuracy = self.accuracy.calculate_accumulated()
         if mode == "book":
@@ -287,16 +298,21 @@ class Model:
         return float(validation_loss), float(validation_accuracy)
 
     @_inputs.serialized
-    def predict(self, X, *, batch_size: int | None = None) -> np.ndarray:
+    @_distributed.collective
+    def predict(self, X, *, batch_size: int | None = None, distributed=False) -> np.ndarray:
         """The last layer's outputs for X, (n_samples, n_outputs), as a new array (e.g. class
         probabilities; ``model.output_layer_activation.predictions(...)`` turns them into labels).
-        Safe from several threads at once: calls on one model take turns (train and evaluate too)."""
+        Safe from several threads at once: calls on one model take turns (train and evaluate too).
+        distributed: as train's; every rank gets every sample's outputs, in order."""
         where = "Model.predict"
         _inputs.require_ready(self, where, training=False, need_loss=False)
         if batch_size is not None:
             batch_size = _checks.positive_int(batch_size, "batch_size", where)
         X = _inputs.prepare_inputs(self, X, where)
         _inputs.probe(self, X, where, "X")
+        return distributed.predict(self._predict, X, batch_size) if distributed else self._predict(X, batch_size)
+
+    def _predict(self, X, batch_size):
         n = len(X)
         steps = 1 if batch_size is None else -(-n // batch_size)
         size = n if batch_size is None else batch_size
@@ -337,30 +353,7 @@ class Model:
 
     def set_parameters(self, parameters) -> None:
         """Set every trainable layer's (weights, biases) from a list like get_parameters()'s."""
-        where = "Model.set_parameters"
-        if "trainable_layers" not in self.__dict__:
-            raise ValueError(f"{where}: call model.finalize() first")
-        try:
-            parameters = list(parameters)
-        except TypeError:
-            raise TypeError(f"{where}: parameters must be a list of (weights, biases) pairs, got "
-                            f"{_checks.describe(parameters)}") from None
-        if len(parameters) != len(self.trainable_layers):
-            raise ValueError(f"{where}: expected {len(self.trainable_layers)} (weights, biases) pairs, one "
-                             f"per trainable layer, got {len(parameters)}")
-        checked = []
-        for i, (pair, layer) in enumerate(zip(parameters, self.trainable_layers)):
-            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-                raise ValueError(f"{where}: parameters[{i}] must be a (weights, biases) pair, got "
-                                 f"{_checks.describe(pair)}")
-            current = layer.get_parameters()
-            for name, new, old in (("weights", pair[0], current[0]), ("biases", pair[1], current[1])):
-                if np.shape(new) != np.shape(old):
-                    raise ValueError(f"{where}: parameters[{i}] {name} must have shape {np.shape(old)} "
-                                     f"for {type(layer).__name__}, got {np.shape(new)}")
-            # Every pair is converted (or refused) before any layer changes.
-            check = getattr(layer, "_checked_parameters", None)
-            checked.append(tuple(pair) if check is None else check(*pair))
+        checked = _inputs.checked_parameters(self, parameters, "Model.set_parameters")
         for pair, layer in zip(checked, self.trainable_layers):
             layer.set_parameters(*pair)
 
@@ -368,7 +361,7 @@ class Model:
         """Write the trainable layers' (weights, biases) to `path`, atomically: a safe zip of a
         JSON description and .npy arrays (default) or, with format="pickle", the book's pickle
         (loading a pickle can run code: only for files you will load yourself)."""
-        _io.save_parameters(self, path, format=format)
+        _distributed.root_only(self, _io.save_parameters, path, format=format)
 
     def load_parameters(self, path, *, allow_pickle: bool = False) -> None:
         """Read parameters written by save_parameters into this (finalized) model. Pickle files
@@ -379,7 +372,7 @@ class Model:
         """Write the whole model (layers, loss, accuracy, optimizer with its state) to `path`,
         atomically, in the safe format (default; see docs/file-format.md) or, with
         format="pickle", as the book does (loading a pickle can run code: only for files you trust)."""
-        _io.save_model(self, path, format=format)
+        _distributed.root_only(self, _io.save_model, path, format=format)
 
     @staticmethod
     def load(path, *, allow_pickle: bool = False) -> "Model":

@@ -14,6 +14,7 @@ import numpy as np
 from ._core import arrays as _arrays, messages as _messages
 from ._core.constraints import COUNT, NON_NEGATIVE, POSITIVE, UNIT
 from ._core.spec import declare, state_name
+from ._core.describe import constructor_repr
 from ._ext import _optimizers
 
 
@@ -33,6 +34,8 @@ def _declare(layer_state: tuple[str, ...], **params):
 
 class _Optimizer:
     """Learning rate, decay and the iteration count shared by the four optimizers."""
+
+    __repr__ = constructor_repr
 
     def _init(self, arguments) -> None:
         """Check the declared parameters in `arguments` (the constructor's locals()) and set them,

@@ -284,7 +284,7 @@ def conv_forward(dict state, object inputs):
             _forward_threads(<double*>p_x, <double*>p_w, <double*>p_b, <double*>p_out, <double*>p_cols, &g,
                              n_threads)
     state["inputs"] = x
-    return OK
+    return _OK
 
 
 def conv_backward(dict state, object dvalues, bint want_dinputs=True):
@@ -347,4 +347,4 @@ def conv_backward(dict state, object dvalues, bint want_dinputs=True):
             _backward_threads(<double*>p_dv, <double*>p_x, <double*>p_w, <double*>p_b, <double*>p_dw,
                               <double*>p_partial, <double*>p_db, p_sums, <double*>p_dx, <double*>p_cols,
                               <double*>p_dcols, &g, n_threads, l1w, l2w, l1b, l2b)
-    return OK
+    return _OK

@@ -139,7 +139,7 @@ def forward(dict state, object inputs):
         else:
             _dense_forward(<double*>p_x, <double*>p_w, <double*>p_b, <double*>p_out, n_samples, n_inputs, n_neurons)
     state["inputs"] = x
-    return OK
+    return _OK
 
 
 cdef enum:
@@ -203,4 +203,4 @@ def backward(dict state, object dvalues, bint want_dinputs=True):
                             l1w, l2w, l1b, l2b)
     if p_acc != stack_sums:
         PyMem_Free(p_acc)
-    return OK
+    return _OK

@@ -18,6 +18,8 @@ from cython cimport floating
 
 from _common cimport data, is_float_typenum, ready, same_shape
 
+include "_status.pxi"
+
 
 cdef inline floating _sqrt(floating x) noexcept nogil:
     if floating is float:
@@ -115,26 +117,22 @@ cpdef enum:
     RMSPROP = 3
     ADAM = 4
 
-# What update_layer returns (also Python attributes, cpdef): OK, or the first layer array that
-# stopped it, nothing written: missing, or not of one float dtype and shape with its parameter in C
-# order (writeable, but for a gradient). The caller builds the message (fastnn/optimizers.py,
-# through fastnn._validation) from REFUSED[status]: the attribute's name and that of the parameter
-# it must match (None for a parameter itself).
-cpdef enum:
-    OK = 0
-    BAD_WEIGHTS = 1
-    BAD_DWEIGHTS = 2
-    BAD_WEIGHT_MOMENTUMS = 3
-    BAD_WEIGHT_CACHE = 4
-    BAD_BIASES = 5
-    BAD_DBIASES = 6
-    BAD_BIAS_MOMENTUMS = 7
-    BAD_BIAS_CACHE = 8
-
-REFUSED = (None, ("weights", None), ("dweights", "weights"), ("weight_momentums", "weights"),
-           ("weight_cache", "weights"), ("biases", None), ("dbiases", "biases"), ("bias_momentums", "biases"),
-           ("bias_cache", "biases"))
-_STATUS = {refused[0]: status for status, refused in enumerate(REFUSED) if refused is not None}
+# What update_layer returns (_status.pxi): OK, or the status of the first layer array that stopped
+# it, nothing written: missing, or not of one float dtype and shape with its parameter in C order
+# (writeable, but for a gradient). The caller builds the message (fastnn/optimizers.py, through
+# fastnn._validation) from REFUSED[status]: the attribute's name and that of the parameter it must
+# match (None for a parameter itself).
+REFUSED = {
+    BAD_WEIGHTS: ("weights", None),
+    BAD_DWEIGHTS: ("dweights", "weights"),
+    BAD_WEIGHT_MOMENTUMS: ("weight_momentums", "weights"),
+    BAD_WEIGHT_CACHE: ("weight_cache", "weights"),
+    BAD_BIASES: ("biases", None),
+    BAD_DBIASES: ("dbiases", "biases"),
+    BAD_BIAS_MOMENTUMS: ("bias_momentums", "biases"),
+    BAD_BIAS_CACHE: ("bias_cache", "biases"),
+}
+_STATUS = {name: status for status, (name, _) in REFUSED.items()}
 
 # Names of the state arrays each method keeps on the layer, for weights and for biases.
 _STATE = {
@@ -220,4 +218,4 @@ def update_layer(int method, dict layer, double lr, double epsilon=0, double a=0
     with nogil:
         _apply(method, wt, pw, pdw, pw1, pw2, nw, lr, epsilon, a, b, correction1, correction2)
         _apply(method, bt, pb, pdb, pb1, pb2, nb, lr, epsilon, a, b, correction1, correction2)
-    return OK
+    return _OK

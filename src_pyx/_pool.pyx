@@ -213,7 +213,7 @@ def pool_forward(dict state, object inputs):
         else:
             _pool_forward(<double*>p_x, <double*>p_out, p_arg, planes, h, w, dims[2], dims[3], pool, s)
     state["inputs"] = x
-    return OK
+    return _OK
 
 
 def pool_backward(dict state, object dvalues):
@@ -254,4 +254,4 @@ def pool_backward(dict state, object dvalues):
             ok = _pool_backward(<float*>p_dv, p_arg, <float*>p_dx, planes, h * w, oh * ow)
         else:
             ok = _pool_backward(<double*>p_dv, p_arg, <double*>p_dx, planes, h * w, oh * ow)
-    return OK if ok else BAD_ARGMAX
+    return _OK if ok else BAD_ARGMAX

@@ -54,3 +54,20 @@ def assert_finalized(model):
 def rng_state_unchanged(state):
     return all(np.array_equal(a, b) if isinstance(a, np.ndarray) else a == b
                for a, b in zip(np.random.get_state(), state))
+
+
+def mlp(lib, sizes, output, loss, optimizer, accuracy, *, seed=None, first=None):
+    """A finalized ``lib.Model`` of Dense layers of `sizes` with ReLU between them and the
+    activation class named `output` last (built after ``np.random.seed(seed)`` when a seed is
+    given; `first`: keyword arguments of the first Dense layer)."""
+    import numpy as np
+
+    if seed is not None:
+        np.random.seed(seed)
+    model = lib.Model()
+    for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:])):
+        model.add(lib.Layer_Dense(n_in, n_out, **(first or {} if i == 0 else {})))
+        model.add(lib.Activation_ReLU() if i < len(sizes) - 2 else getattr(lib, output)())
+    model.set(loss=loss, optimizer=optimizer, accuracy=accuracy)
+    model.finalize()
+    return model

@@ -16,7 +16,21 @@ except ImportError:  # pragma: no cover - threadpoolctl is a test dependency
     threadpool_limits = None
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-SHARED_DATASETS = pathlib.Path(os.environ.get("FASTNN_TEST_DATASETS", REPO_ROOT.parent / "shared" / "datasets"))
+
+
+def source_tree() -> pathlib.Path | None:
+    """The repository the tests came from: the folder above tests/ when it holds setup.py, else
+    $FASTNN_SOURCE_TREE (set by .ci/test_installed.py, which runs a copy of tests/ outside the
+    repository against an installed wheel), else None. Only files are read from it: fastnn itself
+    is always imported from wherever Python finds it."""
+    for candidate in (REPO_ROOT, os.environ.get("FASTNN_SOURCE_TREE")):
+        if candidate and (pathlib.Path(candidate) / "setup.py").is_file():
+            return pathlib.Path(candidate).resolve()
+    return None
+
+
+SHARED_DATASETS = pathlib.Path(os.environ.get("FASTNN_TEST_DATASETS",
+                                              (source_tree() or REPO_ROOT).parent / "shared" / "datasets"))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -54,8 +68,27 @@ def rng():
 
 
 @pytest.fixture
+def source():
+    """The repository's files (README, docs, setup.py, src_pyx, test_networks.py), or a clean
+    skip when the tests run from a copy without FASTNN_SOURCE_TREE."""
+    tree = source_tree()
+    if tree is None:
+        pytest.skip("the repository's files are not available (set FASTNN_SOURCE_TREE)")
+    return tree
+
+
+@pytest.fixture
 def shared_datasets():
     """The real datasets folder (../shared/datasets), or a clean skip when it is absent."""
     if not SHARED_DATASETS.is_dir():
         pytest.skip(f"real datasets not found at {SHARED_DATASETS}")
     return SHARED_DATASETS
+
+
+@pytest.fixture
+def seeded():
+    """np.random.seed(0) for the test; the global RNG state is restored afterwards."""
+    state = np.random.get_state()
+    np.random.seed(0)
+    yield
+    np.random.set_state(state)

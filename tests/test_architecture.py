@@ -3,7 +3,7 @@ modules, each layer importing only the layers below it), modules stay about 400 
 
 The layers, bottom to top (docs/architecture.md):
 
-    _version, _core  <-  _ext  <-  backend  <-  the classes  <-  io  <-  model  <-  _public, fastnn
+    _version, _core  <-  _ext  <-  backend  <-  the classes  <-  io, distributed  <-  model  <-  _public, fastnn
     reference: _core.config only          datasets: _core and _version only
 """
 from __future__ import annotations
@@ -21,13 +21,14 @@ PACKAGE = ROOT / "fastnn"
 # Rank of each group; a module may import its own group or lower ranks only.
 CLASSES = {"layers", "activations", "losses", "optimizers", "accuracy", "conv", "history", "plotting", "callbacks",
            "schedules", "augment", "metrics"}
-RANK = {"_version": 0, "_core": 0, "_ext": 1, "backend": 2, **{name: 3 for name in CLASSES}, "io": 4,
-        "model": 5, "_model_inputs": 5, "_train_loop": 5, "summary": 5, "_public": 6, "": 7}
+RANK = {"_version": 0, "_shadowed": 0, "_core": 0, "_ext": 1, "backend": 2, **{name: 3 for name in CLASSES}, "io": 4,
+        "distributed": 4, "model": 5, "_model_inputs": 5, "_train_loop": 5, "summary": 5, "_public": 6, "": 7}
 # Side packages and what they may import.
-SIDE = {"reference": {"reference", "_core.config"}, "datasets": {"datasets", "_core", "_version"}}
+SIDE = {"reference": {"reference", "_core.config", "_shadowed"}, "datasets": {"datasets", "_core", "_version", "_shadowed"}}
 # Optional dependencies imported where they are used (an ImportError there says which extra to install).
 OPTIONAL = {"tqdm", "tqdm.auto", "matplotlib", "matplotlib.figure", "matplotlib.pyplot", "PIL", "PIL.Image",
-            "threadpoolctl", "numpy._core", "numpy.core", "scipy.linalg", "scipy.linalg.cython_blas"}
+            "threadpoolctl", "numpy._core", "numpy.core", "scipy.linalg", "scipy.linalg.cython_blas",
+            "mpi4py"}
 
 
 def _modules():

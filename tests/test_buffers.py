@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import fastnn
+import _book
 import fastnn.reference as ref
 
 from contract.harness import USER_ARRAY_KINDS, kept_dtype, user_arrays
@@ -248,18 +249,7 @@ def test_the_users_arrays_survive_a_whole_training_loop(rng):
     optimizer = fastnn.Optimizer_SGD(learning_rate=0.5, momentum=0.9)
     for data in (X, Xr, X[::1], np.asfortranarray(X)):
         for _ in range(3):
-            dense1.forward(data)
-            relu.forward(dense1.output)
-            dense2.forward(relu.output)
-            head.forward(dense2.output, y)
-            head.backward(head.output, y)
-            dense2.backward(head.dinputs)
-            relu.backward(dense2.dinputs)
-            dense1.backward(relu.dinputs)
-            optimizer.pre_update_params()
-            optimizer.update_params(dense1)
-            optimizer.update_params(dense2)
-            optimizer.post_update_params()
+            _book.chapter_step([dense1, relu, dense2], head, optimizer, data, y)
     np.testing.assert_array_equal(X, X_before)
     np.testing.assert_array_equal(Xr, X_before.astype(np.float32))
     np.testing.assert_array_equal(y, y_before)

@@ -1,13 +1,10 @@
 """download=True against a local HTTP server on 127.0.0.1: verified, atomic, nothing corrupt left behind."""
 import gzip
 import hashlib
-import http.server
 import io
 import pathlib
 import socket
-import struct
 import tarfile
-import threading
 import zipfile
 
 import numpy as np
@@ -15,63 +12,22 @@ import pytest
 
 from fastnn.datasets import (BASE_URLS, CHECKSUMS, DatasetNotFoundError, DownloadError, load_cifar10,
                              load_fashion_mnist, load_malaria, load_mnist)
-from fastnn.datasets import _download
+
+from _http import idx, isolate, local_server
 
 MNIST_NAMES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
                "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 
 
-class Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802 - http.server's naming
-        self.server.requests.append(self.path)
-        mode, body = self.server.routes.get(self.path, ("404", b""))
-        if mode == "404":
-            self.send_error(404, "Not Found")
-            return
-        self.send_response(200)
-        self.send_header("Content-Type", "application/octet-stream")
-        if mode == "no-length":
-            self.end_headers()
-            self.wfile.write(body)
-            self.close_connection = True
-            return
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if mode == "drop":  # promise the whole file, send half of it, hang up
-            self.wfile.write(body[: len(body) // 2])
-            self.wfile.flush()
-            self.connection.shutdown(socket.SHUT_RDWR)
-            self.close_connection = True
-            return
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
 def server():
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.routes = {}
-    httpd.requests = []
-    httpd.url = f"http://127.0.0.1:{httpd.server_address[1]}/"
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(5)
+    with local_server() as httpd:
+        yield httpd
 
 
 @pytest.fixture(autouse=True)
 def isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
-    monkeypatch.delenv("FASTNN_DATA", raising=False)
-    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    monkeypatch.setattr(_download, "DOWNLOAD_TIMEOUT", 10.0)
+    isolate(monkeypatch, tmp_path)
 
 
 @pytest.fixture
@@ -87,11 +43,6 @@ def publish(server, monkeypatch):
         pinned = {name: (len(body), hashlib.sha256(body).hexdigest()) for name, body in files.items()}
         monkeypatch.setitem(CHECKSUMS, dataset, {**pinned, **(pins or {})})
     return publish
-
-
-def idx(array):
-    array = np.asarray(array, dtype=np.uint8)
-    return bytes([0, 0, 8, array.ndim]) + b"".join(struct.pack(">I", n) for n in array.shape) + array.tobytes()
 
 
 @pytest.fixture

@@ -89,6 +89,9 @@ def test_resizing(tmp_path, rng):
     assert X.shape == (2, 3, 8, 6)
     expected = [np.asarray(Image.fromarray(a).resize((6, 8), Image.Resampling.BILINEAR)) for a in (big, small)]
     assert np.array_equal(X, np.stack(expected).transpose(0, 3, 1, 2))
+    square, _, _ = load_image_folder(tmp_path / "r", image_size=8)  # one int: a square
+    assert np.array_equal(square, load_image_folder(tmp_path / "r", image_size=(8, 8))[0])
+    assert square.shape == (2, 3, 8, 8)
     X, _, _ = load_image_folder(tmp_path / "r", image_size=(4, 3), color_mode="grayscale")
     assert X.shape == (2, 1, 4, 3)
     assert np.array_equal(X[1, 0], np.asarray(Image.fromarray(small).convert("L")))  # already that size
@@ -194,7 +197,8 @@ def test_structural_errors(tmp_path, rgb_folder):
 @pytest.mark.parametrize("kwargs,error,word", [
     ({"image_size": (0, 3)}, ValueError, "image_size"), ({"image_size": (3,)}, TypeError, "image_size"),
     ({"image_size": "ab"}, TypeError, "image_size"), ({"image_size": (2.5, 3)}, TypeError, "image_size"),
-    ({"image_size": 32}, TypeError, "image_size"), ({"color_mode": "RGB"}, ValueError, "color_mode"),
+    ({"image_size": 0}, ValueError, "image_size"), ({"image_size": True}, TypeError, "image_size"),
+    ({"image_size": 2.0}, TypeError, "image_size"), ({"color_mode": "RGB"}, ValueError, "color_mode"),
     ({"layout": "nchw"}, ValueError, "layout"), ({"on_error": "ignore"}, ValueError, "on_error"),
 ])
 def test_image_arguments_are_checked(rgb_folder, kwargs, error, word):
@@ -239,6 +243,8 @@ def test_malaria_from_folder(tmp_path, malaria_images, layout):
     assert names == ["Parasitized", "Uninfected"] and y.dtype == np.uint8 and y.tolist() == [0, 0, 0, 1, 1, 1]
     assert X.shape == (6, 3, 8, 9) and X.dtype == np.uint8
     assert np.array_equal(X, expected_malaria(malaria_images, (8, 9)))
+    square, _, _ = load_malaria(tmp_path, image_size=7)
+    assert square.shape == (6, 3, 7, 7) and np.array_equal(square, expected_malaria(malaria_images, (7, 7)))
 
 
 @pytest.mark.parametrize("where", ["malaria/cell_images.zip", "cell_images.zip"])

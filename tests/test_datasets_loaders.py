@@ -145,6 +145,40 @@ def test_idx_round_trip(tmp_path, small_mnist, compressed, loader, subdir):
         assert got.flags.writeable
 
 
+@pytest.mark.parametrize("loader,folder", [(load_fashion_mnist, "fashion-mnist"), (load_fashion_mnist, "Fashion_MNIST"),
+                                           (load_mnist, "mnist"), (load_mnist, "MNIST-digits")])
+def test_data_home_may_be_the_data_sets_own_folder(tmp_path, small_mnist, loader, folder):
+    """load_fashion_mnist('.../fashion-mnist'): the folder holding the four files, named after the
+    data set, is accepted as well as its parent."""
+    write_mnist(tmp_path / folder, small_mnist)
+    for got, want in zip(loader(tmp_path / folder), small_mnist):
+        assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("loader,folder", [(load_mnist, "fashion-mnist"), (load_fashion_mnist, "mnist"),
+                                           (load_fashion_mnist, "data")])
+def test_files_directly_in_a_folder_that_does_not_name_the_data_set_are_not_taken(tmp_path, small_mnist, loader,
+                                                                                folder, monkeypatch):
+    """Both data sets use the same four file names: files in a folder named after the other one (or
+    after neither) are not silently loaded as this one, and the error says why."""
+    monkeypatch.delenv("FASTNN_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    write_mnist(tmp_path / folder, small_mnist)
+    with pytest.raises(DatasetNotFoundError, match="holds the four files, but its name does not say"):
+        loader(tmp_path / folder)
+
+
+def test_files_of_the_other_data_set_are_recognised_by_their_size(tmp_path, small_mnist, monkeypatch):
+    monkeypatch.delenv("FASTNN_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    folder = write_mnist(tmp_path / "fashion-mnist", small_mnist)
+    size = ds.CHECKSUMS["mnist"][MNIST_NAMES[0]][0]
+    with open(folder / MNIST_NAMES[0], "ab") as f:  # pad the file to MNIST's pinned size
+        f.truncate(size)
+    with pytest.raises(DatasetNotFoundError, match="are MNIST's"):
+        load_fashion_mnist(folder)
+
+
 def test_idx_accepts_str_and_pathlike_data_home(tmp_path, small_mnist):
     write_mnist(tmp_path / "mnist", small_mnist)
     assert np.array_equal(load_mnist(str(tmp_path))[0], small_mnist[0])
@@ -289,6 +323,10 @@ def test_cifar_from_archive(cifar_archive):
 
 def test_cifar_from_extracted_folder(cifar_folder):
     assert_cifar_round_trip(load_cifar10(data_home=cifar_folder))
+
+
+def test_cifar_data_home_may_be_the_batches_folder_itself(cifar_folder):
+    assert_cifar_round_trip(load_cifar10(cifar_folder / "cifar-10-batches-bin"))
 
 
 def test_cifar_channel_layout_by_hand(cifar_folder):

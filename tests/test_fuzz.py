@@ -47,6 +47,7 @@ import pytest
 from hypothesis import strategies as st
 
 import fastnn
+from _models import mlp
 import fastnn.reference as ref
 from fastnn._core import checks as _validation
 from fastnn.datasets import sine_data, spiral_data, vertical_data
@@ -806,16 +807,8 @@ def test_dataset_generators(budget):
 
 
 def small_model(lib, seed=0):
-    np.random.seed(seed)
-    model = lib.Model()
-    model.add(lib.Layer_Dense(2, 5))
-    model.add(lib.Activation_ReLU())
-    model.add(lib.Layer_Dense(5, 3))
-    model.add(lib.Activation_Softmax())
-    model.set(loss=lib.Loss_CategoricalCrossentropy(), optimizer=lib.Optimizer_Adam(learning_rate=0.01),
-              accuracy=lib.Accuracy_Categorical())
-    model.finalize()
-    return model
+    return mlp(lib, (2, 5, 3), "Activation_Softmax", lib.Loss_CategoricalCrossentropy(),
+               lib.Optimizer_Adam(learning_rate=0.01), lib.Accuracy_Categorical(), seed=seed)
 
 
 @budgets()

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 import fastnn
+import _book
 from fastnn.datasets._idx import read_idx, write_idx
 
 SMALL, LARGE = 150, 4000
@@ -27,18 +28,12 @@ SLOW_SECONDS = 2.0   # the most one refusal or load may take
 
 def _model():
     np.random.seed(4)
-    model = fastnn.Model()
-    model.add(fastnn.Layer_Conv2D(1, 2, 3, padding=1))
-    model.add(fastnn.Layer_MaxPool2D(2))
-    model.add(fastnn.Layer_Flatten())
-    model.add(fastnn.Layer_Dense(2 * 3 * 3, 4))
-    model.add(fastnn.Activation_ReLU())
-    model.add(fastnn.Layer_Dropout(0.1))
-    model.add(fastnn.Layer_Dense(4, 3))
-    model.add(fastnn.Activation_Softmax())
-    model.set(loss=fastnn.Loss_CategoricalCrossentropy(), optimizer=fastnn.Optimizer_Adam(),
-              accuracy=fastnn.Accuracy_Categorical())
-    model.finalize()
+    model = _book.build_model(fastnn, [
+        fastnn.Layer_Conv2D(1, 2, 3, padding=1), fastnn.Layer_MaxPool2D(2), fastnn.Layer_Flatten(),
+        fastnn.Layer_Dense(2 * 3 * 3, 4), fastnn.Activation_ReLU(), fastnn.Layer_Dropout(0.1),
+        fastnn.Layer_Dense(4, 3), fastnn.Activation_Softmax()],
+        loss=fastnn.Loss_CategoricalCrossentropy(), optimizer=fastnn.Optimizer_Adam(),
+        accuracy=fastnn.Accuracy_Categorical())
     X = np.random.default_rng(0).standard_normal((8, 1, 6, 6)).astype(np.float32)
     y = np.arange(8) % 3
     model.train(X, y, epochs=2, verbose=False)

@@ -841,14 +841,18 @@ def test_dropout_rate_zero_keeps_everything(dtype, rng):
 def test_layer_kernels_report_unusable_state_with_a_status():
     """The dense, conv and pool kernels build no messages: they return OK, CONVERT (the data
     argument needs converting; nothing changed) or a status for the layer state they cannot use,
-    the same numbers in each module; the Python methods raise the errors (fastnn._validation)."""
+    the same numbers in each module (and the optimizers'); the Python methods raise the errors
+    (fastnn._validation)."""
     from fastnn._ext import _conv, _dense, _pool
 
+    from fastnn._ext import _optimizers
+
     names = ("OK", "CONVERT", "NO_FORWARD", "BAD_WEIGHTS", "BAD_BIASES", "BAD_STRIDE", "BAD_PADDING", "BAD_POOL",
-             "BAD_ARGMAX")
+             "BAD_DWEIGHTS", "BAD_DBIASES", "BAD_WEIGHT_MOMENTUMS", "BAD_WEIGHT_CACHE", "BAD_BIAS_MOMENTUMS",
+             "BAD_BIAS_CACHE", "BAD_ARGMAX")
     codes = [getattr(_dense, name) for name in names]
     assert codes[0] == 0 and len(set(codes)) == len(names)
-    for module in (_conv, _pool):
+    for module in (_conv, _pool, _optimizers):
         assert [getattr(module, name) for name in names] == codes
     f32 = np.float32
     w, b = np.ones((2, 3), f32), np.ones((1, 3), f32)

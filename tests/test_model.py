@@ -9,21 +9,18 @@ import pytest
 from nnfs.datasets import sine_data, spiral_data
 
 import fastnn
+from _models import mlp
 import fastnn.reference as ref
 from fastnn.history import FIELDS, History
 from fastnn.plotting import plot_history
+
+from _layers import Recorder
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 NUMBER = re.compile(r"\d+\.\d{3}(?!\d)")
 
 
-@pytest.fixture(autouse=True)
-def seeded():
-    """Every test starts from np.random.seed(0); the global RNG state is restored afterwards."""
-    state = np.random.get_state()
-    np.random.seed(0)
-    yield
-    np.random.set_state(state)
+pytestmark = pytest.mark.usefixtures("seeded")  # every test starts from np.random.seed(0)
 
 
 def classifier(lib=fastnn, hidden=16, dropout=None, optimizer=None, dtype=None, classes=3, first=None):
@@ -156,22 +153,6 @@ def test_progress_without_tqdm_says_how_to_install_it(monkeypatch):
 # --- shuffle ------------------------------------------------------------------------------------
 
 
-class Recorder:
-    """A pass-through first layer that records the training batches it sees."""
-
-    def __init__(self):
-        self.batches = []
-
-    def forward(self, inputs, training=True):
-        if training:
-            self.batches.append(np.array(inputs, copy=True))
-        self.inputs = inputs
-        self.output = inputs
-
-    def backward(self, dvalues):
-        self.dinputs = dvalues
-
-
 def recorded_run(shuffle, seed, X, y):
     recorder = Recorder()
     np.random.seed(1)
@@ -262,6 +243,69 @@ def test_history_plot_without_matplotlib_raises_a_clear_import_error(tmp_path, m
     assert not (tmp_path / "h.png").exists()
 
 
+def test_a_one_epoch_history_plot_shows_its_points_on_whole_epochs():
+    pytest.importorskip("matplotlib")
+    X, y = spiral_data(50, 3)
+    history = classifier().train(X, y, epochs=1, validation_data=(X, y), verbose=False)
+    figure = history.figure(title="one epoch")
+    assert len(figure.axes) == 2
+    for axes in figure.axes:
+        lines = axes.get_lines()
+        assert [line.get_label() for line in lines][0].startswith("training")
+        assert len(lines) == 2 and all(line.get_marker() not in (None, "", "None") for line in lines)
+        assert all(len(line.get_xdata()) == 1 for line in lines)
+        ticks = [t for t in axes.get_xticks() if axes.get_xlim()[0] <= t <= axes.get_xlim()[1]]
+        assert ticks == [1.0], ticks
+
+
+def test_epoch_ticks_are_whole_numbers():
+    pytest.importorskip("matplotlib")
+    X, y = spiral_data(50, 3)
+    history = classifier().train(X, y, epochs=3, verbose=False)
+    for axes in history.figure().axes:
+        ticks = axes.get_xticks()
+        assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks), ticks
+
+
+def test_a_long_history_is_drawn_without_markers():
+    pytest.importorskip("matplotlib")
+    from fastnn.plotting import MARKERS_UP_TO
+
+    X, y = spiral_data(20, 3)
+    history = classifier().train(X, y, epochs=MARKERS_UP_TO + 1, verbose=False)
+    assert all(line.get_marker() in (None, "", "None") for axes in history.figure().axes for line in axes.get_lines())
+
+
+def test_plot_adds_png_to_a_path_without_suffix_and_returns_what_it_wrote(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    X, y = spiral_data(20, 3)
+    history = classifier().train(X, y, epochs=2, verbose=False)
+    monkeypatch.chdir(tmp_path)
+    assert history.plot("h") == "h.png" and (tmp_path / "h.png").read_bytes().startswith(PNG_SIGNATURE)
+    assert not (tmp_path / "h").exists()
+    assert history.plot(tmp_path / "g") == tmp_path / "g.png" and (tmp_path / "g.png").is_file()
+    svg = history.plot(str(tmp_path / "h.svg"))
+    assert svg == str(tmp_path / "h.svg") and b"<svg" in (tmp_path / "h.svg").read_bytes()[:500]
+
+
+def test_plot_without_a_path_shows_the_figure(monkeypatch):
+    pytest.importorskip("matplotlib")
+    import matplotlib
+    import matplotlib.pyplot as pyplot
+
+    matplotlib.use("Agg")  # what a headless machine picks by itself
+    shown = []
+    monkeypatch.setattr(pyplot, "show", lambda *a, **k: shown.append([len(f.axes) for f in map(pyplot.figure,
+                                                                                                pyplot.get_fignums())]))
+    X, y = spiral_data(20, 3)
+    history = classifier().train(X, y, epochs=2, verbose=False)
+    try:
+        assert history.plot(title="shown") is None
+        assert shown == [[2]]
+    finally:
+        pyplot.close("all")
+
+
 def test_plotting_an_empty_history_is_refused(tmp_path):
     pytest.importorskip("matplotlib")
     with pytest.raises(ValueError, match="empty"):
@@ -289,16 +333,8 @@ def test_an_exploding_learning_rate_stops_with_the_epoch_and_step_and_no_update(
     X, y = sine_data(200)
 
     def regression():
-        np.random.seed(3)
-        model = fastnn.Model()
-        model.add(fastnn.Layer_Dense(1, 8))
-        model.add(fastnn.Activation_ReLU())
-        model.add(fastnn.Layer_Dense(8, 1))
-        model.add(fastnn.Activation_Linear())
-        model.set(loss=fastnn.Loss_MeanSquaredError(), optimizer=fastnn.Optimizer_SGD(learning_rate=1e25),
-                  accuracy=fastnn.Accuracy_Regression())
-        model.finalize()
-        return model
+        return mlp(fastnn, (1, 8, 1), "Activation_Linear", fastnn.Loss_MeanSquaredError(),
+                   fastnn.Optimizer_SGD(learning_rate=1e25), fastnn.Accuracy_Regression(), seed=3)
 
     model = regression()
     with pytest.raises(FloatingPointError) as info:
@@ -599,14 +635,8 @@ def test_fused_softmax_head_matches_the_separate_calls_bit_for_bit():
     def run(fused: bool):
         np.random.seed(0)
         X, y = spiral_data(samples=50, classes=3)
-        model = nn.Model()
-        model.add(nn.Layer_Dense(2, 16))
-        model.add(nn.Activation_ReLU())
-        model.add(nn.Layer_Dense(16, 3))
-        model.add(nn.Activation_Softmax())
-        model.set(loss=nn.Loss_CategoricalCrossentropy(), optimizer=nn.Optimizer_Adam(learning_rate=0.05),
-                  accuracy=nn.Accuracy_Categorical())
-        model.finalize()
+        model = mlp(nn, (2, 16, 3), "Activation_Softmax", nn.Loss_CategoricalCrossentropy(),
+                    nn.Optimizer_Adam(learning_rate=0.05), nn.Accuracy_Categorical())
         if not fused:
             model._fused_head = lambda X, y: None
         history = model.train(X, y, epochs=30, batch_size=40, verbose=False)
@@ -620,3 +650,41 @@ def test_fused_softmax_head_matches_the_separate_calls_bit_for_bit():
             if hasattr(b, name):
                 np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
     np.testing.assert_array_equal(fused.softmax_classifier_output.dinputs, plain.softmax_classifier_output.dinputs)
+
+
+# --- repr ---------------------------------------------------------------------------------------
+
+
+def test_optimizers_losses_and_accuracies_have_readable_reprs():
+    assert repr(fastnn.Optimizer_Adam(learning_rate=0.05, decay=5e-5)) == \
+        "Optimizer_Adam(learning_rate=0.05, decay=5e-05, epsilon=1e-07, beta_1=0.9, beta_2=0.999)"
+    assert repr(fastnn.Optimizer_SGD(momentum=0.9)) == "Optimizer_SGD(learning_rate=1.0, decay=0.0, momentum=0.9)"
+    assert repr(fastnn.Optimizer_RMSprop()) == "Optimizer_RMSprop(learning_rate=0.001, decay=0.0, epsilon=1e-07, rho=0.9)"
+    assert repr(fastnn.Optimizer_Adagrad()) == "Optimizer_Adagrad(learning_rate=1.0, decay=0.0, epsilon=1e-07)"
+    assert repr(fastnn.Loss_CategoricalCrossentropy()) == "Loss_CategoricalCrossentropy()"
+    assert repr(fastnn.Loss_MeanSquaredError()) == "Loss_MeanSquaredError()"
+    assert repr(fastnn.Activation_Softmax_Loss_CategoricalCrossentropy()) == \
+        "Activation_Softmax_Loss_CategoricalCrossentropy()"
+    assert repr(fastnn.Accuracy_Categorical(binary=True)) == "Accuracy_Categorical(binary=True)"
+    assert repr(fastnn.Accuracy_Regression()) == "Accuracy_Regression()"
+    assert repr(fastnn.Activation_ReLU()) == "Activation_ReLU()"
+    for obj in (fastnn.Optimizer_Adam(), fastnn.Loss_BinaryCrossentropy(), fastnn.Accuracy_Categorical()):
+        assert "object at 0x" not in repr(obj) and "object at 0x" not in str(obj)
+
+
+def test_a_repr_shows_the_current_hyper_parameters_and_evaluates_back():
+    adam = fastnn.Optimizer_Adam(learning_rate=0.01)
+    adam.learning_rate = 0.02
+    assert "learning_rate=0.02" in repr(adam)
+    again = eval(repr(adam), vars(fastnn))
+    assert type(again) is fastnn.Optimizer_Adam and repr(again) == repr(adam)
+
+
+def test_model_repr_lists_layers_loss_optimizer_and_accuracy():
+    model = classifier(dropout=0.1)
+    text = repr(model)
+    assert text.startswith("Model([Layer_Dense(2, 16, dtype=float32), Activation_ReLU(), Layer_Dropout(0.1")
+    assert "loss=Loss_CategoricalCrossentropy()" in text
+    assert "optimizer=Optimizer_Adam(learning_rate=" in text and "accuracy=Accuracy_Categorical(binary=False)" in text
+    assert "object at 0x" not in text
+    assert repr(fastnn.Model()) == "Model([])"

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 import fastnn
+from _models import mlp
 import fastnn.reference as ref
 from fastnn.datasets import spiral_data
 
@@ -155,15 +156,8 @@ def test_model_trains_without_warnings_on_saturating_inputs():
     X, y = spiral_data(50, 2)
     X = (X * 1e4).astype(np.float32)
     y = y.reshape(-1, 1)
-    np.random.seed(0)
-    model = fastnn.Model()
-    model.add(fastnn.Layer_Dense(2, 16))
-    model.add(fastnn.Activation_ReLU())
-    model.add(fastnn.Layer_Dense(16, 1))
-    model.add(fastnn.Activation_Sigmoid())
-    model.set(loss=fastnn.Loss_BinaryCrossentropy(), optimizer=fastnn.Optimizer_Adam(learning_rate=0.01),
-              accuracy=fastnn.Accuracy_Categorical(binary=True))
-    model.finalize()
+    model = mlp(fastnn, (2, 16, 1), "Activation_Sigmoid", fastnn.Loss_BinaryCrossentropy(),
+                fastnn.Optimizer_Adam(learning_rate=0.01), fastnn.Accuracy_Categorical(binary=True), seed=0)
     model.layers[0].weights *= 100          # logits of order 1e4 and more
     with strict():
         history = model.train(X, y, epochs=5, batch_size=32, verbose=False)
@@ -175,17 +169,8 @@ def test_model_trains_without_warnings_on_saturating_inputs():
 
 
 def regression_model(learning_rate=0.01, optimizer=None):
-    np.random.seed(3)
-    model = fastnn.Model()
-    model.add(fastnn.Layer_Dense(1, 8))
-    model.add(fastnn.Activation_ReLU())
-    model.add(fastnn.Layer_Dense(8, 1))
-    model.add(fastnn.Activation_Linear())
-    model.set(loss=fastnn.Loss_MeanSquaredError(),
-              optimizer=optimizer or fastnn.Optimizer_SGD(learning_rate=learning_rate),
-              accuracy=fastnn.Accuracy_Regression())
-    model.finalize()
-    return model
+    return mlp(fastnn, (1, 8, 1), "Activation_Linear", fastnn.Loss_MeanSquaredError(),
+               optimizer or fastnn.Optimizer_SGD(learning_rate=learning_rate), fastnn.Accuracy_Regression(), seed=3)
 
 
 def test_a_nan_born_inside_training_stops_at_its_step_and_names_it():

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import fastnn
+import _book
 import fastnn.reference as ref
 from fastnn._core.spec import declared
 
@@ -28,8 +29,9 @@ DECLARED = [spec.name for spec in declared()]
 # Extra parameters fastnn adds: keyword-only, with these defaults, so every book call still works.
 ALLOWED_EXTRA_PARAMETERS = {
     ("Layer_Dropout", "__init__"): {"mode": None},
-    ("Model", "train"): {"verbose": "book", "shuffle": False},
-    ("Model", "evaluate"): {"verbose": "book"},
+    ("Model", "train"): {"verbose": "book", "distributed": False},
+    ("Model", "evaluate"): {"verbose": "book", "distributed": False},
+    ("Model", "predict"): {"distributed": False},
     ("Model", "save"): {"format": "fastnn"},
     ("Model", "save_parameters"): {"format": "fastnn"},
     ("Model", "load"): {"allow_pickle": False},
@@ -200,15 +202,10 @@ def test_model_deepcopies_and_pickles_after_training(capsys):
     np.random.seed(0)
     X = np.random.standard_normal((30, 2)).astype(np.float32)
     y = np.random.randint(0, 3, 30)
-    model = fastnn.Model()
-    model.add(fastnn.Layer_Dense(2, 8))
-    model.add(fastnn.Activation_ReLU())
-    model.add(fastnn.Layer_Dropout(0.1))
-    model.add(fastnn.Layer_Dense(8, 3))
-    model.add(fastnn.Activation_Softmax())
-    model.set(loss=fastnn.Loss_CategoricalCrossentropy(), optimizer=fastnn.Optimizer_Adam(),
-              accuracy=fastnn.Accuracy_Categorical())
-    model.finalize()
+    model = _book.build_model(fastnn, [
+        fastnn.Layer_Dense(2, 8), fastnn.Activation_ReLU(), fastnn.Layer_Dropout(0.1), fastnn.Layer_Dense(8, 3),
+        fastnn.Activation_Softmax()], loss=fastnn.Loss_CategoricalCrossentropy(), optimizer=fastnn.Optimizer_Adam(),
+        accuracy=fastnn.Accuracy_Categorical())
     model.train(X, y, epochs=2)
     expected = model.predict(X)
     for twin in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):

@@ -82,8 +82,8 @@ SIGNATURES = {
         "finalize": [],
         # the book's train, then (beyond the book, keyword-only, off by default) the training tools
         "train": [("X", P, NO), ("y", P, NO), ("epochs", K, 1), ("batch_size", K, None), ("print_every", K, 1),
-                  ("validation_data", K, None), ("callbacks", K, None), ("validation_split", K, None),
-                  ("augment", K, None)],
+                  ("validation_data", K, None), ("shuffle", K, False),   # shuffle: beyond the book, as fastnn
+                  ("callbacks", K, None), ("validation_split", K, None), ("augment", K, None)],
         "predict_classes": [("X", P, NO), ("batch_size", K, None)],   # beyond the book
         "summary": [("input_shape", P, None)],                          # beyond the book
         "evaluate": [("X_val", P, NO), ("y_val", P, NO), ("batch_size", K, None)],
@@ -110,8 +110,15 @@ def public_methods(cls):
 
 # --- Names, signatures, docs -------------------------------------------------------------------
 
-def test_exports_exactly_the_book_names():
-    assert sorted(ref.__all__) == sorted(BOOK_NAMES)
+def test_exports_the_book_names_and_every_class_fastnn_declares():
+    """`from fastnn.reference import *` switches any fastnn script (a CNN too) to the reference."""
+    from fastnn._core.spec import declared
+
+    assert set(BOOK_NAMES) <= set(ref.__all__)
+    assert sorted(ref.__all__) == sorted(spec.name for spec in declared())
+    namespace = {}
+    exec("from fastnn.reference import *", namespace)
+    assert {"Layer_Conv2D", "Layer_MaxPool2D", "Layer_Flatten", "Model"} <= set(namespace)
     for name in BOOK_NAMES:
         assert getattr(ref, name).__name__ == name
 

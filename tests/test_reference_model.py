@@ -15,6 +15,7 @@ from nnfs.datasets import sine_data, spiral_data, vertical_data
 import fastnn.reference as ref
 
 import _book
+from _layers import Recorder
 
 LINE_KINDS = [("epoch", re.compile(r"epoch: \d+")),
               ("step", re.compile(r"step: (\d+), acc: \d+\.\d{3}, loss: \d+\.\d{3} \(data_loss: \d+\.\d{3}, "
@@ -354,3 +355,38 @@ def test_mae_model_descends(seeded, capsys):
     before = mean_loss(model, X, y)
     model.train(X, y, epochs=50, print_every=100)
     assert mean_loss(model, X, y) < before - 0.1
+
+
+def _shuffled_batches(lib, X, y, shuffle):
+    recorder = Recorder()
+    np.random.seed(3)
+    model = lib.Model()
+    for layer in (recorder, lib.Layer_Dense(2, 8), lib.Activation_ReLU(), lib.Layer_Dense(8, 3),
+                  lib.Activation_Softmax()):
+        model.add(layer)
+    model.set(loss=lib.Loss_CategoricalCrossentropy(), optimizer=lib.Optimizer_Adam(learning_rate=0.01),
+              accuracy=lib.Accuracy_Categorical())
+    model.finalize()
+    np.random.seed(11)
+    model.train(X, y, epochs=2, batch_size=32, print_every=100, shuffle=shuffle)
+    return recorder.batches
+
+
+def test_shuffle_takes_the_same_batches_as_fastnn(capsys):
+    """train(..., shuffle=True) is beyond the book; it is the same per-epoch permutation as
+    fastnn's Model, so a script using it runs on both and trains on the same batches."""
+    import fastnn
+
+    X, y = spiral_data(samples=40, classes=3)
+    X = X.astype(np.float32)
+    reference = _shuffled_batches(ref, X, y, True)
+    compiled = _shuffled_batches(fastnn, X, y, True)
+    assert len(reference) == len(compiled) == 2 * 4
+    for a, b in zip(reference, compiled):
+        np.testing.assert_array_equal(a, b)
+    plain = _shuffled_batches(ref, X, y, False)
+    np.testing.assert_array_equal(plain[0], X[:32])
+    assert not np.array_equal(reference[0], plain[0])
+    for epoch in range(2):  # each epoch sees every sample once
+        seen = np.concatenate(reference[epoch * 4:(epoch + 1) * 4])
+        assert sorted(map(tuple, seen)) == sorted(map(tuple, X))

@@ -11,20 +11,13 @@ import numpy as np
 import pytest
 
 import fastnn
+from _models import mlp
 from fastnn.datasets import spiral_data
 
 
 def _classifier(seed=0, hidden=32):
-    np.random.seed(seed)
-    model = fastnn.Model()
-    model.add(fastnn.Layer_Dense(2, hidden))
-    model.add(fastnn.Activation_ReLU())
-    model.add(fastnn.Layer_Dense(hidden, 3))
-    model.add(fastnn.Activation_Softmax())
-    model.set(loss=fastnn.Loss_CategoricalCrossentropy(), optimizer=fastnn.Optimizer_Adam(learning_rate=0.02),
-              accuracy=fastnn.Accuracy_Categorical())
-    model.finalize()
-    return model
+    return mlp(fastnn, (2, hidden, 3), "Activation_Softmax", fastnn.Loss_CategoricalCrossentropy(),
+               fastnn.Optimizer_Adam(learning_rate=0.02), fastnn.Accuracy_Categorical(), seed=seed)
 
 
 # --- one model, several threads -------------------------------------------------------------------

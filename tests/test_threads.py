@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import fastnn as nn
+from _models import mlp
 from fastnn.datasets import spiral_data
 
 try:
@@ -21,16 +22,9 @@ except ImportError:  # pragma: no cover - threadpoolctl is a runtime dependency
 
 
 def dense_model(seed):
-    np.random.seed(seed)
-    model = nn.Model()
-    model.add(nn.Layer_Dense(2, 64, weight_regularizer_l2=5e-4))
-    model.add(nn.Activation_ReLU())
-    model.add(nn.Layer_Dense(64, 3))
-    model.add(nn.Activation_Softmax())
-    model.set(loss=nn.Loss_CategoricalCrossentropy(), optimizer=nn.Optimizer_Adam(learning_rate=0.02),
-              accuracy=nn.Accuracy_Categorical())
-    model.finalize()
-    return model
+    return mlp(nn, (2, 64, 3), "Activation_Softmax", nn.Loss_CategoricalCrossentropy(),
+               nn.Optimizer_Adam(learning_rate=0.02), nn.Accuracy_Categorical(), seed=seed,
+               first={"weight_regularizer_l2": 5e-4})
 
 
 def conv_model(seed):

@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 
 import fastnn
+import _book
 from fastnn._core import checks as _validation
 from fastnn.datasets import (load_cifar10, load_fashion_mnist, load_image_folder, load_iris, load_malaria,
                              load_mnist, sine_data, spiral_data, vertical_data)
@@ -48,15 +49,10 @@ def dense(dtype=np.float32):
 
 def model(loss_name="Loss_CategoricalCrossentropy", trained_steps=1):
     np.random.seed(1)
-    m = fastnn.Model()
-    m.add(fastnn.Layer_Dense(2, 8))
-    m.add(fastnn.Activation_ReLU())
-    m.add(fastnn.Layer_Dropout(0.1))
-    m.add(fastnn.Layer_Dense(8, 3))
-    m.add(fastnn.Activation_Softmax())
-    m.set(loss=getattr(fastnn, loss_name)(), optimizer=fastnn.Optimizer_Adam(learning_rate=0.01),
-          accuracy=fastnn.Accuracy_Categorical())
-    m.finalize()
+    m = _book.build_model(fastnn, [
+        fastnn.Layer_Dense(2, 8), fastnn.Activation_ReLU(), fastnn.Layer_Dropout(0.1), fastnn.Layer_Dense(8, 3),
+        fastnn.Activation_Softmax()], loss=getattr(fastnn, loss_name)(),
+        optimizer=fastnn.Optimizer_Adam(learning_rate=0.01), accuracy=fastnn.Accuracy_Categorical())
     if trained_steps:
         m.train(X, Y, epochs=trained_steps, verbose=False)
     return m

@@ -25,6 +25,7 @@ import numbers
 import operator
 import os
 import pathlib
+from typing import Any, cast
 
 import numpy as np
 
@@ -107,7 +108,7 @@ def positive_int(value, name: str, where: str | None = None, *, maximum: int | N
     return number
 
 
-def real(value, name: str, where: str, *, low: float | None = None, high: float | None = None,
+def real(value, name: str, where: str | None, *, low: float | None = None, high: float | None = None,
          low_open: bool = False, high_open: bool = False) -> float:
     """A finite real number in [low, high] (open ends where asked); bools, strings, arrays and
     complex numbers are refused with a TypeError."""
@@ -126,7 +127,7 @@ def real(value, name: str, where: str, *, low: float | None = None, high: float 
         raise fail(where, name, interval, repr(value))
     if high is not None and (v > high or (high_open and v == high)):
         raise fail(where, name, interval, repr(value))
-    return value
+    return cast(float, value)  # the value as given (a NumPy scalar stays one), checked
 
 
 def non_negative(value, name: str, where: str) -> float:

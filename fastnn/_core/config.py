@@ -1,4 +1,5 @@
-"""Process-wide defaults: the parameter dtype and the dropout mask source, and fastnn.init().
+"""Process-wide defaults: the parameter dtype and the dropout mask source, and fastnn.init(); and
+where Layer_Dropout draws its random numbers.
 
 Pure Python (no compiled kernel): fastnn.reference imports it and runs without the build.
 """
@@ -12,6 +13,7 @@ DROPOUT_MODES = ("fast", "book")
 
 _default_dtype = np.dtype(np.float32)
 _dropout_mode = "fast"
+_dropout_random = None  # None: NumPy's global RNG
 
 
 def init(random_seed: int | None = 0, dtype="float32", dropout_mode: str | None = None) -> None:
@@ -63,3 +65,22 @@ def dropout_mode() -> str:
 def resolve_dtype(dtype) -> np.dtype:
     """The given dtype, or the default when None."""
     return _default_dtype if dtype is None else checks.float_dtype(dtype)
+
+
+def dropout_random():
+    """What Layer_Dropout draws from: its mask (book mode) or its mask's seed (fast mode). NumPy's
+    global RNG (the ``np.random`` module itself, so ``np.random.seed`` reproduces a run) unless
+    fastnn.distributed gave this rank its own stream for the duration of a training call: every
+    rank then draws different masks while the global RNG, which shuffles the samples, stays the
+    same on every rank."""
+    return np.random if _dropout_random is None else _dropout_random
+
+
+def set_dropout_random(source) -> None:
+    """Make Layer_Dropout draw from `source` (an np.random.RandomState), or again from NumPy's
+    global RNG (None)."""
+    global _dropout_random
+    if source is not None and not isinstance(source, np.random.RandomState):
+        raise TypeError(f"set_dropout_random: source must be an np.random.RandomState or None, got "
+                        f"{checks.describe(source)}")
+    _dropout_random = source

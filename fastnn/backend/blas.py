@@ -134,8 +134,8 @@ def install_thread_functions() -> bool:
     """Hand the kernels OpenBLAS's set/get_num_threads when the GEMM comes from NumPy's
     OpenBLAS, so the loop over samples can run on OpenMP threads with BLAS pinned to one thread.
     Any other BLAS: nothing is installed and the loop stays serial (BLAS threads the GEMMs)."""
-    kind, _ = backend()
-    if kind not in ("CBLAS64", "CBLAS32"):  # scipy's cython_blas fallback: leave its threads alone
+    installed = backend()
+    if installed is None or installed[0] not in ("CBLAS64", "CBLAS32"):  # scipy's cython_blas fallback: leave its threads alone
         return False
     for path in _numpy_libraries():  # the libraries the lookup found the GEMM in, same order
         try:

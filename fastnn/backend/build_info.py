@@ -5,6 +5,7 @@ import importlib
 import os
 import platform
 import sys
+from typing import Any
 
 import numpy as np
 
@@ -20,7 +21,7 @@ def config() -> dict:
         module = importlib.import_module(f"fastnn._ext.{name}")
         modules[name] = module.__file__
     pools = _blas_pools()
-    kind, description = blas.backend()
+    kind, description = blas.backend() or ("none", "no BLAS installed")
     return {
         "fastnn": __version__,
         "python": sys.version.split()[0],
@@ -46,7 +47,7 @@ def _blas_pools() -> list[dict]:
     try:
         from threadpoolctl import threadpool_info
     except ImportError:
-        cfg = np.show_config(mode="dicts") if hasattr(np, "show_config") else {}
+        cfg: Any = np.show_config(mode="dicts") if hasattr(np, "show_config") else {}
         blas = cfg.get("Build Dependencies", {}).get("blas", {}) if isinstance(cfg, dict) else {}
         return [{"name": blas.get("name", "unknown"), "version": blas.get("version", "unknown"),
                  "threads": "unknown (install threadpoolctl)"}]

@@ -21,6 +21,10 @@ locations in ``BASE_URLS`` (change it to use a mirror), are checked against the 
 """
 from __future__ import annotations
 
+from .._shadowed import refuse_namespace_parent
+
+refuse_namespace_parent()  # a clear error when a clone of the repository hides the package
+
 from ._cifar import CIFAR10_CLASSES, load_cifar10
 from ._download import BASE_URLS, CHECKSUMS, DownloadError
 from ._generators import sine_data, spiral_data, vertical_data

@@ -43,6 +43,8 @@ def _probe(root: pathlib.Path):
     missing = [name for name in _FILES if not (folder / name).is_file()]
     if not missing:
         return ("folder", folder), shown, ""
+    if all((root / name).is_file() for name in _FILES):  # data_home is cifar-10-batches-bin/ itself
+        return ("folder", root), shown, ""
     if archive.is_file():
         return ("archive", archive), shown, ""
     if folder.is_dir():
@@ -106,6 +108,8 @@ def _read_archive(archive: pathlib.Path) -> dict[str, bytes]:
                     raise ValueError(f"{where}: {member.size} bytes, expected {expected} "
                                      f"({_RECORDS_PER_FILE} records of {_RECORD_BYTES} bytes)")
                 stream = tar.extractfile(member)
+                if stream is None:  # pragma: no cover - regular files were checked above
+                    raise ValueError(f"{where}: not a regular file")
                 data = stream.read(expected)
                 if len(data) != expected:
                     raise ValueError(f"{where}: truncated, {len(data)} of {expected} bytes")

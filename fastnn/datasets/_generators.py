@@ -40,7 +40,7 @@ def _empty_classification(samples, classes, dtype):
     return samples, classes, dtype, np.zeros((samples * classes, 2), dtype=dtype), np.zeros(samples * classes, dtype=np.uint8)
 
 
-def spiral_data(samples: int, classes: int, *, dtype: DTypeLike = None
+def spiral_data(samples: int, classes: int, *, dtype: DTypeLike | None = None
                 ) -> tuple[NDArray[np.floating], NDArray[np.uint8]]:
     """Spiral classification data, identical to ``nnfs.datasets.spiral_data``.
 
@@ -64,21 +64,21 @@ def spiral_data(samples: int, classes: int, *, dtype: DTypeLike = None
     X : ndarray, shape (samples * classes, 2), the given dtype
     y : ndarray, shape (samples * classes,), uint8, class ids 0 .. classes-1 in contiguous blocks
     """
-    samples, classes, dtype, X, y = _empty_classification(samples, classes, dtype)
+    samples, classes, dt, X, y = _empty_classification(samples, classes, dtype)
     radius = np.linspace(0.0, 1, samples)
-    scale = dtype.type(0.2)
+    scale = dt.type(0.2)
     for class_number in range(classes):
         rows = slice(samples * class_number, samples * (class_number + 1))
         # float32 case: (float32 normals * float32 0.2) promoted to float64 by the float64 linspace,
         # which is what nnfs computes after init(); float64 case: plain float64.
-        angle = np.linspace(class_number * 4, (class_number + 1) * 4, samples) + _normals(samples, dtype) * scale
+        angle = np.linspace(class_number * 4, (class_number + 1) * 4, samples) + _normals(samples, dt) * scale
         X[rows, 0] = radius * np.sin(angle * 2.5)
         X[rows, 1] = radius * np.cos(angle * 2.5)
         y[rows] = class_number
     return X, y
 
 
-def vertical_data(samples: int, classes: int, *, dtype: DTypeLike = None
+def vertical_data(samples: int, classes: int, *, dtype: DTypeLike | None = None
                   ) -> tuple[NDArray[np.floating], NDArray[np.uint8]]:
     """Vertical-stripes classification data, identical to ``nnfs.datasets.vertical_data``.
 
@@ -101,17 +101,17 @@ def vertical_data(samples: int, classes: int, *, dtype: DTypeLike = None
     X : ndarray, shape (samples * classes, 2), the given dtype
     y : ndarray, shape (samples * classes,), uint8, class ids 0 .. classes-1 in contiguous blocks
     """
-    samples, classes, dtype, X, y = _empty_classification(samples, classes, dtype)
-    scale = dtype.type(0.1)
+    samples, classes, dt, X, y = _empty_classification(samples, classes, dtype)
+    scale = dt.type(0.1)
     for class_number in range(classes):
         rows = slice(samples * class_number, samples * (class_number + 1))
-        X[rows, 0] = _normals(samples, dtype) * scale + dtype.type(class_number / 3)
-        X[rows, 1] = _normals(samples, dtype) * scale + dtype.type(0.5)
+        X[rows, 0] = _normals(samples, dt) * scale + dt.type(class_number / 3)
+        X[rows, 1] = _normals(samples, dt) * scale + dt.type(0.5)
         y[rows] = class_number
     return X, y
 
 
-def sine_data(samples: int = 1000, *, dtype: DTypeLike = None) -> tuple[NDArray[np.floating], NDArray[np.floating]]:
+def sine_data(samples: int = 1000, *, dtype: DTypeLike | None = None) -> tuple[NDArray[np.floating], NDArray[np.floating]]:
     """Sine regression data, the values of ``nnfs.datasets.sine_data``; draws nothing from the RNG.
 
     ``X = arange(samples) / samples`` (evenly spaced over [0, 1)) and ``y = sin(2 pi X)``, both computed
@@ -134,8 +134,8 @@ def sine_data(samples: int = 1000, *, dtype: DTypeLike = None) -> tuple[NDArray[
     y : ndarray, shape (samples, 1), the given dtype
     """
     samples = _checks.positive_int(samples, "samples")
-    dtype = np.dtype(np.float64) if dtype is None else resolve_dtype(dtype)
+    dt = np.dtype(np.float64) if dtype is None else resolve_dtype(dtype)
     _checks.check_fits(samples, 8, "samples", None, "X")
     X = np.arange(samples).reshape(-1, 1) / samples
     y = np.sin(2 * np.pi * X).reshape(-1, 1)
-    return X.astype(dtype, copy=False), y.astype(dtype, copy=False)
+    return X.astype(dt, copy=False), y.astype(dt, copy=False)

@@ -58,7 +58,7 @@ def read_idx(path: str | os.PathLike, *, dtype_code: int | None = None, ndim: in
         raise ValueError(f"{path}: the gzip stream is truncated ({exc})") from None
 
 
-def _read_exact(stream, count: int) -> bytes:
+def _read_exact(stream, count: int) -> bytearray:
     """Up to ``count`` bytes (fewer only at end of file), read in bounded chunks."""
     parts = bytearray()
     while len(parts) < count:

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import functools
 import io
+import numbers
 import os
 import pathlib
 import re
@@ -15,7 +17,7 @@ import warnings
 import zipfile
 import zlib
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -100,7 +102,7 @@ def _scan_folder(root: pathlib.Path) -> tuple[list[str], list[_Entry], list[str]
         before = len(entries)
         for _, file_path in sorted(found):
             if _is_image_name(file_path.name):
-                entries.append(_Entry(label, str(file_path), lambda p=file_path: p))
+                entries.append(_Entry(label, str(file_path), functools.partial(pathlib.Path, file_path)))
             else:
                 others.append(str(file_path))
         if len(entries) == before:
@@ -141,7 +143,7 @@ def _scan_zip(archive: zipfile.ZipFile, archive_path: pathlib.Path, prefix: str
         if not images:
             raise ValueError(f"{archive_path}: class folder {prefix}{class_name}/ holds no PNG or JPEG images")
         others += [f"{archive_path} (member {info.filename})" for info in members if not _is_image_name(info.filename)]
-        entries += [_Entry(label, f"{archive_path} (member {info.filename})", lambda info=info: opener(info))
+        entries += [_Entry(label, f"{archive_path} (member {info.filename})", functools.partial(opener, info))
                     for info in images]
     return classes, entries, others
 
@@ -182,7 +184,7 @@ def _decode_all(Image, entries: list[_Entry], color_mode: str, size):
         return
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fastnn-images") as pool:
         # Bounded look-ahead: at most a few batches are decoded ahead of the consumer.
-        pending = collections.deque()
+        pending: collections.deque = collections.deque()
         try:
             for start in range(0, len(entries), _BATCH):
                 pending.append(pool.submit(lambda chunk: [decode(e) for e in chunk], entries[start:start + _BATCH]))
@@ -244,12 +246,19 @@ def _load_entries(classes, entries, others, *, image_size, color_mode, layout, o
     return X, y, list(classes)
 
 
+def _image_size(value) -> tuple[int, int] | None:
+    """None, a (height, width) pair, or one int for a square (``image_size=32`` is (32, 32))."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):
+        value = (value, value)
+    return _checks.image_size(value)
+
+
 def _check_options(image_size, color_mode, layout, on_error):
-    return (_checks.image_size(image_size), _checks.choice(color_mode, "color_mode", _COLOR_MODES),
+    return (_image_size(image_size), _checks.choice(color_mode, "color_mode", _COLOR_MODES),
             _checks.choice(layout, "layout", _LAYOUTS), _checks.choice(on_error, "on_error", _ON_ERROR))
 
 
-def load_image_folder(path: PathArg, *, image_size: tuple[int, int] | None = None, color_mode: str = "rgb",
+def load_image_folder(path: PathArg, *, image_size: int | tuple[int, int] | None = None, color_mode: str = "rgb",
                       layout: str = "NCHW", on_error: str = "raise"
                       ) -> tuple[NDArray[np.uint8], NDArray[np.unsignedinteger], list[str]]:
     """Images stored as one sub-folder per class, decoded (and resized) with Pillow.
@@ -268,8 +277,8 @@ def load_image_folder(path: PathArg, *, image_size: tuple[int, int] | None = Non
     ----------
     path : str or os.PathLike
         The folder holding one sub-folder per class.
-    image_size : None or (height, width)
-        Resize every image to this size (bilinear, with Pillow's antialiasing when shrinking). None keeps
+    image_size : None, (height, width) or int
+        Resize every image to this size (an int n means n x n) (bilinear, with Pillow's antialiasing when shrinking). None keeps
         the stored size, which must then be the same for every image (else ValueError).
     color_mode : "rgb" or "grayscale"
         "rgb": 3 channels (grayscale images are replicated); "grayscale": 1 channel (Pillow's "L"
@@ -300,7 +309,7 @@ def load_image_folder(path: PathArg, *, image_size: tuple[int, int] | None = Non
         No class sub-folders, a class without images, images of differing sizes without ``image_size``,
         or (with on_error="raise") an unreadable file; the message names the file.
     """
-    root = _checks.path(path, "path")
+    root = cast(pathlib.Path, _checks.path(path, "path"))  # expanded: a Path, never None
     image_size, color_mode, layout, on_error = _check_options(image_size, color_mode, layout, on_error)
     _pillow()
     classes, entries, others = _scan_folder(root)
@@ -337,7 +346,7 @@ def _zip_prefix(archive: zipfile.ZipFile) -> str:
     return "cell_images/"
 
 
-def load_malaria(data_home: PathArg | None = None, *, image_size: tuple[int, int] | None = (64, 64),
+def load_malaria(data_home: PathArg | None = None, *, image_size: int | tuple[int, int] | None = (64, 64),
                  download: bool = False) -> tuple[NDArray[np.uint8], NDArray[np.uint8], list[str]]:
     """The NIH/NLM Malaria cell images (27558 thin-blood-smear cell crops, half parasitized), resized.
 
@@ -352,8 +361,8 @@ def load_malaria(data_home: PathArg | None = None, *, image_size: tuple[int, int
     ----------
     data_home : str or os.PathLike, optional
         A folder holding one of the layouts above.
-    image_size : (height, width) or None
-        The cells are of differing sizes (roughly 100 to 200 pixels a side), so they are resized, to
+    image_size : (height, width), int or None
+        An int n means n x n. The cells are of differing sizes (roughly 100 to 200 pixels a side), so they are resized, to
         64x64 by default. None keeps the stored sizes and fails because they differ.
     download : bool
         When nothing is found, download ``cell_images.zip`` (about 350 MB) from the NLM into
@@ -376,7 +385,7 @@ def load_malaria(data_home: PathArg | None = None, *, image_size: tuple[int, int
     DownloadError (an OSError)
         ``download=True`` and the download failed (nothing partial is left behind).
     """
-    image_size = _checks.image_size(image_size)
+    image_size = _image_size(image_size)
     kind, location = _paths.find_or_download(
         title="Malaria (cell images)", function="load_malaria", data_home=data_home, download=download,
         probe=_malaria_probe, fetch=_malaria_fetch,

@@ -21,7 +21,7 @@ _N_SAMPLES = 150
 
 
 def _read_rows() -> list[list[str]]:
-    text = resources.files(__package__).joinpath("data", _FILE).read_text(encoding="ascii")
+    text = resources.files(__package__).joinpath("data").joinpath(_FILE).read_text(encoding="ascii")
     rows = list(csv.reader(io.StringIO(text)))
     header, body = rows[0], [row for row in rows[1:] if row]
     if header != [*IRIS_FEATURES, "species"] or len(body) != _N_SAMPLES:
@@ -30,7 +30,7 @@ def _read_rows() -> list[list[str]]:
     return body
 
 
-def load_iris(*, dtype: DTypeLike = None) -> tuple[NDArray[np.floating], NDArray[np.uint8]]:
+def load_iris(*, dtype: DTypeLike | None = None) -> tuple[NDArray[np.floating], NDArray[np.uint8]]:
     """Fisher's Iris data: 150 flowers, 4 measurements, 3 species (50 each), shipped with fastnn.
 
     Nothing is downloaded. The rows come in the customary order (50 setosa, then 50 versicolor, then

@@ -29,13 +29,46 @@ def _locate(folder: pathlib.Path, name: str) -> pathlib.Path | None:
     return None
 
 
-def _probe(subdir: str):
+def _files(folder: pathlib.Path) -> tuple[dict[str, pathlib.Path | None], list[str]]:
+    found = {name: _locate(folder, name) for name in MNIST_FILES}
+    return found, [name for name, path in found.items() if path is None]
+
+
+def _names_dataset(folder: pathlib.Path, subdir: str) -> bool:
+    """Whether a folder's name says it holds this data set (``fashion-mnist``, ``Fashion_MNIST``,
+    ``mnist``...): MNIST and Fashion-MNIST files have the same names, so files found directly in
+    a folder are taken only when its name tells them apart."""
+    name = folder.name.lower().replace("-", "").replace("_", "")
+    return ("fashion" in name) if subdir == "fashion-mnist" else ("mnist" in name and "fashion" not in name)
+
+
+def _other_dataset(found: dict[str, pathlib.Path | None], dataset: str) -> str | None:
+    """The other data set's title when the compressed training images have its pinned size."""
+    other = "mnist" if dataset == "fashion-mnist" else "fashion-mnist"
+    path = found[MNIST_FILES[0]]
+    if path is not None and path.name.endswith(".gz") and path.stat().st_size == _download.CHECKSUMS[other][path.name][0]:
+        return "MNIST" if other == "mnist" else "Fashion-MNIST"
+    return None
+
+
+def _probe(dataset: str, subdir: str):
     def probe(root: pathlib.Path):
         folder = root / subdir
-        found = {name: _locate(folder, name) for name in MNIST_FILES}
-        missing = [name for name, path in found.items() if path is None]
+        found, missing = _files(folder)
         if not missing:
             return found, folder, ""
+        # data_home may also be the data set's own folder (".../fashion-mnist" holding the files).
+        direct, direct_missing = _files(root)
+        if not direct_missing and root != folder:
+            other = _other_dataset(direct, dataset)
+            if other is not None:
+                return None, folder, (f"missing {', '.join(missing)}; the files in {root} itself are "
+                                      f"{other}'s (their size), not this data set's")
+            if _names_dataset(root, subdir):
+                return direct, root, ""
+            return None, folder, (f"missing {', '.join(missing)}; {root} itself holds the four files, but its "
+                                  f"name does not say which data set they are: rename it to {subdir}/ inside "
+                                  f"another folder and pass that folder, or pass the folder holding {subdir}/")
         return None, folder, _paths.describe_folder(folder, missing)
     return probe
 
@@ -66,7 +99,7 @@ def _read_pair(images_path: pathlib.Path, labels_path: pathlib.Path) -> tuple[np
 def _load(title: str, function: str, dataset: str, subdir: str, data_home, download) -> FourArrays:
     files = _paths.find_or_download(
         title=title, function=function, data_home=data_home, download=download,
-        probe=_probe(subdir), fetch=_fetch(dataset, subdir),
+        probe=_probe(dataset, subdir), fetch=_fetch(dataset, subdir),
         how_to_get=["or download " + ", ".join(_download.urls(dataset, name)[0] for name in MNIST_FILES)
                     + f" into <folder>/{subdir}/ (kept as .gz or decompressed);"],
         subdir=subdir)
@@ -86,7 +119,8 @@ def load_mnist(data_home: PathArg | None = None, *, download: bool = False) -> F
     Parameters
     ----------
     data_home : str or os.PathLike, optional
-        A folder holding ``mnist/`` (for example ``shared/datasets``).
+        A folder holding ``mnist/`` (for example ``shared/datasets``), or the ``mnist`` folder
+        itself (a folder whose name says MNIST, holding the four files).
     download : bool
         When the files are nowhere, download the missing ones into the first folder of the search path
         and verify their sha256. Nothing is downloaded unless this is True.
@@ -123,7 +157,8 @@ def load_fashion_mnist(data_home: PathArg | None = None, *, download: bool = Fal
     Parameters
     ----------
     data_home : str or os.PathLike, optional
-        A folder holding ``fashion-mnist/`` (for example ``shared/datasets``).
+        A folder holding ``fashion-mnist/`` (for example ``shared/datasets``), or the
+        ``fashion-mnist`` folder itself (a folder whose name says Fashion-MNIST, holding the files).
     download : bool
         When the files are nowhere, download the missing ones into the first folder of the search path
         and verify their sha256. Nothing is downloaded unless this is True.

@@ -58,7 +58,7 @@ def search_path(data_home: PathArg | None = None) -> tuple[list[Place], list[str
     notes: list[str] = []
     home = _checks.path(data_home, "data_home", optional=True)
     if home is not None:
-        places.append(Place(home, "the data_home argument"))
+        places.append(Place(pathlib.Path(home), "the data_home argument"))
     else:
         notes.append("no data_home argument was given")
     env = os.environ.get(ENV_VAR, "")

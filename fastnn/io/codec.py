@@ -11,6 +11,7 @@ their attributes: no constructor runs, nothing is drawn from NumPy's random gene
 from __future__ import annotations
 
 import json
+from typing import Any
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -230,7 +231,7 @@ def check_model_description(description) -> dict:
     layers = description["layers"]
     if not isinstance(layers, list) or not layers:
         raise Invalid(f"layers must be a non-empty list, got {show(layers)}")
-    plan = {"layers": [_object_entry(v, f"layers[{i}]", "layer", i) for i, v in enumerate(layers)]}
+    plan: dict[str, Any] = {"layers": [_object_entry(v, f"layers[{i}]", "layer", i) for i, v in enumerate(layers)]}
     for kind in ("loss", "accuracy", "optimizer"):
         value = description[kind]
         plan[kind] = None if value is None else _object_entry(value, kind, kind)

@@ -13,6 +13,7 @@ import copy
 import json
 import os
 import pickle
+from typing import Any, cast
 
 import numpy as np
 
@@ -139,7 +140,7 @@ def load_model(path, *, allow_pickle: bool = False):
 
 
 def _build(entry: codec.Entry, arrays):
-    obj = entry.spec.cls.__new__(entry.spec.cls)
+    obj = cast(Any, entry.spec.cls).__new__(entry.spec.cls)  # no __init__: the state comes from the file
     state = obj.__dict__
     for name, ref in entry.arrays.items():
         state[name] = arrays[ref.member]
@@ -165,7 +166,7 @@ def save_parameters(model, path, *, format: str = "fastnn") -> None:
     entries, arrays = [], {}
     for i, (layer, pair) in enumerate(zip(model.trainable_layers, parameters)):
         weights, biases = pair
-        entry = {"class": type(layer).__name__, "arrays": {}}
+        entry: dict[str, Any] = {"class": type(layer).__name__, "arrays": {}}
         for name, array in (("weights", weights), ("biases", biases)):
             if not isinstance(array, np.ndarray) or array.dtype.name not in _FLOAT_DTYPES or array.ndim == 0:
                 raise ValueError(f"{where}: trainable layer {i} ({type(layer).__name__}) {name} must be a "

@@ -23,25 +23,29 @@ Deliberate deviations from the book (each pinned by a test in ``tests/test_refer
 - ``Loss.calculate``/``Accuracy.calculate`` before any ``new_pass()`` start the accumulators at zero.
 - Categorical cross-entropy labels of rank other than 1 or 2 raise ValueError (the book: UnboundLocalError).
 - Beyond the book, ``Layer_Conv2D``, ``Layer_MaxPool2D`` and ``Layer_Flatten`` (``fastnn.reference.conv``)
-  are importable from here; ``__all__`` lists only the book's names, so ``from fastnn.reference import *``
-  brings exactly the book's classes.
-- Beyond the book too, and outside ``__all__``: the training tools (``Callback``, ``Callback_EarlyStopping``,
-  ``Callback_ModelCheckpoint``, the ``Schedule_*`` learning-rate schedules, ``Augmentation_CropFlip``),
-  ``Model.train``'s keyword-only ``callbacks``, ``validation_split`` and ``augment`` (left out, the book's
-  loop runs unchanged), ``Model.summary``, ``Model.predict_classes`` and ``fastnn.reference.metrics``.
+  are exported too, and ``Model.train`` takes ``shuffle=``: ``from fastnn.reference import *`` brings the
+  same classes as ``from fastnn import *``, so a CNN script switches to the reference by its import.
+- Beyond the book too: the training tools (``Callback``, ``Callback_EarlyStopping``, ``Callback_ModelCheckpoint``,
+  the ``Schedule_*`` learning-rate schedules, ``Augmentation_CropFlip``), ``Model.train``'s keyword-only
+  ``callbacks``, ``validation_split`` and ``augment`` (left out, the book's loop runs unchanged),
+  ``Model.summary``, ``Model.predict_classes`` and ``fastnn.reference.metrics``.
 - Float labels are converted to the prediction dtype, Dense converts its inputs and incoming gradients
   to the parameter dtype and Dropout casts back to the input dtype (the book under ``nnfs.init()`` lets
   float64 labels, dropout masks and bias gradients leak float64 into the float32 network).
 """
 from __future__ import annotations
 
+from .._shadowed import refuse_namespace_parent
+
+refuse_namespace_parent()  # a clear error when a clone of the repository hides the package
+
 from .accuracy import Accuracy, Accuracy_Categorical, Accuracy_Regression
 from .activations import Activation_Linear, Activation_ReLU, Activation_Sigmoid, Activation_Softmax
-from .activations import Activation_Tanh  # beyond the book: not in __all__
-from .augment import Augmentation_CropFlip  # beyond the book: not in __all__ (nor the callbacks, schedules)
+from .activations import Activation_Tanh  # beyond the book
+from .augment import Augmentation_CropFlip  # beyond the book, as the callbacks and schedules
 from .callbacks import (Callback, Callback_EarlyStopping, Callback_ModelCheckpoint, Schedule_Cosine,
                         Schedule_Exponential, Schedule_ReduceOnPlateau, Schedule_Step)
-from .conv import Layer_Conv2D, Layer_Flatten, Layer_MaxPool2D  # beyond the book: not in __all__ (see above)
+from .conv import Layer_Conv2D, Layer_Flatten, Layer_MaxPool2D  # beyond the book (see above)
 from .layers import Layer_Dense, Layer_Dropout, Layer_Input
 from .losses import (
     Activation_Softmax_Loss_CategoricalCrossentropy,
@@ -77,4 +81,17 @@ __all__ = [
     "Accuracy_Categorical",
     "Accuracy_Regression",
     "Model",
+    # beyond the book, as in fastnn's exports
+    "Activation_Tanh",
+    "Layer_Conv2D",
+    "Layer_MaxPool2D",
+    "Layer_Flatten",
+    "Augmentation_CropFlip",
+    "Callback",
+    "Callback_EarlyStopping",
+    "Callback_ModelCheckpoint",
+    "Schedule_Step",
+    "Schedule_Exponential",
+    "Schedule_Cosine",
+    "Schedule_ReduceOnPlateau",
 ]

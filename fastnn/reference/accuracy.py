@@ -23,7 +23,7 @@ class Accuracy:
         self.accumulated_count += len(comparisons)
         return accuracy
 
-    def calculate_accumulated(self) -> np.floating:
+    def calculate_accumulated(self) -> float:
         """Accuracy over every batch since ``new_pass``."""
         return self.accumulated_sum / self.accumulated_count
 

@@ -32,11 +32,6 @@ from .layers import _Trainable
 __all__ = ["Layer_Conv2D", "Layer_MaxPool2D", "Layer_Flatten"]
 
 
-def _l1_sign(param: np.ndarray) -> np.ndarray:
-    """The book's L1 sub-gradient: +1 where param >= 0, -1 where param < 0."""
-    return np.where(param < 0, -1, 1).astype(param.dtype)
-
-
 def conv_output_size(size: int, kernel_size: int, stride: int, padding: int) -> int:
     """Output length of a convolution along one axis (PyTorch's floor rule)."""
     return (size + 2 * padding - kernel_size) // stride + 1
@@ -111,14 +106,7 @@ class Layer_Conv2D(_Trainable):
         drows = dvalues.transpose(0, 2, 3, 1).reshape(n * oh * ow, self.out_channels)
         self.dweights = np.matmul(drows.T, self.columns).reshape(self.weights.shape)
         self.dbiases = dvalues.sum(axis=(0, 2, 3), dtype=np.float64).astype(self.weights.dtype)
-        if self.weight_regularizer_l1 > 0:
-            self.dweights += self.weight_regularizer_l1 * _l1_sign(self.weights)
-        if self.weight_regularizer_l2 > 0:
-            self.dweights += 2 * self.weight_regularizer_l2 * self.weights
-        if self.bias_regularizer_l1 > 0:
-            self.dbiases += self.bias_regularizer_l1 * _l1_sign(self.biases)
-        if self.bias_regularizer_l2 > 0:
-            self.dbiases += 2 * self.bias_regularizer_l2 * self.biases
+        self._add_regularization_gradients()
         # col2im: each column entry goes back to the input position it was copied from (summed)
         dcolumns = np.matmul(drows, self.weights.reshape(self.out_channels, -1))
         dcolumns = dcolumns.reshape(n, oh, ow, c, k, k)

@@ -17,7 +17,19 @@ def _l1_sign(param: np.ndarray) -> np.ndarray:
 
 
 class _Trainable:
-    """get_parameters/set_parameters of the book's trainable layers: the live arrays, no copies."""
+    """What the book's trainable layers share: the L1/L2 terms of their parameter gradients, and
+    get_parameters/set_parameters (the live arrays, no copies)."""
+
+    def _add_regularization_gradients(self) -> None:
+        """dweights/dbiases += the book's L1 (lambda * sign) and L2 (2 * lambda * value) terms."""
+        if self.weight_regularizer_l1 > 0:
+            self.dweights += self.weight_regularizer_l1 * _l1_sign(self.weights)
+        if self.weight_regularizer_l2 > 0:
+            self.dweights += 2 * self.weight_regularizer_l2 * self.weights
+        if self.bias_regularizer_l1 > 0:
+            self.dbiases += self.bias_regularizer_l1 * _l1_sign(self.biases)
+        if self.bias_regularizer_l2 > 0:
+            self.dbiases += 2 * self.bias_regularizer_l2 * self.biases
 
     def get_parameters(self) -> tuple[np.ndarray, np.ndarray]:
         """(weights, biases): the live arrays, not copies."""
@@ -77,14 +89,7 @@ class Layer_Dense(_Trainable):
         dvalues = np.asarray(dvalues, dtype=self.weights.dtype)
         self.dweights = np.matmul(self.inputs.T, dvalues)
         self.dbiases = np.sum(dvalues, axis=0, keepdims=True)
-        if self.weight_regularizer_l1 > 0:
-            self.dweights += self.weight_regularizer_l1 * _l1_sign(self.weights)
-        if self.weight_regularizer_l2 > 0:
-            self.dweights += 2 * self.weight_regularizer_l2 * self.weights
-        if self.bias_regularizer_l1 > 0:
-            self.dbiases += self.bias_regularizer_l1 * _l1_sign(self.biases)
-        if self.bias_regularizer_l2 > 0:
-            self.dbiases += 2 * self.bias_regularizer_l2 * self.biases
+        self._add_regularization_gradients()
         self.dinputs = np.matmul(dvalues, self.weights.T)
 
 

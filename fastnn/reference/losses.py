@@ -8,7 +8,7 @@ converted to the prediction dtype, so float32 predictions give float32 losses an
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -54,8 +54,15 @@ class Loss:
         """Store the layers ``regularization_loss()`` sums over (the Model's trainable layers)."""
         self.trainable_layers = trainable_layers
 
+    @overload
     def calculate(self, output: np.ndarray, y: npt.ArrayLike, *,
-                  include_regularization: bool = False) -> np.floating | tuple[np.floating, float]:
+                  include_regularization: Literal[False] = False) -> float: ...
+    @overload
+    def calculate(self, output: np.ndarray, y: npt.ArrayLike, *,
+                  include_regularization: Literal[True]) -> tuple[float, float]: ...
+
+    def calculate(self, output: np.ndarray, y: npt.ArrayLike, *,
+                  include_regularization: bool = False) -> float | tuple[float, float]:
         """Mean loss of one batch; output: (n_samples, n_outputs), y: labels as described above.
 
         Adds the batch to the pass accumulators (which start at zero when ``new_pass`` was never
@@ -71,8 +78,12 @@ class Loss:
             return data_loss
         return data_loss, self.regularization_loss()
 
-    def calculate_accumulated(self, *, include_regularization: bool = False
-                              ) -> np.floating | tuple[np.floating, float]:
+    @overload
+    def calculate_accumulated(self, *, include_regularization: Literal[False] = False) -> float: ...
+    @overload
+    def calculate_accumulated(self, *, include_regularization: Literal[True]) -> tuple[float, float]: ...
+
+    def calculate_accumulated(self, *, include_regularization: bool = False) -> float | tuple[float, float]:
         """Mean loss over every sample since ``new_pass``; optionally with the regularisation loss,
         recomputed now from the current weights."""
         data_loss = self.accumulated_sum / self.accumulated_count
@@ -131,7 +142,7 @@ class Activation_Softmax_Loss_CategoricalCrossentropy():
         self.activation = Activation_Softmax()
         self.loss = Loss_CategoricalCrossentropy()
 
-    def forward(self, inputs: np.ndarray, y_true: npt.ArrayLike) -> np.floating:
+    def forward(self, inputs: np.ndarray, y_true: npt.ArrayLike) -> float:
         """inputs: (n_samples, n_classes) logits; y_true: (n_samples,) or one-hot.
         Sets self.output (the softmax probabilities) and returns the mean loss."""
         self.activation.forward(inputs)

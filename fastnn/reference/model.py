@@ -2,7 +2,9 @@
 parameters and pickle files.
 
 Shapes: X (n_samples, n_features); y as the loss expects (see ``losses``); batches are the
-consecutive row slices ``X[step * batch_size:(step + 1) * batch_size]`` (no shuffling).
+consecutive row slices ``X[step * batch_size:(step + 1) * batch_size]`` (the book's order), of a
+fresh ``np.random.permutation`` of the samples each epoch with ``train(..., shuffle=True)``, as
+fastnn's Model (beyond the book, so that a script using it runs on both).
 """
 from __future__ import annotations
 
@@ -45,8 +47,8 @@ class Model:
     """
 
     def __init__(self) -> None:
-        self.layers = []
-        self.softmax_classifier_output = None
+        self.layers: list = []
+        self.softmax_classifier_output: Activation_Softmax_Loss_CategoricalCrossentropy | None = None
 
     def add(self, layer: object) -> None:
         """Append a layer (anything with forward/backward; trainable when it has ``weights``)."""
@@ -100,16 +102,19 @@ class Model:
 
     def train(self, X: np.ndarray, y: np.ndarray, *, epochs: int = 1, batch_size: int | None = None,
               print_every: int = 1, validation_data: tuple[np.ndarray, np.ndarray] | None = None,
-              callbacks: list | None = None, validation_split: float | None = None,
+              shuffle: bool = False, callbacks: list | None = None, validation_split: float | None = None,
               augment: object | None = None) -> None:
         """Train on X (n_samples, n_features) and y for ``epochs`` passes in batches of
         ``batch_size`` rows (the whole set when None), printing the book's log: ``epoch: N``, a
         step line every ``print_every`` steps and at the last step, the epoch's ``training, ...``
         line and, with ``validation_data=(X_val, y_val)``, the ``validation, ...`` line.
+        ``shuffle=True`` (not in the book) takes the samples in the order of one
+        ``np.random.permutation(n_samples)`` per epoch, as fastnn's Model does.
 
         Beyond the book, as fastnn's Model.train: ``callbacks`` (Callback objects, the schedules
         among them), ``validation_split`` (the last fraction of the samples held out as
-        validation data) and ``augment`` (applied to each training batch as it is taken)."""
+        validation data, before any shuffling) and ``augment`` (applied to each training batch as
+        it is taken)."""
         self._require("loss", "optimizer", "accuracy")
         callbacks = list(callbacks or [])
         if validation_split is not None:
@@ -127,12 +132,16 @@ class Model:
             print(f"epoch: {epoch}")
             self.loss.new_pass()
             self.accuracy.new_pass()
+            X_epoch, y_epoch = X, y
+            if shuffle:
+                order = np.random.permutation(len(X))
+                X_epoch, y_epoch = X[order], y[order]
             for callback in callbacks:
                 callback.on_epoch_begin(run)
             for step in range(train_steps):
                 run.step = step
-                batch_X = _batch(X, step, batch_size)
-                batch_y = _batch(y, step, batch_size)
+                batch_X = _batch(X_epoch, step, batch_size)
+                batch_y = _batch(y_epoch, step, batch_size)
                 if augment is not None:
                     batch_X = augment(batch_X)
                 run.learning_rate_factor = 1.0

@@ -1,0 +1,6 @@
+"""Activation kernels on an object's ``__dict__``; False means "convert the argument and call again"."""
+from typing import Any
+
+
+def forward(kind: int, state: dict[str, Any], inputs: object) -> bool: ...
+def backward(kind: int, state: dict[str, Any], dvalues: object) -> bool: ...

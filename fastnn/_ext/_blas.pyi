@@ -1,0 +1,9 @@
+"""GEMM through NumPy's own BLAS, called from C (fastnn.backend.blas installs the entry points)."""
+import numpy as np
+
+KINDS: dict[str, int]
+
+def set_backend(kind: str, sgemm_address: int, dgemm_address: int, name: str) -> None: ...
+def backend() -> tuple[str, str] | None: ...
+def gemm_into(a: np.ndarray, b: np.ndarray, out: np.ndarray, trans_a: bool = False, trans_b: bool = False,
+              alpha: float = 1.0, beta: float = 0.0) -> np.ndarray: ...
