@@ -12,6 +12,7 @@ import fastnn
 import fastnn.reference as ref
 from fastnn._ext import _augment
 
+from _book import build_model
 from _state import snapshot
 
 SHAPES = [(5, 1, 6, 6), (4, 3, 5, 7), (1, 2, 1, 9), (3, 1, 8, 2)]
@@ -135,14 +136,10 @@ def test_the_kernel_refuses_what_it_cannot_read():
 
 def cnn(lib, seed=0):
     np.random.seed(seed)
-    model = lib.Model()
-    for layer in (lib.Layer_Conv2D(1, 3, 3, padding=1), lib.Activation_ReLU(), lib.Layer_MaxPool2D(2),
-                  lib.Layer_Flatten(), lib.Layer_Dense(3 * 4 * 4, 3), lib.Activation_Softmax()):
-        model.add(layer)
-    model.set(loss=lib.Loss_CategoricalCrossentropy(), optimizer=lib.Optimizer_Adam(learning_rate=0.01),
-              accuracy=lib.Accuracy_Categorical())
-    model.finalize()
-    return model
+    return build_model(lib, [lib.Layer_Conv2D(1, 3, 3, padding=1), lib.Activation_ReLU(), lib.Layer_MaxPool2D(2),
+                             lib.Layer_Flatten(), lib.Layer_Dense(3 * 4 * 4, 3), lib.Activation_Softmax()],
+                       loss=lib.Loss_CategoricalCrossentropy(), optimizer=lib.Optimizer_Adam(learning_rate=0.01),
+                       accuracy=lib.Accuracy_Categorical())
 
 
 def images(n=40, seed=1):
@@ -225,12 +222,9 @@ def test_train_refuses_what_is_no_augmentation(augment, error, match):
 
 
 def test_train_refuses_image_augmentation_of_flat_data():
-    model = fastnn.Model()
-    model.add(fastnn.Layer_Dense(4, 2))
-    model.add(fastnn.Activation_Softmax())
-    model.set(loss=fastnn.Loss_CategoricalCrossentropy(), optimizer=fastnn.Optimizer_SGD(),
-              accuracy=fastnn.Accuracy_Categorical())
-    model.finalize()
+    model = build_model(fastnn, [fastnn.Layer_Dense(4, 2), fastnn.Activation_Softmax()],
+                        loss=fastnn.Loss_CategoricalCrossentropy(), optimizer=fastnn.Optimizer_SGD(),
+                        accuracy=fastnn.Accuracy_Categorical())
     before = snapshot(model)
     with pytest.raises(ValueError, match=r"needs image data \(n_samples, channels, height, width\), got X of shape \(6, 4\)"):
         model.train(np.zeros((6, 4)), np.zeros(6, int), verbose="silent", augment=fastnn.Augmentation_CropFlip())

@@ -14,22 +14,17 @@ import fastnn.reference as ref
 
 from fastnn.callbacks import TrainingRun
 
+from _book import build_model
 from _state import snapshot
 
 
 def mlp(lib=fastnn, seed=0, dropout=False):
     np.random.seed(seed)
-    model = lib.Model()
-    model.add(lib.Layer_Dense(2, 32, dtype=np.float64))
-    model.add(lib.Activation_ReLU())
-    if dropout:
-        model.add(lib.Layer_Dropout(0.1))
-    model.add(lib.Layer_Dense(32, 3, dtype=np.float64))
-    model.add(lib.Activation_Softmax())
-    model.set(loss=lib.Loss_CategoricalCrossentropy(), optimizer=lib.Optimizer_Adam(learning_rate=0.05),
-              accuracy=lib.Accuracy_Categorical())
-    model.finalize()
-    return model
+    layers = [lib.Layer_Dense(2, 32, dtype=np.float64), lib.Activation_ReLU()]
+    layers += [lib.Layer_Dropout(0.1)] if dropout else []
+    layers += [lib.Layer_Dense(32, 3, dtype=np.float64), lib.Activation_Softmax()]
+    return build_model(lib, layers, loss=lib.Loss_CategoricalCrossentropy(),
+                       optimizer=lib.Optimizer_Adam(learning_rate=0.05), accuracy=lib.Accuracy_Categorical())
 
 
 def data(n=90, seed=4):

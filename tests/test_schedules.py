@@ -14,6 +14,8 @@ import fastnn
 import fastnn.reference as ref
 from fastnn.callbacks import TrainingRun
 
+from _book import build_model
+
 SCHEDULES = [
     ("Schedule_Step", {"step_size": 2, "gamma": 0.5}),
     ("Schedule_Exponential", {"gamma": 0.8}),
@@ -77,14 +79,9 @@ def test_cosine_warmup_must_be_shorter_than_the_schedule():
 
 def mlp(lib, optimizer, dtype=np.float64, seed=0):
     np.random.seed(seed)
-    model = lib.Model()
-    model.add(lib.Layer_Dense(2, 16, dtype=dtype))
-    model.add(lib.Activation_ReLU())
-    model.add(lib.Layer_Dense(16, 3, dtype=dtype))
-    model.add(lib.Activation_Softmax())
-    model.set(loss=lib.Loss_CategoricalCrossentropy(), optimizer=optimizer, accuracy=lib.Accuracy_Categorical())
-    model.finalize()
-    return model
+    return build_model(lib, [lib.Layer_Dense(2, 16, dtype=dtype), lib.Activation_ReLU(),
+                             lib.Layer_Dense(16, 3, dtype=dtype), lib.Activation_Softmax()],
+                       loss=lib.Loss_CategoricalCrossentropy(), optimizer=optimizer, accuracy=lib.Accuracy_Categorical())
 
 
 def data(n=60, seed=3):

@@ -8,6 +8,7 @@ import fastnn
 import fastnn.reference as ref
 from fastnn import metrics
 
+from _book import build_model
 from _state import snapshot
 
 
@@ -127,12 +128,9 @@ def test_summary_asks_for_a_shape_it_cannot_find():
 
 def trained(lib, last, loss, n_out, y):
     np.random.seed(0)
-    model = lib.Model()
-    model.add(lib.Layer_Dense(4, n_out))
-    model.add(getattr(lib, last)())
-    model.set(loss=getattr(lib, loss)(), optimizer=lib.Optimizer_Adam(learning_rate=0.05),
-              accuracy=lib.Accuracy_Categorical(**({"binary": True} if last == "Activation_Sigmoid" else {})))
-    model.finalize()
+    model = build_model(lib, [lib.Layer_Dense(4, n_out), getattr(lib, last)()], loss=getattr(lib, loss)(),
+                        optimizer=lib.Optimizer_Adam(learning_rate=0.05),
+                        accuracy=lib.Accuracy_Categorical(**({"binary": True} if last == "Activation_Sigmoid" else {})))
     X = np.random.default_rng(1).standard_normal((30, 4)).astype(np.float32)
     return model, X
 

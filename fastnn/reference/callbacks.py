@@ -205,23 +205,19 @@ class Schedule_ReduceOnPlateau(_Schedule):
         self.cooldown_left = 0
 
     def on_epoch_end(self, run, logs) -> None:
-        better = _better(self.monitor, logs[self.monitor], self.best, self.min_delta)
-        if better:
+        gained = _better(self.monitor, logs[self.monitor], self.best, self.min_delta)
+        if gained:
             self.best = float(logs[self.monitor])
         if self.cooldown_left > 0:  # an epoch of cooldown: not counted
-            self.cooldown_left -= 1
-            self.wait = 0
-        elif better:
-            self.wait = 0
-        else:
-            self.wait += 1
-            if self.wait >= self.patience:
-                new_scale = max(self.scale * self.factor, self.min_factor)
-                if new_scale < self.scale:
-                    self.scale = new_scale
-                    self.reductions += 1
-                    self.cooldown_left = self.cooldown
-                self.wait = 0
+            self.cooldown_left, self.wait = self.cooldown_left - 1, 0
+            return
+        self.wait = 0 if gained else self.wait + 1
+        if self.wait < self.patience:
+            return
+        self.wait = 0
+        lower = max(self.scale * self.factor, self.min_factor)
+        if lower < self.scale:
+            self.scale, self.reductions, self.cooldown_left = lower, self.reductions + 1, self.cooldown
 
     def multiplier(self, iteration: int, steps_per_epoch: int) -> float:
         """The current scale."""
