@@ -118,7 +118,7 @@ def _input_shape(layers, dtype) -> tuple[tuple, str]:
             if _fits(layers, (channels, side, side), dtype):
                 if _fits(layers, (channels, 2 * side + 7, 2 * side + 7), dtype):
                     break  # any size fits: nothing in the model fixes it
-                return (channels, side, side), f"{name}'s in_channels; the smallest square image the layers take"
+                return (channels, side, side), f"{name}'s in_channels, smallest square image that fits"
         raise ValueError(f"Model.summary: the image size of the first layer, {name}, is not fixed by the layers "
                          f"after it; pass input_shape=(channels, height, width)")
     raise ValueError(f"Model.summary: the first layer, {name}, does not give the input shape; pass input_shape="

@@ -35,8 +35,8 @@ def test_cnn_summary_before_training(capsys):
     text = model.summary()
     assert capsys.readouterr().out == text + "\n"
     lines = text.splitlines()
-    assert lines[0] == ("Model: 12 layers, input (1, 28, 28) per sample (Layer_Conv2D's in_channels; the smallest "
-                        "square image the layers take)")
+    assert lines[0] == ("Model: 12 layers, input (1, 28, 28) per sample (Layer_Conv2D's in_channels, smallest "
+                        "square image that fits)")
     assert lines[1].split() == ["#", "layer", "output", "shape", "parameters"]
     rows = [line.split(None, 2) for line in lines[3:15]]
     assert [row[1] for row in rows] == [type(layer).__name__ for layer in model.layers]
@@ -201,3 +201,19 @@ def test_metrics_take_one_hot_rows_and_scores_and_match_the_reference():
 def test_metric_refusals(args, error, match):
     with pytest.raises(error, match=match):
         metrics.confusion_matrix(*args)
+
+
+def test_the_readme_shows_what_summary_prints():
+    """The README's CNN example and the table it shows under it."""
+    import pathlib
+    import re
+
+    readme = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("## A convolutional network"):]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    shown = re.search(r"```text\n(.*?)```", section, re.S).group(1).rstrip("\n")
+    layers = re.search(r"for layer in (\[.*?\]):", code, re.S).group(1)
+    model = fastnn.Model()
+    for layer in eval(layers, vars(fastnn)):
+        model.add(layer)
+    assert model.summary() == shown

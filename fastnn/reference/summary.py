@@ -49,7 +49,7 @@ def summary(model, input_shape=None) -> str:
     else:  # a first Layer_Conv2D: the smallest square image every layer takes
         side = next(s for s in range(1, 1025) if _accepts(layers, (first.in_channels, s, s), dtype))
         shape = (first.in_channels, side, side)
-        origin = f"{type(first).__name__}'s in_channels; the smallest square image the layers take"
+        origin = f"{type(first).__name__}'s in_channels, smallest square image that fits"
     shapes = output_shapes(layers, shape, dtype)
     table = [["#", "layer", "output shape", "parameters"]]
     trainable = running = 0
