@@ -234,3 +234,26 @@ def test_reduce_on_plateau_in_training_needs_validation():
         X, y, epochs=8, verbose="silent", validation_split=0.25,
         callbacks=[fastnn.Schedule_ReduceOnPlateau(monitor="loss", patience=1, factor=0.5)])
     assert history.learning_rate[0] == 0.5 and all(r <= 0.5 for r in history.learning_rate)
+
+
+@pytest.mark.parametrize("mode", [True, "sharded"])
+def test_a_distributed_run_follows_the_schedule(mode):
+    """On fastnn.distributed's one-process communicator a scheduled, augmented, early-stopped run
+    is the normal run, bit for bit (the schedule's factor reaches the distributed step)."""
+    import fastnn.distributed as dist
+
+    X, y = data(64)
+    runs = []
+    dist.set_communicator(dist.SingleProcess())
+    try:
+        for distributed in (False, mode):
+            model = mlp(fastnn, fastnn.Optimizer_Adam(learning_rate=0.02, decay=1e-3))
+            np.random.seed(3)
+            callbacks = [fastnn.Schedule_Cosine(4, warmup=1), fastnn.Callback_EarlyStopping(monitor="loss", patience=2)]
+            history = model.train(X, y, epochs=4, batch_size=16, shuffle=True, verbose="silent", callbacks=callbacks,
+                                  validation_split=0.25, distributed=distributed)
+            runs.append((model.layers[0].weights.copy(), history.learning_rate, history.val_loss))
+    finally:
+        dist.set_communicator(None)
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    assert runs[0][1:] == runs[1][1:] and runs[0][1][0] < 0.02
