@@ -130,13 +130,13 @@ def train(model, X, y, *, epochs, batch_size, print_every, validation_data, verb
     batches = _Batches(X, y, n if batch_size is None else batch_size, shuffle)
     history = History()
     run = TrainingRun(model, epochs, train_steps, validation_data is not None, history)
+    for hook in hooks.on_train_begin:  # (their refusals come before anything changes)
+        hook(run)
     train_step, take = model._train_step, batches.take
     if distributed:  # rank 0's model on every rank, the steps agreed; only rank 0 logs
         train_steps, mode = distributed.start(X, y, validation_data, epochs, batch_size, shuffle, mode)
         run.steps_per_epoch = train_steps
         train_step = distributed.train_step
-    for hook in hooks.on_train_begin:
-        hook(run)
     optimizer = model.optimizer
     step_begin, step_end = hooks.on_step_begin, hooks.on_step_end
     for epoch in range(1, epochs + 1):
