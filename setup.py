@@ -48,7 +48,8 @@ from setuptools.command.build_ext import build_ext
 # faster 8 lanes wide, and a binary built this way never runs on a CPU without AVX2 because the
 # baseline module is used there. -ffp-contract=off keeps every result bit-identical to the
 # baseline build (no fused multiply-adds).
-DISPATCHED = ["_activations", "_dense", "_losses", "_accuracy", "_fused_head", "_optimizers", "_dropout"]
+DISPATCHED = ["_activations", "_dense", "_losses", "_accuracy", "_fused_head", "_optimizers", "_dropout",
+              "_batchnorm"]
 ISA_VARIANTS = {"avx2": ["-mavx2", "-mfma", "-ffp-contract=off"]}
 ISA_STUB_DIR = os.path.join("build", "isa")
 
@@ -314,13 +315,14 @@ def _extensions():
 
 def _cython_digest(pyx):
     """What the C file generated from `pyx` depends on: the .pyx (a variant stub: the .pyx it
-    includes), every .pxd of src_pyx, Cython's and NumPy's versions and the directives."""
+    includes), every .pxd and .pxi of src_pyx, Cython's and NumPy's versions and the directives."""
     import Cython
     digest = hashlib.sha256()
     files = [pyx]
     if os.path.dirname(pyx) == ISA_STUB_DIR:
         files.append(os.path.join("src_pyx", os.path.basename(pyx).rsplit("_", 1)[0] + ".pyx"))
-    files += sorted(glob.glob(os.path.join("src_pyx", "**", "*.pxd"), recursive=True))
+    files += sorted(glob.glob(os.path.join("src_pyx", "**", "*.pxd"), recursive=True)
+                    + glob.glob(os.path.join("src_pyx", "**", "*.pxi"), recursive=True))
     for path in files:
         with open(path, "rb") as f:
             digest.update(path.replace(os.sep, "/").encode() + b"\0" + f.read() + b"\0")

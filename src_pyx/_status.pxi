@@ -1,5 +1,5 @@
 # What a kernel entry point working on a layer's state returns (_dense.pyx, _conv.pyx, _pool.pyx,
-# _optimizers.pyx). Included by each, so each exports the same numbers, also as Python attributes
+# _batchnorm.pyx, _optimizers.pyx). Included by each, so each exports the same numbers, also as Python attributes
 # (cpdef): fastnn/layers.py reads _dense.CONVERT, fastnn/conv.py _conv.NO_FORWARD, ... OK is 0, so
 # the caller's fast path is one call and `if status:`. The kernels build no messages: for any other
 # status the Python method that called them raises the error it stands for (fastnn._validation).
@@ -21,6 +21,9 @@ cpdef enum:
     BAD_BIAS_CACHE = 13
     BAD_ARGMAX = 14   # MaxPool2D backward: argmax points outside the input planes (changed by
                       # hand after forward); dinputs holds a partial result
+    BAD_STATISTICS = 15  # BatchNorm's running_mean / running_var, or
+    BAD_SETTING = 16     #   its momentum / epsilon, cannot be used (replaced by hand?)
+    ONE_VALUE = 17       # BatchNorm training forward with one value per feature: no variance
 
 # OK as a Python int made once: `return _OK` costs an incref (as `return True` did), where
 # `return OK` converts the C constant on every call (measured: 20-30 ns of a 0.5 us entry point).

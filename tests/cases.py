@@ -42,6 +42,9 @@ targets
     least 0.1 away from 0, for MAE's kink).
 classes
     The number of classes of an accuracy's class-id targets.
+min_batch
+    The smallest batch a training forward takes (BatchNorm of (N, F) data: 2; one sample has no
+    variance to normalise with).
 ndim
     The input rank the class requires (Softmax, Dense: 2; Conv2D, MaxPool2D: 4); None: any rank.
 backward
@@ -103,6 +106,7 @@ class Case:
     values: str = "normal"
     targets: str | None = None
     classes: int = 3
+    min_batch: int = 1
     ndim: int | None = None
     backward: bool = True
     gradcheck: bool | None = None
@@ -200,6 +204,10 @@ CASES: dict[str, Case] = {case.name: case for case in [
                    dict(id="same-even", kwargs={"pool_size": 2, "padding": "same"}))),
     Case("Layer_Flatten", inputs=(3, 2, 3, 2), views=("output", "dinputs"), rtol=0),
     Case("Layer_GlobalAveragePool2D", inputs=(2, 3, 4, 5), ndim=4),
+    # (atol: the input gradient's three terms cancel, to nothing at all for a batch of two)
+    Case("Layer_BatchNorm", kwargs={"n_features": 4}, min_batch=2, atol=8,
+         variants=(dict(id="nchw", kwargs={"n_features": 3, "momentum": 0.3, "epsilon": 1e-3}, inputs=(2, 3, 4, 5),
+                        min_batch=1),)),
     # --- losses
     Case("Loss", **_BASE),
     Case("Loss_CategoricalCrossentropy", protocol="loss", targets="class_ids", head="Activation_Softmax",

@@ -22,8 +22,8 @@ if not (ROOT / "setup.py").is_file() or not (PACKAGE / "__init__.py").is_file():
                 allow_module_level=True)
 
 # Rank of each group; a module may import its own group or lower ranks only.
-CLASSES = {"layers", "activations", "losses", "optimizers", "accuracy", "conv", "history", "plotting", "callbacks",
-           "schedules", "augment", "metrics"}
+CLASSES = {"layers", "activations", "losses", "optimizers", "accuracy", "conv", "normalization", "history", "plotting",
+           "callbacks", "schedules", "augment", "metrics"}
 RANK = {"_version": 0, "_shadowed": 0, "_core": 0, "_ext": 1, "backend": 2, **{name: 3 for name in CLASSES}, "io": 4,
         "distributed": 4, "model": 5, "_model_inputs": 5, "_train_loop": 5, "summary": 5, "_public": 6, "": 7}
 # Side packages and what they may import.

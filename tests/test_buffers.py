@@ -2,7 +2,7 @@
 
 - After warm-up a training step of the dense/activation/loss/optimizer path allocates no array:
   tracemalloc (NumPy reports its allocations to it) sees neither growth nor a transient peak of
-  array size over many steps.
+  array size over many steps; nor does the forward and backward of every declared layer.
 - No output aliases an input the kernel reads: a square Dense fed its own output and gradient.
 - User arrays come as they are: Dropout in both modes, the combined head's and CCE's labels, a
   whole training loop; each is converted once and the user's array is never modified.
@@ -20,7 +20,8 @@ import fastnn
 import _book
 import fastnn.reference as ref
 
-from contract.harness import USER_ARRAY_KINDS, kept_dtype, user_arrays
+from cases import cases, ids
+from contract.harness import USER_ARRAY_KINDS, build, data, exercise, kept_dtype, user_arrays
 
 # ---------------------------------------------------------------------------------------------
 # No allocation per step
@@ -112,6 +113,20 @@ def test_training_step_allocates_no_arrays(dropout, labels, dtype):
     growth, peak, grew = measure(net.step)
     assert growth < ARRAY_THRESHOLD, f"memory grew by {growth} bytes over the steps"
     assert peak < ARRAY_THRESHOLD, f"a step allocated {peak} bytes at its peak (an array per step?)"
+    assert not grew, "\n".join(str(s) for s in grew)
+
+
+ALLOCATION_FREE = [case for case in cases("layer", setups=True) if case.backward and not case.seeded]
+
+
+@pytest.mark.parametrize("case", ALLOCATION_FREE, ids=ids(ALLOCATION_FREE))
+def test_every_layer_steps_without_allocating(case):
+    """Each declared layer (its case's setups; dropout, whose mask stream is its own test, aside):
+    forward and backward on a batch of BATCH samples allocate no array once the buffers exist."""
+    made = data(case, np.float32, batch=BATCH)
+    layer = build(case, dtype=np.float32)
+    growth, peak, grew = measure(lambda: exercise(case, layer, made, copies=False), n_steps=8)
+    assert growth < ARRAY_THRESHOLD and peak < ARRAY_THRESHOLD, f"{case.label}: {growth} bytes kept, {peak} at the peak"
     assert not grew, "\n".join(str(s) for s in grew)
 
 

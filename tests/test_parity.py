@@ -41,12 +41,15 @@ ALLOWED_EXTRA_PARAMETERS = {
 # Public methods fastnn has and the reference does not (none: helpers are private).
 ALLOWED_EXTRA_METHODS: dict[str, set[str]] = {}
 
-# Instance attributes fastnn sets and the reference does not (Conv2D's im2col scratch, after use).
-ALLOWED_EXTRA_ATTRIBUTES = {"Layer_Dropout": {"mode"}, "Layer_Conv2D": set(fastnn.Layer_Conv2D._SCRATCH)}
+# Instance attributes fastnn sets and the reference does not (Conv2D's im2col scratch, BatchNorm's
+# statistics of the last forward in float64 and its scratch, after use).
+ALLOWED_EXTRA_ATTRIBUTES = {"Layer_Dropout": {"mode"}, "Layer_Conv2D": set(fastnn.Layer_Conv2D._SCRATCH),
+                            "Layer_BatchNorm": {"_mean", "_inv_std", "_batch", "_sums"}}
 
 # Instance attributes the reference sets and fastnn does not: the reference's im2col matrix, kept
-# after forward for backward (fastnn keeps per-thread scratch of another shape, privately).
-ALLOWED_MISSING_ATTRIBUTES = {"Layer_Conv2D": {"columns"}}
+# after forward for backward (fastnn keeps per-thread scratch of another shape, privately), and its
+# BatchNorm's normalised inputs and statistics (fastnn keeps the statistics only, privately).
+ALLOWED_MISSING_ATTRIBUTES = {"Layer_Conv2D": {"columns"}, "Layer_BatchNorm": {"xhat", "inv_std", "batch_statistics"}}
 
 
 def public_methods(cls):

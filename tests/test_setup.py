@@ -92,7 +92,8 @@ def test_compile_cache_key_ignores_where_the_build_environment_lives(setup_py, t
 
 def test_cython_runs_only_for_modules_whose_sources_changed(source, tmp_path, monkeypatch):
     """A copy of the sources: the first pass cythonizes every module, the second none (their C
-    files are reused), and touching one .pyx's content cythonizes that module alone."""
+    files are reused), touching one .pyx's content cythonizes that module alone, and a shared
+    .pxd or an included .pxi cythonizes again."""
     pytest.importorskip("Cython")
     pytest.importorskip("setuptools")
     tree = tmp_path / "tree"
@@ -129,4 +130,9 @@ def test_cython_runs_only_for_modules_whose_sources_changed(source, tmp_path, mo
     pxd.write_text(pxd.read_text() + "\n# changed\n")
     setup_py._extensions()
     assert len(calls[-1]) == len(first), "a shared .pxd changed: every module depends on it"
+    pxi = tree / "src_pyx" / "_status.pxi"
+    pxi.write_text(pxi.read_text() + "\n# changed\n")
+    before = len(calls)
+    setup_py._extensions()
+    assert len(calls) == before + 1, "an included .pxi changed (the status codes): its modules cythonize again"
 

@@ -302,6 +302,18 @@ def pool_input(x, name: str, pool_size, padding, where: str) -> np.ndarray:
     return x
 
 
+def features_input(x, name: str, dtype: np.dtype, n_features: int, where: str) -> np.ndarray:
+    """Inputs of Layer_BatchNorm: (N, n_features, ...) of the layer's dtype, C order (the shape is
+    checked before any conversion of an ndarray)."""
+    expected = f"(n_samples, {n_features}) or (n_samples, {n_features}, ...): n_features={n_features} on axis 1"
+    if isinstance(x, np.ndarray) and x.dtype.kind in NUMERIC_KINDS and (x.ndim < 2 or x.shape[1] != n_features):
+        raise fail(where, name, expected, f"{x.ndim}-D array of shape {x.shape}")
+    x = as_float_array(x, name, dtype, where)
+    if x.ndim < 2 or x.shape[1] != n_features:
+        raise fail(where, name, expected, f"{x.ndim}-D array of shape {x.shape}")
+    return x
+
+
 def planes_input(x, name: str, where: str) -> np.ndarray:
     """Inputs of Layer_GlobalAveragePool2D: (N, C, H, W) float32/float64 (other real data is
     converted to the default dtype), C order, with non-empty planes."""

@@ -18,6 +18,9 @@ BAD_WEIGHT_CACHE: Final = 11
 BAD_BIAS_MOMENTUMS: Final = 12
 BAD_BIAS_CACHE: Final = 13
 BAD_ARGMAX: Final = 14
+BAD_STATISTICS: Final = 15
+BAD_SETTING: Final = 16
+ONE_VALUE: Final = 17
 
 def forward(state: dict[str, Any], inputs: object) -> int: ...
 def backward(state: dict[str, Any], dvalues: object, want_dinputs: bool = True) -> int: ...

@@ -1,5 +1,5 @@
-"""MaxPool2D and GlobalAveragePool2D kernels on a layer's ``__dict__``; they return a status code (OK, or CONVERT: convert
-the argument and call again, or what stopped them)."""
+"""MaxPool2D and GlobalAveragePool2D kernels on a layer's ``__dict__``; they return a status code
+(OK, or CONVERT: convert the argument and call again, or what stopped them)."""
 from typing import Any, Final
 
 # The status codes of src_pyx/_status.pxi (what a kernel on a layer's state returns; OK is 0).
@@ -18,6 +18,9 @@ BAD_WEIGHT_CACHE: Final = 11
 BAD_BIAS_MOMENTUMS: Final = 12
 BAD_BIAS_CACHE: Final = 13
 BAD_ARGMAX: Final = 14
+BAD_STATISTICS: Final = 15
+BAD_SETTING: Final = 16
+ONE_VALUE: Final = 17
 
 def pool_forward(state: dict[str, Any], inputs: object) -> int: ...
 def pool_backward(state: dict[str, Any], dvalues: object) -> int: ...

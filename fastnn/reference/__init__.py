@@ -23,8 +23,8 @@ Deliberate deviations from the book (each pinned by a test in ``tests/test_refer
 - ``Loss.calculate``/``Accuracy.calculate`` before any ``new_pass()`` start the accumulators at zero.
 - Categorical cross-entropy labels of rank other than 1 or 2 raise ValueError (the book: UnboundLocalError).
 - Beyond the book, ``Layer_Conv2D``, ``Layer_MaxPool2D``, ``Layer_Flatten`` and ``Layer_GlobalAveragePool2D``
-  (``fastnn.reference.conv``), ``Activation_Tanh``, ``Activation_LeakyReLU`` and ``Activation_GELU`` are
-  exported too, and ``Model.train`` takes ``shuffle=``: ``from fastnn.reference import *`` brings the same
+  (``fastnn.reference.conv``), ``Layer_BatchNorm``, ``Activation_Tanh``, ``Activation_LeakyReLU`` and
+  ``Activation_GELU`` are exported too, and ``Model.train`` takes ``shuffle=``: ``from fastnn.reference import *`` brings the same
   classes as ``from fastnn import *``, so a CNN script switches to the reference by its import.
 - Beyond the book too: the training tools (``Callback``, ``Callback_EarlyStopping``, ``Callback_ModelCheckpoint``,
   the ``Schedule_*`` learning-rate schedules, ``Augmentation_CropFlip``), ``Model.train``'s keyword-only
@@ -48,6 +48,7 @@ from .augment import Augmentation_CropFlip  # beyond the book, as the callbacks 
 from .callbacks import (Callback, Callback_EarlyStopping, Callback_ModelCheckpoint, Schedule_Cosine,
                         Schedule_Exponential, Schedule_ReduceOnPlateau, Schedule_Step)
 from .layers import Layer_Dense, Layer_Dropout, Layer_Input
+from .normalization import Layer_BatchNorm  # beyond the book
 from .losses import (
     Activation_Softmax_Loss_CategoricalCrossentropy,
     Loss,
@@ -90,6 +91,7 @@ __all__ = [
     "Layer_MaxPool2D",
     "Layer_Flatten",
     "Layer_GlobalAveragePool2D",
+    "Layer_BatchNorm",
     "Augmentation_CropFlip",
     "Callback",
     "Callback_EarlyStopping",

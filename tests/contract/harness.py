@@ -63,6 +63,11 @@ def parameter_names(case, obj) -> list[str]:
     return _declared_shapes(case, obj, "parameters")
 
 
+def buffer_names(case, obj) -> list[str]:
+    """The declared buffers of obj: state a forward may change, such as running statistics."""
+    return _declared_shapes(case, obj, "buffers")
+
+
 def state_names(case, obj) -> list[str]:
     """The arrays that are obj's state (its declared parameters and buffers), not batch data."""
     return _declared_shapes(case, obj, "parameters") + _declared_shapes(case, obj, "buffers")
@@ -193,9 +198,9 @@ def forward(case, obj, x, training=True):
     obj.forward(x, training)
 
 
-def exercise(case, obj, made) -> dict:
+def exercise(case, obj, made, *, copies=True) -> dict:
     """One round of the case's protocol on obj with the data `made`; returns copies of the
-    results, by name."""
+    results, by name (the arrays themselves with copies=False)."""
     results = {}
     protocol = case.protocol
     if protocol == "layer":
@@ -208,6 +213,8 @@ def exercise(case, obj, made) -> dict:
             results["dinputs"] = obj.dinputs
             for name in parameter_names(case, obj):
                 results[f"d{name}"] = getattr(obj, f"d{name}")
+        for name in buffer_names(case, obj):
+            results[name] = getattr(obj, name)
     elif protocol == "loss":
         results["per_sample"] = obj.forward(made["x"], made["y"])
         results["mean"] = obj.calculate(made["x"], made["y"])
@@ -240,6 +247,8 @@ def exercise(case, obj, made) -> dict:
         results["current_learning_rate"] = optimizer.current_learning_rate
     else:
         raise AssertionError(f"{case.name}: nothing to exercise")
+    if not copies:
+        return results
     return {name: np.array(value, copy=True) if isinstance(value, np.ndarray) else value
             for name, value in results.items()}
 
@@ -329,7 +338,7 @@ def gradient_problem(case, lib, obj, made):
     raise AssertionError(f"{case.name}: no gradient to check")
 
 
-__all__ = ["CASES", "LIBS", "SEED", "assert_close", "assert_same_results", "build", "cases", "data", "eps",
+__all__ = ["CASES", "LIBS", "SEED", "assert_close", "assert_same_results", "buffer_names", "build", "cases", "data", "eps",
            "exercise", "fill", "forward", "gradient_problem", "layer_state_names", "optimizer_pair", "pair",
            "parameter_names", "randomize_parameters", "state_names", "targets", "used"]
 
