@@ -92,12 +92,13 @@ def progress(enabled: bool, total: int, description: str):
 
 
 def fit(model, X, y, *, epochs: int, batch_size: int | None, label: str, show: bool,
-        shuffle: bool = False) -> tuple[float, int, list]:
+        shuffle: bool = False, callbacks=(), augment=None) -> tuple[float, int, list]:
     """Train silently in chunks of epochs under one progress bar; returns (seconds, optimizer steps,
     seconds of each epoch (fastnn's History; empty for the reference, whose train returns None)).
 
     Training in chunks is the same as one long call: the optimizer's iteration count (which drives
-    the learning-rate decay) and the data order carry over from one call to the next."""
+    the learning-rate decay and the schedules) and the data order carry over from one call to the
+    next. `callbacks` and `augment` go to every train call."""
     steps_per_epoch = 1 if batch_size is None else -(-len(X) // batch_size)
     chunk = max(1, min(epochs, 10 if batch_size else 250))
     bar = progress(show, epochs, label)
@@ -107,11 +108,13 @@ def fit(model, X, y, *, epochs: int, batch_size: int | None, label: str, show: b
     while done < epochs:
         n = min(chunk, epochs - done)
         if nn is fastnn:
-            history = model.train(X, y, epochs=n, batch_size=batch_size, verbose="silent", shuffle=shuffle)
+            history = model.train(X, y, epochs=n, batch_size=batch_size, verbose="silent", shuffle=shuffle,
+                                  callbacks=list(callbacks), augment=augment)
             epoch_seconds += history.seconds
         else:  # the book's Model prints its log and has no verbose option
             with contextlib.redirect_stdout(io.StringIO()):
-                model.train(X, y, epochs=n, batch_size=batch_size, print_every=10**9, shuffle=shuffle)
+                model.train(X, y, epochs=n, batch_size=batch_size, print_every=10**9, shuffle=shuffle,
+                            callbacks=list(callbacks), augment=augment)
         done += n
         if bar is not None:
             bar.update(n)
@@ -210,8 +213,8 @@ class MLP:
 
 @dataclass(frozen=True)
 class CNN:
-    """Two 3x3 same-padded convolutions (c1, c2 channels), each with ReLU and 2x2 max-pooling, then
-    [Dropout] Dense(hidden) ReLU [Dropout] and the softmax output."""
+    """Two 3x3 same-padded convolutions (c1, c2 channels), each with [BatchNorm] ReLU and 2x2
+    max-pooling, then [Dropout] Dense(hidden) ReLU [Dropout] and the softmax output."""
     in_channels: int
     size: int
     classes: int
@@ -219,11 +222,16 @@ class CNN:
     c1: int = 32
     c2: int = 64
     hidden: int = 128
+    batch_norm: bool = False            # Layer_BatchNorm after each convolution, before its ReLU
+
+    def _block(self, n_in: int, n_out: int) -> list:
+        layers = [nn.Layer_Conv2D(n_in, n_out, 3, padding=1)]
+        if self.batch_norm:
+            layers.append(nn.Layer_BatchNorm(n_out))
+        return layers + [nn.Activation_ReLU(), nn.Layer_MaxPool2D(2)]
 
     def layers(self) -> list:
-        layers = [nn.Layer_Conv2D(self.in_channels, self.c1, 3, padding=1), nn.Activation_ReLU(),
-                  nn.Layer_MaxPool2D(2), nn.Layer_Conv2D(self.c1, self.c2, 3, padding=1), nn.Activation_ReLU(),
-                  nn.Layer_MaxPool2D(2), nn.Layer_Flatten()]
+        layers = self._block(self.in_channels, self.c1) + self._block(self.c1, self.c2) + [nn.Layer_Flatten()]
         if self.dropout:
             layers.append(nn.Layer_Dropout(self.dropout))
         layers += [nn.Layer_Dense(self.c2 * (self.size // 4) ** 2, self.hidden), nn.Activation_ReLU()]
@@ -307,6 +315,8 @@ class Images:
         X, y, X_test, y_test = self._fetch(args)
         if args.quick:
             X, y = X[:5000], y[:5000]
+        if getattr(args, "samples", None):
+            X, y, X_test, y_test = X[:args.samples], y[:args.samples], X_test[:args.samples], y_test[:args.samples]
         X, y = shuffled(network.prepare(X), y)
         X_test = network.prepare(X_test)
         return (X, y), lambda: (X_test, y_test)
@@ -338,6 +348,8 @@ class Recipe:
     threshold: float | None = None      # the test accuracy the target asks for
     judged_when_quick: bool = False     # the threshold is judged in --quick runs too
     label: str = ""                     # the table's data-set column, when it is not the name
+    augment: tuple | None = None        # (padding, flip): Augmentation_CropFlip of every training batch
+    cosine: float | None = None         # warm-up epochs of a Schedule_Cosine over the run's epochs
     seeds: int = 1                      # the main job's row: the mean over this many seeds (3 with --quick)
 
     @property
@@ -356,6 +368,12 @@ class Recipe:
         model.finalize()
         return model
 
+    def tools(self, epochs: int) -> tuple[list, object]:
+        """(callbacks, augment) of a run of `epochs` epochs, from the library in use."""
+        callbacks = [] if self.cosine is None else [nn.Schedule_Cosine(epochs, warmup=min(self.cosine, epochs / 2))]
+        augment = None if self.augment is None else nn.Augmentation_CropFlip(*self.augment)
+        return callbacks, augment
+
 
 def run(recipe: Recipe, args, show: bool) -> Result:
     """Train `recipe` (with args.quick, args.epochs, args.data_dir) and measure its train and test
@@ -365,8 +383,10 @@ def run(recipe: Recipe, args, show: bool) -> Result:
     with recipe.network.threads():
         (X, y), test_data = recipe.data.load(args, recipe.network)
         model = recipe.build()
+        callbacks, augment = recipe.tools(epochs)
         seconds, steps, epoch_seconds = fit(model, X, y, epochs=epochs, batch_size=recipe.batch_size,
-                                            label=recipe.title, show=show, shuffle=recipe.reshuffle)
+                                            label=recipe.title, show=show, shuffle=recipe.reshuffle,
+                                            callbacks=callbacks, augment=augment)
         X_test, y_test = test_data()
         result = Result(recipe.title, recipe.model, epochs, accuracy(model, X, y, evaluation_batch),
                         accuracy(model, X_test, y_test, evaluation_batch), seconds, steps, recipe.target,
@@ -481,6 +501,8 @@ def parse_args(argv=None):
     parser.add_argument("--data-dir", type=pathlib.Path, default=None,
                         help="folder holding mnist/, fashion-mnist/, cifar-10-*, malaria/ (default: fastnn's search path)")
     parser.add_argument("--epochs", type=int, default=None, help="override every recipe's epoch count")
+    parser.add_argument("--samples", type=int, default=None,
+                        help="keep the first N training and N test samples of the real data sets (smoke runs)")
     parser.add_argument("--seed", type=int, default=0, help="NumPy global seed, set before each recipe (default 0)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--download", action="store_true",
@@ -495,6 +517,8 @@ def parse_args(argv=None):
         parser.error(f"unknown dataset(s) {', '.join(unknown)}; choose from {', '.join(RECIPES)}")
     if args.epochs is not None and args.epochs <= 0:
         parser.error("--epochs must be a positive integer")
+    if args.samples is not None and args.samples <= 0:
+        parser.error("--samples must be a positive integer")
     args.names = names
     return args
 

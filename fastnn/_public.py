@@ -8,7 +8,10 @@ from .backend import blas
 blas.install_backend()
 blas.install_thread_functions()
 
-from . import accuracy, activations, conv, layers, losses, model, normalization, optimizers  # noqa: E402,F401  (declare the classes)
+# Importing the class modules declares the classes.
+from . import accuracy, activations, augment, callbacks, conv, layers, losses, model, normalization  # noqa: E402,F401
+from . import optimizers  # noqa: E402,F401
+from . import metrics, schedules  # noqa: E402,F401
 from ._core.config import default_dtype, dropout_mode, init  # noqa: E402
 from ._core.spec import declared  # noqa: E402
 from .backend.build_info import show_config  # noqa: E402

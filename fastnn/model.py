@@ -8,7 +8,10 @@ character (``epoch: N``, step lines, ``training, ...``, ``validation, ...``).
 
 Beyond the book:
 - ``train`` returns a History; ``verbose`` chooses the book's lines, a progress bar (tqdm) or
-  silence; ``shuffle=True`` reshuffles every epoch (default off, as the book).
+  silence; ``shuffle=True`` reshuffles every epoch (default off, as the book); ``callbacks``
+  (early stopping, checkpoints, the learning-rate schedules), ``validation_split`` and
+  ``augment`` (docs/training.md; the loop is fastnn/_train_loop.py). ``summary()`` and
+  ``predict_classes(X)``.
 - The data is checked before any work (lengths, label range, validation shapes) and converted
   once; a loss that becomes NaN or infinite stops training with an error naming epoch and step.
 - ``save``/``load`` and ``save_parameters``/``load_parameters`` use a safe file format (JSON +
@@ -19,17 +22,16 @@ from __future__ import annotations
 
 import math
 import sys
-import time
 
 import numpy as np
 
-from . import _model_inputs as _inputs
+from . import _model_inputs as _inputs, _train_loop as _loop
 from ._core import checks as _checks
 from ._core.spec import declare
 from ._ext import _fused_head
 from .accuracy import Accuracy_Categorical
 from .activations import Activation_Softmax
-from . import io as _io
+from . import io as _io, summary as _summary
 from .distributed import session as _distributed
 from .history import History
 from .layers import Layer_Input
@@ -144,7 +146,8 @@ class Model:
     @_inputs.serialized
     @_distributed.collective
     def train(self, X, y, *, epochs: int = 1, batch_size: int | None = None, print_every: int = 1,
-              validation_data=None, verbose="book", shuffle: bool = False, distributed=False) -> History:
+              validation_data=None, verbose="book", shuffle: bool = False, callbacks=None,
+              validation_split: float | None = None, augment=None, distributed=False) -> History:
         """Train with the book's loop and log; returns a History (the book returns None).
 
         X: (n_samples, ...) inputs; y: targets of the loss (class ids or one-hot rows for
@@ -154,81 +157,21 @@ class Model:
         default), "progress" (a tqdm bar per epoch) or "silent" (False); shuffle: reshuffle the
         samples every epoch with NumPy's global RNG; distributed: True (under mpiexec, every rank
         passes the same data) or "sharded" (each its own part), see docs/distributed.md.
+
+        Beyond the book (docs/training.md): callbacks: a list of Callback objects (early
+        stopping, checkpoints, the Schedule_* learning-rate schedules, your own); validation_split:
+        a fraction in (0, 1): the last that fraction of X and y (taken before any shuffling, as
+        Keras does) is held out as validation data instead of trained on; augment: an
+        augmentation (e.g. Augmentation_CropFlip(padding=2)) or a function applied to every
+        training batch (n_samples, ...) as it is taken, returning a batch of the same shape.
         """
-        where = "Model.train"
-        _inputs.require_ready(self, where, training=True)
-        epochs = _checks.positive_int(epochs, "epochs", where)
-        print_every = _checks.positive_int(print_every, "print_every", where)
-        if batch_size is not None:
-            batch_size = _checks.positive_int(batch_size, "batch_size", where)
-        mode = _inputs.verbosity(verbose)
-        y_given = y
-        X, y = _inputs.prepare_data(self, X, y, where)
-        if validation_data is not None:
-            validation_data = _inputs.prepare_validation(self, validation_data, X, where)
+        return _loop.train(self, X, y, epochs=epochs, batch_size=batch_size, print_every=print_every,
+                           validation_data=validation_data, verbose=verbose, shuffle=shuffle, callbacks=callbacks,
+                           validation_split=validation_split, augment=augment, distributed=distributed)
 
-        # The book sets the regression precision from the targets as given (before any dtype change).
-        self.accuracy.init(y_given)
-        n = len(X)
-        train_steps = 1 if batch_size is None else -(-n // batch_size)
-        step_size = n if batch_size is None else batch_size
-        history = History()
-        order = None
-        train_step = self._train_step
-        if distributed:  # rank 0's model on every rank, the steps agreed; only rank 0 logs
-            train_steps, mode = distributed.start(X, y, validation_data, epochs, batch_size, shuffle, mode)
-            train_step = distributed.train_step
-        for epoch in range(1, epochs + 1):
-            started = time.perf_counter()
-            if mode == "book":
-                print(f"epoch: {epoch}")
-            self.loss.new_pass()
-            self.accuracy.new_pass()
-            if shuffle:
-                order = np.random.permutation(n)
-                X_epoch, y_epoch = X[order], y[order]
-            else:
-                X_epoch, y_epoch = X, y
-            bar = _inputs.progress_bar(mode, train_steps, epoch, epochs)
-            for step in range(train_steps):
-                batch_X = X_epoch[step * step_size:(step + 1) * step_size]
-                batch_y = y_epoch[step * step_size:(step + 1) * step_size]
-                data_loss, reg_loss, accuracy = train_step(batch_X, batch_y, epoch, step)
-                if mode == "book" and (not step % print_every or step == train_steps - 1):
-                    print(f"step: {step}, acc: {accuracy:.3f}, loss: {data_loss + reg_loss:.3f} ("
-                          f"data_loss: {data_loss:.3f}, reg_loss: {reg_loss:.3f}), "
-                          f"lr: {self.optimizer.current_learning_rate}")
-                if bar is not None:
-                    bar.update(1)
-                    if not step % print_every or step == train_steps - 1:
-                        bar.set_postfix(loss=f"{data_loss + reg_loss:.3f}", acc=f"{accuracy:.3f}", refresh=False)
-            if distributed:
-                distributed.reduce_accumulated()
-            epoch_data_loss, epoch_reg_loss = self.loss.calculate_accumulated(include_regularization=True)
-            epoch_loss = epoch_data_loss + epoch_reg_loss
-            epoch_accuracy = self.accuracy.calculate_accumulated()
-            if bar is not None:
-                bar.close()
-            if mode == "book":
-                print(f"training, acc: {epoch_accuracy:.3f}, loss: {epoch_loss:.3f} ("
-                      f"data_loss: {epoch_data_loss:.3f}, reg_loss: {epoch_reg_loss:.3f}), "
-                      f"lr: {self.optimizer.current_learning_rate}")
-            elif mode == "progress":
-                print(f"epoch {epoch}/{epochs}: acc {epoch_accuracy:.3f}, loss {epoch_loss:.3f}, "
-                      f"lr {self.optimizer.current_learning_rate:.6g}", file=sys.stderr)
-            val_loss = val_accuracy = None
-            if validation_data is not None:
-                val_loss, val_accuracy = self._evaluate(*validation_data, batch_size, mode, where, distributed)
-            history.append(loss=float(epoch_loss), data_loss=float(epoch_data_loss), reg_loss=float(epoch_reg_loss),
-                           accuracy=float(epoch_accuracy),
-                           learning_rate=float(self.optimizer.current_learning_rate),
-                           val_loss=val_loss, val_accuracy=val_accuracy,
-                           seconds=time.perf_counter() - started)
-        return history
-
-    def _train_step(self, batch_X, batch_y, epoch: int, step: int):
+    def _train_step(self, batch_X, batch_y, epoch: int, step: int, factor: float | None = None):
         result = self._gradients(batch_X, batch_y, epoch, step)
-        self._update()
+        self._update(factor)
         return result
 
     def _gradients(self, batch_X, batch_y, epoch: int, step: int):
@@ -251,9 +194,16 @@ class Model:
             self._backward_layers(len(self.layers) - 2)
         return data_loss, reg_loss, accuracy
 
-    def _update(self) -> None:
+    def _update(self, factor: float | None = None) -> None:
+        """The optimizer's step. With a schedule's `factor`, the step's rate is the book's rate
+        (decayed, when decay is set) times factor: the book recomputes current_learning_rate only
+        with a decay, so it starts from learning_rate."""
         optimizer = self.optimizer
+        if factor is not None:
+            optimizer.current_learning_rate = optimizer.learning_rate
         optimizer.pre_update_params()
+        if factor is not None:
+            optimizer.current_learning_rate = optimizer.current_learning_rate * factor
         for layer in self.trainable_layers:
             optimizer.update_params(layer)
         optimizer.post_update_params()
@@ -372,6 +322,29 @@ class Model:
             outputs.append(np.array(output, copy=True))  # buffers are reused: hand out copies
         return outputs[0] if len(outputs) == 1 else np.vstack(outputs)
 
+
+    @_inputs.serialized
+    def predict_classes(self, X, *, batch_size: int | None = None) -> np.ndarray:
+        """The predicted class of each sample of X: (n_samples,) class ids for a model ending in
+        Softmax (the argmax) or in a one-output Sigmoid (0/1), (n_samples, n_outputs) 0/1 for a
+        multi-output Sigmoid: ``output_layer_activation.predictions`` of ``predict(X)``. A model
+        whose predictions are not classes (a regression) raises a ValueError."""
+        outputs = self.predict(X, batch_size=batch_size)
+        classes = self._predictions(outputs)
+        if not isinstance(classes, np.ndarray) or classes.dtype.kind not in "biu":
+            raise ValueError(f"Model.predict_classes: the model ends in {type(self.output_layer_activation).__name__}, "
+                             f"whose predictions are not classes; use predict()")
+        return classes.reshape(-1) if classes.ndim == 2 and classes.shape[1] == 1 else classes
+
+    def summary(self, input_shape=None) -> str:
+        """Print and return (as text) a table of the layers: each one's output shape per sample
+        and parameter count, then the totals. input_shape: the shape of one sample, e.g.
+        (n_features,) or (channels, height, width); by default a first Layer_Dense's n_inputs, or
+        a first Layer_Conv2D's in_channels with the smallest square image the layers take. Needs
+        no training and no finalize(); the layers are left untouched (see fastnn/summary.py)."""
+        text = _summary.summary(self, input_shape)
+        print(text)
+        return text
 
     # --- parameters and files ----------------------------------------------------------------------
     def get_parameters(self) -> list:

@@ -219,6 +219,19 @@ CASES: dict[str, Case] = {case.name: case for case in [
          ndim=2, rtol=8, variants=(dict(id="onehot", targets="onehot"),)),
     # --- the model
     Case("Model", **_BASE),
+    # --- what Model.train takes beyond the book: augmentation, callbacks, schedules (tests/test_training*.py
+    # drive them; the contract suite checks their constructors, signatures and attributes)
+    Case("Augmentation_CropFlip", **_BASE, kwargs={"padding": 2, "flip": True},
+         invalid=(({"padding": 0, "flip": False}, ValueError,
+                   r"Augmentation_CropFlip: padding=0 with flip=False would change nothing"),)),
+    Case("Callback", **_BASE),
+    Case("Callback_EarlyStopping", **_BASE, kwargs={"monitor": "val_accuracy", "patience": 3}),
+    Case("Callback_ModelCheckpoint", **_BASE, kwargs={"path": "checkpoint.fnn", "monitor": "loss"}),
+    Case("Schedule_Step", **_BASE, kwargs={"step_size": 2, "gamma": 0.5}),
+    Case("Schedule_Exponential", **_BASE, kwargs={"gamma": 0.9}),
+    Case("Schedule_Cosine", **_BASE, kwargs={"epochs": 10, "warmup": 0.5, "min_factor": 0.01},
+         invalid=(({"epochs": 2, "warmup": 2}, ValueError, r"Schedule_Cosine: warmup must be shorter"),)),
+    Case("Schedule_ReduceOnPlateau", **_BASE, kwargs={"patience": 2, "factor": 0.5, "cooldown": 1}),
     # --- optimizers: bit-identical updates (hyper-parameters rounded as NumPy rounds them)
     Case("Optimizer_SGD", protocol="optimizer", kwargs={"learning_rate": 0.5, "decay": 1e-2}, rtol=0,
          variants=(dict(id="momentum", kwargs={"learning_rate": 0.5, "decay": 1e-2, "momentum": 0.9}),

@@ -10,24 +10,14 @@ from fastnn.datasets import MALARIA_CLASSES, load_image_folder, load_malaria
 
 Image = pytest.importorskip("PIL.Image")
 
+from _datafiles import png_bytes, save_image as save, write_malaria_folder, write_malaria_zip  # noqa: E402
+
 
 @pytest.fixture(autouse=True)
 def isolated_places(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
     monkeypatch.delenv("FASTNN_DATA", raising=False)
-
-
-def save(path, array, fmt=None, **options):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(array).save(path, fmt, **options)
-    return array
-
-
-def png_bytes(array):
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, "PNG")
-    return buffer.getvalue()
 
 
 @pytest.fixture
@@ -244,25 +234,6 @@ def expected_malaria(images, size):
     arrays = [np.asarray(Image.fromarray(a).resize((size[1], size[0]), Image.Resampling.BILINEAR))
               for cls in MALARIA_CLASSES for _, a in images[cls]]
     return np.stack(arrays).transpose(0, 3, 1, 2)
-
-
-def write_malaria_folder(folder, images):
-    for cls, items in images.items():
-        for name, array in items:
-            save(folder / cls / name, array)
-        (folder / cls / "Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0 windows thumbnail cache")
-
-
-def write_malaria_zip(path, images, prefix="cell_images/"):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr(prefix, b"")
-        for cls, items in images.items():
-            archive.writestr(f"{prefix}{cls}/", b"")
-            for name, array in items:
-                archive.writestr(f"{prefix}{cls}/{name}", png_bytes(array))
-            archive.writestr(f"{prefix}{cls}/Thumbs.db", b"\xd0\xcf\x11\xe0")
-            archive.writestr(f"__MACOSX/{prefix}{cls}/._x.png", b"resource fork")
 
 
 @pytest.mark.parametrize("layout", ["malaria/cell_images", "cell_images"])

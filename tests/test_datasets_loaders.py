@@ -20,8 +20,9 @@ from fastnn.datasets import (CIFAR10_CLASSES, FASHION_MNIST_CLASSES, IRIS_CLASSE
                              get_data_home, load_cifar10, load_fashion_mnist, load_iris, load_mnist)
 from fastnn.datasets import _idx
 
-MNIST_NAMES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-               "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+import _datafiles
+from _datafiles import CIFAR_FILES, MNIST_NAMES, RECORD, idx_bytes, write_mnist
+
 
 
 @pytest.fixture(autouse=True)
@@ -121,28 +122,8 @@ def test_real_files_found_through_fastnn_data(shared_datasets, monkeypatch):
 
 # ------------------------------------------------------------------------------------------ IDX files
 
-def idx_bytes(array, type_code=0x08, big_endian_dtype=">u1"):
-    """An IDX file written from the format description (independent of fastnn's code)."""
-    array = np.asarray(array)
-    header = bytes([0, 0, type_code, array.ndim]) + b"".join(struct.pack(">I", n) for n in array.shape)
-    return header + array.astype(big_endian_dtype).tobytes()
-
-
 def make_split(rng, n):
     return rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), rng.integers(0, 10, n, dtype=np.uint8)
-
-
-def write_mnist(folder, arrays, *, compressed=(True, True, True, True), raw_overrides=None):
-    """Write the four files into folder; raw_overrides maps a file name to the exact bytes to store."""
-    folder = pathlib.Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, array, gz in zip(MNIST_NAMES, arrays, compressed):
-        data = (raw_overrides or {}).get(name, idx_bytes(array))
-        if gz:
-            (folder / name).write_bytes(gzip.compress(data, mtime=0))
-        else:
-            (folder / name[:-3]).write_bytes(data)
-    return folder
 
 
 @pytest.fixture
@@ -269,10 +250,6 @@ def test_damaged_gzip_stream(tmp_path, small_mnist, damage, words):
 
 # ------------------------------------------------------------------------------------- CIFAR-10 binary
 
-CIFAR_FILES = [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]
-RECORD = 3073
-
-
 def cifar_images(index):
     """The (10000, 32, 32, 3) HWC images and labels stored in batch file number `index` (0..5)."""
     rng = np.random.default_rng(100 + index)
@@ -286,13 +263,7 @@ def cifar_images(index):
 
 
 def cifar_batch_bytes(index):
-    """The batch file written from the format description: label, then the R, G, B planes row-major."""
-    images, labels = cifar_images(index)
-    records = np.empty((10000, RECORD), dtype=np.uint8)
-    records[:, 0] = labels
-    for channel in range(3):
-        records[:, 1 + 1024 * channel:1 + 1024 * (channel + 1)] = images[:, :, :, channel].reshape(10000, 1024)
-    return records.tobytes()
+    return _datafiles.cifar_batch_bytes(*cifar_images(index))
 
 
 def tar_gz(members, path):

@@ -81,8 +81,12 @@ SIGNATURES = {
         "__init__": [], "add": [("layer", P, NO)],
         "set": [("loss", K, None), ("optimizer", K, None), ("accuracy", K, None)],
         "finalize": [],
+        # the book's train, then (beyond the book, keyword-only, off by default) the training tools
         "train": [("X", P, NO), ("y", P, NO), ("epochs", K, 1), ("batch_size", K, None), ("print_every", K, 1),
-                  ("validation_data", K, None), ("shuffle", K, False)],  # shuffle: beyond the book, as fastnn
+                  ("validation_data", K, None), ("shuffle", K, False),   # shuffle: beyond the book, as fastnn
+                  ("callbacks", K, None), ("validation_split", K, None), ("augment", K, None)],
+        "predict_classes": [("X", P, NO), ("batch_size", K, None)],   # beyond the book
+        "summary": [("input_shape", P, None)],                          # beyond the book
         "evaluate": [("X_val", P, NO), ("y_val", P, NO), ("batch_size", K, None)],
         "predict": [("X", P, NO), ("batch_size", K, None)],
         "forward": [("X", P, NO), ("training", P, NO)],

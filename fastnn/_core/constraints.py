@@ -17,7 +17,7 @@ import numpy as np
 
 from . import checks
 
-__all__ = ["Constraint", "Real", "Int", "Pair", "Choice", "Bool", "Optional", "MAX_SIZE", "MAX_COUNT"]
+__all__ = ["Constraint", "Real", "Int", "Pair", "Choice", "Bool", "Optional", "Path", "MAX_SIZE", "MAX_COUNT"]
 
 MAX_SIZE = 2 ** 31 - 1   # sizes, strides, paddings: what a C int in the kernels can index
 MAX_COUNT = 2 ** 63 - 1  # counters (an optimizer's iterations)
@@ -135,6 +135,17 @@ class Bool(Constraint):
 
     def __str__(self) -> str:
         return "True or False"
+
+
+class Path(Constraint):
+    """A file path: a non-empty str or os.PathLike (not bytes, not an int); returned as a
+    pathlib.Path with ~ expanded. Nothing is read or written."""
+
+    def __call__(self, value, name: str, where: str | None = None):
+        return checks.path(value, name, where)
+
+    def __str__(self) -> str:
+        return "a non-empty str or os.PathLike path"
 
 
 class Optional(Constraint):

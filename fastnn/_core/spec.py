@@ -35,7 +35,9 @@ from .constraints import Constraint
 
 __all__ = ["Spec", "declare", "declared", "spec_of", "KINDS", "state_name"]
 
-KINDS = ("layer", "loss", "accuracy", "optimizer", "model")
+# The slots a class fills. Beyond the book's five: learning-rate schedules, training callbacks and
+# batch augmentations, which Model.train uses and model files never hold (saveable=False).
+KINDS = ("layer", "loss", "accuracy", "optimizer", "model", "schedule", "callback", "augmentation")
 
 # Optimizer state on a layer is named after the parameter it belongs to, as in the book:
 # weights -> weight_momentums / weight_cache, biases -> bias_momentums / bias_cache.
@@ -54,7 +56,8 @@ class Spec:
     """What fastnn knows about one class. Made by ``@declare``; read as ``cls._spec``.
 
     cls, kind
-        The class, and the slot it fills: "layer", "loss", "accuracy", "optimizer" or "model".
+        The class, and the slot it fills: "layer", "loss", "accuracy", "optimizer", "model",
+        "schedule", "callback" or "augmentation" (the last three: what Model.train takes).
     params
         {constructor parameter: constraint}, in signature order. ``check(arguments)`` validates
         them; their constraints are also what the documentation and the fuzz tests read.

@@ -2,8 +2,8 @@
 update_layer returns OK or the status of the layer array that stopped it (see REFUSED)."""
 from typing import Any, Final
 
-# The status codes of src_pyx/_status.pxi, which the module includes (OK is 0).
-from ._status import *  # noqa: F403
+# The status codes every layer-state kernel module exports (src_pyx/_status.pxi).
+from ._status_codes import *  # noqa: F403
 
 SGD: Final = 0
 SGD_MOMENTUM: Final = 1

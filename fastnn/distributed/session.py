@@ -165,10 +165,11 @@ class Session:
                                for n in counts) for step in range(steps)]
         return steps, self.log_mode(mode)
 
-    def train_step(self, batch_X, batch_y, epoch: int, step: int):
+    def train_step(self, batch_X, batch_y, epoch: int, step: int, factor: float | None = None):
         """One step: this rank's gradients of its samples, weighted by its share, summed over the
-        ranks with the step's loss and accuracy in one message; then the update. Returns the
-        step's (data_loss, reg_loss, accuracy) over all its samples."""
+        ranks with the step's loss and accuracy in one message; then the update (at the
+        schedules' `factor` of the rate, as Model._update). Returns the step's (data_loss,
+        reg_loss, accuracy) over all its samples."""
         model, message = self.model, self.message
         assert message is not None, "train_step before start"
         if self.totals is None:
@@ -191,7 +192,7 @@ class Session:
             status[LOSS] = status[ACCURACY] = 0
         status[FAILED] = 0
         self.protocol.loop_status(message.data)
-        model._update()
+        model._update(factor)
         return float(status[LOSS]), reg_loss, float(status[ACCURACY])
 
     def reduce_accumulated(self) -> None:

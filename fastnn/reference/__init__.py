@@ -26,6 +26,10 @@ Deliberate deviations from the book (each pinned by a test in ``tests/test_refer
   (``fastnn.reference.conv``), ``Layer_BatchNorm``, ``Activation_Tanh``, ``Activation_LeakyReLU`` and
   ``Activation_GELU`` are exported too, and ``Model.train`` takes ``shuffle=``: ``from fastnn.reference import *`` brings the same
   classes as ``from fastnn import *``, so a CNN script switches to the reference by its import.
+- Beyond the book too: the training tools (``Callback``, ``Callback_EarlyStopping``, ``Callback_ModelCheckpoint``,
+  the ``Schedule_*`` learning-rate schedules, ``Augmentation_CropFlip``), ``Model.train``'s keyword-only
+  ``callbacks``, ``validation_split`` and ``augment`` (left out, the book's loop runs unchanged),
+  ``Model.summary``, ``Model.predict_classes`` and ``fastnn.reference.metrics``.
 - Float labels are converted to the prediction dtype, Dense converts its inputs and incoming gradients
   to the parameter dtype and Dropout casts back to the input dtype (the book under ``nnfs.init()`` lets
   float64 labels, dropout masks and bias gradients leak float64 into the float32 network).
@@ -40,6 +44,9 @@ from .accuracy import Accuracy, Accuracy_Categorical, Accuracy_Regression
 from .activations import Activation_Linear, Activation_ReLU, Activation_Sigmoid, Activation_Softmax
 from .activations import Activation_GELU, Activation_LeakyReLU, Activation_Tanh  # beyond the book
 from .conv import Layer_Conv2D, Layer_Flatten, Layer_GlobalAveragePool2D, Layer_MaxPool2D  # beyond the book
+from .augment import Augmentation_CropFlip  # beyond the book, as the callbacks and schedules
+from .callbacks import (Callback, Callback_EarlyStopping, Callback_ModelCheckpoint, Schedule_Cosine,
+                        Schedule_Exponential, Schedule_ReduceOnPlateau, Schedule_Step)
 from .layers import Layer_Dense, Layer_Dropout, Layer_Input
 from .normalization import Layer_BatchNorm  # beyond the book
 from .losses import (
@@ -50,6 +57,7 @@ from .losses import (
     Loss_MeanAbsoluteError,
     Loss_MeanSquaredError,
 )
+from . import metrics  # noqa: E402  (beyond the book)
 from .model import Model
 from .optimizers import Optimizer_Adagrad, Optimizer_Adam, Optimizer_RMSprop, Optimizer_SGD
 
@@ -84,4 +92,12 @@ __all__ = [
     "Layer_Flatten",
     "Layer_GlobalAveragePool2D",
     "Layer_BatchNorm",
+    "Augmentation_CropFlip",
+    "Callback",
+    "Callback_EarlyStopping",
+    "Callback_ModelCheckpoint",
+    "Schedule_Step",
+    "Schedule_Exponential",
+    "Schedule_Cosine",
+    "Schedule_ReduceOnPlateau",
 ]

@@ -11,10 +11,13 @@ from __future__ import annotations
 import copy
 import os
 import pickle
+import time
 
 import numpy as np
 
 from .accuracy import Accuracy
+from . import summary as _summary
+from .callbacks import Callback, TrainingRun
 from .activations import Activation_Softmax
 from .layers import Layer_Input
 from .losses import Activation_Softmax_Loss_CategoricalCrossentropy, Loss, Loss_CategoricalCrossentropy
@@ -99,17 +102,33 @@ class Model:
 
     def train(self, X: np.ndarray, y: np.ndarray, *, epochs: int = 1, batch_size: int | None = None,
               print_every: int = 1, validation_data: tuple[np.ndarray, np.ndarray] | None = None,
-              shuffle: bool = False) -> None:
+              shuffle: bool = False, callbacks: list | None = None, validation_split: float | None = None,
+              augment: object | None = None) -> None:
         """Train on X (n_samples, n_features) and y for ``epochs`` passes in batches of
         ``batch_size`` rows (the whole set when None), printing the book's log: ``epoch: N``, a
         step line every ``print_every`` steps and at the last step, the epoch's ``training, ...``
         line and, with ``validation_data=(X_val, y_val)``, the ``validation, ...`` line.
         ``shuffle=True`` (not in the book) takes the samples in the order of one
-        ``np.random.permutation(n_samples)`` per epoch, as fastnn's Model does."""
+        ``np.random.permutation(n_samples)`` per epoch, as fastnn's Model does.
+
+        Beyond the book, as fastnn's Model.train: ``callbacks`` (Callback objects, the schedules
+        among them), ``validation_split`` (the last fraction of the samples held out as
+        validation data, before any shuffling) and ``augment`` (applied to each training batch as
+        it is taken)."""
         self._require("loss", "optimizer", "accuracy")
+        callbacks = list(callbacks or [])
+        if validation_split is not None:
+            at = int(len(X) * (1 - validation_split))
+            X, y, validation_data = X[:at], y[:at], (X[at:], y[at:])
         self.accuracy.init(y)
         train_steps = _steps(len(X), batch_size)
+        run = TrainingRun(self, epochs, train_steps, validation_data is not None)
+        scheduled = any(type(c).on_step_begin is not Callback.on_step_begin for c in callbacks)
+        for callback in callbacks:
+            callback.on_train_begin(run)
         for epoch in range(1, epochs + 1):
+            started = time.perf_counter()
+            run.epoch = epoch
             print(f"epoch: {epoch}")
             self.loss.new_pass()
             self.accuracy.new_pass()
@@ -117,16 +136,28 @@ class Model:
             if shuffle:
                 order = np.random.permutation(len(X))
                 X_epoch, y_epoch = X[order], y[order]
+            for callback in callbacks:
+                callback.on_epoch_begin(run)
             for step in range(train_steps):
+                run.step = step
                 batch_X = _batch(X_epoch, step, batch_size)
                 batch_y = _batch(y_epoch, step, batch_size)
+                if augment is not None:
+                    batch_X = augment(batch_X)
+                run.learning_rate_factor = 1.0
+                for callback in callbacks:
+                    callback.on_step_begin(run)
                 output = self.forward(batch_X, training=True)
                 data_loss, regularization_loss = self.loss.calculate(output, batch_y, include_regularization=True)
                 loss = data_loss + regularization_loss
                 predictions = self._predictions(output)
                 accuracy = self.accuracy.calculate(predictions, batch_y)
                 self.backward(output, batch_y)
+                if scheduled:  # the step's rate: the book's (decayed) rate times the schedules' factor
+                    self.optimizer.current_learning_rate = self.optimizer.learning_rate
                 self.optimizer.pre_update_params()
+                if scheduled:
+                    self.optimizer.current_learning_rate = self.optimizer.current_learning_rate * run.learning_rate_factor
                 for layer in self.trainable_layers:
                     self.optimizer.update_params(layer)
                 self.optimizer.post_update_params()
@@ -137,6 +168,12 @@ class Model:
                           f"data_loss: {data_loss:.3f}, "
                           f"reg_loss: {regularization_loss:.3f}), "
                           f"lr: {self.optimizer.current_learning_rate}")
+                logs = {"loss": float(loss), "data_loss": float(data_loss), "reg_loss": float(regularization_loss),
+                        "accuracy": float(accuracy), "learning_rate": float(self.optimizer.current_learning_rate)}
+                for callback in callbacks:
+                    callback.on_step_end(run, logs)
+                if run.stop_training:
+                    break
             epoch_data_loss, epoch_regularization_loss = self.loss.calculate_accumulated(include_regularization=True)
             epoch_loss = epoch_data_loss + epoch_regularization_loss
             epoch_accuracy = self.accuracy.calculate_accumulated()
@@ -146,8 +183,21 @@ class Model:
                   f"data_loss: {epoch_data_loss:.3f}, "
                   f"reg_loss: {epoch_regularization_loss:.3f}), "
                   f"lr: {self.optimizer.current_learning_rate}")
+            logs = {"loss": float(epoch_loss), "data_loss": float(epoch_data_loss),
+                    "reg_loss": float(epoch_regularization_loss), "accuracy": float(epoch_accuracy),
+                    "learning_rate": float(self.optimizer.current_learning_rate), "val_loss": None,
+                    "val_accuracy": None}
             if validation_data is not None:
                 self.evaluate(*validation_data, batch_size=batch_size)
+                logs["val_loss"] = float(self.loss.calculate_accumulated())
+                logs["val_accuracy"] = float(self.accuracy.calculate_accumulated())
+            logs["seconds"] = time.perf_counter() - started
+            for callback in callbacks:
+                callback.on_epoch_end(run, logs)
+            if run.stop_training:
+                break
+        for callback in callbacks:
+            callback.on_train_end(run)
 
     def evaluate(self, X_val: np.ndarray, y_val: np.ndarray, *, batch_size: int | None = None) -> None:
         """Print ``validation, acc: ..., loss: ...`` for X_val (n_samples, n_features) and y_val,
@@ -180,6 +230,21 @@ class Model:
             batch_output = self.forward(batch_X, training=False)
             output.append(batch_output)
         return np.vstack(output)
+
+    def predict_classes(self, X: np.ndarray, *, batch_size: int | None = None) -> np.ndarray:
+        """Class ids (n_samples,) of X (n_samples, n_features): the output layer's predictions of
+        ``predict(X)``, one-column results flattened (not in the book)."""
+        classes = self._predictions(self.predict(X, batch_size=batch_size))
+        if classes.dtype.kind == "f":
+            raise ValueError("Model.predict_classes: the model's predictions are not classes")
+        return classes.ravel() if classes.ndim == 2 and classes.shape[1] == 1 else classes
+
+    def summary(self, input_shape: tuple | None = None) -> str:
+        """Print and return the table of the layers' output shapes and parameter counts (not in
+        the book)."""
+        text = _summary.summary(self, input_shape)
+        print(text)
+        return text
 
     def forward(self, X: np.ndarray, training: bool) -> np.ndarray:
         """Run X (n_samples, n_features) through every layer; returns the last layer's output."""

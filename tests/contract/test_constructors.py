@@ -18,13 +18,15 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
+import pathlib
 
 import numpy as np
 import pytest
 from hypothesis import strategies as st
 
 import fastnn.reference as ref
-from fastnn._core.constraints import Bool, Choice, Int, Optional, Pair, Real
+from fastnn._core.constraints import Bool, Choice, Int, Optional, Pair, Path, Real
 
 from cases import cases
 from contract.harness import build
@@ -51,6 +53,10 @@ def verdict(constraint, value):
                 return ValueError
             return next((error for error in (verdict(constraint.item, v) for v in value) if error), None)
         return verdict(constraint.item, value)
+    if isinstance(constraint, Path):
+        if isinstance(value, bytes) or not isinstance(value, (str, os.PathLike)):
+            return TypeError
+        return None if os.fspath(value) not in ("", b"") else ValueError
     if isinstance(value, (bool, np.bool_)):
         return TypeError
     if isinstance(constraint, Int):
@@ -83,6 +89,8 @@ def accepted(constraint) -> list:
         return [True, False, np.True_]
     if isinstance(constraint, Choice):
         return list(constraint.options)
+    if isinstance(constraint, Path):
+        return ["model.fnn", pathlib.Path("folder") / "model.fnn", "~/model.fnn"]
     if isinstance(constraint, Int):
         return [constraint.low, constraint.low + 1, np.int64(constraint.low + 2)]
     if isinstance(constraint, Pair):
@@ -121,6 +129,9 @@ def refused(constraint) -> list:
                           ([low], ValueError), ((low, low, low), ValueError), ((low, float(low)), TypeError),
                           ((True, low), TypeError), ((low, low - 1), ValueError), ([high + 1, low], ValueError),
                           ((low, 2 ** 70), ValueError), ((None, None), TypeError)]
+    if isinstance(constraint, Path):
+        return [("", ValueError), (b"model.fnn", TypeError), (3, TypeError),
+                (None, TypeError), (1.5, TypeError), (["model.fnn"], TypeError)]
     common = [("1", TypeError), (None, TypeError), (True, TypeError), (np.bool_(False), TypeError),
               (1j, TypeError), ([1], TypeError), (np.array([1]), TypeError)]
     if isinstance(constraint, Int):

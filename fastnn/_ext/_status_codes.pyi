@@ -1,7 +1,6 @@
-"""The status codes of src_pyx/_status.pxi: what a kernel entry point working on a layer's state
-returns (OK is 0). No module of this name exists at run time: the .pxi is included by _dense,
-_conv, _pool, _batchnorm and _optimizers, each of which defines these names, and their stubs take
-them from here."""
+"""The status codes of src_pyx/_status.pxi, which each kernel module working on a layer's state
+(_dense, _conv, _pool, _optimizers, _batchnorm) includes and exports; a stub only, imported by
+their stubs (there is no module of this name at run time)."""
 from typing import Final
 
 OK: Final = 0
