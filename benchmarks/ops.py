@@ -85,13 +85,18 @@ def _op_activation(lib, name, shape, direction):
     return factory
 
 
+# Activations torch has only in torch.nn.functional, under these names.
+_TORCH_FUNCTIONAL = {"leakyrelu": "leaky_relu", "gelu": "gelu"}
+
+
 def _torch_activation(short):
     """torch's function of that name (torch.tanh, ...) or torch.nn.functional's (gelu,
     leaky_relu), None where it has none."""
     if torch is None:
         return None
-    return getattr(torch, short, None) or getattr(torch.nn.functional, {"leakyrelu": "leaky_relu"}.get(short, short),
-                                                  None)
+    if short in _TORCH_FUNCTIONAL:
+        return getattr(torch.nn.functional, _TORCH_FUNCTIONAL[short])
+    return getattr(torch, short, None)
 
 
 def _op_activation_torch(fn, shape):
