@@ -30,7 +30,8 @@ def _error(status: int, where: str, state: dict, inputs=None) -> Exception:
         return fail(where, "inputs", "more than one value per feature to train on (the batch's variance normalises "
                     "them; use batches of 2 or more, or forward(..., training=False))",
                     f"shape {np.shape(inputs)}")
-    n = getattr(state.get("weights"), "shape", ("?",))[0]
+    shape = getattr(state.get("weights"), "shape", None)
+    n = shape[0] if shape else "n_features"
     return ValueError(f"Layer_BatchNorm parameters are inconsistent ({_WHICH[status]}): expected weights, biases, "
                       f"running_mean and running_var as C-contiguous float32 or float64 arrays of one dtype and "
                       f"shape ({n},) (the running statistics writeable), momentum in [0, 1] and epsilon > 0; got "
@@ -97,8 +98,8 @@ class Layer_BatchNorm:
         self.running_var = np.ones(n_features, dtype=dtype)
 
     def __repr__(self) -> str:
-        features = getattr(self.weights, "shape", ("?",))[0]
-        return (f"Layer_BatchNorm({features}, momentum={self.momentum!r}, epsilon={self.epsilon!r}, "
+        shape = getattr(self.weights, "shape", None)
+        return (f"Layer_BatchNorm({shape[0] if shape else '?'}, momentum={self.momentum!r}, epsilon={self.epsilon!r}, "
                 f"dtype={getattr(self.weights, 'dtype', '?')})")
 
     def forward(self, inputs, training: bool = True) -> None:

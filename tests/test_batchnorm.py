@@ -85,6 +85,7 @@ def test_a_training_batch_of_one_value_per_feature_is_refused():
     (lambda l: setattr(l, "epsilon", -1.0), r"inconsistent \(momentum and epsilon\)"),
     (lambda l: setattr(l, "weights", np.ones(5, np.float32)), r"inconsistent \(biases\)"),
     (lambda l: setattr(l, "weights", np.ones((1, 3), np.float32)), r"inconsistent \(weights\)"),
+    (lambda l: setattr(l, "weights", np.float32(1)), r"inconsistent \(weights\).*shape \(n_features,\)"),
 ])
 def test_state_broken_by_hand_is_refused_and_changes_nothing(change, message):
     def build():
