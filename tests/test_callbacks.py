@@ -271,3 +271,28 @@ def test_refused_before_anything_changes(kwargs, error, match, tmp_path, monkeyp
 def test_constructor_messages(cls, kwargs, match):
     with pytest.raises((TypeError, ValueError), match=match):
         cls(**kwargs)
+
+
+@pytest.mark.parametrize("lib", [fastnn, ref], ids=["fastnn", "reference"])
+def test_early_stopping_restores_the_running_statistics_too(lib):
+    X, y = data(120)
+    np.random.seed(0)
+    model = build_model(lib, [lib.Layer_Dense(2, 16, dtype=np.float64), lib.Layer_BatchNorm(16, dtype=np.float64),
+                              lib.Activation_ReLU(), lib.Layer_Dense(16, 3, dtype=np.float64), lib.Activation_Softmax()],
+                        loss=lib.Loss_CategoricalCrossentropy(), optimizer=lib.Optimizer_Adam(learning_rate=0.05),
+                        accuracy=lib.Accuracy_Categorical())
+    kept = []
+
+    class Keep(lib.Callback):
+        def on_epoch_end(self, run, logs):
+            kept.append({name: getattr(run.model.layers[1], name).copy()
+                         for name in ("weights", "biases", "running_mean", "running_var")})
+
+    stopper = lib.Callback_EarlyStopping(patience=2)
+    with contextlib.redirect_stdout(io.StringIO()):
+        model.train(X, y, epochs=100, batch_size=20, validation_split=0.5, callbacks=[Keep(), stopper])
+    assert stopper.stopped_epoch == len(kept) and stopper.best_epoch < len(kept)
+    for name, value in kept[stopper.best_epoch - 1].items():
+        np.testing.assert_array_equal(getattr(model.layers[1], name), value, err_msg=name)
+    assert not np.array_equal(kept[-1]["running_mean"], kept[stopper.best_epoch - 1]["running_mean"])
+

@@ -83,10 +83,10 @@ def test_a_scheduled_recipe_ends_below_its_starting_rate(data_dir):
         pytest.skip("no recipe has a schedule")
     recipe = networks.RECIPES[scheduled[0]]
     np.random.seed(0)
-    args = argparse.Namespace(quick=False, data_dir=data_dir, epochs=2, samples=SAMPLES)
+    args = argparse.Namespace(quick=False, data_dir=data_dir, epochs=3, samples=SAMPLES)
     (X, y), _ = recipe.data.load(args, recipe.network)
     model = recipe.build()
-    callbacks, augment = recipe.tools(2)
-    history = model.train(X, y, epochs=2, batch_size=recipe.batch_size, verbose="silent", callbacks=callbacks,
+    callbacks, augment = recipe.tools(3)
+    history = model.train(X, y, epochs=3, batch_size=recipe.batch_size, verbose="silent", callbacks=callbacks,
                           augment=augment)
-    assert history.learning_rate[-1] < recipe.adam[0]
+    assert history.learning_rate[-1] < recipe.adam[0] == history.learning_rate[0]

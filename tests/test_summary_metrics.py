@@ -124,6 +124,21 @@ def test_summary_asks_for_a_shape_it_cannot_find():
     assert "(2, 3, 3)" in convolutional.summary((1, 8, 8))
 
 
+def test_summary_counts_the_running_statistics_as_other_state():
+    model = fastnn.Model()
+    for layer in (fastnn.Layer_Conv2D(1, 4, 3), fastnn.Layer_BatchNorm(4), fastnn.Activation_ReLU(),
+                  fastnn.Layer_Flatten(), fastnn.Layer_Dense(4 * 6 * 6, 2)):
+        model.add(layer)
+    text = model.summary((1, 8, 8))
+    assert "Layer_BatchNorm" in text and "(4, 6, 6)" in text
+    assert "trainable parameters: 338" in text and "other state (running statistics): 8" in text
+    slow = ref.Model()
+    for layer in (ref.Layer_Conv2D(1, 4, 3), ref.Layer_BatchNorm(4), ref.Activation_ReLU(), ref.Layer_Flatten(),
+                  ref.Layer_Dense(4 * 6 * 6, 2)):
+        slow.add(layer)
+    assert slow.summary((1, 8, 8)) == text
+
+
 # --- predict_classes -------------------------------------------------------------------------------
 
 def trained(lib, last, loss, n_out, y):
