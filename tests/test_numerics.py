@@ -230,3 +230,16 @@ def test_a_regularisation_loss_that_overflows_is_caught_too():
     with pytest.raises(FloatingPointError, match=r"reg_loss inf\) at epoch 1, step 0"):
         model.train(X, y, epochs=1, verbose=False)
     assert model.optimizer.iterations == 0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_categorical_accuracy_takes_a_nan_as_the_maximum_like_np_argmax(dtype):
+    # np.argmax returns the first NaN of a row; the book's Accuracy_Categorical compares that
+    # index with the label, so a NaN score decides the row whatever the numbers around it are.
+    nan = np.nan
+    scores = np.array([[0.1, nan, 0.9], [nan, 0.5, 0.2], [0.3, 0.6, nan], [0.2, nan, nan],
+                       [0.7, 0.1, 0.2], [nan, nan, nan], [0.1, 0.2, 0.3], [0.5, nan, 0.9]], dtype=dtype)
+    for y in (np.array([1, 0, 2, 1, 0, 0, 2, 1]), np.array([2, 1, 1, 2, 0, 1, 2, 2]), np.zeros(8, np.int64)):
+        book = ref.Accuracy_Categorical().calculate(np.argmax(scores, axis=1), y)
+        # the Model's path for a softmax output: the argmax and the comparison in one kernel
+        assert fastnn.Accuracy_Categorical()._calculate_from_scores(scores, y) == book
