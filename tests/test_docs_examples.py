@@ -25,6 +25,7 @@ if not (REPO / "setup.py").is_file():  # a copy of tests/ run against a wheel (.
     REPO = pathlib.Path(os.environ.get("FASTNN_SOURCE_TREE", REPO))
 PAGES = sorted([REPO / "README.md", *(REPO / "docs").glob("*.md")]) if (REPO / "docs").is_dir() else []
 FENCE = re.compile(r"^```python\n(.*?)^```$", re.S | re.M)
+SUMMARY = re.compile(r"^```text\n(Model: .*?)^```$", re.S | re.M)
 
 
 def python_blocks(path: pathlib.Path) -> list[str]:
@@ -84,7 +85,11 @@ def test_every_python_block_runs(page, tmp_path, monkeypatch, capsys):
     finally:
         np.random.set_state(state)
         fastnn.distributed.set_communicator(None)
-    assert capsys.readouterr().out  # every page's examples print what they show
+    printed = capsys.readouterr().out
+    assert printed  # every page's examples print what they show
+    # A model summary a page shows (a ```text block starting "Model: ") is what its code prints.
+    for shown in SUMMARY.findall(page.read_text(encoding="utf-8")):
+        assert shown in printed, f"{page.name}: the summary shown is not what model.summary() printed:\n{shown}"
 
 
 def test_the_readme_starts_with_the_two_set_up_commands():
