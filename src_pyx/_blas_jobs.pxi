@@ -8,6 +8,8 @@
 # One threaded GEMM at a time: OpenBLAS hands every caller-managed call the same per-thread
 # buffers, so two Python threads' GEMMs at once corrupted each other's products (overflows and
 # NaN within 20 calls of 3 threads); the lock serialises them, as OpenBLAS's own server does.
+# In a process forked from this one, GCC's OpenMP team is not usable (its threads were not
+# copied), so a child runs the jobs on POSIX threads (and re-creates the lock).
 cdef extern from *:
     """
     #if defined(_OPENMP) && !defined(_WIN32)
@@ -40,13 +42,21 @@ cdef extern from *:
         free(threads);
     }
     static pthread_mutex_t fastnn_blas_lock = PTHREAD_MUTEX_INITIALIZER;
+    static volatile int fastnn_blas_forked = 0;
+    static pthread_once_t fastnn_blas_once = PTHREAD_ONCE_INIT;
+    static void fastnn_blas_child(void) {
+        pthread_mutex_init(&fastnn_blas_lock, NULL);
+        fastnn_blas_forked = 1;
+    }
+    static void fastnn_blas_register(void) { pthread_atfork(NULL, NULL, fastnn_blas_child); }
+    static void fastnn_blas_jobs_init(void) { pthread_once(&fastnn_blas_once, fastnn_blas_register); }
     static void fastnn_blas_jobs_locked(fastnn_dojob_t dojob, int numjobs, size_t elsize, char* data, int arg) {
         int mismatch = 0;
         if (numjobs == 1) {
             dojob(0, data, arg);
             return;
         }
-        if (omp_in_parallel() || omp_get_dynamic() || omp_get_thread_limit() < numjobs) {
+        if (fastnn_blas_forked || omp_in_parallel() || omp_get_dynamic() || omp_get_thread_limit() < numjobs) {
             fastnn_jobs_on_pthreads(dojob, numjobs, elsize, data, arg);
             return;
         }
@@ -71,7 +81,9 @@ cdef extern from *:
     #else
     #define FASTNN_BLAS_JOBS 0
     static void fastnn_blas_jobs(int sync, void* dojob, int numjobs, size_t elsize, void* jobdata, int arg) {}
+    static void fastnn_blas_jobs_init(void) {}
     #endif
     """
     int FASTNN_BLAS_JOBS
     void fastnn_blas_jobs(int, void*, int, size_t, void*, int) noexcept nogil
+    void fastnn_blas_jobs_init() noexcept nogil

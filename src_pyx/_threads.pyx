@@ -88,7 +88,10 @@ def blas_jobs_address():
     """The address of blas_jobs, the callback that runs OpenBLAS's threaded work on fastnn's
     OpenMP team (openblas_set_threads_callback_function), or 0 when this build cannot run it
     (no OpenMP, or no POSIX threads for its fallback)."""
-    return <size_t>fastnn_blas_jobs if FASTNN_BLAS_JOBS else 0
+    if not FASTNN_BLAS_JOBS:
+        return 0
+    fastnn_blas_jobs_init()      # a forked child runs the jobs on POSIX threads
+    return <size_t>fastnn_blas_jobs
 
 
 def set_shared_team(bint shared):

@@ -120,3 +120,18 @@ def test_conv_training_under_blas_threads_matches_serial_conv():
         _threads.set_min_work_per_thread(threshold)
     for got, want in zip(*results):
         np.testing.assert_array_equal(got, want)
+
+
+@needs_team
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_threaded_gemm_in_a_forked_child():
+    """A child forked after the parent used the team still multiplies (on POSIX threads)."""
+    a = np.random.default_rng(3).standard_normal((600, 600)).astype(np.float32)
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        want = a @ a
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child reports through its exit status
+            ok = np.array_equal(a @ a, want)
+            os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
