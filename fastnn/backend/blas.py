@@ -21,6 +21,7 @@ from __future__ import annotations
 import ctypes
 import glob
 import os
+from typing import Any
 
 import numpy as np
 
@@ -160,7 +161,7 @@ _OPENBLAS_CALLBACK_SYMBOLS = (
 )
 
 
-_callback_setter = None   # OpenBLAS's set_threads_callback_function, once found
+_callback_setter: Any = None   # OpenBLAS's set_threads_callback_function, once found
 
 
 def set_shared_team(enabled: bool) -> bool:
