@@ -14,8 +14,8 @@ OpenBLAS's thread functions here at import). One module, so the setting is proce
    meanwhile: one sample's GEMMs are too small for OpenBLAS to split well (conv 32->64, k3,
    14x14, batch 128 on 2 cores: 35 ms with OpenBLAS splitting the GEMMs of 4 samples at a time,
    22 ms with 2 OpenMP threads running one sample each).
-3. Element-wise, loss, optimizer, pooling and BatchNorm kernels run on the calling thread
-   (memory-bound; docs/threads.md).
+3. BatchNorm (_batchnorm.pyx) splits NCHW channels over the same team. Element-wise, loss,
+   optimizer and pooling kernels run on the calling thread (memory-bound; docs/threads.md).
 Automatic mode (set_num_threads(0), the default): OpenMP's thread count (OMP_NUM_THREADS, the
 cores, or what threadpoolctl set for "openmp"). Without the callback (a BLAS other than NumPy's
 OpenBLAS, or an OpenBLAS older than 0.3.27) the old rule applies: the batch is split only while
