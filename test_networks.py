@@ -244,13 +244,9 @@ class CNN:
         return scaled_image_tensors(images)
 
     def threads(self):
-        """NumPy's BLAS limited to one thread for fastnn, so the convolutions run one sample per core
-        (see fastnn.conv: OpenBLAS's busy-waiting workers and an OpenMP team would fight for the cores)."""
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:
-            return contextlib.nullcontext()
-        return threadpool_limits(1, "blas") if nn is fastnn else contextlib.nullcontext()
+        """No thread setting: fastnn's convolutions split the batch over the OpenMP team that NumPy's
+        BLAS also runs on, at default settings (docs/threads.md)."""
+        return contextlib.nullcontext()
 
 
 @dataclass(frozen=True)

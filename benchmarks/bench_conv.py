@@ -1,6 +1,6 @@
-"""Convolution benchmarks: Layer_Conv2D forward+backward, Layer_MaxPool2D forward+backward and
-whole CNN training steps, fastnn against fastnn.reference (NumPy) and PyTorch (when installed),
-float32, in one process.
+"""Convolution benchmarks: Layer_Conv2D forward+backward, Layer_MaxPool2D and Layer_BatchNorm
+forward+backward and whole CNN training steps, fastnn against fastnn.reference (NumPy) and
+PyTorch (when installed), float32, in one process.
 
     pytest benchmarks/bench_conv.py --benchmark-only          # timings (pytest-benchmark groups)
     pytest benchmarks/bench_conv.py --benchmark-disable       # smoke pass: every case runs once
@@ -8,15 +8,17 @@ float32, in one process.
 
 Threads: BLAS, OpenMP and torch are pinned to FASTNN_BENCH_THREADS (default 2, the cores of the
 reference machine) for the whole run; the figures are printed with the run. Two fastnn peers:
-- "fastnn": the process defaults (NumPy's BLAS on 2 threads). fastnn's conv kernels then run
-  serially (BLAS pinned to one thread inside them): an OpenMP team would fight OpenBLAS's
-  busy-waiting workers (fastnn/conv.py);
-- "fastnn-blas1": NumPy's BLAS limited to one thread for the case, the setting fastnn/conv.py
-  recommends for CNNs on few cores: the conv kernels split the batch over 2 OpenMP threads and
-  the Dense layers' GEMMs run on one thread.
+- "fastnn": the process defaults. NumPy's OpenBLAS runs its threaded GEMMs on fastnn's OpenMP
+  team, and the conv kernels split the batch over that team (docs/threads.md);
+- "fastnn-blas1": NumPy's BLAS limited to one thread for the case (threadpoolctl), the old advice
+  for CNNs on few cores, kept to show that it is no longer needed.
 torch uses its own OpenMP pool (oneDNN kernels).
 
-Targets: fastnn >= 10x the reference, and within 2x of PyTorch (time <= 2x torch's).
+The table gives each conv case's GFLOP/s (2 x multiply-adds of forward and both backward
+products, 3 x the forward's) next to the sgemm rate of the same run (a 2048^3 product through
+fastnn's GEMM entry, same threads).
+
+Targets: fastnn >= 10x the reference, and no slower than PyTorch (time <= torch's).
 
 A training step is what Model.train does per batch (``_book.model_step``): forward, loss (+
 regularisation), accuracy, backward, and one optimizer update (Adam) of every trainable layer.
@@ -64,6 +66,11 @@ CONVS = {
 POOLS = {
     "pool-2x2": (128, 32, 28, 2, 2),
     "pool-3x3s2": (128, 32, 28, 3, 2),
+}
+# name: (batch, channels, size): BatchNorm over the channels of NCHW data, training mode
+NORMS = {
+    "bn-32x28": (128, 32, 28),
+    "bn-64x14": (128, 64, 14),
 }
 # name: (batch, [conv (out_channels, kernel_size, padding) per stage], hidden Dense sizes)
 NETWORKS = {
@@ -141,6 +148,54 @@ def make_pool(name: str, peer: str):
         layer.forward(x)
         layer.backward(g)
     return run
+
+
+def make_norm(name: str, peer: str):
+    n, c, size = NORMS[name]
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, c, size, size)).astype(DTYPE)
+    g = rng.standard_normal((n, c, size, size)).astype(DTYPE)
+    if peer == "torch":
+        xt = torch.tensor(x, requires_grad=True)
+        gt = torch.tensor(g)
+        bn = torch.nn.BatchNorm2d(c)
+
+        def run():
+            xt.grad = None
+            bn.zero_grad(set_to_none=True)
+            bn(xt).backward(gt)
+        return run
+    layer = _library(peer).Layer_BatchNorm(c, dtype=DTYPE)
+
+    def run():
+        layer.forward(x)
+        layer.backward(g)
+    return run
+
+
+def conv_flops(name: str) -> float:
+    """Floating-point operations of a conv case's forward and backward: 3 GEMMs of
+    2 * N * O * C * k * k * OH * OW each."""
+    n, c, o, k, s, p, size = CONVS[name]
+    out = (size + 2 * p - k) // s + 1
+    return 3 * 2 * n * o * c * k * k * out * out
+
+
+def sgemm_gflops(size: int = 2048, repeats: int = 5) -> float:
+    """GFLOP/s of a size^3 float32 product through fastnn's GEMM entry (the best of repeats)."""
+    from fastnn.backend.blas import gemm
+
+    a = np.random.default_rng(0).random((size, size), dtype=DTYPE)
+    out = np.empty_like(a)
+    gemm(a, a, out)
+    best = min(_timed(lambda: gemm(a, a, out)) for _ in range(repeats))
+    return 2 * size ** 3 / best / 1e9
+
+
+def _timed(run) -> float:
+    t = time.perf_counter()
+    run()
+    return time.perf_counter() - t
 
 
 # --- a whole training step ---------------------------------------------------------------------------
@@ -247,6 +302,14 @@ def test_maxpool_forward_backward(benchmark, name, peer):
 
 @pytest.mark.benchmark
 @pytest.mark.parametrize("peer", PEERS)
+@pytest.mark.parametrize("name", list(NORMS))
+def test_batchnorm_forward_backward(benchmark, name, peer):
+    n, c, size = NORMS[name]
+    _bench(benchmark, make_norm(name, peer), f"batchnorm fw+bw: {name} ({n}x{c}x{size}x{size})", peer)
+
+
+@pytest.mark.benchmark
+@pytest.mark.parametrize("peer", PEERS)
 @pytest.mark.parametrize("name", list(NETWORKS))
 def test_training_step(benchmark, name, peer):
     batch, stages, hidden = NETWORKS[name]
@@ -293,7 +356,7 @@ def main(argv=None) -> int:
     print(f"threads: {pools}; fastnn conv kernels: {fastnn.conv.get_num_threads()} thread(s) by default, "
           f"{THREADS} with BLAS limited to 1")
     cases = ([("conv", n, make_conv) for n in CONVS] + [("pool", n, make_pool) for n in POOLS]
-             + [("step", n, make_step) for n in NETWORKS])
+             + [("bn", n, make_norm) for n in NORMS] + [("step", n, make_step) for n in NETWORKS])
     if args.only:
         cases = [case for case in cases if case[1] in args.only.split(",")]
     runs = {(kind, name, peer): maker(name, peer) for kind, name, maker in cases for peer in PEERS}
@@ -308,16 +371,22 @@ def main(argv=None) -> int:
                 results[key].append(_median_us(run, args.seconds * (3 if key[2] == "reference" else 1)))
     if not_idle:
         print(f"warning: {not_idle} measurements started on a busy machine")
+    sgemm = sgemm_gflops()
+    print(f"sgemm 2048^3 through fastnn's GEMM, {THREADS} thread(s): {sgemm:.0f} GFLOP/s")
     columns = [peer for peer in PEERS]
     print(f"{'case':20s} " + " ".join(f"{p + ' us':>15s}" for p in columns)
-          + f" {'ref/best':>11s} {'fastnn/torch':>13s} {'blas1/torch':>12s}")
+          + f" {'ref/best':>11s} {'fastnn/torch':>13s} {'blas1/torch':>12s} {'fastnn GF/s':>12s} {'torch GF/s':>11s}")
     for kind, name, _ in cases:
         med = {peer: statistics.median(results[(kind, name, peer)]) for peer in PEERS}
         torch_us = med.get("torch", float("nan"))
         best = min(med["fastnn"], med["fastnn-blas1"])
+        rates = ""
+        if kind == "conv":
+            flops = conv_flops(name)
+            rates = f" {flops / med['fastnn'] / 1e3:12.0f} {flops / torch_us / 1e3:11.0f}"
         print(f"{kind + ' ' + name:20s} " + " ".join(f"{med[p]:15.0f}" for p in columns)
               + f" {med['reference'] / best:11.1f} {med['fastnn'] / torch_us:13.2f} "
-              f"{med['fastnn-blas1'] / torch_us:12.2f}")
+              f"{med['fastnn-blas1'] / torch_us:12.2f}{rates}")
     return 0
 
 

@@ -133,7 +133,7 @@ def worker(args) -> None:
         X, y = recipe.network.prepare(images[:count]), labels[:count].astype(np.int64)
         np.random.seed(0)
         model = recipe.build()
-        with recipe.network.threads():  # as the main job: the CNN keeps BLAS to one thread (OpenMP splits)
+        with recipe.network.threads():  # as the main job (no thread setting: docs/threads.md)
             comm.barrier()
             history = model.train(X, y, epochs=1, batch_size=BATCH, verbose="silent", distributed=True)
             if comm.size == 1:

@@ -18,16 +18,15 @@ measurements):
 - im2col + GEMM per sample: the columns of one sample (C*k*k x OH*OW) stay in cache for the GEMM
   that reads them; the GEMM is NumPy's BLAS called from C (fastnn's one GEMM, _blas.pxd). A 1x1
   kernel with stride 1 and no padding skips im2col.
-- Threads: the batch can be split over OpenMP threads while NumPy's OpenBLAS is pinned to one
-  thread (one sample's GEMMs are too small for OpenBLAS to split well). By default this happens
-  only while NumPy's BLAS is itself limited to one thread, because OpenBLAS's idle workers
-  busy-wait after every Dense-layer GEMM and fight an OpenMP team for the cores (a LeNet step
-  went from 10.0 to 16.1 ms on 2 cores). So, to train a CNN on a few cores, limit BLAS to one
-  thread: ``threadpoolctl.threadpool_limits(1, "blas")`` or ``OPENBLAS_NUM_THREADS=1``; the conv
-  kernels then use the cores (LeNet step 10.4 -> 7.3 ms, a 32/64-channel MNIST CNN 59 -> 35 ms).
-  ``set_num_threads(n)`` forces n threads; results never depend on the thread count (fixed
-  chunks, summed in order). With a BLAS other than NumPy's OpenBLAS (which fastnn cannot pin)
-  the loop is serial and BLAS threads the GEMMs.
+- Threads: the batch is split over OpenMP threads, one sample per thread, while NumPy's OpenBLAS
+  is pinned to one thread (one sample's GEMMs are too small for OpenBLAS to split well). No thread
+  setting is needed: NumPy's OpenBLAS runs its own threaded GEMMs (the Dense layers') on the same
+  OpenMP team (fastnn/_ext/_threads.pyx), so no busy-waiting OpenBLAS worker fights the conv
+  loop for the cores, at default settings, inside ``Model.train`` or a hand-written loop, with or
+  without threadpoolctl. ``set_num_threads(n)`` forces n threads; results never depend on the
+  thread count (fixed chunks, summed in order). With a BLAS other than NumPy's OpenBLAS (which
+  fastnn cannot pin) the loop is serial and BLAS threads the GEMMs; without OpenBLAS's
+  caller-managed threading the batch is split only while BLAS is on one thread.
 """
 from __future__ import annotations
 

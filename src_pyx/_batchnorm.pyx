@@ -24,30 +24,37 @@ cimport numpy as cnp
 cnp.import_array()
 from cython cimport floating
 
+from cython.parallel cimport prange
+
 from _common cimport data, ready, reuse, same_shape
+from fastnn._ext._threads cimport threads_for_work
 
 include "_status.pxi"
+
+# The thread policy (_threads.pyx) counts work in multiply-adds of GEMM; a memory-bound pass over
+# one element counts as this many (a whole forward or backward is a few passes).
+cdef Py_ssize_t _PASS_WORK = 8
 
 
 # ---------------------------------------------------------------------------------------------
 # The passes. x, dy: (n, f, s) in C order; per-feature arrays have f entries.
 
-cdef inline void _sum(const floating* x, Py_ssize_t n, Py_ssize_t f, Py_ssize_t s, const double* centre,
-                      double* sums, bint square) noexcept nogil:
-    """sums[c] = the sum over feature c of (x - centre[c]), squared where asked."""
+cdef inline void _sum(const floating* x, Py_ssize_t n, Py_ssize_t f, Py_ssize_t s, Py_ssize_t c0, Py_ssize_t c1,
+                      const double* centre, double* sums, bint square) noexcept nogil:
+    """sums[c] = the sum over feature c in [c0, c1) of (x - centre[c]), squared where asked."""
     cdef Py_ssize_t i, c, k
     cdef const floating* v
     cdef double d, total
-    for c in range(f):
+    for c in range(c0, c1):
         sums[c] = 0
     for i in range(n):
         v = x + i * f * s
         if s == 1:
-            for c in range(f):
+            for c in range(c0, c1):
                 d = v[c] - centre[c]
                 sums[c] += d * d if square else d
         else:
-            for c in range(f):
+            for c in range(c0, c1):
                 total = 0
                 for k in range(s):
                     d = v[c * s + k] - centre[c]
@@ -56,54 +63,54 @@ cdef inline void _sum(const floating* x, Py_ssize_t n, Py_ssize_t f, Py_ssize_t 
 
 
 cdef inline void _normalize(const floating* x, floating* out, Py_ssize_t n, Py_ssize_t f, Py_ssize_t s,
-                            const double* mean, const double* scale, const floating* beta) noexcept nogil:
+                            Py_ssize_t c0, Py_ssize_t c1, const double* mean, const double* scale, const floating* beta) noexcept nogil:
     """out = scale[c] * (x - mean[c]) + beta[c] per element of feature c, rounded once."""
     cdef Py_ssize_t i, c, k, at
     for i in range(n):
         if s == 1:
-            for c in range(f):
+            for c in range(c0, c1):
                 at = i * f + c
                 out[at] = <floating>(scale[c] * (x[at] - mean[c]) + beta[c])
         else:
-            for c in range(f):
+            for c in range(c0, c1):
                 at = (i * f + c) * s
                 for k in range(at, at + s):
                     out[k] = <floating>(scale[c] * (x[k] - mean[c]) + beta[c])
 
 
 cdef inline void _input_gradient(const floating* dy, const floating* x, floating* dx, Py_ssize_t n, Py_ssize_t f,
-                                 Py_ssize_t s, const double* mean, const double* slope, const double* dy_mean,
+                                 Py_ssize_t s, Py_ssize_t c0, Py_ssize_t c1, const double* mean, const double* slope, const double* dy_mean,
                                  const double* x_slope) noexcept nogil:
     """dx = slope[c] * (dy - dy_mean[c]) - x_slope[c] * (x - mean[c]) per element of feature c."""
     cdef Py_ssize_t i, c, k, at
     for i in range(n):
         if s == 1:
-            for c in range(f):
+            for c in range(c0, c1):
                 at = i * f + c
                 dx[at] = <floating>(slope[c] * (dy[at] - dy_mean[c]) - x_slope[c] * (x[at] - mean[c]))
         else:
-            for c in range(f):
+            for c in range(c0, c1):
                 at = (i * f + c) * s
                 for k in range(at, at + s):
                     dx[k] = <floating>(slope[c] * (dy[k] - dy_mean[c]) - x_slope[c] * (x[k] - mean[c]))
 
 
 cdef inline void _gradient_sums(const floating* dy, const floating* x, Py_ssize_t n, Py_ssize_t f, Py_ssize_t s,
-                                const double* mean, double* sum_dy, double* sum_dyx) noexcept nogil:
+                                Py_ssize_t c0, Py_ssize_t c1, const double* mean, double* sum_dy, double* sum_dyx) noexcept nogil:
     """One pass: sum_dy[c] = sum(dy), sum_dyx[c] = sum(dy * (x - mean[c])) over feature c."""
     cdef Py_ssize_t i, c, k, at
     cdef double a, b
-    for c in range(f):
+    for c in range(c0, c1):
         sum_dy[c] = 0
         sum_dyx[c] = 0
     for i in range(n):
         if s == 1:
-            for c in range(f):
+            for c in range(c0, c1):
                 at = i * f + c
                 sum_dy[c] += dy[at]
                 sum_dyx[c] += dy[at] * (x[at] - mean[c])
         else:
-            for c in range(f):
+            for c in range(c0, c1):
                 at = (i * f + c) * s
                 a = 0
                 b = 0
@@ -115,19 +122,19 @@ cdef inline void _gradient_sums(const floating* dy, const floating* x, Py_ssize_
 
 
 cdef void _forward(const floating* x, floating* out, Py_ssize_t n, Py_ssize_t f, Py_ssize_t s,
-                   const floating* gamma, const floating* beta, floating* running_mean, floating* running_var,
+                   Py_ssize_t c0, Py_ssize_t c1, const floating* gamma, const floating* beta, floating* running_mean, floating* running_var,
                    double* mean, double* inv_std, double* scale, bint training, double momentum,
                    double epsilon) noexcept nogil:
     cdef Py_ssize_t c
     cdef double m = <double>(n * s), var
     if training:
-        for c in range(f):
+        for c in range(c0, c1):
             scale[c] = 0                       # the centre of the first pass
-        _sum(x, n, f, s, scale, mean, False)
-        for c in range(f):
+        _sum(x, n, f, s, c0, c1, scale, mean, False)
+        for c in range(c0, c1):
             mean[c] = mean[c] / m
-        _sum(x, n, f, s, mean, inv_std, True)
-    for c in range(f):
+        _sum(x, n, f, s, c0, c1, mean, inv_std, True)
+    for c in range(c0, c1):
         if training:
             var = inv_std[c] / m
             running_mean[c] = <floating>((1 - momentum) * running_mean[c] + momentum * mean[c])
@@ -137,19 +144,19 @@ cdef void _forward(const floating* x, floating* out, Py_ssize_t n, Py_ssize_t f,
             var = running_var[c]
         inv_std[c] = 1 / sqrt(var + epsilon)
         scale[c] = gamma[c] * inv_std[c]
-    _normalize(x, out, n, f, s, mean, scale, beta)
+    _normalize(x, out, n, f, s, c0, c1, mean, scale, beta)
 
 
 cdef void _backward(const floating* dy, const floating* x, floating* dx, floating* dgamma, floating* dbeta,
-                    Py_ssize_t n, Py_ssize_t f, Py_ssize_t s, const floating* gamma, const double* mean,
+                    Py_ssize_t n, Py_ssize_t f, Py_ssize_t s, Py_ssize_t c0, Py_ssize_t c1, const floating* gamma, const double* mean,
                     const double* inv_std, double* sums, bint batch) noexcept nogil:
     cdef Py_ssize_t c
     cdef double m = <double>(n * s), g
     cdef double* sum_dy = sums
     cdef double* sum_dyx = sums + f
     cdef double* slope = sums + 2 * f
-    _gradient_sums(dy, x, n, f, s, mean, sum_dy, sum_dyx)
-    for c in range(f):
+    _gradient_sums(dy, x, n, f, s, c0, c1, mean, sum_dy, sum_dyx)
+    for c in range(c0, c1):
         g = sum_dyx[c] * inv_std[c]            # sum(dy * xhat)
         dbeta[c] = <floating>sum_dy[c]
         dgamma[c] = <floating>g
@@ -160,10 +167,41 @@ cdef void _backward(const floating* dy, const floating* x, floating* dx, floatin
         else:
             sum_dy[c] = 0
             sum_dyx[c] = 0
-    _input_gradient(dy, x, dx, n, f, s, mean, slope, sum_dy, sum_dyx)
+    _input_gradient(dy, x, dx, n, f, s, c0, c1, mean, slope, sum_dy, sum_dyx)
 
 
 # ---------------------------------------------------------------------------------------------
+# Drivers: the features of NCHW data (s > 1) are split over OpenMP threads, one channel at a
+# time, scheduled dynamically. Every channel's statistics and elements are computed by one thread
+# in the serial order, so the results do not depend on the thread count. (N, F) data stays serial:
+# its passes run along each row across the features.
+
+cdef void _forward_threads(const floating* x, floating* out, Py_ssize_t n, Py_ssize_t f, Py_ssize_t s,
+                           const floating* gamma, const floating* beta, floating* running_mean,
+                           floating* running_var, double* mean, double* inv_std, double* scale, bint training,
+                           double momentum, double epsilon, int n_threads) noexcept nogil:
+    cdef Py_ssize_t c
+    if n_threads <= 1 or s == 1:
+        _forward(x, out, n, f, s, 0, f, gamma, beta, running_mean, running_var, mean, inv_std, scale, training,
+                 momentum, epsilon)
+        return
+    for c in prange(f, num_threads=n_threads, schedule="dynamic", chunksize=1):
+        _forward(x, out, n, f, s, c, c + 1, gamma, beta, running_mean, running_var, mean, inv_std, scale,
+                 training, momentum, epsilon)
+
+
+cdef void _backward_threads(const floating* dy, const floating* x, floating* dx, floating* dgamma,
+                            floating* dbeta, Py_ssize_t n, Py_ssize_t f, Py_ssize_t s, const floating* gamma,
+                            const double* mean, const double* inv_std, double* sums, bint batch,
+                            int n_threads) noexcept nogil:
+    cdef Py_ssize_t c
+    if n_threads <= 1 or s == 1:
+        _backward(dy, x, dx, dgamma, dbeta, n, f, s, 0, f, gamma, mean, inv_std, sums, batch)
+        return
+    for c in prange(f, num_threads=n_threads, schedule="dynamic", chunksize=1):
+        _backward(dy, x, dx, dgamma, dbeta, n, f, s, c, c + 1, gamma, mean, inv_std, sums, batch)
+
+
 # Entry points. Each returns a status (_status.pxi): OK; CONVERT, changing nothing, when the data
 # argument is not in the exact form below; BAD_WEIGHTS / BAD_BIASES / BAD_STATISTICS /
 # BAD_SETTING when the layer's scale, shift, running statistics or momentum and epsilon cannot be
@@ -242,13 +280,14 @@ def forward(dict state, object inputs, bint training):
     cdef void* p_b = data(<cnp.ndarray>state["biases"])
     cdef void* p_rm = data(<cnp.ndarray>state["running_mean"])
     cdef void* p_rv = data(<cnp.ndarray>state["running_var"])
+    cdef int n_threads = threads_for_work(_PASS_WORK * size, f)
     with nogil:
         if typenum == cnp.NPY_FLOAT32:
-            _forward(<float*>p_x, <float*>p_out, n, f, s, <float*>p_g, <float*>p_b, <float*>p_rm, <float*>p_rv,
-                     mean, inv_std, scale, training, momentum, epsilon)
+            _forward_threads(<float*>p_x, <float*>p_out, n, f, s, <float*>p_g, <float*>p_b, <float*>p_rm,
+                             <float*>p_rv, mean, inv_std, scale, training, momentum, epsilon, n_threads)
         else:
-            _forward(<double*>p_x, <double*>p_out, n, f, s, <double*>p_g, <double*>p_b, <double*>p_rm,
-                     <double*>p_rv, mean, inv_std, scale, training, momentum, epsilon)
+            _forward_threads(<double*>p_x, <double*>p_out, n, f, s, <double*>p_g, <double*>p_b, <double*>p_rm,
+                             <double*>p_rv, mean, inv_std, scale, training, momentum, epsilon, n_threads)
     state["inputs"] = x
     state["_batch"] = training
     return _OK
@@ -287,11 +326,12 @@ def backward(dict state, object dvalues):
     cdef void* p_dv = data(dv)
     cdef void* p_x = data(x)
     cdef void* p_g = data(gamma)
+    cdef int n_threads = threads_for_work(_PASS_WORK * size, f)
     with nogil:
         if typenum == cnp.NPY_FLOAT32:
-            _backward(<float*>p_dv, <float*>p_x, <float*>p_dx, <float*>p_dw, <float*>p_db, n, f, s, <float*>p_g,
-                      mean, inv_std, sums, from_batch)
+            _backward_threads(<float*>p_dv, <float*>p_x, <float*>p_dx, <float*>p_dw, <float*>p_db, n, f, s,
+                              <float*>p_g, mean, inv_std, sums, from_batch, n_threads)
         else:
-            _backward(<double*>p_dv, <double*>p_x, <double*>p_dx, <double*>p_dw, <double*>p_db, n, f, s,
-                      <double*>p_g, mean, inv_std, sums, from_batch)
+            _backward_threads(<double*>p_dv, <double*>p_x, <double*>p_dx, <double*>p_dw, <double*>p_db, n, f, s,
+                              <double*>p_g, mean, inv_std, sums, from_batch, n_threads)
     return _OK

@@ -1,20 +1,29 @@
-"""The thread policy of the kernels that split a batch over OpenMP threads (_conv.pyx), and its
-Python controls (fastnn/conv.py: set_num_threads, get_num_threads, and OpenBLAS's thread functions
-installed at import). One module, so the setting is process-wide.
+"""fastnn's thread policy, for every kernel: one pool of threads, OpenMP's, and its Python
+controls (fastnn/conv.py: set_num_threads, get_num_threads; fastnn/backend/blas.py installs
+OpenBLAS's thread functions here at import). One module, so the setting is process-wide.
 
-The batch (samples in the conv forward, fixed chunks in its backward) is split over OpenMP
-threads, each running whole samples, with NumPy's BLAS pinned to one thread meanwhile. By default
-the batch is split only while NumPy's BLAS is itself limited to one thread: OpenBLAS's idle
-workers busy-wait after the Dense layers' GEMMs and an OpenMP team then fights them for the cores.
-Measured on the 2-core machine, float32, batch 128:
-  conv fw+bw, 32->64 k5 14x14 (batch 64): 1 thread 53 ms, OpenBLAS-threaded GEMMs 91 ms,
-                                           OpenMP 2 threads 28 ms
-  LeNet training step:   BLAS 2 threads: serial conv 10.0 ms, OpenMP conv 16.1 ms (the fight)
-                         BLAS 1 thread:  serial conv 10.4 ms, OpenMP conv  7.3 ms
-  MNIST CNN (32/64 ch):  BLAS 2 threads: serial 59 ms, OpenMP 54 ms; BLAS 1 thread: OpenMP 35 ms
-(OMP_WAIT_POLICY=PASSIVE also ends the fight, but it must be set before the process starts.)
+1. NumPy's OpenBLAS runs its threaded GEMMs on fastnn's OpenMP team (OpenBLAS's caller-managed
+   threading: blas_jobs below is its callback), not on its own worker threads. So the Dense
+   layers' GEMMs (and NumPy's own matmul) and the conv kernels' OpenMP loops use the same threads:
+   no busy-waiting OpenBLAS worker is left to fight an OpenMP team for the cores. Before this, on
+   the 2-core machine, an OpenMP conv after a Dense GEMM ran a LeNet training step in 16.1 ms
+   against 10.0 ms serial, so the conv loop stayed serial unless the user limited BLAS to one
+   thread.
+2. The conv kernels (_conv.pyx) split the batch (samples in forward, fixed chunks in backward)
+   over OpenMP threads, each running whole samples, with NumPy's BLAS pinned to one thread
+   meanwhile: one sample's GEMMs are too small for OpenBLAS to split well (conv 32->64, k3,
+   14x14, batch 128 on 2 cores: 35 ms with OpenBLAS splitting the GEMMs of 4 samples at a time,
+   22 ms with 2 OpenMP threads running one sample each).
+3. BatchNorm (_batchnorm.pyx) splits NCHW channels over the same team. Element-wise, loss,
+   optimizer and pooling kernels run on the calling thread (memory-bound; docs/threads.md).
+Automatic mode (set_num_threads(0), the default): OpenMP's thread count (OMP_NUM_THREADS, the
+cores, or what threadpoolctl set for "openmp"). Without the callback (a BLAS other than NumPy's
+OpenBLAS, or an OpenBLAS older than 0.3.27) the old rule applies: the batch is split only while
+BLAS runs on one thread.
 """
 from _openmp_helpers cimport omp_get_max_threads
+
+include "_blas_jobs.pxi"
 
 # ---------------------------------------------------------------------------------------------
 # The batch is split over OpenMP threads only when NumPy's BLAS can be pinned to one thread
@@ -72,21 +81,44 @@ def num_threads():
     return _max_threads, threads_for_work(1 << 40, 1 << 20), _blas_get_threads != NULL
 
 
+cdef bint _shared_team = False     # OpenBLAS runs its threaded work on fastnn's OpenMP team
+
+
+def blas_jobs_address():
+    """The address of blas_jobs, the callback that runs OpenBLAS's threaded work on fastnn's
+    OpenMP team (openblas_set_threads_callback_function), or 0 when this build cannot run it
+    (no OpenMP, or no POSIX threads for its fallback)."""
+    if not FASTNN_BLAS_JOBS:
+        return 0
+    fastnn_blas_jobs_init()      # a forked child runs the jobs on POSIX threads
+    return <size_t>fastnn_blas_jobs
+
+
+def set_shared_team(bint shared):
+    """Record whether OpenBLAS's callback is installed (fastnn/backend/blas.py, at import)."""
+    global _shared_team
+    _shared_team = shared
+
+
+def shared_team():
+    """Whether NumPy's OpenBLAS runs its threads on fastnn's OpenMP team."""
+    return _shared_team
+
+
 cdef int threads_for_work(Py_ssize_t work, Py_ssize_t n_items) noexcept:
     """Threads for `work` multiply-adds spread over n_items samples or chunks.
 
-    Automatic (set_num_threads(0), the default): OpenMP's thread count, but only while NumPy's
-    BLAS runs on one thread. When BLAS has several threads, its idle workers busy-wait after each
-    GEMM of the Dense layers and an OpenMP team fights them for the cores: on the 2-core machine a
-    LeNet training step took 16.1 ms with 2 OpenMP threads against 10.0 ms serial (BLAS on 2
-    threads), while with BLAS on 1 thread the OpenMP conv made the step faster (10.4 -> 7.3 ms; a
-    32/64-channel MNIST CNN 59 -> 35 ms). An explicit set_num_threads(n) is obeyed as given."""
+    Automatic (set_num_threads(0), the default): OpenMP's thread count, when OpenBLAS runs its
+    threads on fastnn's OpenMP team (blas_jobs installed) or is itself on one thread; otherwise 1
+    (OpenBLAS's own busy-waiting workers would fight an OpenMP team: a LeNet training step took
+    16.1 ms with 2 OpenMP threads against 10.0 ms serial, BLAS on 2 threads). An explicit
+    set_num_threads(n) is obeyed as given."""
     if _blas_get_threads == NULL:
         return 1
     cdef int n = _max_threads
     if n == 0:
         n = omp_get_max_threads()
-        if _blas_get_threads() > 1:
+        if not _shared_team and _blas_get_threads() > 1:
             n = 1
     if n > n_items:
         n = <int>n_items

@@ -42,6 +42,9 @@ def test_show_config_reports_everything(capsys):
     assert "OpenMP:" in out and ("on" in out or "off" in out)
     assert "compile flags:" in out
     assert "GEMM:" in out and "thread pools:" in out
+    assert "thread policy:" in out
+    if fastnn._ext._threads.shared_team():
+        assert "one pool" in out and "OpenMP team" in out
 
 
 def test_gemm_uses_numpys_blas():

@@ -422,23 +422,30 @@ def test_blas_thread_count_is_restored_after_a_threaded_conv(rng):
         _threads.set_num_threads(before)
 
 
-def test_automatic_threads_follow_the_blas_thread_count():
-    """By default the conv kernels split the batch only while NumPy's BLAS is on one thread."""
+def test_automatic_threads_are_openmps_count_whatever_the_blas_count():
+    """By default the conv kernels split the batch over OpenMP's thread count. With OpenBLAS
+    running its threads on fastnn's OpenMP team (the shared team) that holds whatever BLAS's own
+    count; without it, only while BLAS is on one thread (its own workers would fight the team)."""
     threadpoolctl = pytest.importorskip("threadpoolctl")
     from fastnn._ext import _buildinfo
 
     if not _threads.num_threads()[2]:
         pytest.skip("NumPy's BLAS is not an OpenBLAS fastnn can pin")
     before = _threads.num_threads()[0]
+    shared = _threads.shared_team()
     try:
         _threads.set_num_threads(0)
-        with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
-            assert _threads.num_threads()[1] == 1
+        for shared_team in (True, False):
+            _threads.set_shared_team(shared_team)
+            with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+                assert _threads.num_threads()[1] == (_buildinfo.openmp_max_threads() if shared_team else 1)
+            with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
+                assert _threads.num_threads()[1] == _buildinfo.openmp_max_threads()
         with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
-            assert _threads.num_threads()[1] == _buildinfo.openmp_max_threads()
             _threads.set_num_threads(3)
             assert _threads.num_threads()[1] == 3
         with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
             assert _threads.num_threads()[1] == 3  # an explicit count is obeyed
     finally:
+        _threads.set_shared_team(shared)
         _threads.set_num_threads(before)

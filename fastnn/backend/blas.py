@@ -21,6 +21,7 @@ from __future__ import annotations
 import ctypes
 import glob
 import os
+from typing import Any
 
 import numpy as np
 
@@ -146,5 +147,47 @@ def install_thread_functions() -> bool:
             set_address, get_address = _addresses(lib, set_name, get_name)
             if set_address and get_address:
                 _threads.set_blas_thread_functions(set_address, get_address)
+                _threads.set_shared_team(_install_blas_jobs(lib))
                 return True
     return False
+
+
+# OpenBLAS's caller-managed threading (OpenBLAS >= 0.3.27), per symbol naming as above.
+_OPENBLAS_CALLBACK_SYMBOLS = (
+    "scipy_openblas_set_threads_callback_function64_",
+    "scipy_openblas_set_threads_callback_function",
+    "openblas_set_threads_callback_function64_",
+    "openblas_set_threads_callback_function",
+)
+
+
+_callback_setter: Any = None   # OpenBLAS's set_threads_callback_function, once found
+
+
+def set_shared_team(enabled: bool) -> bool:
+    """Run OpenBLAS's threaded work on fastnn's OpenMP team (True, the default where it can be) or
+    on OpenBLAS's own threads (False). Process-wide; the products are the same bits either way.
+    Returns whether the shared team is now in use."""
+    address = _threads.blas_jobs_address() if enabled else 0
+    if _callback_setter is None or (enabled and not address):
+        _threads.set_shared_team(False)
+        return False
+    _callback_setter(address)
+    _threads.set_shared_team(bool(address))
+    return bool(address)
+
+
+def _install_blas_jobs(lib) -> bool:
+    """Make OpenBLAS run its threaded work on fastnn's OpenMP team (docs/threads.md), so that one
+    pool of threads serves every kernel: True when installed. FASTNN_BLAS_THREADS=openblas leaves
+    OpenBLAS's own threads in charge (then the conv loop splits the batch only while BLAS is on
+    one thread)."""
+    global _callback_setter
+    for name in _OPENBLAS_CALLBACK_SYMBOLS:
+        function = getattr(lib, name, None)
+        if function is not None:
+            function.restype = None
+            function.argtypes = [ctypes.c_void_p]
+            _callback_setter = function
+            break
+    return set_shared_team(os.environ.get("FASTNN_BLAS_THREADS", "") != "openblas")

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from .._ext import DISPATCHED, KERNELS, MODULES, _buildinfo
+from .._ext import DISPATCHED, KERNELS, MODULES, _buildinfo, _threads
 from .._version import __version__
 from . import blas
 
@@ -36,10 +36,26 @@ def config() -> dict:
         "openmp": _buildinfo.openmp_enabled(),
         "openmp_threads": _buildinfo.openmp_max_threads(),
         "gemm_backend": f"{kind}: {description}",
+        "thread_policy": thread_policy(),
         "blas": pools,
         "env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                                           "OMP_WAIT_POLICY", "FASTNN_DATA", "FASTNN_KERNELS") if k in os.environ},
+                                           "OMP_WAIT_POLICY", "FASTNN_DATA", "FASTNN_KERNELS",
+                                           "FASTNN_BLAS_THREADS") if k in os.environ},
     }
+
+
+def thread_policy() -> str:
+    """fastnn's thread policy in one line (docs/threads.md)."""
+    setting, conv_threads, pinnable = _threads.num_threads()
+    conv = (f"conv loop over samples on {conv_threads} OpenMP thread(s) "
+            f"({'automatic' if setting == 0 else f'set_num_threads({setting})'})")
+    if _threads.shared_team():
+        return ("one pool: NumPy's OpenBLAS runs its threaded GEMMs on fastnn's OpenMP team; " + conv
+                + ", BLAS pinned to 1 thread inside it; elementwise kernels on the calling thread")
+    if pinnable:
+        return ("OpenBLAS's own threads (FASTNN_BLAS_THREADS=openblas or no caller-managed threading); " + conv
+                + ", split only while BLAS is on 1 thread; elementwise kernels on the calling thread")
+    return "BLAS threads its GEMMs (a BLAS fastnn cannot pin); conv loop serial; elementwise kernels serial"
 
 
 def _blas_pools() -> list[dict]:
@@ -69,6 +85,7 @@ def show_config() -> None:
         f"{'yes' if c['cpu_has_avx2'] else 'no'}; FASTNN_KERNELS=baseline forces the portable build)",
         f"OpenMP:         {'on' if c['openmp'] else 'off'}, {c['openmp_threads']} thread(s)",
         f"GEMM:           {c['gemm_backend']}",
+        f"thread policy:  {c['thread_policy']}",
         "thread pools:",
     ]
     lines += [f"  {p['name']} {p['version']}: {p['threads']} thread(s) {p.get('library', '')}".rstrip()

@@ -1,4 +1,5 @@
-# The thread policy shared by the kernels that split a batch over OpenMP threads (_conv.pyx),
+# The thread policy shared by the kernels that split their work over OpenMP threads (_conv.pyx,
+# _batchnorm.pyx),
 # implemented in _threads.pyx, whose Python functions set it process-wide.
 
 # Threads for `work` multiply-adds spread over n_items samples or chunks (1: run serially).
