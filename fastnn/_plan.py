@@ -24,8 +24,11 @@ What stays as it was:
   loops instead of BLAS calls, so numbers differ from the per-layer path by float rounding
   (tests/test_fused_mlp.py states and checks the tolerance).
 - The intermediate attributes (each layer's ``inputs``, ``output``, ``dinputs``, the dropout's
-  ``binary_mask``) are what the book says after the last step of a ``train`` call: that step
-  runs the per-layer protocol, so anyone reading them afterwards finds the book's values.
+  ``binary_mask``, the softmax's and the combined loss's) are what the book says after the last
+  step of a ``train`` call: that step also writes them, from its own numbers. The other steps
+  write none of them (that is the memory the plan saves), so a callback, which could read them
+  between steps, makes the run take the per-layer path. Every step of a run takes the same path,
+  so training in several calls gives the numbers of one long call.
 """
 from __future__ import annotations
 
@@ -56,17 +59,22 @@ class HiddenLayerPlan:
         self.model = model
         self.dense1, self.dense2, self.dropout = dense1.__dict__, dense2.__dict__, dropout
         self.scratch = {}
+        layers = model.layers
+        self.attributes = (layers[1].__dict__, None if dropout is None else dropout.__dict__, layers[-1].__dict__,
+                           model.softmax_classifier_output.__dict__)
 
-    def gradients(self, batch_X, batch_y, epoch: int, step: int):
+    def gradients(self, batch_X, batch_y, epoch: int, step: int, keep_attributes: bool = False):
         """Model._gradients' (data_loss, reg_loss, accuracy), the gradients on the two Dense
-        layers; None, having done nothing, when the kernel does not take these arrays."""
+        layers (and, with keep_attributes, every layer's book attributes); None, having done
+        nothing, when the kernel does not take these arrays."""
         dropout = self.dropout
         keep = 0.0
         if dropout is not None:
             keep = dropout.rate
             if dropout.mode != "fast" or not MIN_FAST_KEEP <= keep <= 1:
                 return None
-        result = _fused_mlp.hidden_step(self.dense1, self.dense2, self.scratch, batch_X, batch_y, keep, _draw_seed)
+        result = _fused_mlp.hidden_step(self.dense1, self.dense2, self.scratch, batch_X, batch_y, keep, _draw_seed,
+                                        self.attributes if keep_attributes else None)
         if result is None:
             return None
         model = self.model
@@ -80,14 +88,13 @@ class HiddenLayerPlan:
 
     def train_step(self, last_epoch: int, last_step: int):
         """Model._train_step's replacement for a train call whose final step is (last_epoch,
-        last_step): that one, and any the kernel does not take, run the per-layer protocol."""
+        last_step): that one also leaves the book's attributes on every layer; a step the kernel
+        does not take runs the per-layer protocol."""
         model = self.model
         per_layer, gradients, update, check = model._train_step, self.gradients, model._update, model._check_loss
 
         def train_step(batch_X, batch_y, epoch: int, step: int, factor: float | None = None):
-            if step == last_step and epoch == last_epoch:
-                return per_layer(batch_X, batch_y, epoch, step, factor)
-            result = gradients(batch_X, batch_y, epoch, step)
+            result = gradients(batch_X, batch_y, epoch, step, step == last_step and epoch == last_epoch)
             if result is None:
                 return per_layer(batch_X, batch_y, epoch, step, factor)
             check(result[0], result[1], epoch, step)

@@ -4,7 +4,8 @@ protocol it replaces, float32 and float64.
 What is exact and what is not (the tolerance below, FUSED_BOUND):
 - EXACT: the dropout mask (the fast mode's generator, element for element: the accuracy counts and
   the RNG's state after a step agree), which steps run where, the layers' attributes after a train
-  call (its last step runs per layer), the baseline and AVX2 builds, 1 and 2 BLAS threads.
+  call against what each layer computes from the inputs the plan left it, a run in several train
+  calls against one call, the baseline and AVX2 builds, 1 and 2 BLAS threads.
 - FUSED_BOUND: the plan's Dense products and gradient sums are plain loops in another order than
   BLAS's; each gradient entry is a sum of n_samples products (itself made of sums of H or K
   products), so the two computations differ by at most a few times (n_samples + H + K) * eps times
@@ -143,28 +144,61 @@ def test_training_follows_the_per_layer_path(dtype, batch_size):
         np.testing.assert_allclose(p.weights, q.weights, rtol=0, atol=1e-9 if dtype == np.float64 else 2e-3)
 
 
-def test_the_last_step_leaves_the_books_attributes(dtype):
-    """The last step of a train call runs per layer: each layer's inputs/output/dinputs and the
-    mask are there, of the book's shapes, and chained as the book chains them."""
-    fused, _, _, _, X = train_both(dtype, epochs=3)
-    dense1, relu, dropout, dense2, softmax = fused.layers
+@pytest.mark.parametrize("dropout", [0.0, 0.1], ids=["plain", "dropout"])
+def test_the_last_step_leaves_the_books_attributes(dtype, dropout):
+    """The last step of a train call also writes every layer's attributes: chained as the book
+    chains them, each what its layer's call computes from its inputs, and (loosely) what the
+    per-layer path leaves."""
+    fused, per_layer, _, _, X = train_both(dtype, epochs=3, dropout=dropout)
+    dense1, relu, *middle, dense2, softmax = fused.layers
     np.testing.assert_array_equal(dense1.inputs, X)
-    assert relu.inputs is dense1.output and dropout.inputs is relu.output
-    assert dense2.inputs is dropout.output and softmax.inputs is dense2.output
-    assert dropout.binary_mask.shape == relu.output.shape == (len(X), 128)
-    np.testing.assert_array_equal(dropout.output, relu.output * dropout.binary_mask)
-    np.testing.assert_allclose(softmax.output.sum(axis=1), 1, rtol=8 * eps(dtype))
-    assert relu.dinputs.shape == dropout.dinputs.shape == (len(X), 128)
+    assert relu.inputs is dense1.output and softmax.inputs is dense2.output
+    np.testing.assert_array_equal(relu.output, np.where(dense1.output <= 0, 0, dense1.output))
+    grad = dense2.dinputs
+    if middle:
+        drop, = middle
+        assert drop.inputs is relu.output and dense2.inputs is drop.output
+        assert drop.binary_mask.shape == (len(X), 128) and drop.binary_mask.dtype == dtype
+        np.testing.assert_array_equal(drop.output, relu.output * drop.binary_mask)
+        np.testing.assert_array_equal(drop.dinputs, dense2.dinputs * drop.binary_mask)
+        grad = drop.dinputs
+    else:
+        assert dense2.inputs is relu.output
+    np.testing.assert_array_equal(relu.dinputs, np.where(dense1.output <= 0, 0, grad))
+    check = fastnn.Activation_Softmax()
+    check.forward(dense2.output)
+    np.testing.assert_array_equal(softmax.output, check.output)
+    assert softmax.dinputs is fused.softmax_classifier_output.dinputs
+    tol = dict(rtol=1e-9, atol=1e-12) if dtype == np.float64 else dict(rtol=0, atol=1e-2)
+    for a, b in zip(fused.layers, per_layer.layers):
+        for name in ("output", "dinputs"):
+            if name in b.__dict__ and not (a is dense1 and name == "dinputs"):
+                np.testing.assert_allclose(a.__dict__[name], b.__dict__[name], **tol, err_msg=f"{a!r}.{name}")
 
 
-def test_steps_run_on_the_plan_except_the_last(monkeypatch):
+def test_every_step_runs_on_the_plan_and_the_last_keeps_the_attributes(monkeypatch):
     calls = []
     real = _fused_mlp.hidden_step
-    monkeypatch.setattr(_fused_mlp, "hidden_step", lambda *args: calls.append(1) or real(*args))
+    monkeypatch.setattr(_fused_mlp, "hidden_step", lambda *args: calls.append(args[-1] is not None) or real(*args))
     model = network(np.float32)
     X, y = data(100, 2, 3, np.float32)
     model.train(X, y, epochs=3, batch_size=30, verbose="silent")    # 4 steps per epoch
-    assert len(calls) == 3 * 4 - 1
+    assert calls == [False] * 11 + [True]
+
+
+def test_training_in_several_calls_equals_one_call(dtype):
+    X, y = data(200, 2, 3, dtype)
+    runs = []
+    for chunks in ([6], [2, 3, 1]):
+        model = network(dtype)
+        np.random.seed(4)
+        losses = []
+        for epochs in chunks:
+            losses += model.train(X, y, epochs=epochs, batch_size=64, verbose="silent").loss
+        runs.append((losses, [layer.weights.copy() for layer in model.trainable_layers]))
+    assert runs[0][0] == runs[1][0]
+    for a, b in zip(runs[0][1], runs[1][1]):
+        np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize("change", ["book dropout", "one-hot labels", "subclass", "wide inputs", "callback",
