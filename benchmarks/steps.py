@@ -73,7 +73,7 @@ def make_step(config, peer: str, seed: int = 0, pretrain: int | None = None):
         counter = [0]
         # What Model.train runs per batch: the compiled plan's step where the model has one
         # (fastnn/_plan.py; never its "last step" here), else Model._train_step.
-        plan = _plan.compile_plan(model, callbacks=False, augment=None, distributed=False)
+        plan = _plan.compile_plan(model, callbacks=False, augment=None)
         train_step = model._train_step if plan is None else plan.train_step(last_epoch=0, last_step=0)
 
         def step():

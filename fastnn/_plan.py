@@ -16,8 +16,9 @@ them (``dweights``, ``dbiases``), and leaves the update to the model's optimizer
 
 What stays as it was:
 
-- Book mode dropout (NumPy's binomial masks), step callbacks and schedules, augmentation and
-  distributed training take the per-layer path: the plan is not made for them.
+- Book mode dropout (NumPy's binomial masks), callbacks and schedules, and augmentation take the
+  per-layer path: the plan is not made for them. Distributed training uses the plan's gradients
+  on each rank (fastnn/distributed/session.py sums them as ever).
 - The fast mode's mask is drawn from the same one number of NumPy's global RNG, at the same point
   of the step, and is the same mask, element for element; the loss, the accumulated pass and the
   log lines come from the same formulas. The two Dense products and the gradient sums are plain
@@ -86,28 +87,37 @@ class HiddenLayerPlan:
         return data_loss, reg_loss, correct / count
 
 
-    def train_step(self, last_epoch: int, last_step: int):
-        """Model._train_step's replacement for a train call whose final step is (last_epoch,
-        last_step): that one also leaves the book's attributes on every layer; a step the kernel
-        does not take runs the per-layer protocol."""
+    def checked_gradients(self, last_epoch: int, last_step: int):
+        """Model._gradients' replacement for a train call whose final step is (last_epoch,
+        last_step): that one also leaves the book's attributes on every layer; a non-finite loss
+        raises before any update; a step the kernel does not take runs the per-layer protocol."""
         model = self.model
-        per_layer, gradients, update, check = model._train_step, self.gradients, model._update, model._check_loss
+        per_layer, gradients, check = model._gradients, self.gradients, model._check_loss
 
-        def train_step(batch_X, batch_y, epoch: int, step: int, factor: float | None = None):
+        def checked(batch_X, batch_y, epoch: int, step: int):
             result = gradients(batch_X, batch_y, epoch, step, step == last_step and epoch == last_epoch)
             if result is None:
-                return per_layer(batch_X, batch_y, epoch, step, factor)
+                return per_layer(batch_X, batch_y, epoch, step)
             check(result[0], result[1], epoch, step)
+            return result
+        return checked
+
+    def train_step(self, last_epoch: int, last_step: int):
+        """Model._train_step's replacement: checked_gradients, then the optimizer's update."""
+        gradients, update = self.checked_gradients(last_epoch, last_step), self.model._update
+
+        def train_step(batch_X, batch_y, epoch: int, step: int, factor: float | None = None):
+            result = gradients(batch_X, batch_y, epoch, step)
             update(factor)
             return result
         return train_step
 
 
-def compile_plan(model, *, callbacks: bool, augment, distributed):
+def compile_plan(model, *, callbacks: bool, augment):
     """The model's compiled plan, or None when its step is not one the plan knows (then every step
     takes the per-layer path). Training with callbacks (which may read the layers between steps,
-    or stop early), augmentation or distributed has none."""
-    if callbacks or augment is not None or distributed:
+    or stop early) or augmentation has none."""
+    if callbacks or augment is not None:
         return None
     layers = model.layers
     roles = tuple(_role(layer) for layer in layers)

@@ -52,7 +52,7 @@ def data(n, n_inputs, classes, dtype, labels=np.int64, seed=1):
 
 
 def plan_of(model):
-    return _plan.compile_plan(model, callbacks=False, augment=None, distributed=False)
+    return _plan.compile_plan(model, callbacks=False, augment=None)
 
 
 def one_step(model, X, y, fused: bool):
