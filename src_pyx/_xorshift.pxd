@@ -30,7 +30,9 @@ cdef inline void _seed_lanes(uint64_t seed, uint64_t* s0, uint64_t* s1) noexcept
 
 
 # LANES = 8 xorshift128+ generators advanced side by side, `steps` times, appending 8 words per step
-# to `out`. Written with GCC/clang vector types (two 64-bit lanes per 128-bit register): compilers
+# to `out`. Written with GCC/clang vector types (four 64-bit lanes per 256-bit vector: one AVX2
+# register, two SSE2 ones in the baseline build; the lanes are independent, so the words are the same
+# either way): compilers
 # do not vectorise the plain loop by themselves. Other compilers get the same words from the
 # scalar loop.
 cdef extern from *:
@@ -39,19 +41,19 @@ cdef extern from *:
     #include <string.h>
     static inline void fastnn_xorshift128p_fill(uint64_t *s0, uint64_t *s1, uint64_t *out, int steps) {
     #if defined(__GNUC__) || defined(__clang__)
-        typedef uint64_t u64x2 __attribute__((vector_size(16)));
-        u64x2 a[4], b[4];
+        typedef uint64_t u64x4 __attribute__((vector_size(32)));
+        u64x4 a[2], b[2];
         memcpy(a, s0, sizeof a);
         memcpy(b, s1, sizeof b);
         for (int step = 0; step < steps; ++step) {
-            for (int v = 0; v < 4; ++v) {
-                u64x2 x = a[v], y = b[v];
+            for (int v = 0; v < 2; ++v) {
+                u64x4 x = a[v], y = b[v];
                 a[v] = y;
                 x ^= x << 23;
                 x = x ^ y ^ (x >> 17) ^ (y >> 26);
                 b[v] = x;
-                u64x2 r = x + y;
-                memcpy(out + 8 * step + 2 * v, &r, sizeof r);
+                u64x4 r = x + y;
+                memcpy(out + 8 * step + 4 * v, &r, sizeof r);
             }
         }
         memcpy(s0, a, sizeof a);
