@@ -70,6 +70,18 @@ def markdown(report: dict) -> str:
             f10 = p["fastnn"]["p10"]
             t10 = _x(p["torch"]["p10"] / f10) if "torch" in p else "–"
             lines.append(f"| {name} | {_x(p['reference']['p10'] / f10)} | {t10} | {_x(f10 / p['gemm-floor']['p10'])} |")
+        trained = [(name, s["peers"]) for name, s in run["steps"].items() if "fastnn-train-step" in s["peers"]]
+        if trained:
+            lines += ["", f"### Model.train's step, {n} thread(s)", "",
+                      "`fastnn-train-step` is what `Model.train` runs per batch: the compiled plan's step "
+                      "(fastnn/_plan.py) for the models it has one for, else `Model._train_step`.", "",
+                      "| config | Model.train step | reference | torch | reference/train step | torch/train step |",
+                      "|---|---|---|---|---|---|"]
+            for name, p in trained:
+                t = p["fastnn-train-step"]["median"]
+                torch_ratio = _x(p["torch"]["median"] / t) if "torch" in p else "–"
+                lines.append(f"| {name} | {_us(p['fastnn-train-step'])} | {_us(p['reference'])} | "
+                             f"{_us(p.get('torch'))} | {_x(p['reference']['median'] / t)} | {torch_ratio} |")
         lines += ["", f"### The Python layer's cost per step, {n} thread(s)", "",
                   "`fastnn-raw` issues the same step's kernel calls straight to the entry points "
                   "(`fastnn._ext._dense.forward(layer.__dict__, x)`, ...): no class methods, no Python-side "

@@ -10,8 +10,10 @@ check that the peers compute the same step.
 - ``gemm-floor``        the GEMM calls a fastnn step issues, alone (kernel_peers.py)
 - ``fastnn-raw``        the fastnn step issued straight to the kernel entry points
                         (kernel_peers.py). fastnn - fastnn-raw = the Python layer's cost.
-- ``fastnn-train-step`` ``fastnn.Model._train_step`` (what ``Model.train`` calls per batch: the
-                        book step plus the NaN/inf guard)
+- ``fastnn-train-step`` what ``Model.train`` runs per batch: its compiled plan's step for the models
+                        it has one for (fastnn/_plan.py: one compiled call for forward, loss and
+                        backward, then the optimizer), else ``Model._train_step`` (the book step
+                        plus the NaN/inf guard)
 - ``fastnn-manual`` / ``reference-manual``  (spiral only) the Ch10 loop of calls on the layer
                         objects, no Model (``_book.chapter_step``)
 - ``fastnn-predict``    (inference only) ``Model.predict``: validation and a fresh output copy
@@ -24,6 +26,7 @@ import numpy as np
 
 import fastnn
 import fastnn.reference as ref
+from fastnn import _plan
 
 import _book
 from data import batches, cycle
@@ -68,11 +71,15 @@ def make_step(config, peer: str, seed: int = 0, pretrain: int | None = None):
         step = run_thunks(raw_thunks(model, config, data))
     elif peer == "fastnn-train-step":
         counter = [0]
+        # What Model.train runs per batch: the compiled plan's step where the model has one
+        # (fastnn/_plan.py; never its "last step" here), else Model._train_step.
+        plan = _plan.compile_plan(model, callbacks=False, augment=None)
+        train_step = model._train_step if plan is None else plan.train_step(last_epoch=0, last_step=0)
 
         def step():
             X, y = nxt()
             counter[0] += 1
-            return model._train_step(X, y, 1, counter[0])
+            return train_step(X, y, 1, counter[0])
     elif peer in ("fastnn", "reference"):
         def step():
             X, y = nxt()

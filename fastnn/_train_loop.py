@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from . import _model_inputs as _inputs
+from . import _model_inputs as _inputs, _plan
 from ._core import checks as _checks
 from ._core.spec import spec_of
 from .callbacks import Callback, TrainingRun
@@ -133,10 +133,15 @@ def train(model, X, y, *, epochs, batch_size, print_every, validation_data, verb
     for hook in hooks.on_train_begin:  # (their refusals come before anything changes)
         hook(run)
     train_step, take = model._train_step, batches.take
+    plan = _plan.compile_plan(model, callbacks=any(getattr(hooks, name) for name in _HOOKS), augment=augment)
+    if plan is not None:  # one compiled call per batch (fastnn/_plan.py)
+        train_step = plan.train_step(epochs, train_steps - 1)
     if distributed:  # rank 0's model on every rank, the steps agreed; only rank 0 logs
         train_steps, mode = distributed.start(X, y, validation_data, epochs, batch_size, shuffle, mode)
         run.steps_per_epoch = train_steps
         train_step = distributed.train_step
+        if plan is not None:
+            distributed.gradients = plan.checked_gradients(epochs, train_steps - 1)
     optimizer = model.optimizer
     step_begin, step_end = hooks.on_step_begin, hooks.on_step_end
     for epoch in range(1, epochs + 1):

@@ -50,7 +50,7 @@ class Accuracy:
         self.accumulated_count = 0
 
 
-@declare("accuracy", params={"binary": Bool()}, saved={"binary": Bool()})
+@declare("accuracy", params={"binary": Bool()}, saved={"binary": Bool()}, fused="categorical_accuracy")
 class Accuracy_Categorical(Accuracy):
     """Share of predictions equal to the labels.
 

@@ -42,7 +42,7 @@ class _Activation:
             _activations.backward(self._KIND, self.__dict__, dvalues)
 
 
-@declare("layer", keeps_features=True)
+@declare("layer", keeps_features=True, fused="relu")
 class Activation_ReLU(_Activation):
     """output = max(0, inputs); the gradient is 0 where inputs <= 0."""
 
@@ -53,7 +53,7 @@ class Activation_ReLU(_Activation):
         return outputs
 
 
-@declare("layer", keeps_features=True)
+@declare("layer", keeps_features=True, fused="softmax")
 class Activation_Softmax(_Activation):
     """Row-wise softmax of (n_samples, n_classes) inputs (row max subtracted for stability).
 

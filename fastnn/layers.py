@@ -55,7 +55,7 @@ def _dense_error(status: int, state: dict) -> Exception:
          dims={"n_inputs": lambda layer: layer.weights.shape[0], "n_neurons": lambda layer: layer.weights.shape[1]},
          parameters=lambda a, d: {"weights": (d["n_inputs"], d["n_neurons"]), "biases": (1, d["n_neurons"])},
          features=lambda a, d: (d["n_inputs"], d["n_neurons"]),
-         parameters_only_backward=True)
+         parameters_only_backward=True, fused="dense")
 class Layer_Dense:
     """Fully connected layer: ``output = inputs @ weights + biases``.
 
@@ -150,21 +150,21 @@ class Layer_Dense:
 
 # The fast mask keeps a value when a 16-bit draw is below round(keep * 65536): below this keep
 # probability that rounding is more than 1% off the probability the scale 1 / keep assumes.
-_MIN_FAST_KEEP = 50 / 65536
+MIN_FAST_KEEP = 50 / 65536
 
 
 def _check_fast_keep(keep: float, mode: str, where: str) -> None:
-    if mode == "fast" and 0 < keep < _MIN_FAST_KEEP:
+    if mode == "fast" and 0 < keep < MIN_FAST_KEEP:
         actual = round(keep * 65536) / 65536
         raise ValueError(f"{where}: rate {1 - keep!r} keeps a fraction {keep:.3g} of the values, which the fast "
                          f"mask (steps of 1/65536) would keep as {actual:.3g}, "
                          f"{abs(actual - keep) / keep:.0%} off; use mode='book' or a rate of at most "
-                         f"{math.floor((1 - _MIN_FAST_KEEP) * 1e5) / 1e5:.5f}")  # rounded down: accepted
+                         f"{math.floor((1 - MIN_FAST_KEEP) * 1e5) / 1e5:.5f}")  # rounded down: accepted
 
 
 @declare("layer", params={"rate": UNIT},
          saved={"rate": Real(0.0, 1.0, low_open=True), "mode": Choice(*_config.DROPOUT_MODES)},
-         keeps_features=True)
+         keeps_features=True, fused="dropout")
 class Layer_Dropout:
     """Inverted dropout. ``Layer_Dropout(0.1)`` drops 10% of the values while training and scales
     the rest by 1/0.9.
@@ -215,7 +215,7 @@ class Layer_Dropout:
         if not (type(inputs) is np.ndarray and inputs.dtype in _FLOAT_DTYPES and inputs.flags.c_contiguous
                 and inputs.flags.aligned):
             inputs = _arrays.float_input(inputs, "inputs", "Layer_Dropout.forward")
-        if keep < _MIN_FAST_KEEP:
+        if keep < MIN_FAST_KEEP:
             _check_fast_keep(keep, "fast", "Layer_Dropout.forward")
         # One draw from the global RNG (53 random bits; this rank's own stream in distributed
         # training, see fastnn._core.config.dropout_random) seeds this pass's mask.

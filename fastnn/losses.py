@@ -125,7 +125,7 @@ class Loss:
                                        f"{type(self).__name__}.{method}")
 
 
-@declare("loss")
+@declare("loss", fused="categorical_crossentropy")
 class Loss_CategoricalCrossentropy(Loss):
     """-log of the predicted probability of the true class, probabilities clipped to
     [1e-7, 1 - 1e-7]. y_true: class ids (n_samples,) or one-hot (n_samples, n_classes)."""

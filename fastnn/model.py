@@ -182,17 +182,22 @@ class Model:
             data_loss, reg_loss = self.loss.calculate(output, batch_y, include_regularization=True)
         else:
             data_loss, reg_loss, accuracy = head
-        if not (math.isfinite(data_loss) and math.isfinite(reg_loss)):
-            raise FloatingPointError(
-                f"Model.train: the loss became {data_loss + reg_loss} (data_loss {data_loss}, reg_loss "
-                f"{reg_loss}) at epoch {epoch}, step {step}; the weights were not updated by this step. "
-                f"Lower the learning rate, check the inputs for NaN/inf, or scale them.")
+        self._check_loss(data_loss, reg_loss, epoch, step)
         if head is None:
             accuracy = self._accuracy(output, batch_y)
             self.backward(output, batch_y)
         else:
             self._backward_layers(len(self.layers) - 2)
         return data_loss, reg_loss, accuracy
+
+    @staticmethod
+    def _check_loss(data_loss, reg_loss, epoch: int, step: int) -> None:
+        """Stop training on a non-finite loss, before the step's update."""
+        if not (math.isfinite(data_loss) and math.isfinite(reg_loss)):
+            raise FloatingPointError(
+                f"Model.train: the loss became {data_loss + reg_loss} (data_loss {data_loss}, reg_loss "
+                f"{reg_loss}) at epoch {epoch}, step {step}; the weights were not updated by this step. "
+                f"Lower the learning rate, check the inputs for NaN/inf, or scale them.")
 
     def _update(self, factor: float | None = None) -> None:
         """The optimizer's step. With a schedule's `factor`, the step's rate is the book's rate

@@ -25,7 +25,7 @@ if not (ROOT / "setup.py").is_file() or not (PACKAGE / "__init__.py").is_file():
 CLASSES = {"layers", "activations", "losses", "optimizers", "accuracy", "conv", "normalization", "history", "plotting",
            "callbacks", "schedules", "augment", "metrics"}
 RANK = {"_version": 0, "_shadowed": 0, "_core": 0, "_ext": 1, "backend": 2, **{name: 3 for name in CLASSES}, "io": 4,
-        "distributed": 4, "model": 5, "_model_inputs": 5, "_train_loop": 5, "summary": 5, "_public": 6, "": 7}
+        "distributed": 4, "model": 5, "_model_inputs": 5, "_train_loop": 5, "_plan": 5, "summary": 5, "_public": 6, "": 7}
 # Side packages and what they may import.
 SIDE = {"reference": {"reference", "_core.config", "_shadowed"}, "datasets": {"datasets", "_core", "_version", "_shadowed"}}
 # Optional dependencies imported where they are used (an ImportError there says which extra to install).

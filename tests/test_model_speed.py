@@ -8,7 +8,8 @@ Run: ``pytest -m slow tests/test_model_speed.py -s`` (BLAS pinned to one thread 
    forward, loss with regularisation, accuracy, fused softmax/CCE backward, optimizer update), and
    ending on the same weights. What remains is the Model's own cost: slicing the batch,
    accumulating loss and accuracy, the NaN check, the log and the history. Median over repeats of
-   the per-step time.
+   the per-step time. Measured with the compiled plan (fastnn/_plan.py) off; Model.train with it,
+   where the network has one, is timed beside them.
 2. The Ch18 spiral Model (1000x3 spiral, 2-512-3, dropout 0.1, Adam, print_every=100, validation
    each epoch): seconds per epoch for fastnn (fast and book dropout) and fastnn.reference over a
    short run in one process, and the ratio.
@@ -24,6 +25,7 @@ from nnfs.datasets import spiral_data
 
 import fastnn
 import fastnn.reference as ref
+from fastnn import _plan
 
 import _book
 
@@ -98,7 +100,7 @@ def per_step(runs, steps, repeats=25):
     ("spiral 2-64-3, batch 300", (2, 64, 3), 3000, 300),
     ("mnist-like 784-128-128-10, batch 128", (784, 128, 128, 10), 2560, 128),
 ])
-def test_model_overhead_per_step(name, sizes, n_samples, batch_size, capsys):
+def test_model_overhead_per_step(name, sizes, n_samples, batch_size, capsys, monkeypatch):
     rng = np.random.default_rng(0)
     X = rng.standard_normal((n_samples, sizes[0])).astype(np.float32)
     y = rng.integers(0, sizes[-1], n_samples)
@@ -109,7 +111,18 @@ def test_model_overhead_per_step(name, sizes, n_samples, batch_size, capsys):
     model = network(fastnn, sizes)
     np.random.seed(0)
     book_model = network(fastnn, sizes)
+    np.random.seed(0)
+    planned = network(fastnn, sizes)
     out = io.StringIO()
+    plan = _plan.compile_plan
+    # The Model's own cost is measured on the per-layer path (the hand loop's steps); the compiled
+    # plan (fastnn/_plan.py), which these networks of one hidden layer get, is timed beside it.
+    monkeypatch.setattr(_plan, "compile_plan", lambda *args, **kwargs: None)
+
+    def compiled():
+        monkeypatch.setattr(_plan, "compile_plan", plan)
+        planned.train(X, y, epochs=3, batch_size=batch_size, verbose=False)
+        monkeypatch.setattr(_plan, "compile_plan", lambda *args, **kwargs: None)
 
     def book_log():
         with contextlib.redirect_stdout(out):
@@ -118,16 +131,19 @@ def test_model_overhead_per_step(name, sizes, n_samples, batch_size, capsys):
     for _ in range(2):   # warm up (buffers, caches)
         hand_loop(hand_model, X, y, batch_size, 1)
         model.train(X, y, epochs=1, batch_size=batch_size, verbose=False)
-    hand, silent, logged = per_step([lambda: hand_loop(hand_model, X, y, batch_size, 3),
-                                     lambda: model.train(X, y, epochs=3, batch_size=batch_size, verbose=False),
-                                     book_log], steps)
+        compiled()
+    hand, silent, logged, fused = per_step([lambda: hand_loop(hand_model, X, y, batch_size, 3),
+                                            lambda: model.train(X, y, epochs=3, batch_size=batch_size, verbose=False),
+                                            book_log, compiled], steps)
     for hand_layer, layer in zip(hand_model.trainable_layers, model.trainable_layers):
         np.testing.assert_array_equal(hand_layer.weights, layer.weights)  # the same steps, computed alike
+    # (The plan's steps agree with these up to float rounding: tests/test_fused_mlp.py.)
     with capsys.disabled():
         print(f"\n[{name}] us per step, median / min: hand loop {hand[0] * 1e6:.1f} / {hand[1] * 1e6:.1f}; "
               f"Model.train silent {silent[0] * 1e6:.1f} / {silent[1] * 1e6:.1f} "
               f"(min ratio {silent[1] / hand[1]:.3f}); with the book log {logged[0] * 1e6:.1f} / "
-              f"{logged[1] * 1e6:.1f} (min ratio {logged[1] / hand[1]:.3f})")
+              f"{logged[1] * 1e6:.1f} (min ratio {logged[1] / hand[1]:.3f}); Model.train with its compiled "
+              f"plan (where it has one) {fused[0] * 1e6:.1f} / {fused[1] * 1e6:.1f}")
 
 
 def test_ch18_spiral_epoch_time_against_the_reference(capsys):

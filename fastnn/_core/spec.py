@@ -33,7 +33,7 @@ from typing import Any, Callable, Mapping
 
 from .constraints import Constraint
 
-__all__ = ["Spec", "declare", "declared", "spec_of", "KINDS", "state_name"]
+__all__ = ["Spec", "declare", "declared", "spec_of", "KINDS", "FUSED_ROLES", "state_name"]
 
 # The slots a class fills. Beyond the book's five: learning-rate schedules, training callbacks and
 # batch augmentations, which Model.train uses and model files never hold (saveable=False).
@@ -93,6 +93,10 @@ class Spec:
     parameters_only_backward
         Layers with a ``_backward_parameters_only(dvalues)``: as the Model's first layer, whose
         ``dinputs`` nothing reads, it skips that product.
+    fused
+        The part this class plays in the Model's compiled training step (fastnn/_plan.py), one of
+        FUSED_ROLES, or None: a model made only of declared parts in a pattern the plan knows is
+        trained by one compiled call per batch.
     """
 
     cls: type
@@ -108,6 +112,7 @@ class Spec:
     layer_state: tuple[str, ...] = ()
     saveable: bool = True
     parameters_only_backward: bool = False
+    fused: str | None = None
 
     @property
     def name(self) -> str:
@@ -126,6 +131,9 @@ class Spec:
 
 _REGISTRY: dict[str, Spec] = {}
 
+# The parts of the Model's compiled training step (Spec.fused).
+FUSED_ROLES = ("dense", "relu", "dropout", "softmax", "categorical_crossentropy", "categorical_accuracy")
+
 
 def declare(kind: str, **declaration) -> Callable[[type], type]:
     """Class decorator: declare `cls` (see ``Spec`` for the fields) and register it by name."""
@@ -136,6 +144,8 @@ def declare(kind: str, **declaration) -> Callable[[type], type]:
         if cls.__name__ in _REGISTRY and _REGISTRY[cls.__name__].cls is not cls:
             raise ValueError(f"declare: a class named {cls.__name__} is already declared")
         spec = Spec(cls, kind, **declaration)
+        if spec.fused is not None and spec.fused not in FUSED_ROLES:
+            raise ValueError(f"declare: fused must be one of {', '.join(FUSED_ROLES)}, got {spec.fused!r}")
         cls._spec = spec
         _REGISTRY[cls.__name__] = spec
         return cls

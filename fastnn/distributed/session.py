@@ -98,6 +98,8 @@ class Session:
         self.message: GradientMessage | None = None  # the training step's gradient message
         self.totals: list[int] | None = None  # sharded: every step's sample count over all ranks
         self._dropout_stream = False
+        # The step's gradients: Model._gradients, or (set by Model.train) its compiled plan's.
+        self.gradients = None
         _MODELS[model] = comm
 
     def __repr__(self) -> str:
@@ -181,7 +183,7 @@ class Session:
         count = len(batch_X)
         status = message.status
         if count:
-            data_loss, reg_loss, accuracy = model._gradients(batch_X, batch_y, epoch, step)
+            data_loss, reg_loss, accuracy = (self.gradients or model._gradients)(batch_X, batch_y, epoch, step)
             message.collect()
             share = count / total
             message.scale(share)

@@ -1,0 +1,136 @@
+"""Model.train's compiled plan: one compiled call per batch for the models whose every part the
+plan knows, the book's per-layer protocol for every other model.
+
+The plan is read from the declarations (``Spec.fused``, fastnn/_core/spec.py), never from a list
+of classes: a part is known when its exact class declares the role (a subclass, or a user's own
+layer, is not). The one pattern compiled today is one wide hidden layer between thin ones (the
+book's Ch18 spiral network and its relatives)::
+
+    Layer_Dense(K, H) -> Activation_ReLU -> [Layer_Dropout, mode "fast"] -> Layer_Dense(H, C)
+        -> Activation_Softmax, Loss_CategoricalCrossentropy, Accuracy_Categorical (not binary)
+
+with K and C at most _fused_mlp.MAX_THIN, class-id labels, one float dtype. Its step
+(src_pyx/_fused_mlp.pyx.tp) computes the forward pass, the loss, the accuracy count and the four
+parameter gradients in one pass over the batch, writes the gradients where the book's layers keep
+them (``dweights``, ``dbiases``), and leaves the update to the model's optimizer, as ever.
+
+What stays as it was:
+
+- Book mode dropout (NumPy's binomial masks), callbacks and schedules, and augmentation take the
+  per-layer path: the plan is not made for them. Distributed training uses the plan's gradients
+  on each rank (fastnn/distributed/session.py sums them as ever).
+- The fast mode's mask is drawn from the same one number of NumPy's global RNG, at the same point
+  of the step, and is the same mask, element for element; the loss, the accumulated pass and the
+  log lines come from the same formulas. The two Dense products and the gradient sums are plain
+  loops instead of BLAS calls, so numbers differ from the per-layer path by float rounding
+  (tests/test_fused_mlp.py states and checks the tolerance).
+- The intermediate attributes (each layer's ``inputs``, ``output``, ``dinputs``, the dropout's
+  ``binary_mask``, the softmax's and the combined loss's) are what the book says after the last
+  step of a ``train`` call: that step also writes them, from its own numbers. The other steps
+  write none of them (that is the memory the plan saves), so a callback, which could read them
+  between steps, makes the run take the per-layer path. Every step of a run takes the same path,
+  so training in several calls gives the numbers of one long call.
+"""
+from __future__ import annotations
+
+from ._core import config as _config
+from ._core.spec import spec_of
+from ._ext import _fused_mlp
+from .layers import MIN_FAST_KEEP
+
+# The roles of the hidden-layer pattern, in order; "dropout" is optional.
+_WITH_DROPOUT = ("dense", "relu", "dropout", "dense", "softmax")
+_WITHOUT_DROPOUT = ("dense", "relu", "dense", "softmax")
+
+
+def _role(obj):
+    spec = spec_of(obj)
+    return None if spec is None else spec.fused
+
+
+def _draw_seed() -> int:
+    """The fast dropout's seed, drawn as Layer_Dropout.forward draws it."""
+    return int(_config.dropout_random().random_sample() * 9007199254740992.0)
+
+
+class HiddenLayerPlan:
+    """The compiled step of the hidden-layer pattern (module docstring) for one model."""
+
+    def __init__(self, model, dense1, dense2, dropout) -> None:
+        self.model = model
+        self.dense1, self.dense2, self.dropout = dense1.__dict__, dense2.__dict__, dropout
+        self.scratch = {}
+        layers = model.layers
+        self.attributes = (layers[1].__dict__, None if dropout is None else dropout.__dict__, layers[-1].__dict__,
+                           model.softmax_classifier_output.__dict__)
+
+    def gradients(self, batch_X, batch_y, epoch: int, step: int, keep_attributes: bool = False):
+        """Model._gradients' (data_loss, reg_loss, accuracy), the gradients on the two Dense
+        layers (and, with keep_attributes, every layer's book attributes); None, having done
+        nothing, when the kernel does not take these arrays."""
+        dropout = self.dropout
+        keep = 0.0
+        if dropout is not None:
+            keep = dropout.rate
+            if dropout.mode != "fast" or not MIN_FAST_KEEP <= keep <= 1:
+                return None
+        result = _fused_mlp.hidden_step(self.dense1, self.dense2, self.scratch, batch_X, batch_y, keep, _draw_seed,
+                                        self.attributes if keep_attributes else None)
+        if result is None:
+            return None
+        model = self.model
+        total, correct = result
+        count = len(batch_y)
+        data_loss = model.loss._accumulate(total, count)
+        reg_loss = model.loss.regularization_loss()
+        model.accuracy._accumulate(correct, count)
+        return data_loss, reg_loss, correct / count
+
+
+    def checked_gradients(self, last_epoch: int, last_step: int):
+        """Model._gradients' replacement for a train call whose final step is (last_epoch,
+        last_step): that one also leaves the book's attributes on every layer; a non-finite loss
+        raises before any update; a step the kernel does not take runs the per-layer protocol."""
+        model = self.model
+        per_layer, gradients, check = model._gradients, self.gradients, model._check_loss
+
+        def checked(batch_X, batch_y, epoch: int, step: int):
+            result = gradients(batch_X, batch_y, epoch, step, step == last_step and epoch == last_epoch)
+            if result is None:
+                return per_layer(batch_X, batch_y, epoch, step)
+            check(result[0], result[1], epoch, step)
+            return result
+        return checked
+
+    def train_step(self, last_epoch: int, last_step: int):
+        """Model._train_step's replacement: checked_gradients, then the optimizer's update."""
+        gradients, update = self.checked_gradients(last_epoch, last_step), self.model._update
+
+        def train_step(batch_X, batch_y, epoch: int, step: int, factor: float | None = None):
+            result = gradients(batch_X, batch_y, epoch, step)
+            update(factor)
+            return result
+        return train_step
+
+
+def compile_plan(model, *, callbacks: bool, augment):
+    """The model's compiled plan, or None when its step is not one the plan knows (then every step
+    takes the per-layer path). Training with callbacks (which may read the layers between steps,
+    or stop early) or augmentation has none."""
+    if callbacks or augment is not None:
+        return None
+    layers = model.layers
+    roles = tuple(_role(layer) for layer in layers)
+    if roles not in (_WITH_DROPOUT, _WITHOUT_DROPOUT):
+        return None
+    if _role(model.loss) != "categorical_crossentropy" or _role(model.accuracy) != "categorical_accuracy":
+        return None
+    if model.accuracy.binary or model.softmax_classifier_output is None:
+        return None
+    dense1, dense2 = layers[0], layers[-2]
+    w1, w2 = getattr(dense1, "weights", None), getattr(dense2, "weights", None)
+    if getattr(w1, "ndim", 0) != 2 or getattr(w2, "ndim", 0) != 2 or w1.dtype != w2.dtype:
+        return None
+    if w1.shape[0] > _fused_mlp.MAX_THIN or w2.shape[1] > _fused_mlp.MAX_THIN or w1.shape[1] != w2.shape[0]:
+        return None
+    return HiddenLayerPlan(model, dense1, dense2, layers[2] if len(layers) == 5 else None)
