@@ -11,6 +11,7 @@ from fastnn._ext import _batchnorm
 
 from contract.harness import assert_close
 from _state import assert_refused_and_unchanged
+from _thread_counts import assert_identical, at_thread_counts
 
 
 def pair(dtype, n_features, **kwargs):
@@ -167,29 +168,19 @@ def test_a_model_with_batchnorm_trains_and_predicts_sample_by_sample(rng, tmp_pa
 def test_channels_split_over_threads_give_the_serial_bits(dtype, rng, training):
     """NCHW channels run on OpenMP threads, one channel each (the same order within a channel):
     serial, 2 and 3 threads give the same bits, and match the reference."""
-    from fastnn._ext import _threads
-
     x = (rng.standard_normal((6, 7, 5, 4)) * 3 + 1).astype(dtype)
     d = rng.standard_normal(x.shape).astype(dtype)
-    before = _threads.num_threads()[0]
-    threshold = _threads.set_min_work_per_thread(1)
-    results = []
-    try:
-        for threads in (1, 2, 3):
-            _threads.set_num_threads(threads)
-            fast, slow = pair(dtype, 7)
-            if not training:
-                for layer in (fast, slow):
-                    layer.forward(x)
-            fast.forward(x, training=training)
-            slow.forward(x, training=training)
-            fast.backward(d)
-            slow.backward(d)
-            compare(fast, slow, dtype, ("output", "dinputs", "dweights", "dbiases", "running_mean", "running_var"))
-            results.append([fast.output.copy(), fast.dinputs.copy(), fast.dweights.copy(), fast.running_var.copy()])
-    finally:
-        _threads.set_num_threads(before)
-        _threads.set_min_work_per_thread(threshold)
-    for other in results[1:]:
-        for got, want in zip(other, results[0]):
-            np.testing.assert_array_equal(got, want)
+
+    def run():
+        fast, slow = pair(dtype, 7)
+        if not training:
+            for layer in (fast, slow):
+                layer.forward(x)
+        fast.forward(x, training=training)
+        slow.forward(x, training=training)
+        fast.backward(d)
+        slow.backward(d)
+        compare(fast, slow, dtype, ("output", "dinputs", "dweights", "dbiases", "running_mean", "running_var"))
+        return fast.output, fast.dinputs, fast.dweights, fast.running_var
+
+    assert_identical(at_thread_counts((1, 2, 3), run))

@@ -15,6 +15,7 @@ import pytest
 import fastnn
 import fastnn.reference as ref
 from fastnn._ext import _threads
+from _thread_counts import assert_identical, at_thread_counts
 
 
 def assert_close(got, want, dtype):
@@ -90,23 +91,15 @@ def test_conv_results_do_not_depend_on_the_thread_count(rng, dtype):
     are added in chunk order: serial, 2 threads and more threads than cores give the same bits."""
     x = rng.standard_normal((37, 8, 12, 12)).astype(dtype)
     dvalues = rng.standard_normal((37, 16, 12, 12)).astype(dtype)
-    results = []
-    before = _threads.num_threads()[0]
-    threshold = _threads.set_min_work_per_thread(1)
-    try:
-        for threads in (1, 0, 2, 3, 5):
-            _threads.set_num_threads(threads)
-            np.random.seed(3)
-            layer = fastnn.Layer_Conv2D(8, 16, 3, padding=1, dtype=dtype, weight_regularizer_l1=1e-3)
-            layer.forward(x)
-            layer.backward(dvalues)
-            results.append([layer.output.copy(), layer.dinputs.copy(), layer.dweights.copy(), layer.dbiases.copy()])
-    finally:
-        _threads.set_num_threads(before)
-        _threads.set_min_work_per_thread(threshold)
-    for other in results[1:]:
-        for got, want in zip(other, results[0]):
-            np.testing.assert_array_equal(got, want)
+
+    def run():
+        np.random.seed(3)
+        layer = fastnn.Layer_Conv2D(8, 16, 3, padding=1, dtype=dtype, weight_regularizer_l1=1e-3)
+        layer.forward(x)
+        layer.backward(dvalues)
+        return layer.output, layer.dinputs, layer.dweights, layer.dbiases
+
+    assert_identical(at_thread_counts((1, 0, 2, 3, 5), run))
 
 
 def test_conv_thread_setting():
