@@ -39,6 +39,59 @@ cdef Py_ssize_t _PASS_WORK = 8
 # ---------------------------------------------------------------------------------------------
 # The passes. x, dy: (n, f, s) in C order; per-feature arrays have f entries.
 
+# A channel's S values of one sample are summed in _LANES interleaved partial sums (value k into
+# partial k % _LANES, the partials then added in a fixed tree): one running double sum is a chain of
+# dependent additions, one per 4 cycles, which bounded the NCHW passes; independent partials run
+# at the adders' throughput and vectorise. The order is fixed, so the results still do not depend
+# on the thread count or on the build (-ffp-contract=off in the AVX2 variant).
+cdef enum:
+    _LANES = 8        # the step of the loops below is written as the literal 8 (Cython needs one)
+
+
+cdef inline double _plane_sum(const floating* v, Py_ssize_t s, double centre, bint square) noexcept nogil:
+    """The sum of (v[k] - centre), squared where asked, over k < s."""
+    cdef double p[_LANES]
+    cdef double d
+    cdef Py_ssize_t k, j, full = s - s % _LANES
+    for j in range(_LANES):
+        p[j] = 0
+    if square:
+        for k in range(0, full, 8):
+            for j in range(_LANES):
+                d = v[k + j] - centre
+                p[j] += d * d
+        for k in range(full, s):
+            d = v[k] - centre
+            p[k - full] += d * d
+    else:
+        for k in range(0, full, 8):
+            for j in range(_LANES):
+                p[j] += v[k + j] - centre
+        for k in range(full, s):
+            p[k - full] += v[k] - centre
+    return ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]))
+
+
+cdef inline void _plane_gradient_sums(const floating* dy, const floating* x, Py_ssize_t s, double centre,
+                                      double* sum_dy, double* sum_dyx) noexcept nogil:
+    """sum_dy = the sum of dy[k], sum_dyx = the sum of dy[k] * (x[k] - centre), over k < s."""
+    cdef double a[_LANES]
+    cdef double b[_LANES]
+    cdef Py_ssize_t k, j, full = s - s % _LANES
+    for j in range(_LANES):
+        a[j] = 0
+        b[j] = 0
+    for k in range(0, full, 8):
+        for j in range(_LANES):
+            a[j] += dy[k + j]
+            b[j] += dy[k + j] * (x[k + j] - centre)
+    for k in range(full, s):
+        a[k - full] += dy[k]
+        b[k - full] += dy[k] * (x[k] - centre)
+    sum_dy[0] = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))
+    sum_dyx[0] = ((b[0] + b[1]) + (b[2] + b[3])) + ((b[4] + b[5]) + (b[6] + b[7]))
+
+
 cdef inline void _sum(const floating* x, Py_ssize_t n, Py_ssize_t f, Py_ssize_t s, Py_ssize_t c0, Py_ssize_t c1,
                       const double* centre, double* sums, bint square) noexcept nogil:
     """sums[c] = the sum over feature c in [c0, c1) of (x - centre[c]), squared where asked."""
@@ -55,11 +108,7 @@ cdef inline void _sum(const floating* x, Py_ssize_t n, Py_ssize_t f, Py_ssize_t 
                 sums[c] += d * d if square else d
         else:
             for c in range(c0, c1):
-                total = 0
-                for k in range(s):
-                    d = v[c * s + k] - centre[c]
-                    total += d * d if square else d
-                sums[c] += total
+                sums[c] += _plane_sum(v + c * s, s, centre[c], square)
 
 
 cdef inline void _normalize(const floating* x, floating* out, Py_ssize_t n, Py_ssize_t f, Py_ssize_t s,
@@ -112,11 +161,7 @@ cdef inline void _gradient_sums(const floating* dy, const floating* x, Py_ssize_
         else:
             for c in range(c0, c1):
                 at = (i * f + c) * s
-                a = 0
-                b = 0
-                for k in range(at, at + s):
-                    a += dy[k]
-                    b += dy[k] * (x[k] - mean[c])
+                _plane_gradient_sums(dy + at, x + at, s, mean[c], &a, &b)
                 sum_dy[c] += a
                 sum_dyx[c] += b
 
