@@ -33,6 +33,8 @@ What stays as it was:
 """
 from __future__ import annotations
 
+import numpy as np
+
 from ._core import config as _config
 from ._core.spec import spec_of
 from ._ext import _fused_mlp
@@ -59,7 +61,7 @@ class HiddenLayerPlan:
     def __init__(self, model, dense1, dense2, dropout) -> None:
         self.model = model
         self.dense1, self.dense2, self.dropout = dense1.__dict__, dense2.__dict__, dropout
-        self.scratch = {}
+        self.scratch: dict[str, np.ndarray] = {}
         layers = model.layers
         self.attributes = (layers[1].__dict__, None if dropout is None else dropout.__dict__, layers[-1].__dict__,
                            model.softmax_classifier_output.__dict__)
@@ -129,7 +131,9 @@ def compile_plan(model, *, callbacks: bool, augment):
         return None
     dense1, dense2 = layers[0], layers[-2]
     w1, w2 = getattr(dense1, "weights", None), getattr(dense2, "weights", None)
-    if getattr(w1, "ndim", 0) != 2 or getattr(w2, "ndim", 0) != 2 or w1.dtype != w2.dtype:
+    if not isinstance(w1, np.ndarray) or not isinstance(w2, np.ndarray):
+        return None
+    if w1.ndim != 2 or w2.ndim != 2 or w1.dtype != w2.dtype:
         return None
     if w1.shape[0] > _fused_mlp.MAX_THIN or w2.shape[1] > _fused_mlp.MAX_THIN or w1.shape[1] != w2.shape[0]:
         return None
