@@ -24,14 +24,20 @@ def tolerance(dtype, scale):
 ], ids=lambda g: "c{}o{}k{}s{}p{}_{}x{}_n{}".format(*g))
 def test_conv2d_matches_torch(dtype, rng, geometry):
     c, o, k, s, p, h, w, n = geometry
-    layer = fastnn.Layer_Conv2D(c, o, k, stride=s, padding=p, dtype=dtype)
-    layer.biases = rng.standard_normal(o).astype(dtype)
-    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    compare_conv_with_torch(fastnn.Layer_Conv2D(c, o, k, stride=s, padding=p, dtype=dtype),
+                            rng.standard_normal((n, c, h, w)).astype(dtype), rng, stride=s, padding=p)
+
+
+def compare_conv_with_torch(layer, x, rng, *, stride, padding):
+    """The layer's output and its three gradients (shape, dtype and values) against
+    torch.nn.functional.conv2d with the same weights, random biases and random dvalues."""
+    dtype = x.dtype
+    layer.biases = rng.standard_normal(layer.biases.shape).astype(dtype)
     layer.forward(x)
     xt = torch.tensor(x, requires_grad=True)
     wt = torch.tensor(layer.weights, requires_grad=True)
     bt = torch.tensor(layer.biases, requires_grad=True)
-    yt = F.conv2d(xt, wt, bt, stride=s, padding=p)
+    yt = F.conv2d(xt, wt, bt, stride=stride, padding=padding)
     want = yt.detach().numpy()
     np.testing.assert_allclose(layer.output, want, **tolerance(dtype, np.abs(want).max()))
     g = rng.standard_normal(want.shape).astype(dtype)
@@ -88,21 +94,8 @@ def test_conv2d_weights_load_from_a_torch_module(rng):
 def test_conv2d_pairs_and_same_match_torch(dtype, rng, kernel_size, stride, padding):
     """torch's padding="same" puts an even kernel's extra row below and column right: so does
     fastnn's (outputs and all three gradients agree)."""
-    layer = fastnn.Layer_Conv2D(3, 4, kernel_size, stride=stride, padding=padding, dtype=dtype)
-    layer.biases = rng.standard_normal(4).astype(dtype)
-    x = rng.standard_normal((2, 3, 9, 8)).astype(dtype)
-    layer.forward(x)
-    xt = torch.tensor(x, requires_grad=True)
-    wt = torch.tensor(layer.weights, requires_grad=True)
-    bt = torch.tensor(layer.biases, requires_grad=True)
-    yt = F.conv2d(xt, wt, bt, stride=stride, padding=padding)
-    want = yt.detach().numpy()
-    np.testing.assert_allclose(layer.output, want, **tolerance(dtype, np.abs(want).max()))
-    g = rng.standard_normal(want.shape).astype(dtype)
-    yt.backward(torch.tensor(g))
-    layer.backward(g)
-    for got, want in ((layer.dinputs, xt.grad), (layer.dweights, wt.grad), (layer.dbiases, bt.grad)):
-        np.testing.assert_allclose(got, want.numpy(), **tolerance(dtype, np.abs(want.numpy()).max()))
+    compare_conv_with_torch(fastnn.Layer_Conv2D(3, 4, kernel_size, stride=stride, padding=padding, dtype=dtype),
+                            rng.standard_normal((2, 3, 9, 8)).astype(dtype), rng, stride=stride, padding=padding)
 
 
 @pytest.mark.parametrize("pool_size, stride, padding", [
