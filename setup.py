@@ -48,8 +48,8 @@ from setuptools.command.build_ext import build_ext
 # faster 8 lanes wide, and a binary built this way never runs on a CPU without AVX2 because the
 # baseline module is used there. -ffp-contract=off keeps every result bit-identical to the
 # baseline build (no fused multiply-adds).
-DISPATCHED = ["_activations", "_dense", "_losses", "_accuracy", "_fused_head", "_fused_mlp", "_optimizers", "_dropout",
-              "_batchnorm"]
+DISPATCHED = ["_activations", "_dense", "_losses", "_accuracy", "_fused_head", "_fused_mlp", "_fused_deep", "_optimizers",
+              "_dropout", "_batchnorm"]
 ISA_VARIANTS = {"avx2": ["-mavx2", "-mfma", "-ffp-contract=off"]}
 ISA_STUB_DIR = os.path.join("build", "isa")
 

@@ -187,7 +187,7 @@ class MLP:
     output: str = "softmax"     # "softmax", "sigmoid" or "linear"
     l2: float = 0.0             # weight and bias L2 of every layer but the last
     weight_scale: float = 1.0   # multiplies the initial weights (Ch17: 0.1 * randn instead of 0.01)
-    one_blas_thread: bool = False  # fastnn with NumPy's BLAS on one thread (below)
+    one_thread: bool = False      # fastnn on one thread (below)
 
     def layers(self) -> list:
         layers = []
@@ -209,17 +209,19 @@ class MLP:
         return scaled_images(images)
 
     def threads(self):
-        """NumPy's BLAS limited to one thread for fastnn where one_blas_thread says so: the embedded
-        recipes' products are too small to gain from a second thread, and on a shared machine
-        OpenBLAS's busy-waiting second worker costs far more than it saves (measured on the 2-core VM:
-        the sine recipe in 6 s on one thread, 10 to 90 s on two)."""
-        if not self.one_blas_thread:
+        """fastnn on one thread (NumPy's BLAS and fastnn's OpenMP team) where one_thread says so.
+        The embedded recipes' steps take well under a millisecond, and on a shared machine a second
+        thread that loses its core to another process stalls every step it is part of: measured on
+        the 2-core VM while another process kept a core busy, the sine recipe's step took 0.35 to
+        0.6 ms on one thread and 1.5 to 3.8 ms on two (on an idle machine two threads take it from
+        about 0.3 to 0.18 ms). One thread keeps the main job's time predictable."""
+        if not self.one_thread:
             return contextlib.nullcontext()
         try:
             from threadpoolctl import threadpool_limits
         except ImportError:
             return contextlib.nullcontext()
-        return threadpool_limits(1, "blas") if nn is fastnn else contextlib.nullcontext()
+        return threadpool_limits(1) if nn is fastnn else contextlib.nullcontext()
 
 
 @dataclass(frozen=True)
@@ -431,19 +433,19 @@ BINARY_SPIRAL_SEEDS = 10
 
 RECIPES: dict[str, Recipe] = {recipe.name: recipe for recipe in (
     Recipe("spiral", "2-512-3, dropout 0.1 (Ch18)", Generated("spiral_data", (1000, 3), (100, 3)),
-           MLP((2, 512, 3), dropout=0.1, l2=5e-4, one_blas_thread=True), adam=(0.05, 5e-5), epochs=10000,
+           MLP((2, 512, 3), dropout=0.1, l2=5e-4, one_thread=True), adam=(0.05, 5e-5), epochs=10000,
            quick_epochs=300, target="book run: 0.855 / 0.853"),
     Recipe("binary-spiral", "2-64-1 sigmoid (Ch16)",
            Generated("spiral_data", (100, 2), (100, 2), column_labels=True, test_after_training=True),
-           MLP((2, 64, 1), output="sigmoid", l2=5e-4, one_blas_thread=True), adam=(0.001, 5e-7), epochs=10000,
+           MLP((2, 64, 1), output="sigmoid", l2=5e-4, one_thread=True), adam=(0.001, 5e-7), epochs=10000,
            quick_epochs=500, loss="binary", target="book run: 0.945 / 0.920", label="binary spiral",
            seeds=BINARY_SPIRAL_SEEDS),
     Recipe("sine", "1-64-64-1 linear (Ch17)", Generated("sine_data", (), (997,)),
-           MLP((1, 64, 64, 1), output="linear", weight_scale=10, one_blas_thread=True), adam=(0.005, 1e-3),
+           MLP((1, 64, 64, 1), output="linear", weight_scale=10, one_thread=True), adam=(0.005, 1e-3),
            epochs=10000, quick_epochs=500, loss="regression", target="book run: 0.970 (train)"),
     Recipe("vertical", "2-16-3", Generated("vertical_data", (100, 3), (100, 3)),
-           MLP((2, 16, 3), one_blas_thread=True), adam=(0.01, 0.0), epochs=1000, quick_epochs=100),
-    Recipe("iris", "4-32-3", Iris(), MLP((4, 32, 3), one_blas_thread=True), adam=(0.01, 1e-3), epochs=500,
+           MLP((2, 16, 3), one_thread=True), adam=(0.01, 0.0), epochs=1000, quick_epochs=100),
+    Recipe("iris", "4-32-3", Iris(), MLP((4, 32, 3), one_thread=True), adam=(0.01, 1e-3), epochs=500,
            quick_epochs=100, target="test >= 0.96", threshold=0.96, judged_when_quick=True),
     Recipe("mnist", "784-512-512-10, dropout 0.2", Images("load_mnist", "mnist"),
            MLP((784, 512, 512, 10), dropout=0.2), adam=(0.001, 5e-4), epochs=15, batch_size=128,

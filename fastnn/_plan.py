@@ -3,8 +3,8 @@ plan knows, the book's per-layer protocol for every other model.
 
 The plan is read from the declarations (``Spec.fused``, fastnn/_core/spec.py), never from a list
 of classes: a part is known when its exact class declares the role (a subclass, or a user's own
-layer, is not). The one pattern compiled today is one wide hidden layer between thin ones (the
-book's Ch18 spiral network and its relatives)::
+layer, is not). Two patterns are compiled. The first is one wide hidden layer between thin ones
+(the book's Ch18 spiral network and its relatives)::
 
     Layer_Dense(K, H) -> Activation_ReLU -> [Layer_Dropout, mode "fast"] -> Layer_Dense(H, C)
         -> Activation_Softmax, Loss_CategoricalCrossentropy, Accuracy_Categorical (not binary)
@@ -30,6 +30,23 @@ What stays as it was:
   write none of them (that is the memory the plan saves), so a callback, which could read them
   between steps, makes the run take the per-layer path. Every step of a run takes the same path,
   so training in several calls gives the numbers of one long call.
+
+The second is two wide hidden layers between thin ones with a linear output and mean squared
+error (the book's Ch17 sine network and its relatives)::
+
+    Layer_Dense(K, H1) -> Activation_ReLU -> Layer_Dense(H1, H2) -> Activation_ReLU
+        -> Layer_Dense(H2, C) -> Activation_Linear, Loss_MeanSquaredError, Accuracy_Regression
+
+with K and C at most _fused_deep.MAX_THIN and one float dtype. Its step (src_pyx/_fused_deep.pyx)
+goes over the batch in fixed chunks of rows, on fastnn's OpenMP team: per chunk, the thin layers
+as plain loops, the middle layer's three products as GEMMs on the chunk, the loss, the accuracy
+count and the six parameter gradients, which the model's optimizer applies as ever. Numbers differ
+from the per-layer path by float rounding (tests/test_fused_deep.py states and checks the bound),
+never by the thread count. The last step of a ``train`` call also runs the per-layer forward and
+backward on its batch (without touching the loss's and the accuracy's accumulated sums) after its
+compiled step, so every layer's book attributes hold that batch's per-layer numbers, while
+``dweights`` and ``dbiases`` and the update are the compiled step's, as on every other step:
+training in several calls gives the numbers of one long call here too.
 """
 from __future__ import annotations
 
@@ -37,12 +54,14 @@ import numpy as np
 
 from ._core import config as _config
 from ._core.spec import spec_of
-from ._ext import _fused_mlp
+from ._ext import _fused_deep, _fused_mlp
 from .layers import MIN_FAST_KEEP
 
 # The roles of the hidden-layer pattern, in order; "dropout" is optional.
 _WITH_DROPOUT = ("dense", "relu", "dropout", "dense", "softmax")
 _WITHOUT_DROPOUT = ("dense", "relu", "dense", "softmax")
+# The roles of the regression pattern.
+_REGRESSION = ("dense", "relu", "dense", "relu", "dense", "linear")
 
 
 def _role(obj):
@@ -55,7 +74,43 @@ def _draw_seed() -> int:
     return int(_config.dropout_random().random_sample() * 9007199254740992.0)
 
 
-class HiddenLayerPlan:
+class _Plan:
+    """What both patterns' plans share: `gradients(batch_X, batch_y, epoch, step,
+    keep_attributes)`, defined by each, returns Model._gradients' (data_loss, reg_loss,
+    accuracy), or None, having done nothing, when its kernel does not take these arrays."""
+
+    model: object
+
+    def gradients(self, batch_X, batch_y, epoch: int, step: int, keep_attributes: bool = False):
+        raise NotImplementedError
+
+    def checked_gradients(self, last_epoch: int, last_step: int):
+        """Model._gradients' replacement for a train call whose final step is (last_epoch,
+        last_step): that one also leaves the book's attributes on every layer; a non-finite loss
+        raises before any update; a step the kernel does not take runs the per-layer protocol."""
+        model = self.model
+        per_layer, gradients, check = model._gradients, self.gradients, model._check_loss
+
+        def checked(batch_X, batch_y, epoch: int, step: int):
+            result = gradients(batch_X, batch_y, epoch, step, step == last_step and epoch == last_epoch)
+            if result is None:
+                return per_layer(batch_X, batch_y, epoch, step)
+            check(result[0], result[1], epoch, step)
+            return result
+        return checked
+
+    def train_step(self, last_epoch: int, last_step: int):
+        """Model._train_step's replacement: checked_gradients, then the optimizer's update."""
+        gradients, update = self.checked_gradients(last_epoch, last_step), self.model._update
+
+        def train_step(batch_X, batch_y, epoch: int, step: int, factor: float | None = None):
+            result = gradients(batch_X, batch_y, epoch, step)
+            update(factor)
+            return result
+        return train_step
+
+
+class HiddenLayerPlan(_Plan):
     """The compiled step of the hidden-layer pattern (module docstring) for one model."""
 
     def __init__(self, model, dense1, dense2, dropout) -> None:
@@ -89,30 +144,49 @@ class HiddenLayerPlan:
         return data_loss, reg_loss, correct / count
 
 
-    def checked_gradients(self, last_epoch: int, last_step: int):
-        """Model._gradients' replacement for a train call whose final step is (last_epoch,
-        last_step): that one also leaves the book's attributes on every layer; a non-finite loss
-        raises before any update; a step the kernel does not take runs the per-layer protocol."""
+class RegressionPlan(_Plan):
+    """The compiled step of the regression pattern (module docstring) for one model."""
+
+    def __init__(self, model, dense1, dense2, dense3) -> None:
+        self.model = model
+        self.dense1, self.dense2, self.dense3 = dense1.__dict__, dense2.__dict__, dense3.__dict__
+        self.scratch: dict[str, np.ndarray] = {}
+
+    def gradients(self, batch_X, batch_y, epoch: int, step: int, keep_attributes: bool = False):
+        """Model._gradients' (data_loss, reg_loss, accuracy) and the gradients on the three Dense
+        layers; with keep_attributes, the per-layer forward and backward run first on the batch
+        (for every layer's book attributes; the accumulated sums stay as they are). None, having
+        done nothing, when the kernel does not take these arrays."""
         model = self.model
-        per_layer, gradients, check = model._gradients, self.gradients, model._check_loss
+        precision = model.accuracy.precision
+        if precision is None:
+            return None
+        dense = (self.dense1, self.dense2, self.dense3)
+        result = _fused_deep.regression_step(*dense, self.scratch, batch_X, batch_y, float(precision))
+        if result is None:
+            return None
+        if keep_attributes:  # the per-layer pass sets every attribute; the gradients stay the plan's
+            kept = [(state, name, state[name].copy()) for state in dense for name in ("dweights", "dbiases")]
+            model.backward(model.forward(batch_X, training=True), batch_y)
+            for state, name, gradient in kept:
+                state[name] = gradient
+        total, correct = result
+        count = len(batch_y)
+        data_loss = model.loss._accumulate(total, count)
+        reg_loss = model.loss.regularization_loss()
+        model.accuracy._accumulate(correct, count)
+        return data_loss, reg_loss, correct / batch_y.size
 
-        def checked(batch_X, batch_y, epoch: int, step: int):
-            result = gradients(batch_X, batch_y, epoch, step, step == last_step and epoch == last_epoch)
-            if result is None:
-                return per_layer(batch_X, batch_y, epoch, step)
-            check(result[0], result[1], epoch, step)
-            return result
-        return checked
 
-    def train_step(self, last_epoch: int, last_step: int):
-        """Model._train_step's replacement: checked_gradients, then the optimizer's update."""
-        gradients, update = self.checked_gradients(last_epoch, last_step), self.model._update
-
-        def train_step(batch_X, batch_y, epoch: int, step: int, factor: float | None = None):
-            result = gradients(batch_X, batch_y, epoch, step)
-            update(factor)
-            return result
-        return train_step
+def _thin_dense_chain(dense_layers, max_thin: int) -> bool:
+    """The Dense layers' weights: 2-D arrays of one dtype, chained (each layer's outputs the next
+    one's inputs), the first's inputs and the last's outputs at most max_thin."""
+    weights = [getattr(layer, "weights", None) for layer in dense_layers]
+    if not all(isinstance(w, np.ndarray) and w.ndim == 2 and w.dtype == weights[0].dtype for w in weights):
+        return False
+    if any(a.shape[1] != b.shape[0] for a, b in zip(weights, weights[1:])):
+        return False
+    return weights[0].shape[0] <= max_thin and weights[-1].shape[1] <= max_thin
 
 
 def compile_plan(model, *, callbacks: bool, augment):
@@ -123,18 +197,19 @@ def compile_plan(model, *, callbacks: bool, augment):
         return None
     layers = model.layers
     roles = tuple(_role(layer) for layer in layers)
+    loss, accuracy = _role(model.loss), _role(model.accuracy)
+    if roles == _REGRESSION:
+        if loss != "mean_squared_error" or accuracy != "regression_accuracy":
+            return None
+        dense = (layers[0], layers[2], layers[4])
+        return RegressionPlan(model, *dense) if _thin_dense_chain(dense, _fused_deep.MAX_THIN) else None
     if roles not in (_WITH_DROPOUT, _WITHOUT_DROPOUT):
         return None
-    if _role(model.loss) != "categorical_crossentropy" or _role(model.accuracy) != "categorical_accuracy":
+    if loss != "categorical_crossentropy" or accuracy != "categorical_accuracy":
         return None
     if model.accuracy.binary or model.softmax_classifier_output is None:
         return None
-    dense1, dense2 = layers[0], layers[-2]
-    w1, w2 = getattr(dense1, "weights", None), getattr(dense2, "weights", None)
-    if not isinstance(w1, np.ndarray) or not isinstance(w2, np.ndarray):
+    dense = (layers[0], layers[-2])
+    if not _thin_dense_chain(dense, _fused_mlp.MAX_THIN):
         return None
-    if w1.ndim != 2 or w2.ndim != 2 or w1.dtype != w2.dtype:
-        return None
-    if w1.shape[0] > _fused_mlp.MAX_THIN or w2.shape[1] > _fused_mlp.MAX_THIN or w1.shape[1] != w2.shape[0]:
-        return None
-    return HiddenLayerPlan(model, dense1, dense2, layers[2] if len(layers) == 5 else None)
+    return HiddenLayerPlan(model, *dense, layers[2] if len(layers) == 5 else None)

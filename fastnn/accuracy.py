@@ -93,7 +93,7 @@ class Accuracy_Categorical(Accuracy):
         return predictions == y
 
 
-@declare("accuracy", saved={"precision": Optional(NON_NEGATIVE)})
+@declare("accuracy", saved={"precision": Optional(NON_NEGATIVE)}, fused="regression_accuracy")
 class Accuracy_Regression(Accuracy):
     """Share of predictions within ``precision = std(y) / 250`` of the target (set by init)."""
 

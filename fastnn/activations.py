@@ -81,7 +81,7 @@ class Activation_Sigmoid(_Activation):
         return (outputs > 0.5) * 1
 
 
-@declare("layer", keeps_features=True)
+@declare("layer", keeps_features=True, fused="linear")
 class Activation_Linear:
     """The identity: ``output`` is the very input object (as the book); backward copies dvalues."""
 

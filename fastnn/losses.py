@@ -193,7 +193,7 @@ class Loss_BinaryCrossentropy(_ElementwiseLoss):
     _KIND = _losses.BCE
 
 
-@declare("loss")
+@declare("loss", fused="mean_squared_error")
 class Loss_MeanSquaredError(_ElementwiseLoss):
     """mean((y - p)^2) over outputs."""
 

@@ -132,7 +132,8 @@ class Spec:
 _REGISTRY: dict[str, Spec] = {}
 
 # The parts of the Model's compiled training step (Spec.fused).
-FUSED_ROLES = ("dense", "relu", "dropout", "softmax", "categorical_crossentropy", "categorical_accuracy")
+FUSED_ROLES = ("dense", "relu", "dropout", "softmax", "linear", "categorical_crossentropy", "mean_squared_error",
+               "categorical_accuracy", "regression_accuracy")
 
 
 def declare(kind: str, **declaration) -> Callable[[type], type]:

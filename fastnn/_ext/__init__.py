@@ -15,10 +15,10 @@ import os as _os
 import sys as _sys
 
 _HERE = _os.path.dirname(__file__)
-MODULES = ("_buildinfo", "_blas", "_activations", "_dense", "_losses", "_accuracy", "_fused_head", "_fused_mlp", "_optimizers",
-           "_dropout", "_threads", "_conv", "_pool", "_augment", "_batchnorm")
-DISPATCHED = ("_activations", "_dense", "_losses", "_accuracy", "_fused_head", "_fused_mlp", "_optimizers", "_dropout",
-              "_batchnorm")
+MODULES = ("_buildinfo", "_blas", "_activations", "_dense", "_losses", "_accuracy", "_fused_head", "_fused_mlp", "_fused_deep",
+           "_optimizers", "_dropout", "_threads", "_conv", "_pool", "_augment", "_batchnorm")
+DISPATCHED = ("_activations", "_dense", "_losses", "_accuracy", "_fused_head", "_fused_mlp", "_fused_deep", "_optimizers",
+              "_dropout", "_batchnorm")
 
 
 def _is_built(name):
