@@ -1,6 +1,7 @@
-"""Threads of fastnn's compiled kernels: the convolution loop over samples on OpenMP threads, with
-NumPy's OpenBLAS pinned to one thread inside it (``fastnn.backend.blas`` hands the kernels
-OpenBLAS's thread-count functions)."""
+"""Threads of fastnn's compiled kernels: the convolution loop over samples, BatchNorm's channels and
+the compiled regression step's chunks of rows on OpenMP threads, with NumPy's OpenBLAS pinned to
+one thread inside them (``fastnn.backend.blas`` hands the kernels OpenBLAS's thread-count
+functions)."""
 from __future__ import annotations
 
 from .._core import checks as _checks
@@ -10,9 +11,11 @@ __all__ = ["set_num_threads", "get_num_threads"]
 
 
 def set_num_threads(n: int) -> None:
-    """Threads for the convolution kernels: 0 = automatic (the default: OpenMP's count, i.e.
-    OMP_NUM_THREADS or the cores, while NumPy's BLAS is limited to one thread, else 1), 1 =
-    serial, n = n threads. Process-wide; the results do not depend on it."""
+    """Threads for the kernels that split their work over fastnn's OpenMP team (the convolutions,
+    BatchNorm on NCHW data, Model.train's compiled regression step): 0 = automatic (the default:
+    OpenMP's count, i.e. OMP_NUM_THREADS, threadpoolctl's OpenMP limit or the cores, when NumPy's
+    OpenBLAS runs on that team or on one thread; else 1), 1 = serial, n = n threads. Small work
+    uses fewer. Process-wide; the results do not depend on it."""
     _threads.set_num_threads(_checks.non_negative_int(n, "n", "fastnn.conv.set_num_threads"))
 
 
