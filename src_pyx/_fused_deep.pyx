@@ -139,6 +139,15 @@ cdef void _chunk(const floating* X, const floating* Y, const floating* w1, const
             pb3[q] += g
         row_loss = row_loss / c
         total += <floating>row_loss
+        if c == 1:  # the same operations as below, in one vectorisable pass
+            g = dl[0]
+            for j in range(h2):
+                v = row[j]
+                pw3t[j] = pw3t[j] + v * g
+                v = zero if v <= 0 else g * w3t[j]
+                row[j] = v
+                pb2[j] += v
+            continue
         for q in range(c):
             for j in range(h2):
                 pw3t[q * h2 + j] = pw3t[q * h2 + j] + row[j] * dl[q]
@@ -159,6 +168,14 @@ cdef void _chunk(const floating* X, const floating* Y, const floating* w1, const
     for r in range(m):
         x = X + (i0 + r) * k
         row = d1 + r * h1
+        if k == 1:  # the same operations as below, in one vectorisable pass
+            v = x[0]
+            for j in range(h1):
+                g = zero if a1[r * h1 + j] <= 0 else row[j]
+                row[j] = g
+                pb1[j] += g
+                pw1[j] = pw1[j] + v * g
+            continue
         for j in range(h1):
             row[j] = zero if a1[r * h1 + j] <= 0 else row[j]
         for j in range(h1):
