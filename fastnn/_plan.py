@@ -50,6 +50,8 @@ training in several calls gives the numbers of one long call here too.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ._core import config as _config
@@ -79,7 +81,7 @@ class _Plan:
     keep_attributes)`, defined by each, returns Model._gradients' (data_loss, reg_loss,
     accuracy), or None, having done nothing, when its kernel does not take these arrays."""
 
-    model: object
+    model: Any
 
     def gradients(self, batch_X, batch_y, epoch: int, step: int, keep_attributes: bool = False):
         raise NotImplementedError
@@ -181,8 +183,9 @@ class RegressionPlan(_Plan):
 def _thin_dense_chain(dense_layers, max_thin: int) -> bool:
     """The Dense layers' weights: 2-D arrays of one dtype, chained (each layer's outputs the next
     one's inputs), the first's inputs and the last's outputs at most max_thin."""
-    weights = [getattr(layer, "weights", None) for layer in dense_layers]
-    if not all(isinstance(w, np.ndarray) and w.ndim == 2 and w.dtype == weights[0].dtype for w in weights):
+    found = [getattr(layer, "weights", None) for layer in dense_layers]
+    weights = [w for w in found if isinstance(w, np.ndarray) and w.ndim == 2]
+    if len(weights) != len(found) or any(w.dtype != weights[0].dtype for w in weights):
         return False
     if any(a.shape[1] != b.shape[0] for a, b in zip(weights, weights[1:])):
         return False
@@ -201,15 +204,14 @@ def compile_plan(model, *, callbacks: bool, augment):
     if roles == _REGRESSION:
         if loss != "mean_squared_error" or accuracy != "regression_accuracy":
             return None
-        dense = (layers[0], layers[2], layers[4])
-        return RegressionPlan(model, *dense) if _thin_dense_chain(dense, _fused_deep.MAX_THIN) else None
+        three = (layers[0], layers[2], layers[4])
+        return RegressionPlan(model, *three) if _thin_dense_chain(three, _fused_deep.MAX_THIN) else None
     if roles not in (_WITH_DROPOUT, _WITHOUT_DROPOUT):
         return None
     if loss != "categorical_crossentropy" or accuracy != "categorical_accuracy":
         return None
     if model.accuracy.binary or model.softmax_classifier_output is None:
         return None
-    dense = (layers[0], layers[-2])
-    if not _thin_dense_chain(dense, _fused_mlp.MAX_THIN):
+    if not _thin_dense_chain((layers[0], layers[-2]), _fused_mlp.MAX_THIN):
         return None
-    return HiddenLayerPlan(model, *dense, layers[2] if len(layers) == 5 else None)
+    return HiddenLayerPlan(model, layers[0], layers[-2], layers[2] if len(layers) == 5 else None)
