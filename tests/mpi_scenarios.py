@@ -4,7 +4,7 @@ rank writing what it saw to OUT/<group>-rank<r>.json for the test to check.
     mpiexec -n 2 python tests/mpi_scenarios.py OUT GROUP
 
 GROUP "train": equivalence with a one-process run (float64 and float32, replicated and sharded,
-the fused and the generic loss path, a CNN), identical ranks, dropout streams, the log, evaluate,
+the fused and the generic loss path, the compiled regression step, a CNN), identical ranks, dropout streams, the log, evaluate,
 predict and save. GROUP "failures": errors raised on one rank, caught on every rank (each call
 timed), then a call that works. GROUP "uncaught": rank 1 raises and nobody catches it (the job
 must end, not hang).
@@ -22,6 +22,7 @@ import time
 import numpy as np
 
 import fastnn
+from fastnn import _plan
 import fastnn.distributed as dist
 from fastnn import (Accuracy_Categorical, Accuracy_Regression, Activation_Linear, Activation_ReLU, Activation_Softmax,
                     Layer_Conv2D, Layer_Dense, Layer_Dropout, Layer_Flatten, Layer_MaxPool2D,
@@ -48,6 +49,18 @@ def regressor(dtype, spread=False):
     layers = [Layer_Dense(1, 16, dtype=dtype), Activation_ReLU(), Layer_Dense(16, 1, dtype=dtype), Activation_Linear()]
     return _book.build_model(fastnn, layers, loss=Loss_MeanSquaredError(),
                              optimizer=Optimizer_SGD(learning_rate=0.05, momentum=0.9), accuracy=Accuracy_Regression())
+
+
+def deep_regressor(dtype, spread=False):
+    """The book's Ch17 shape (two hidden layers, linear output, MSE): Model.train's compiled
+    regression step on every rank."""
+    np.random.seed(9 + (RANK if spread else 0))
+    layers = [Layer_Dense(1, 32, dtype=dtype), Activation_ReLU(), Layer_Dense(32, 32, dtype=dtype), Activation_ReLU(),
+              Layer_Dense(32, 1, dtype=dtype), Activation_Linear()]
+    for dense in layers[::2]:
+        dense.weights *= 10
+    return _book.build_model(fastnn, layers, loss=Loss_MeanSquaredError(),
+                             optimizer=Optimizer_Adam(learning_rate=0.005, decay=1e-3), accuracy=Accuracy_Regression())
 
 
 def cnn(dtype, spread=False):
@@ -111,6 +124,9 @@ def group_train(out: str) -> dict:
         Xs, ys = sine_data(samples=200)
         results[f"generic-{name}"] = compare_with_one_process(regressor, dtype, Xs.astype(dtype), ys.astype(dtype),
                                                               epochs=3, batch_size=32)
+        results[f"deep-{name}"] = compare_with_one_process(deep_regressor, dtype, Xs.astype(dtype), ys.astype(dtype),
+                                                           epochs=3, batch_size=40)
+    results["deep-plan"] = type(_plan.compile_plan(deep_regressor(np.float32), callbacks=False, augment=None)).__name__
         np.random.seed(3)
         images = np.random.standard_normal((60, 1, 8, 8)).astype(dtype)
         labels = np.random.randint(0, 3, 60)

@@ -72,9 +72,11 @@ def test_the_helpers_know_the_ranks(trained):
     assert [(r["rank"], r["is_root"]) for r in trained] == [(0, True), (1, False)]
 
 
-@pytest.mark.parametrize("case", ["fused", "whole-set", "generic", "cnn"])
+@pytest.mark.parametrize("case", ["fused", "whole-set", "generic", "deep", "cnn"])
 @pytest.mark.parametrize("dtype, rtol", [("float64", F64_RTOL), ("float32", F32_RTOL)], ids=["f64", "f32"])
 def test_two_ranks_train_what_one_process_trains(trained, case, dtype, rtol):
+    if case == "deep":  # the ranks train on Model.train's compiled regression step
+        assert [rank["deep-plan"] for rank in trained] == ["RegressionPlan"] * 2
     for rank in trained:
         result = rank[f"{case}-{dtype}"]
         assert result["difference"] <= rtol, result
