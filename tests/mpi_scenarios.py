@@ -126,7 +126,7 @@ def group_train(out: str) -> dict:
                                                               epochs=3, batch_size=32)
         results[f"deep-{name}"] = compare_with_one_process(deep_regressor, dtype, Xs.astype(dtype), ys.astype(dtype),
                                                            epochs=3, batch_size=40)
-    results["deep-plan"] = type(_plan.compile_plan(deep_regressor(np.float32), callbacks=False, augment=None)).__name__
+        results["deep-plan"] = type(_plan.compile_plan(deep_regressor(np.float32), callbacks=False, augment=None)).__name__
         np.random.seed(3)
         images = np.random.standard_normal((60, 1, 8, 8)).astype(dtype)
         labels = np.random.randint(0, 3, 60)
