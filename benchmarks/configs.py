@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import jax_peer
 from torch_peer import torch
 
 
@@ -64,13 +65,15 @@ CONFIGS = {c.name: c for c in [
            target={"kind": "floor_ratio", "value": 1.1}),
 ]}
 
-TRAIN_PEERS = ("fastnn", "reference", "torch", "gemm-floor", "fastnn-raw", "fastnn-train-step")
-INFER_PEERS = ("fastnn", "reference", "torch", "gemm-floor", "fastnn-raw", "fastnn-predict")
+TRAIN_PEERS = ("fastnn", "reference", "torch", "jax", "gemm-floor", "fastnn-raw", "fastnn-train-step")
+INFER_PEERS = ("fastnn", "reference", "torch", "jax", "gemm-floor", "fastnn-raw", "fastnn-predict")
 MANUAL_PEERS = ("fastnn-manual", "reference-manual")   # spiral only
-MAIN_PEERS = ("fastnn", "reference", "torch", "gemm-floor")
+MAIN_PEERS = ("fastnn", "reference", "torch", "jax", "gemm-floor")
 
 
-def peers_for(config: Config, *, with_torch: bool = True, extras: bool = True) -> list[str]:
+def peers_for(config: Config, *, with_torch: bool = True, with_jax: bool = True, extras: bool = True) -> list[str]:
+    """The peers `config` runs. jax only where jax_peer.usable() (installed, and this process's JAX
+    started for the pinned thread count or not started yet)."""
     names = list(TRAIN_PEERS if config.training else INFER_PEERS)
     if config.name == "spiral":
         names += MANUAL_PEERS
@@ -78,6 +81,8 @@ def peers_for(config: Config, *, with_torch: bool = True, extras: bool = True) -
         names = [n for n in names if n in MAIN_PEERS]
     if not with_torch or torch is None:
         names.remove("torch")
+    if not with_jax or not jax_peer.usable():
+        names.remove("jax")
     return names
 
 
