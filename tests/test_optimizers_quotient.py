@@ -89,3 +89,27 @@ def test_float32_adam_matches_the_formula_bit_for_bit(beta_1, beta_2, steps):
         _bits_equal(layer.weight_cache, v["weights"])
         _bits_equal(layer.bias_momentums, m["biases"])
         _bits_equal(layer.bias_cache, v["biases"])
+
+
+@pytest.mark.parametrize("make", [lambda: fastnn.Optimizer_Adam(learning_rate=0.01, decay=1e-3),
+                                  lambda: fastnn.Optimizer_SGD(learning_rate=0.1, momentum=0.9),
+                                  lambda: fastnn.Optimizer_RMSprop(), lambda: fastnn.Optimizer_Adagrad()],
+                         ids=["adam", "sgd-momentum", "rmsprop", "adagrad"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_large_updates_split_over_threads_give_the_serial_bits(make, dtype):
+    # 300 x 700 values: four chunks of the split, the last one short.
+    from _thread_counts import assert_identical, at_thread_counts
+
+    def run():
+        np.random.seed(11)
+        layer = fastnn.Layer_Dense(300, 700, dtype=dtype)
+        optimizer = make()
+        rng = np.random.default_rng(5)
+        for _ in range(3):
+            layer.dweights = rng.standard_normal(layer.weights.shape).astype(dtype)
+            layer.dbiases = rng.standard_normal(layer.biases.shape).astype(dtype)
+            optimizer.pre_update_params()
+            optimizer.update_params(layer)
+            optimizer.post_update_params()
+        return [layer.weights, layer.biases] + [getattr(layer, n) for n in optimizer._STATE]
+    assert_identical(at_thread_counts((1, 2, 3, 0), run))
