@@ -13,9 +13,11 @@ pass and ``jax.nn.softmax``, waited for with ``block_until_ready``.
 JAX is optional: ``load(threads)`` returns the ``jax`` module, or None with ``why()`` saying
 why (not installed; or started for another thread count). XLA's CPU thread pool is sized once,
 when JAX starts, so one process measures JAX at one thread count: ``load`` sets ``XLA_FLAGS``
-for `threads` before the first import (one thread: ``--xla_cpu_multi_thread_eigen=false``; more:
-XLA's default, a pool of one thread per core, which is 2 on the 2-core machines the results
-come from) and refuses other counts afterwards. ``benchmarks/run.py`` therefore runs each thread count in
+for `threads` before the first import and starts XLA's CPU client on `threads` CPUs (process
+affinity, given back to every thread once the client is up; XLA sizes its pools from the CPUs it
+may use, and ``--xla_cpu_multi_thread_eigen=false``, also set for one thread, did not stop jax 0.10
+from using 1.8 cores), and refuses other counts afterwards. With as many threads as CPUs it is
+XLA's default pool. ``benchmarks/run.py`` therefore runs each thread count in
 a process of its own when JAX is installed.
 """
 from __future__ import annotations
@@ -71,8 +73,24 @@ def load(threads: int | None = None):
         if threads == 1:
             os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false").strip()
         os.environ.setdefault("JAX_PLATFORMS", "cpu")
-        import jax
-        jax.config.update("jax_platforms", "cpu")
+        cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+        narrowed = cpus is not None and 0 < threads < len(cpus)
+        if narrowed:
+            # XLA sizes its CPU thread pools from the CPUs this process may use when the client
+            # starts (the flag above alone left jax 0.10 using 1.8 cores at "one thread"): start it
+            # on `threads` CPUs, then give every thread of the process all of them back.
+            os.sched_setaffinity(0, set(sorted(cpus)[:threads]))
+        try:
+            import jax
+            jax.config.update("jax_platforms", "cpu")
+            jax.jit(lambda x: x @ x + 1)(jax.numpy.ones((64, 64), jax.numpy.float32)).block_until_ready()
+        finally:
+            if narrowed:
+                for tid in os.listdir("/proc/self/task"):
+                    try:
+                        os.sched_setaffinity(int(tid), cpus)
+                    except OSError:  # pragma: no cover - a thread that just ended
+                        pass
         _STARTED.update(threads=threads, jax=jax)
     return _STARTED["jax"]
 
