@@ -71,9 +71,9 @@ MANUAL_PEERS = ("fastnn-manual", "reference-manual")   # spiral only
 MAIN_PEERS = ("fastnn", "reference", "torch", "jax", "gemm-floor")
 
 
-def peers_for(config: Config, *, with_torch: bool = True, with_jax: bool = True, extras: bool = True) -> list[str]:
-    """The peers `config` runs. jax only where jax_peer.usable() (installed, and this process's JAX
-    started for the pinned thread count or not started yet)."""
+def peers_for(config: Config, *, with_torch: bool = True, with_jax: bool | None = None, extras: bool = True) -> list[str]:
+    """The peers `config` runs. with_jax None: jax where jax_peer.usable() (installed, and this
+    process's JAX started for the pinned thread count or not started yet)."""
     names = list(TRAIN_PEERS if config.training else INFER_PEERS)
     if config.name == "spiral":
         names += MANUAL_PEERS
@@ -81,7 +81,7 @@ def peers_for(config: Config, *, with_torch: bool = True, with_jax: bool = True,
         names = [n for n in names if n in MAIN_PEERS]
     if not with_torch or torch is None:
         names.remove("torch")
-    if not with_jax or not jax_peer.usable():
+    if not (jax_peer.usable() if with_jax is None else with_jax):
         names.remove("jax")
     return names
 
