@@ -39,10 +39,11 @@ def installed() -> bool:
 
 
 def why(threads: int | None = None) -> str:
-    """Why load(threads) gives None ('' when it does not)."""
+    """Why load(threads) gives None ('' when it does not; threads: default the pinned BLAS count)."""
+    threads = _pinned_threads() if threads is None else threads
     if not installed():
         return "jax is not installed (pip install jax)"
-    if "threads" in _STARTED and threads is not None and _STARTED["threads"] != threads:
+    if "threads" in _STARTED and _STARTED["threads"] != threads:
         return (f"JAX started in this process with {_STARTED['threads']} thread(s); XLA sizes its CPU pool "
                 f"once, so {threads} thread(s) need a process of their own")
     return ""
@@ -60,7 +61,7 @@ def _pinned_threads() -> int:
 
 def usable(threads: int | None = None) -> bool:
     """load(threads) would give the module (threads: default the pinned BLAS count)."""
-    return not why(_pinned_threads() if threads is None else threads)
+    return not why(threads)
 
 
 def load(threads: int | None = None):
