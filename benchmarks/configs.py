@@ -67,7 +67,8 @@ CONFIGS = {c.name: c for c in [
 
 TRAIN_PEERS = ("fastnn", "reference", "torch", "jax", "gemm-floor", "fastnn-raw", "fastnn-train-step")
 INFER_PEERS = ("fastnn", "reference", "torch", "jax", "gemm-floor", "fastnn-raw", "fastnn-predict")
-MANUAL_PEERS = ("fastnn-manual", "reference-manual")   # spiral only
+MANUAL_PEERS = ("fastnn-manual", "reference-manual")   # the MANUAL_CONFIGS only
+MANUAL_CONFIGS = ("spiral", "tiny-batch")
 MAIN_PEERS = ("fastnn", "reference", "torch", "jax", "gemm-floor")
 
 
@@ -75,7 +76,7 @@ def peers_for(config: Config, *, with_torch: bool = True, with_jax: bool | None 
     """The peers `config` runs. with_jax None: jax where jax_peer.usable() (installed, and this
     process's JAX started for the pinned thread count or not started yet)."""
     names = list(TRAIN_PEERS if config.training else INFER_PEERS)
-    if config.name == "spiral":
+    if config.name in MANUAL_CONFIGS:
         names += MANUAL_PEERS
     if not extras:
         names = [n for n in names if n in MAIN_PEERS]

@@ -98,6 +98,8 @@ def markdown(report: dict) -> str:
             p = s["peers"]
             f, raw, fl = p["fastnn"]["median"], p["fastnn-raw"]["median"], p["gemm-floor"]["median"]
             extra = [f"{k}: {_us(p[k])}" for k in ("fastnn-predict", "fastnn-manual", "reference-manual") if k in p]
+            if "fastnn-manual" in p and "reference-manual" in p:
+                extra.append(f"reference-manual/fastnn-manual {_x(p['reference-manual']['median'] / p['fastnn-manual']['median'])}")
             second = p.get("fastnn-train-step")
             lines.append(f"| {name} | {_us(p['fastnn'])} | {_us(second)} | {_us(p['fastnn-raw'])} | "
                          f"{_us(p['gemm-floor'])} | {f - raw:,.1f} ({(f - raw) / f:.0%}) | "

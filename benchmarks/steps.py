@@ -15,8 +15,8 @@ check that the peers compute the same step.
                         it has one for (fastnn/_plan.py: one compiled call for forward, loss and
                         backward, then the optimizer), else ``Model._train_step`` (the book step
                         plus the NaN/inf guard)
-- ``fastnn-manual`` / ``reference-manual``  (spiral only) the Ch10 loop of calls on the layer
-                        objects, no Model (``_book.chapter_step``)
+- ``fastnn-manual`` / ``reference-manual``  (spiral and tiny-batch) the Ch10 loop of calls on the
+                        layer objects, no Model (``_book.chapter_step``)
 - ``fastnn-predict``    (inference only) ``Model.predict``: validation and a fresh output copy
 
 The reference Model has no ``_train_step``, so fastnn and the reference both run ``model_step``.
@@ -100,11 +100,16 @@ def make_step(config, peer: str, seed: int = 0, pretrain: int | None = None):
 
 
 def _manual_step(lib, config, data, seed: int):
-    """The Ch10 loop on layer objects (spiral: Dense ReLU Dense, softmax+CCE, Adam), no Model;
-    returns the loss and the accuracy as the book's loop computes them."""
-    assert config.name == "spiral"
+    """The Ch10 loop on layer objects (Dense, ReLU between them, softmax+CCE, Adam: spiral's and
+    tiny-batch's networks), no Model; returns the loss and the accuracy as the book's loop
+    computes them."""
+    assert not config.dropout and not config.l2 and config.training
     np.random.seed(seed)
-    layers = [lib.Layer_Dense(2, 64), lib.Activation_ReLU(), lib.Layer_Dense(64, 3)]
+    layers = []
+    for i in range(len(config.sizes) - 1):
+        layers.append(lib.Layer_Dense(config.sizes[i], config.sizes[i + 1]))
+        if i < len(config.sizes) - 2:
+            layers.append(lib.Activation_ReLU())
     loss_activation = lib.Activation_Softmax_Loss_CategoricalCrossentropy()
     optimizer = lib.Optimizer_Adam(learning_rate=config.learning_rate, decay=config.decay)
     nxt = cycle(data)
