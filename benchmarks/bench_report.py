@@ -24,7 +24,8 @@ def test_runner_writes_report(tmp_path):
     for name in ("spiral", "infer-1"):
         assert f"| {name} |" in md
         peers = report["runs"][0]["steps"][name]["peers"]
-        assert set(peers) == set(peers_for(CONFIGS[name]))
+        with_jax = report["runs"][0]["jax_threads"] is not None
+        assert set(peers) == set(peers_for(CONFIGS[name], with_jax=with_jax))
         assert all(p["median"] > 0 for p in peers.values())
     assert "## Ops, 1 thread(s)" in md and "Step anatomy" in md and "Python layer" in md
     if "--plot" in args:

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+import jax_peer
 from configs import CONFIGS, peers_for, target_text
 from steps import check_peers_agree, make_step
 
@@ -18,6 +19,8 @@ CASES = [(c.name, peer) for c in CONFIGS.values() for peer in peers_for(c, with_
 @pytest.mark.parametrize("config,peer", CASES, ids=[f"{c}-{p}" for c, p in CASES])
 def test_step(benchmark, config, peer):
     cfg = CONFIGS[config]
+    if peer == "jax" and not jax_peer.usable():
+        pytest.skip(jax_peer.why())   # JAX started at another thread count in this process
     # The smoke pass (--benchmark-disable) skips the *-long configurations' pretraining.
     step = make_step(cfg, peer, pretrain=1 if benchmark.disabled else None)
     step()  # buffers (training peers already ran their pretraining steps)

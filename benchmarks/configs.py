@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import jax_peer
 from torch_peer import torch
 
 
@@ -64,20 +65,25 @@ CONFIGS = {c.name: c for c in [
            target={"kind": "floor_ratio", "value": 1.1}),
 ]}
 
-TRAIN_PEERS = ("fastnn", "reference", "torch", "gemm-floor", "fastnn-raw", "fastnn-train-step")
-INFER_PEERS = ("fastnn", "reference", "torch", "gemm-floor", "fastnn-raw", "fastnn-predict")
-MANUAL_PEERS = ("fastnn-manual", "reference-manual")   # spiral only
-MAIN_PEERS = ("fastnn", "reference", "torch", "gemm-floor")
+TRAIN_PEERS = ("fastnn", "reference", "torch", "jax", "gemm-floor", "fastnn-raw", "fastnn-train-step")
+INFER_PEERS = ("fastnn", "reference", "torch", "jax", "gemm-floor", "fastnn-raw", "fastnn-predict")
+MANUAL_PEERS = ("fastnn-manual", "reference-manual")   # the MANUAL_CONFIGS only
+MANUAL_CONFIGS = ("spiral", "tiny-batch")
+MAIN_PEERS = ("fastnn", "reference", "torch", "jax", "gemm-floor")
 
 
-def peers_for(config: Config, *, with_torch: bool = True, extras: bool = True) -> list[str]:
+def peers_for(config: Config, *, with_torch: bool = True, with_jax: bool | None = None, extras: bool = True) -> list[str]:
+    """The peers `config` runs. with_jax None: jax where jax_peer.usable() (installed, and this
+    process's JAX started for the pinned thread count or not started yet)."""
     names = list(TRAIN_PEERS if config.training else INFER_PEERS)
-    if config.name == "spiral":
+    if config.name in MANUAL_CONFIGS:
         names += MANUAL_PEERS
     if not extras:
         names = [n for n in names if n in MAIN_PEERS]
     if not with_torch or torch is None:
         names.remove("torch")
+    if not (jax_peer.usable() if with_jax is None else with_jax):
+        names.remove("jax")
     return names
 
 

@@ -32,7 +32,8 @@ def markdown(report: dict) -> str:
         "",
         f"- CPU: {m['cpu']}, {m['cores']} cores ({', '.join(m['cpu_flags'])}); {m['platform']}",
         f"- Python {m['python']}, NumPy {m['numpy']}, fastnn {m['fastnn']}, torch {m['torch'] or 'not installed'}"
-        f" (Adam: {m['torch_adam']})",
+        f" (Adam: {m['torch_adam']}), jax {m.get('jax') or 'not installed'}"
+        + (f" ({m['jax_note']})" if m.get("jax_note") else ""),
         f"- fastnn build: `{m['fastnn_config']['compile_flags']}`, OpenMP "
         f"{'on' if m['fastnn_config']['openmp'] else 'off'}; GEMM: {m['fastnn_config']['gemm_backend']}",
         "- environment: " + (", ".join(f"{k}={v}" for k, v in m["env"].items() if v is not None)
@@ -52,15 +53,16 @@ def markdown(report: dict) -> str:
         lines += ["", f"## Training steps and inference, {n} thread(s)", "",
                   f"Thread pools while measuring: {pools}; torch threads {run['torch_threads']}; fastnn OpenMP "
                   f"max threads {run['fastnn_openmp_threads']}; settle sleep between torch and NumPy-BLAS "
-                  f"blocks {run.get('settle_s', 0)} s.", "",
-                  "| config | fastnn | reference | torch | GEMM floor | reference/fastnn | torch/fastnn | "
-                  "fastnn/GEMM floor | target | target met? | faster than torch? |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+                  f"blocks {run.get('settle_s', 0)} s; jax threads {run.get('jax_threads')}"
+                  + (f" ({run['jax_note']})" if run.get("jax_note") else "") + ".", "",
+                  "| config | fastnn | reference | torch | jax.jit | GEMM floor | reference/fastnn | torch/fastnn | "
+                  "jax/fastnn | fastnn/GEMM floor | target | target met? | faster than torch? |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for name, s in run["steps"].items():
             p, r = s["peers"], s["ratios"]
             lines.append(f"| {name} | {_us(p['fastnn'])} | {_us(p['reference'])} | {_us(p.get('torch'))} | "
-                         f"{_us(p['gemm-floor'])} | {_x(r['reference/fastnn'])} | {_x(r['torch/fastnn'])} | "
-                         f"{_x(r['fastnn/gemm-floor'])} | {s['target']} | {_yes(s['target_met'])} | "
+                         f"{_us(p.get('jax'))} | {_us(p['gemm-floor'])} | {_x(r['reference/fastnn'])} | "
+                         f"{_x(r['torch/fastnn'])} | {_x(r.get('jax/fastnn'))} | {_x(r['fastnn/gemm-floor'])} | {s['target']} | {_yes(s['target_met'])} | "
                          f"{'–' if s['beats_torch'] is None else ('yes' if s['beats_torch'] else '**no**')} |")
         lines += ["", f"Ratios from the p10s ({n} thread(s)): noise only adds time, so on a busy machine these are "
                   "closer to the undisturbed cost; a large gap to the median ratios above marks a disturbed row.", "",
@@ -75,13 +77,16 @@ def markdown(report: dict) -> str:
             lines += ["", f"### Model.train's step, {n} thread(s)", "",
                       "`fastnn-train-step` is what `Model.train` runs per batch: the compiled plan's step "
                       "(fastnn/_plan.py) for the models it has one for, else `Model._train_step`.", "",
-                      "| config | Model.train step | reference | torch | reference/train step | torch/train step |",
-                      "|---|---|---|---|---|---|"]
+                      "| config | Model.train step | reference | torch | jax.jit | reference/train step | "
+                      "torch/train step | jax/train step |",
+                      "|---|---|---|---|---|---|---|---|"]
             for name, p in trained:
                 t = p["fastnn-train-step"]["median"]
                 torch_ratio = _x(p["torch"]["median"] / t) if "torch" in p else "–"
+                jax_ratio = _x(p["jax"]["median"] / t) if "jax" in p else "–"
                 lines.append(f"| {name} | {_us(p['fastnn-train-step'])} | {_us(p['reference'])} | "
-                             f"{_us(p.get('torch'))} | {_x(p['reference']['median'] / t)} | {torch_ratio} |")
+                             f"{_us(p.get('torch'))} | {_us(p.get('jax'))} | {_x(p['reference']['median'] / t)} | "
+                             f"{torch_ratio} | {jax_ratio} |")
         lines += ["", f"### The Python layer's cost per step, {n} thread(s)", "",
                   "`fastnn-raw` issues the same step's kernel calls straight to the entry points "
                   "(`fastnn._ext._dense.forward(layer.__dict__, x)`, ...): no class methods, no Python-side "
@@ -93,6 +98,8 @@ def markdown(report: dict) -> str:
             p = s["peers"]
             f, raw, fl = p["fastnn"]["median"], p["fastnn-raw"]["median"], p["gemm-floor"]["median"]
             extra = [f"{k}: {_us(p[k])}" for k in ("fastnn-predict", "fastnn-manual", "reference-manual") if k in p]
+            if "fastnn-manual" in p and "reference-manual" in p:
+                extra.append(f"reference-manual/fastnn-manual {_x(p['reference-manual']['median'] / p['fastnn-manual']['median'])}")
             second = p.get("fastnn-train-step")
             lines.append(f"| {name} | {_us(p['fastnn'])} | {_us(second)} | {_us(p['fastnn-raw'])} | "
                          f"{_us(p['gemm-floor'])} | {f - raw:,.1f} ({(f - raw) / f:.0%}) | "

@@ -14,6 +14,9 @@ Machine drift therefore hits all peers alike, and every ratio in the report come
 
 Thread counts are set explicitly: threadpoolctl limits every BLAS and OpenMP pool in the process,
 torch.set_num_threads the same count; the report states what the pools said while measuring.
+XLA sizes JAX's CPU thread pool once, when JAX starts (jax_peer.py), so when JAX is installed and
+more than one thread count is asked for, each thread count runs in a child process of its own and
+the parent merges their reports.
 """
 from __future__ import annotations
 
@@ -24,7 +27,9 @@ import os
 import pathlib
 import platform
 import socket
+import subprocess
 import sys
+import tempfile
 import time
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -45,6 +50,7 @@ import fastnn  # noqa: E402,F811
 import fastnn.reference as ref  # noqa: E402
 from configs import CONFIGS, peers_for, target_met, target_text  # noqa: E402
 from data import batches, mnist_rows  # noqa: E402
+import jax_peer  # noqa: E402
 from kernel_peers import public_thunks, raw_thunks  # noqa: E402
 from machine import (OthersMeter, cpu_flags, cpu_model, loadavg, others_busy, pin_threads,  # noqa: E402
                      threadpools, wait_idle)
@@ -80,6 +86,8 @@ def meta(args, profile) -> dict:
         "python": platform.python_version(), "numpy": np.__version__, "fastnn": fastnn.__version__,
         "torch": torch.__version__ if torch is not None else None,
         "torch_adam": torch_adam_kind(),
+        "jax": jax_peer.version() if not args.no_jax else None,
+        "jax_note": "left out (--no-jax)" if args.no_jax else jax_peer.why(),
         "fastnn_config": {k: cfg[k] for k in ("compile_flags", "debug_build", "openmp", "openmp_threads",
                                               "gemm_backend", "blas")},
         "env": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
@@ -96,25 +104,28 @@ def meta(args, profile) -> dict:
 def run_threads(n: int, args, profile) -> dict:
     """Every configuration's steps, their anatomy and the op groups with `n` threads."""
     restore_threads = pin_threads(n)
+    with_jax = not args.no_jax and jax_peer.load(n) is not None
     out = {"threads": n, "threadpools": threadpools(), "fastnn_openmp_threads": None,
            "torch_threads": torch.get_num_threads() if torch is not None else None,
+           "jax_threads": n if with_jax else None, "jax_note": "" if with_jax else (
+               "left out (--no-jax)" if args.no_jax else jax_peer.why(n)),
            "steps": {}, "anatomy": {}, "ops": {}}
     from fastnn._ext import _buildinfo
     out["fastnn_openmp_threads"] = _buildinfo.openmp_max_threads()
     # With more than one thread, pools of the other family spin on after their last call.
-    settle = profile["settle"] if n > 1 and not args.no_torch and torch is not None else 0.0
+    settle = profile["settle"] if n > 1 and ((not args.no_torch and torch is not None) or with_jax) else 0.0
     out["settle_s"] = settle
     try:
         for name in args.configs:
             config = CONFIGS[name]
-            peers = peers_for(config, with_torch=not args.no_torch)
+            peers = peers_for(config, with_torch=not args.no_torch, with_jax=with_jax)
             steps = {p: make_step(config, p) for p in peers}
             busy0, waited = wait_idle(args.wait_idle) if args.wait_idle else (others_busy(), 0.0)
             load0 = loadavg()
             t0 = time.perf_counter()
             meter = OthersMeter().start()
             info = measure(steps, rounds=profile["rounds"], budget=profile["budget"], warmup=profile["warmup"],
-                           calibrate=profile["calibrate"], families={"torch": "torch"}, settle=settle)
+                           calibrate=profile["calibrate"], families={"torch": "torch", "jax": "jax"}, settle=settle)
             result = {"peers": {p: dict(stats(v["samples_ns"]), inner=v["inner"], warm=v["warm"])
                                 for p, v in info.items()},
                       "seconds": round(time.perf_counter() - t0, 2), "loadavg": [load0, loadavg()],
@@ -146,6 +157,7 @@ def _ratios(config, peers) -> dict:
     f = med["fastnn"]
     r = {"reference/fastnn": med["reference"] / f,
          "torch/fastnn": med["torch"] / f if "torch" in med else None,
+         "jax/fastnn": med["jax"] / f if "jax" in med else None,
          "fastnn/gemm-floor": f / med["gemm-floor"]}
     met = target_met(config, r["reference/fastnn"], r["fastnn/gemm-floor"])
     return {"ratios": r, "target": target_text(config), "target_met": met,
@@ -192,6 +204,7 @@ def parse_args(argv=None):
                    "contains one (e.g. 'Adam,dropout'; default all)")
     p.add_argument("--no-anatomy", action="store_true", help="skip the per-call step anatomy")
     p.add_argument("--no-torch", action="store_true", help="leave PyTorch out even when installed")
+    p.add_argument("--no-jax", action="store_true", help="leave JAX out even when installed")
     p.add_argument("--wait-idle", type=float,
                    help="before each configuration, wait up to this many seconds for other processes to use "
                         "under 10%% of the CPU (default 60 in the full profile, 0 with --quick)")
@@ -214,6 +227,20 @@ def parse_args(argv=None):
     return args
 
 
+def _runs_in_children(argv, args) -> list:
+    """Each thread count's run from a child process of its own (JAX's thread pool is fixed when
+    JAX starts): this command with that one thread count, its JSON read back."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = [a for a in argv if a != "--plot"]
+    runs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in args.threads:
+            subprocess.run([sys.executable, str(pathlib.Path(__file__).resolve()), *argv, "--threads", str(n),
+                            "--out", tmp, "--name", f"threads-{n}"], check=True)
+            runs += json.loads((pathlib.Path(tmp) / f"threads-{n}.json").read_text())["runs"]
+    return runs
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
     if args.from_json:
@@ -231,8 +258,11 @@ def main(argv=None) -> dict:
         profile["budget"] = args.budget
     report = {"meta": meta(args, profile), "runs": []}
     started = time.perf_counter()
-    for n in args.threads:
-        report["runs"].append(run_threads(n, args, profile))
+    if len(args.threads) > 1 and not args.no_jax and jax_peer.installed():
+        report["runs"] = _runs_in_children(argv, args)
+    else:
+        for n in args.threads:
+            report["runs"].append(run_threads(n, args, profile))
     report["meta"]["loadavg_end"] = loadavg()
     report["meta"]["seconds"] = round(time.perf_counter() - started, 1)
     out = pathlib.Path(args.out)
