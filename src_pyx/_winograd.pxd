@@ -21,9 +21,10 @@
 #   tiles, dweights = G^T dU G; dV[xi] = U[xi].T @ dM[xi], dinputs = the sum over the tiles of
 #   B dV B^T at the patch each tile read (patches overlap by two rows and columns).
 #
-# A sample's planes are copied one channel at a time into a zero-padded (HP, WP) plane,
-# HP = 2*TH + 2 and WP = 2*TW + 2, so the transforms run without bounds checks; each loop runs
-# along a row of tiles (tj), which GCC vectorises.
+# A sample's planes are copied one channel at a time into a zero-padded plane of HP = 2*TH + 2
+# rows, each row stored as its even columns then its odd columns (TW + 1 of each), so the
+# transforms run without bounds checks and read and write whole vectors: each loop runs along a
+# row of tiles (tj), and tile tj's four columns are even[tj], odd[tj], even[tj+1], odd[tj+1].
 from cython cimport floating
 
 
@@ -89,57 +90,63 @@ cdef inline void weights_gradient(const floating* du, floating* dw, Py_ssize_t o
 
 cdef inline void pad_plane(const floating* x, Py_ssize_t h, Py_ssize_t w, Py_ssize_t pt, Py_ssize_t pl,
                            floating* plane, const Tiles* tl) noexcept nogil:
-    """plane (HP, WP) = x (h, w) at rows pt.., columns pl.., zeros around (rows and columns of x
-    past the padded plane are never read by a tile and are left out)."""
-    cdef Py_ssize_t i, j, r, j0, j1
+    """plane = x (h, w) at rows pt.., columns pl.. of the padded plane (split into even and odd
+    columns), zeros around; pt, pl >= 0 and the padded plane holds all of x."""
+    cdef Py_ssize_t i, m, m0, m1, half = tl.tw + 1
+    cdef floating* even
+    cdef floating* odd
+    cdef const floating* src
     for i in range(tl.hp * tl.wp):
         plane[i] = 0
-    j0 = 0 if pl >= 0 else -pl
-    j1 = w if w + pl <= tl.wp else tl.wp - pl
     for i in range(h):
-        r = i + pt
-        if r < 0 or r >= tl.hp:
-            continue
-        for j in range(j0, j1):
-            plane[r * tl.wp + j + pl] = x[i * w + j]
+        even = plane + (i + pt) * tl.wp
+        odd = even + half
+        src = x + i * w               # padded column jj holds src[jj - pl], pl <= jj < pl + w
+        m0 = (pl + 1) // 2            # even columns 2m in [pl, pl + w)
+        m1 = (pl + w + 1) // 2
+        for m in range(m0, m1):
+            even[m] = src[2 * m - pl]
+        m0 = pl // 2                  # odd columns 2m + 1 in [pl, pl + w)
+        m1 = (pl + w) // 2
+        for m in range(m0, m1):
+            odd[m] = src[2 * m + 1 - pl]
 
 
 cdef inline void input_transform(const floating* plane, floating* v, Py_ssize_t stride,
                                  const Tiles* tl) noexcept nogil:
     """v[xi * stride + ti*TW + tj] = (B^T d B)[xi] of the 4x4 patch d at rows 2ti.., columns 2tj..
     of the padded plane, for every tile of the plane."""
-    cdef Py_ssize_t ti, j, tw = tl.tw, wp = tl.wp
-    cdef const floating* r0
-    cdef const floating* r1
-    cdef const floating* r2
-    cdef const floating* r3
+    cdef Py_ssize_t ti, j, tw = tl.tw, wp = tl.wp, half = tl.tw + 1
+    cdef const floating* e0
+    cdef const floating* e1
+    cdef const floating* e2
+    cdef const floating* e3
     cdef floating* out
     cdef floating a0, a1, a2, a3, b0, b1, b2, b3, c0, c1, c2, c3, d0, d1, d2, d3
-    cdef floating t0, t1, t2, t3
     for ti in range(tl.th):
-        r0 = plane + (2 * ti) * wp
-        r1 = r0 + wp
-        r2 = r1 + wp
-        r3 = r2 + wp
+        e0 = plane + (2 * ti) * wp     # row k's even columns at ek, odd columns at ek + half
+        e1 = e0 + wp
+        e2 = e1 + wp
+        e3 = e2 + wp
         out = v + ti * tw
         for j in range(tw):
             # columns 2j..2j+3 of the four rows, combined down (B^T d) then across (. B)
-            a0 = r0[2 * j] - r2[2 * j]
-            a1 = r0[2 * j + 1] - r2[2 * j + 1]
-            a2 = r0[2 * j + 2] - r2[2 * j + 2]
-            a3 = r0[2 * j + 3] - r2[2 * j + 3]
-            b0 = r1[2 * j] + r2[2 * j]
-            b1 = r1[2 * j + 1] + r2[2 * j + 1]
-            b2 = r1[2 * j + 2] + r2[2 * j + 2]
-            b3 = r1[2 * j + 3] + r2[2 * j + 3]
-            c0 = r2[2 * j] - r1[2 * j]
-            c1 = r2[2 * j + 1] - r1[2 * j + 1]
-            c2 = r2[2 * j + 2] - r1[2 * j + 2]
-            c3 = r2[2 * j + 3] - r1[2 * j + 3]
-            d0 = r1[2 * j] - r3[2 * j]
-            d1 = r1[2 * j + 1] - r3[2 * j + 1]
-            d2 = r1[2 * j + 2] - r3[2 * j + 2]
-            d3 = r1[2 * j + 3] - r3[2 * j + 3]
+            a0 = e0[j] - e2[j]
+            a1 = e0[half + j] - e2[half + j]
+            a2 = e0[j + 1] - e2[j + 1]
+            a3 = e0[half + j + 1] - e2[half + j + 1]
+            b0 = e1[j] + e2[j]
+            b1 = e1[half + j] + e2[half + j]
+            b2 = e1[j + 1] + e2[j + 1]
+            b3 = e1[half + j + 1] + e2[half + j + 1]
+            c0 = e2[j] - e1[j]
+            c1 = e2[half + j] - e1[half + j]
+            c2 = e2[j + 1] - e1[j + 1]
+            c3 = e2[half + j + 1] - e1[half + j + 1]
+            d0 = e1[j] - e3[j]
+            d1 = e1[half + j] - e3[half + j]
+            d2 = e1[j + 1] - e3[j + 1]
+            d3 = e1[half + j + 1] - e3[half + j + 1]
             out[0 * stride + j] = a0 - a2
             out[1 * stride + j] = a1 + a2
             out[2 * stride + j] = a2 - a1
@@ -158,45 +165,67 @@ cdef inline void input_transform(const floating* plane, floating* v, Py_ssize_t 
             out[15 * stride + j] = d1 - d3
 
 
+cdef inline void _output_row(const floating* mm, Py_ssize_t stride, floating bias, floating* y,
+                             Py_ssize_t j0, Py_ssize_t j1, bint upper) noexcept nogil:
+    """Row 0 (upper) or row 1 of A^T m A + bias for tiles [j0, j1): y[2j], y[2j+1]."""
+    cdef Py_ssize_t j
+    cdef Py_ssize_t k0 = 0 if upper else 4
+    cdef floating s0, s1, s2, s3
+    for j in range(j0, j1):
+        if upper:     # down (A^T m): row 0, four columns
+            s0 = mm[0 * stride + j] + mm[4 * stride + j] + mm[8 * stride + j]
+            s1 = mm[1 * stride + j] + mm[5 * stride + j] + mm[9 * stride + j]
+            s2 = mm[2 * stride + j] + mm[6 * stride + j] + mm[10 * stride + j]
+            s3 = mm[3 * stride + j] + mm[7 * stride + j] + mm[11 * stride + j]
+        else:         # row 1
+            s0 = mm[4 * stride + j] - mm[8 * stride + j] - mm[12 * stride + j]
+            s1 = mm[5 * stride + j] - mm[9 * stride + j] - mm[13 * stride + j]
+            s2 = mm[6 * stride + j] - mm[10 * stride + j] - mm[14 * stride + j]
+            s3 = mm[7 * stride + j] - mm[11 * stride + j] - mm[15 * stride + j]
+        y[2 * j] = s0 + s1 + s2 + bias
+        y[2 * j + 1] = s1 - s2 - s3 + bias
+
+
 cdef inline void output_transform(const floating* m, Py_ssize_t stride, floating bias, floating* y,
                                   Py_ssize_t oh, Py_ssize_t ow, const Tiles* tl) noexcept nogil:
-    """y (oh, ow) = A^T m A + bias for every tile of one output plane; m[xi * stride + ti*TW + tj]."""
-    cdef Py_ssize_t ti, j, tw = tl.tw, i0
-    cdef const floating* mm
-    cdef floating s00, s01, s02, s03, s10, s11, s12, s13
-    cdef floating* y0
-    cdef floating* y1
-    cdef bint full_w = ow == 2 * tw
-    cdef floating e0, e1, f0, f1
+    """y (oh, ow) = A^T m A + bias for every tile of one output plane; m[xi * stride + ti*TW + tj].
+    A last tile past an odd OW is written through a 2-value row on the stack."""
+    cdef Py_ssize_t ti, tw = tl.tw, i0, r
+    cdef Py_ssize_t full = ow // 2       # tiles with both columns in the plane
+    cdef floating last[2]
     for ti in range(tl.th):
-        mm = m + ti * tw
         i0 = 2 * ti
-        y0 = y + i0 * ow
-        y1 = y0 + ow
-        for j in range(tw):
-            # down (A^T m): rows 0 and 1 of four columns
-            s00 = mm[0 * stride + j] + mm[4 * stride + j] + mm[8 * stride + j]
-            s01 = mm[1 * stride + j] + mm[5 * stride + j] + mm[9 * stride + j]
-            s02 = mm[2 * stride + j] + mm[6 * stride + j] + mm[10 * stride + j]
-            s03 = mm[3 * stride + j] + mm[7 * stride + j] + mm[11 * stride + j]
-            s10 = mm[4 * stride + j] - mm[8 * stride + j] - mm[12 * stride + j]
-            s11 = mm[5 * stride + j] - mm[9 * stride + j] - mm[13 * stride + j]
-            s12 = mm[6 * stride + j] - mm[10 * stride + j] - mm[14 * stride + j]
-            s13 = mm[7 * stride + j] - mm[11 * stride + j] - mm[15 * stride + j]
-            e0 = s00 + s01 + s02 + bias
-            e1 = s01 - s02 - s03 + bias
-            f0 = s10 + s11 + s12 + bias
-            f1 = s11 - s12 - s13 + bias
-            if full_w or j < tw - 1:
-                y0[2 * j] = e0
-                y0[2 * j + 1] = e1
-                if i0 + 1 < oh:
-                    y1[2 * j] = f0
-                    y1[2 * j + 1] = f1
-            else:
-                y0[2 * j] = e0
-                if i0 + 1 < oh:
-                    y1[2 * j] = f0
+        for r in range(2):
+            if i0 + r >= oh:
+                break
+            _output_row(m + ti * tw, stride, bias, y + (i0 + r) * ow, 0, full, r == 0)
+            if full < tw:
+                _output_row(m + ti * tw + full, stride, bias, last, 0, 1, r == 0)
+                y[(i0 + r) * ow + 2 * full] = last[0]
+
+
+cdef inline void _dm_store(floating* out, Py_ssize_t stride, Py_ssize_t j, floating a0, floating a1,
+                           floating b0, floating b1) noexcept nogil:
+    """out[xi * stride + j] = (A dY A^T)[xi] of the tile dY = (a0 a1; b0 b1)."""
+    # across (dY A^T) for each row, then down (A .)
+    cdef floating h00 = a0, h01 = a0 + a1, h02 = a0 - a1, h03 = -a1
+    cdef floating h10 = b0, h11 = b0 + b1, h12 = b0 - b1, h13 = -b1
+    out[0 * stride + j] = h00
+    out[1 * stride + j] = h01
+    out[2 * stride + j] = h02
+    out[3 * stride + j] = h03
+    out[4 * stride + j] = h00 + h10
+    out[5 * stride + j] = h01 + h11
+    out[6 * stride + j] = h02 + h12
+    out[7 * stride + j] = h03 + h13
+    out[8 * stride + j] = h00 - h10
+    out[9 * stride + j] = h01 - h11
+    out[10 * stride + j] = h02 - h12
+    out[11 * stride + j] = h03 - h13
+    out[12 * stride + j] = -h10
+    out[13 * stride + j] = -h11
+    out[14 * stride + j] = -h12
+    out[15 * stride + j] = -h13
 
 
 cdef inline void output_gradient_transform(const floating* dy, Py_ssize_t oh, Py_ssize_t ow, floating* dm,
@@ -204,95 +233,97 @@ cdef inline void output_gradient_transform(const floating* dy, Py_ssize_t oh, Py
     """dm[xi * stride + ti*TW + tj] = (A dY A^T)[xi] of each 2x2 tile of one plane dy (oh, ow),
     zeros past the plane."""
     cdef Py_ssize_t ti, j, tw = tl.tw, i0
+    cdef Py_ssize_t full = ow // 2
     cdef const floating* y0
     cdef const floating* y1
     cdef floating* out
-    cdef floating a0, a1, b0, b1
-    cdef floating h00, h01, h02, h03, h10, h11, h12, h13
-    cdef bint full_w = ow == 2 * tw
-    cdef bint two_rows
     for ti in range(tl.th):
         i0 = 2 * ti
-        two_rows = i0 + 1 < oh
         y0 = dy + i0 * ow
         y1 = y0 + ow
         out = dm + ti * tw
+        if i0 + 1 < oh:
+            for j in range(full):
+                _dm_store(out, stride, j, y0[2 * j], y0[2 * j + 1], y1[2 * j], y1[2 * j + 1])
+            if full < tw:
+                _dm_store(out, stride, full, y0[2 * full], 0, y1[2 * full], 0)
+        else:
+            for j in range(full):
+                _dm_store(out, stride, j, y0[2 * j], y0[2 * j + 1], 0, 0)
+            if full < tw:
+                _dm_store(out, stride, full, y0[2 * full], 0, 0, 0)
+
+
+cdef inline void _gradient_row(const floating* d, Py_ssize_t stride, floating* even, floating* odd,
+                               Py_ssize_t tw, int k) noexcept nogil:
+    """Row k of B dV B^T for each tile of a row of tiles, added at columns 2j..2j+3 of one padded
+    row: even[j] and odd[j] get columns 2j and 2j+1 (first loop), even[j+1] and odd[j+1] columns
+    2j+2 and 2j+3 (second loop, so neither loop writes what the other of its iterations reads)."""
+    cdef Py_ssize_t j
+    cdef int r
+    cdef floating q0, q1, q2, q3
+    for r in range(2):
         for j in range(tw):
-            a0 = y0[2 * j]
-            a1 = y0[2 * j + 1] if full_w or j < tw - 1 else 0
-            if two_rows:
-                b0 = y1[2 * j]
-                b1 = y1[2 * j + 1] if full_w or j < tw - 1 else 0
+            # q = row k of B dV: B's row k is (1 0 0 0), (0 1 -1 1), (-1 1 1 0) or (0 0 0 -1)
+            if k == 0:
+                q0 = d[0 * stride + j]
+                q1 = d[1 * stride + j]
+                q2 = d[2 * stride + j]
+                q3 = d[3 * stride + j]
+            elif k == 1:
+                q0 = d[4 * stride + j] - d[8 * stride + j] + d[12 * stride + j]
+                q1 = d[5 * stride + j] - d[9 * stride + j] + d[13 * stride + j]
+                q2 = d[6 * stride + j] - d[10 * stride + j] + d[14 * stride + j]
+                q3 = d[7 * stride + j] - d[11 * stride + j] + d[15 * stride + j]
+            elif k == 2:
+                q0 = d[4 * stride + j] + d[8 * stride + j] - d[0 * stride + j]
+                q1 = d[5 * stride + j] + d[9 * stride + j] - d[1 * stride + j]
+                q2 = d[6 * stride + j] + d[10 * stride + j] - d[2 * stride + j]
+                q3 = d[7 * stride + j] + d[11 * stride + j] - d[3 * stride + j]
             else:
-                b0 = 0
-                b1 = 0
-            # across (dY A^T) for each row, then down (A .)
-            h00 = a0
-            h01 = a0 + a1
-            h02 = a0 - a1
-            h03 = -a1
-            h10 = b0
-            h11 = b0 + b1
-            h12 = b0 - b1
-            h13 = -b1
-            out[0 * stride + j] = h00
-            out[1 * stride + j] = h01
-            out[2 * stride + j] = h02
-            out[3 * stride + j] = h03
-            out[4 * stride + j] = h00 + h10
-            out[5 * stride + j] = h01 + h11
-            out[6 * stride + j] = h02 + h12
-            out[7 * stride + j] = h03 + h13
-            out[8 * stride + j] = h00 - h10
-            out[9 * stride + j] = h01 - h11
-            out[10 * stride + j] = h02 - h12
-            out[11 * stride + j] = h03 - h13
-            out[12 * stride + j] = -h10
-            out[13 * stride + j] = -h11
-            out[14 * stride + j] = -h12
-            out[15 * stride + j] = -h13
+                q0 = -d[12 * stride + j]
+                q1 = -d[13 * stride + j]
+                q2 = -d[14 * stride + j]
+                q3 = -d[15 * stride + j]
+            if r == 0:   # . B^T: columns (q0), (q1 - q2 + q3), (q1 + q2 - q0), (-q3)
+                even[j] += q0
+                odd[j] += q1 - q2 + q3
+            else:
+                even[j + 1] += q1 + q2 - q0
+                odd[j + 1] += -q3
 
 
 cdef inline void input_gradient_transform(const floating* dv, Py_ssize_t stride, floating* plane,
                                           const Tiles* tl) noexcept nogil:
-    """plane (HP, WP) = the sum over the tiles of B dV B^T at the patch each read (rows 2ti..,
-    columns 2tj..), dv[xi * stride + ti*TW + tj]; tiles added in row-major order."""
-    cdef Py_ssize_t ti, j, k, tw = tl.tw, wp = tl.wp
-    cdef const floating* d
+    """plane (padded, even and odd columns) = the sum over the tiles of B dV B^T at the patch each
+    read (rows 2ti.., columns 2tj..), dv[xi * stride + ti*TW + tj]; in a fixed order."""
+    cdef Py_ssize_t ti, j, tw = tl.tw, wp = tl.wp, half = tl.tw + 1
     cdef floating* row
-    cdef floating q[4][4]
-    cdef floating v0, v1, v2, v3
+    cdef int k
     for j in range(tl.hp * wp):
         plane[j] = 0
     for ti in range(tl.th):
-        d = dv + ti * tw
-        row = plane + (2 * ti) * wp
-        for j in range(tw):
-            for k in range(4):      # q = B dV (4x4): column k
-                v0 = d[(0 * 4 + k) * stride + j]
-                v1 = d[(1 * 4 + k) * stride + j]
-                v2 = d[(2 * 4 + k) * stride + j]
-                v3 = d[(3 * 4 + k) * stride + j]
-                q[0][k] = v0
-                q[1][k] = v1 - v2 + v3
-                q[2][k] = v1 + v2 - v0
-                q[3][k] = -v3
-            for k in range(4):      # q B^T: row k, added at columns 2j..2j+3
-                row[k * wp + 2 * j] += q[k][0]
-                row[k * wp + 2 * j + 1] += q[k][1] - q[k][2] + q[k][3]
-                row[k * wp + 2 * j + 2] += q[k][1] + q[k][2] - q[k][0]
-                row[k * wp + 2 * j + 3] += -q[k][3]
+        for k in range(4):
+            row = plane + (2 * ti + k) * wp
+            _gradient_row(dv + ti * tw, stride, row, row + half, tw, k)
 
 
 cdef inline void unpad_plane(const floating* plane, Py_ssize_t h, Py_ssize_t w, Py_ssize_t pt, Py_ssize_t pl,
                              floating* dx, const Tiles* tl) noexcept nogil:
-    """dx (h, w) = the padded plane at rows pt.., columns pl.. (zeros where it has none)."""
-    cdef Py_ssize_t i, j, r, c
+    """dx (h, w) = the padded plane (even and odd columns) at rows pt.., columns pl.."""
+    cdef Py_ssize_t i, m, m0, m1, half = tl.tw + 1
+    cdef const floating* even
+    cdef const floating* odd
+    cdef floating* dst
     for i in range(h):
-        r = i + pt
-        for j in range(w):
-            c = j + pl
-            if r < 0 or r >= tl.hp or c < 0 or c >= tl.wp:
-                dx[i * w + j] = 0
-            else:
-                dx[i * w + j] = plane[r * tl.wp + c]
+        even = plane + (i + pt) * tl.wp
+        odd = even + half
+        dst = dx + i * w
+        m0 = (pl + 1) // 2
+        m1 = (pl + w + 1) // 2
+        for m in range(m0, m1):
+            dst[2 * m - pl] = even[m]
+        m0 = pl // 2
+        m1 = (pl + w) // 2
+        for m in range(m0, m1):
+            dst[2 * m + 1 - pl] = odd[m]
