@@ -30,8 +30,7 @@ from _im2col cimport (BAD_WINDOW_PADDING, BAD_WINDOW_STRIDE, Geometry, _col2im, 
                       window)
 from _regularization cimport add_penalty_gradient
 from _winograd cimport (Tiles, input_gradient_transform, input_transform, output_gradient_transform,
-                        output_transform, pad_plane, tiles_of, unpad_plane, weights_gradient,
-                        weights_transform)
+                        output_transform, tiles_of, weights_gradient, weights_transform)
 from fastnn._ext._blas cimport gemm
 from fastnn._ext._threads cimport blas_threads_pin, blas_threads_restore, threads_for_work
 
@@ -251,8 +250,9 @@ cdef inline Py_ssize_t _skew(Py_ssize_t n) noexcept nogil:
 
 
 cdef inline Py_ssize_t _wino_scratch(const Geometry* g, const Tiles* tl, Py_ssize_t block) noexcept nogil:
-    """A thread's scratch: V (16, C, P), M (16, O, P) and one padded plane, P = block * T."""
-    return 16 * (_skew(g.c * block * tl.t) + _skew(g.o * block * tl.t)) + tl.hp * tl.wp
+    """A thread's scratch: V (16, C, P), M (16, O, P) and the transforms' work area for one
+    plane, P = block * T."""
+    return 16 * (_skew(g.c * block * tl.t) + _skew(g.o * block * tl.t)) + tl.work
 
 
 cdef inline void _wino_inputs(const floating* x, floating* v, floating* plane, const Geometry* g,
@@ -262,8 +262,8 @@ cdef inline void _wino_inputs(const floating* x, floating* v, floating* plane, c
     cdef Py_ssize_t p = (n1 - n0) * tl.t, hw = g.h * g.w
     for s in range(n1 - n0):
         for c in range(g.c):
-            pad_plane(x + ((n0 + s) * g.c + c) * hw, g.h, g.w, g.pt, g.pl, plane, tl)
-            input_transform(plane, v + c * p + s * tl.t, _skew(g.c * p), tl)
+            input_transform(x + ((n0 + s) * g.c + c) * hw, g.h, g.w, g.pt, g.pl, plane,
+                            v + c * p + s * tl.t, _skew(g.c * p), tl)
 
 
 cdef inline void _wino_forward(const floating* x, const floating* u, const floating* biases,
@@ -283,7 +283,7 @@ cdef inline void _wino_forward(const floating* x, const floating* u, const float
     for s in range(n1 - n0):
         for o in range(g.o):
             output_transform(m + o * p + s * tl.t, ms, biases[o], output + ((n0 + s) * g.o + o) * g.ohw,
-                             g.oh, g.ow, tl)
+                             g.oh, g.ow, plane, tl)
 
 
 cdef inline void _wino_backward(const floating* dvalues, const floating* x, const floating* u,
@@ -318,7 +318,7 @@ cdef inline void _wino_backward(const floating* dvalues, const floating* x, cons
         for s in range(n1 - n0):
             for o in range(g.o):
                 output_gradient_transform(dvalues + ((n0 + s) * g.o + o) * g.ohw, g.oh, g.ow,
-                                          dm + o * p + s * tl.t, ms, tl)
+                                          dm + o * p + s * tl.t, ms, plane, tl)
         for xi in range(16):
             gemm(False, True, g.o, g.c, p, <floating>1, dm + xi * ms, p, v + xi * vs, p,
                  <floating>(0 if b == 0 else 1), du + xi * g.o * g.c, g.c)
@@ -328,8 +328,8 @@ cdef inline void _wino_backward(const floating* dvalues, const floating* x, cons
                      <floating>0, v + xi * vs, p)
             for s in range(n1 - n0):
                 for c in range(g.c):
-                    input_gradient_transform(v + c * p + s * tl.t, vs, plane, tl)
-                    unpad_plane(plane, g.h, g.w, g.pt, g.pl, dinputs + ((n0 + s) * g.c + c) * hw, tl)
+                    input_gradient_transform(v + c * p + s * tl.t, vs, dinputs + ((n0 + s) * g.c + c) * hw,
+                                             g.h, g.w, g.pt, g.pl, plane, tl)
 
 
 cdef void _wino_forward_threads(const floating* x, const floating* weights, const floating* biases,

@@ -21,25 +21,29 @@
 #   tiles, dweights = G^T dU G; dV[xi] = U[xi].T @ dM[xi], dinputs = the sum over the tiles of
 #   B dV B^T at the patch each tile read (patches overlap by two rows and columns).
 #
-# A sample's planes are copied one channel at a time into a zero-padded plane of HP = 2*TH + 2
-# rows, each row stored as its even columns then its odd columns (TW + 1 of each), so the
-# transforms run without bounds checks and read and write whole vectors: each loop runs along a
-# row of tiles (tj), and tile tj's four columns are even[tj], odd[tj], even[tj+1], odd[tj+1].
+# Every loop of the transforms runs over all T tiles of one plane, each loop writing one array, so
+# GCC vectorises it whatever the plane's width (rows of tiles are short: 7 tiles for a 14x14 plane).
+# For that an input plane, zero-padded, is first split into 8 "phase" arrays of (TH + 1) * TW
+# values, X[a][b][u][i*TW + j] = padded[2i + a][2j + 2u + b]: element (r, c) of tile p = ti*TW + tj's
+# patch is X[r % 2][c % 2][c // 2][p + (r // 2) * TW], the same arrays at a fixed offset for every
+# tile. The dinputs pass adds its patches into the same kind of arrays and joins them at the end;
+# outputs and output gradients are split into their four 2x2 phases the same way.
 from cython cimport floating
 
 
 cdef struct Tiles:
     Py_ssize_t th, tw     # tiles down and across a plane
     Py_ssize_t t          # th * tw
-    Py_ssize_t hp, wp     # the zero-padded plane: 2*th + 2, 2*tw + 2
+    Py_ssize_t r          # (th + 1) * tw: one phase array
+    Py_ssize_t work       # the transforms' scratch for one plane, in values
 
 
 cdef inline void tiles_of(Tiles* tl, Py_ssize_t oh, Py_ssize_t ow) noexcept nogil:
     tl.th = (oh + 1) // 2
     tl.tw = (ow + 1) // 2
     tl.t = tl.th * tl.tw
-    tl.hp = 2 * tl.th + 2
-    tl.wp = 2 * tl.tw + 2
+    tl.r = (tl.th + 1) * tl.tw
+    tl.work = 17 * tl.t + 8 * tl.r + 16   # the most any transform uses (the dinputs one)
 
 
 cdef inline void weights_transform(const floating* w, floating* u, Py_ssize_t o, Py_ssize_t c) noexcept nogil:
@@ -88,242 +92,242 @@ cdef inline void weights_gradient(const floating* du, floating* dw, Py_ssize_t o
                 d[k * 3 + 2] = (q[k][1] + q[k][2]) * <floating>0.5 + q[k][3]
 
 
-cdef inline void pad_plane(const floating* x, Py_ssize_t h, Py_ssize_t w, Py_ssize_t pt, Py_ssize_t pl,
-                           floating* plane, const Tiles* tl) noexcept nogil:
-    """plane = x (h, w) at rows pt.., columns pl.. of the padded plane (split into even and odd
-    columns), zeros around; pt, pl >= 0 and the padded plane holds all of x."""
-    cdef Py_ssize_t i, m, m0, m1, half = tl.tw + 1
-    cdef floating* even
-    cdef floating* odd
-    cdef const floating* src
-    for i in range(tl.hp * tl.wp):
-        plane[i] = 0
-    for i in range(h):
-        even = plane + (i + pt) * tl.wp
-        odd = even + half
-        src = x + i * w               # padded column jj holds src[jj - pl], pl <= jj < pl + w
-        m0 = (pl + 1) // 2            # even columns 2m in [pl, pl + w)
-        m1 = (pl + w + 1) // 2
-        for m in range(m0, m1):
-            even[m] = src[2 * m - pl]
-        m0 = pl // 2                  # odd columns 2m + 1 in [pl, pl + w)
-        m1 = (pl + w) // 2
-        for m in range(m0, m1):
-            odd[m] = src[2 * m + 1 - pl]
-
-
-cdef inline void input_transform(const floating* plane, floating* v, Py_ssize_t stride,
-                                 const Tiles* tl) noexcept nogil:
-    """v[xi * stride + ti*TW + tj] = (B^T d B)[xi] of the 4x4 patch d at rows 2ti.., columns 2tj..
-    of the padded plane, for every tile of the plane."""
-    cdef Py_ssize_t ti, j, tw = tl.tw, wp = tl.wp, half = tl.tw + 1
-    cdef const floating* e0
-    cdef const floating* e1
-    cdef const floating* e2
-    cdef const floating* e3
-    cdef floating* out
-    cdef floating a0, a1, a2, a3, b0, b1, b2, b3, c0, c1, c2, c3, d0, d1, d2, d3
-    for ti in range(tl.th):
-        e0 = plane + (2 * ti) * wp     # row k's even columns at ek, odd columns at ek + half
-        e1 = e0 + wp
-        e2 = e1 + wp
-        e3 = e2 + wp
-        out = v + ti * tw
-        for j in range(tw):
-            # columns 2j..2j+3 of the four rows, combined down (B^T d) then across (. B)
-            a0 = e0[j] - e2[j]
-            a1 = e0[half + j] - e2[half + j]
-            a2 = e0[j + 1] - e2[j + 1]
-            a3 = e0[half + j + 1] - e2[half + j + 1]
-            b0 = e1[j] + e2[j]
-            b1 = e1[half + j] + e2[half + j]
-            b2 = e1[j + 1] + e2[j + 1]
-            b3 = e1[half + j + 1] + e2[half + j + 1]
-            c0 = e2[j] - e1[j]
-            c1 = e2[half + j] - e1[half + j]
-            c2 = e2[j + 1] - e1[j + 1]
-            c3 = e2[half + j + 1] - e1[half + j + 1]
-            d0 = e1[j] - e3[j]
-            d1 = e1[half + j] - e3[half + j]
-            d2 = e1[j + 1] - e3[j + 1]
-            d3 = e1[half + j + 1] - e3[half + j + 1]
-            out[0 * stride + j] = a0 - a2
-            out[1 * stride + j] = a1 + a2
-            out[2 * stride + j] = a2 - a1
-            out[3 * stride + j] = a1 - a3
-            out[4 * stride + j] = b0 - b2
-            out[5 * stride + j] = b1 + b2
-            out[6 * stride + j] = b2 - b1
-            out[7 * stride + j] = b1 - b3
-            out[8 * stride + j] = c0 - c2
-            out[9 * stride + j] = c1 + c2
-            out[10 * stride + j] = c2 - c1
-            out[11 * stride + j] = c1 - c3
-            out[12 * stride + j] = d0 - d2
-            out[13 * stride + j] = d1 + d2
-            out[14 * stride + j] = d2 - d1
-            out[15 * stride + j] = d1 - d3
-
-
-cdef inline void _output_row(const floating* mm, Py_ssize_t stride, floating bias, floating* y,
-                             Py_ssize_t j0, Py_ssize_t j1, bint upper) noexcept nogil:
-    """Row 0 (upper) or row 1 of A^T m A + bias for tiles [j0, j1): y[2j], y[2j+1]."""
+cdef inline void _combine(floating* out, const floating* a, const floating* b, Py_ssize_t n,
+                          int how) noexcept nogil:
+    """out[j] = a[j] - b[j] (how 0), a[j] + b[j] (1), b[j] - a[j] (2), a[j] (3), -a[j] (4), for
+    j < n. One output array a loop: GCC vectorises it (checking at run time that out meets
+    neither input)."""
     cdef Py_ssize_t j
-    cdef Py_ssize_t k0 = 0 if upper else 4
-    cdef floating s0, s1, s2, s3
-    for j in range(j0, j1):
-        if upper:     # down (A^T m): row 0, four columns
-            s0 = mm[0 * stride + j] + mm[4 * stride + j] + mm[8 * stride + j]
-            s1 = mm[1 * stride + j] + mm[5 * stride + j] + mm[9 * stride + j]
-            s2 = mm[2 * stride + j] + mm[6 * stride + j] + mm[10 * stride + j]
-            s3 = mm[3 * stride + j] + mm[7 * stride + j] + mm[11 * stride + j]
-        else:         # row 1
-            s0 = mm[4 * stride + j] - mm[8 * stride + j] - mm[12 * stride + j]
-            s1 = mm[5 * stride + j] - mm[9 * stride + j] - mm[13 * stride + j]
-            s2 = mm[6 * stride + j] - mm[10 * stride + j] - mm[14 * stride + j]
-            s3 = mm[7 * stride + j] - mm[11 * stride + j] - mm[15 * stride + j]
-        y[2 * j] = s0 + s1 + s2 + bias
-        y[2 * j + 1] = s1 - s2 - s3 + bias
+    if how == 0:
+        for j in range(n):
+            out[j] = a[j] - b[j]
+    elif how == 1:
+        for j in range(n):
+            out[j] = a[j] + b[j]
+    elif how == 2:
+        for j in range(n):
+            out[j] = b[j] - a[j]
+    elif how == 3:
+        for j in range(n):
+            out[j] = a[j]
+    else:
+        for j in range(n):
+            out[j] = -a[j]
+
+
+cdef inline void _combine3(floating* out, const floating* a, const floating* b, const floating* c,
+                           Py_ssize_t n, int how, floating bias) noexcept nogil:
+    """out[j] = a + b + c (how 0), a - b - c (1), a + b - c (2), a - b + c (3), plus bias."""
+    cdef Py_ssize_t j
+    if how == 0:
+        for j in range(n):
+            out[j] = a[j] + b[j] + c[j] + bias
+    elif how == 1:
+        for j in range(n):
+            out[j] = a[j] - b[j] - c[j] + bias
+    elif how == 2:
+        for j in range(n):
+            out[j] = a[j] + b[j] - c[j] + bias
+    else:
+        for j in range(n):
+            out[j] = a[j] - b[j] + c[j] + bias
+
+
+cdef inline void _phase_range(Py_ssize_t shift, Py_ssize_t w, Py_ssize_t pl, Py_ssize_t tw,
+                              Py_ssize_t* j0, Py_ssize_t* j1) noexcept nogil:
+    """The j in [0, tw) whose input column 2j + shift - pl lies in [0, w)."""
+    cdef Py_ssize_t lo = pl - shift, hi = w + pl - shift      # 2j in [lo, hi)
+    lo = (lo + 1) // 2 if lo > 0 else 0
+    hi = (hi + 1) // 2 if hi > 0 else 0
+    j0[0] = lo if lo < tw else tw
+    j1[0] = hi if hi < tw else tw
+    if j1[0] < j0[0]:
+        j1[0] = j0[0]
+
+
+cdef inline void input_transform(const floating* x, Py_ssize_t h, Py_ssize_t w, Py_ssize_t pt, Py_ssize_t pl,
+                                 floating* work, floating* v, Py_ssize_t stride, const Tiles* tl) noexcept nogil:
+    """v[xi * stride + p] = (B^T d B)[xi] of tile p's 4x4 patch d of the input plane x (h, w)
+    padded by pt rows above and pl columns left (zeros), for every tile p of the plane."""
+    cdef Py_ssize_t i, j, j0, j1, row, rr = tl.r, tw = tl.tw, t = tl.t
+    cdef int a, b, u, l
+    cdef floating* ph = work            # X[a][b][u] at ph + ((a*2 + b)*2 + u) * rr
+    cdef floating* td = work + 8 * rr   # across: td[a][l] at td + (a*4 + l) * rr
+    cdef floating* dst
+    cdef const floating* src
+    for i in range(8 * rr):
+        ph[i] = 0
+    for i in range(h):
+        row = i + pt                    # padded row 2*(row // 2) + row % 2
+        src = x + i * w
+        a = row % 2
+        for b in range(2):
+            for u in range(2):
+                _phase_range(2 * u + b, w, pl, tw, &j0, &j1)
+                dst = ph + ((a * 2 + b) * 2 + u) * rr + (row // 2) * tw
+                for j in range(j0, j1):
+                    dst[j] = src[2 * j + 2 * u + b - pl]
+    # across (d B) on the patch's columns c = 2u + b: d0 - d2, d1 + d2, d2 - d1, d1 - d3, for both
+    # row phases and every tile row (rr values)
+    for a in range(2):
+        dst = td + a * 4 * rr
+        src = ph + a * 4 * rr           # X[a][b][u] at src + (b*2 + u) * rr; column c = 2u + b
+        _combine(dst, src, src + 1 * rr, rr, 0)               # c0 - c2: X[a][0][0] - X[a][0][1]
+        _combine(dst + rr, src + 2 * rr, src + 1 * rr, rr, 1)  # c1 + c2: X[a][1][0] + X[a][0][1]
+        _combine(dst + 2 * rr, src + 2 * rr, src + 1 * rr, rr, 2)  # c2 - c1
+        _combine(dst + 3 * rr, src + 2 * rr, src + 3 * rr, rr, 0)  # c1 - c3: X[a][1][0] - X[a][1][1]
+    # down (B^T .) on the patch's rows r (phase r % 2, offset (r // 2) * TW): r0 - r2, r1 + r2,
+    # r2 - r1, r1 - r3
+    for l in range(4):
+        src = td + l * rr               # row phase 0; phase 1 at src + 4 * rr
+        _combine(v + l * stride, src, src + tw, t, 0)
+        _combine(v + (4 + l) * stride, src + 4 * rr, src + tw, t, 1)
+        _combine(v + (8 + l) * stride, src + 4 * rr, src + tw, t, 2)
+        _combine(v + (12 + l) * stride, src + 4 * rr, src + 4 * rr + tw, t, 0)
 
 
 cdef inline void output_transform(const floating* m, Py_ssize_t stride, floating bias, floating* y,
-                                  Py_ssize_t oh, Py_ssize_t ow, const Tiles* tl) noexcept nogil:
-    """y (oh, ow) = A^T m A + bias for every tile of one output plane; m[xi * stride + ti*TW + tj].
-    A last tile past an odd OW is written through a 2-value row on the stack."""
-    cdef Py_ssize_t ti, tw = tl.tw, i0, r
-    cdef Py_ssize_t full = ow // 2       # tiles with both columns in the plane
-    cdef floating last[2]
+                                  Py_ssize_t oh, Py_ssize_t ow, floating* work, const Tiles* tl) noexcept nogil:
+    """y (oh, ow) = A^T m A + bias for every tile of one output plane, m[xi * stride + p]."""
+    cdef Py_ssize_t ti, tj, t = tl.t, tw = tl.tw, full = ow // 2
+    cdef int r, l
+    cdef floating* sd = work            # down: sd[r][l] at sd + (r*4 + l) * t
+    cdef floating* ya = work + 8 * t    # the output's phases: ya[r][s] at ya + (r*2 + s) * t
+    cdef floating* row
+    cdef const floating* e
+    cdef const floating* o
+    # down (A^T m): row 0 is m0 + m1 + m2, row 1 is m1 - m2 - m3 (rows of m, each column l)
+    for l in range(4):
+        _combine3(sd + l * t, m + l * stride, m + (4 + l) * stride, m + (8 + l) * stride, t, 0, 0)
+        _combine3(sd + (4 + l) * t, m + (4 + l) * stride, m + (8 + l) * stride, m + (12 + l) * stride, t, 1, 0)
+    # across (. A) and the bias: s0 + s1 + s2, s1 - s2 - s3
+    for r in range(2):
+        _combine3(ya + 2 * r * t, sd + 4 * r * t, sd + (4 * r + 1) * t, sd + (4 * r + 2) * t, t, 0, bias)
+        _combine3(ya + (2 * r + 1) * t, sd + (4 * r + 1) * t, sd + (4 * r + 2) * t, sd + (4 * r + 3) * t, t, 1, bias)
     for ti in range(tl.th):
-        i0 = 2 * ti
         for r in range(2):
-            if i0 + r >= oh:
+            if 2 * ti + r >= oh:
                 break
-            _output_row(m + ti * tw, stride, bias, y + (i0 + r) * ow, 0, full, r == 0)
+            row = y + (2 * ti + r) * ow
+            e = ya + 2 * r * t + ti * tw
+            o = e + t
+            for tj in range(full):
+                row[2 * tj] = e[tj]
+                row[2 * tj + 1] = o[tj]
             if full < tw:
-                _output_row(m + ti * tw + full, stride, bias, last, 0, 1, r == 0)
-                y[(i0 + r) * ow + 2 * full] = last[0]
-
-
-cdef inline void _dm_store(floating* out, Py_ssize_t stride, Py_ssize_t j, floating a0, floating a1,
-                           floating b0, floating b1) noexcept nogil:
-    """out[xi * stride + j] = (A dY A^T)[xi] of the tile dY = (a0 a1; b0 b1)."""
-    # across (dY A^T) for each row, then down (A .)
-    cdef floating h00 = a0, h01 = a0 + a1, h02 = a0 - a1, h03 = -a1
-    cdef floating h10 = b0, h11 = b0 + b1, h12 = b0 - b1, h13 = -b1
-    out[0 * stride + j] = h00
-    out[1 * stride + j] = h01
-    out[2 * stride + j] = h02
-    out[3 * stride + j] = h03
-    out[4 * stride + j] = h00 + h10
-    out[5 * stride + j] = h01 + h11
-    out[6 * stride + j] = h02 + h12
-    out[7 * stride + j] = h03 + h13
-    out[8 * stride + j] = h00 - h10
-    out[9 * stride + j] = h01 - h11
-    out[10 * stride + j] = h02 - h12
-    out[11 * stride + j] = h03 - h13
-    out[12 * stride + j] = -h10
-    out[13 * stride + j] = -h11
-    out[14 * stride + j] = -h12
-    out[15 * stride + j] = -h13
+                row[2 * full] = e[full]
 
 
 cdef inline void output_gradient_transform(const floating* dy, Py_ssize_t oh, Py_ssize_t ow, floating* dm,
-                                           Py_ssize_t stride, const Tiles* tl) noexcept nogil:
-    """dm[xi * stride + ti*TW + tj] = (A dY A^T)[xi] of each 2x2 tile of one plane dy (oh, ow),
-    zeros past the plane."""
-    cdef Py_ssize_t ti, j, tw = tl.tw, i0
-    cdef Py_ssize_t full = ow // 2
-    cdef const floating* y0
-    cdef const floating* y1
-    cdef floating* out
+                                           Py_ssize_t stride, floating* work, const Tiles* tl) noexcept nogil:
+    """dm[xi * stride + p] = (A dY A^T)[xi] of each 2x2 tile p of one plane dy (oh, ow), zeros
+    past the plane."""
+    cdef Py_ssize_t ti, tj, i, t = tl.t, tw = tl.tw, full = ow // 2
+    cdef int r, l
+    cdef floating* ya = work            # dY's phases: ya[r][s] at ya + (r*2 + s) * t
+    cdef floating* hd = work + 4 * t    # across: hd[r][l] at hd + (r*4 + l) * t
+    cdef floating* e
+    cdef floating* o
+    cdef const floating* row
     for ti in range(tl.th):
-        i0 = 2 * ti
-        y0 = dy + i0 * ow
-        y1 = y0 + ow
-        out = dm + ti * tw
-        if i0 + 1 < oh:
-            for j in range(full):
-                _dm_store(out, stride, j, y0[2 * j], y0[2 * j + 1], y1[2 * j], y1[2 * j + 1])
+        for r in range(2):
+            e = ya + 2 * r * t + ti * tw
+            o = e + t
+            if 2 * ti + r >= oh:
+                for tj in range(tw):
+                    e[tj] = 0
+                    o[tj] = 0
+                continue
+            row = dy + (2 * ti + r) * ow
+            for tj in range(full):
+                e[tj] = row[2 * tj]
+                o[tj] = row[2 * tj + 1]
             if full < tw:
-                _dm_store(out, stride, full, y0[2 * full], 0, y1[2 * full], 0)
-        else:
-            for j in range(full):
-                _dm_store(out, stride, j, y0[2 * j], y0[2 * j + 1], 0, 0)
-            if full < tw:
-                _dm_store(out, stride, full, y0[2 * full], 0, 0, 0)
-
-
-cdef inline void _gradient_row(const floating* d, Py_ssize_t stride, floating* even, floating* odd,
-                               Py_ssize_t tw, int k) noexcept nogil:
-    """Row k of B dV B^T for each tile of a row of tiles, added at columns 2j..2j+3 of one padded
-    row: even[j] and odd[j] get columns 2j and 2j+1 (first loop), even[j+1] and odd[j+1] columns
-    2j+2 and 2j+3 (second loop, so neither loop writes what the other of its iterations reads)."""
-    cdef Py_ssize_t j
-    cdef int r
-    cdef floating q0, q1, q2, q3
+                e[full] = row[2 * full]
+                o[full] = 0
+    # across (dY A^T), each of the tile's rows: y0, y0 + y1, y0 - y1, -y1
     for r in range(2):
-        for j in range(tw):
-            # q = row k of B dV: B's row k is (1 0 0 0), (0 1 -1 1), (-1 1 1 0) or (0 0 0 -1)
-            if k == 0:
-                q0 = d[0 * stride + j]
-                q1 = d[1 * stride + j]
-                q2 = d[2 * stride + j]
-                q3 = d[3 * stride + j]
-            elif k == 1:
-                q0 = d[4 * stride + j] - d[8 * stride + j] + d[12 * stride + j]
-                q1 = d[5 * stride + j] - d[9 * stride + j] + d[13 * stride + j]
-                q2 = d[6 * stride + j] - d[10 * stride + j] + d[14 * stride + j]
-                q3 = d[7 * stride + j] - d[11 * stride + j] + d[15 * stride + j]
-            elif k == 2:
-                q0 = d[4 * stride + j] + d[8 * stride + j] - d[0 * stride + j]
-                q1 = d[5 * stride + j] + d[9 * stride + j] - d[1 * stride + j]
-                q2 = d[6 * stride + j] + d[10 * stride + j] - d[2 * stride + j]
-                q3 = d[7 * stride + j] + d[11 * stride + j] - d[3 * stride + j]
-            else:
-                q0 = -d[12 * stride + j]
-                q1 = -d[13 * stride + j]
-                q2 = -d[14 * stride + j]
-                q3 = -d[15 * stride + j]
-            if r == 0:   # . B^T: columns (q0), (q1 - q2 + q3), (q1 + q2 - q0), (-q3)
-                even[j] += q0
-                odd[j] += q1 - q2 + q3
-            else:
-                even[j + 1] += q1 + q2 - q0
-                odd[j + 1] += -q3
+        e = ya + 2 * r * t
+        o = e + t
+        _combine(hd + 4 * r * t, e, o, t, 3)
+        _combine(hd + (4 * r + 1) * t, e, o, t, 1)
+        _combine(hd + (4 * r + 2) * t, e, o, t, 0)
+        _combine(hd + (4 * r + 3) * t, o, o, t, 4)
+    # down (A .): h0, h0 + h1, h0 - h1, -h1
+    for l in range(4):
+        e = hd + l * t
+        o = hd + (4 + l) * t
+        _combine(dm + l * stride, e, o, t, 3)
+        _combine(dm + (4 + l) * stride, e, o, t, 1)
+        _combine(dm + (8 + l) * stride, e, o, t, 0)
+        _combine(dm + (12 + l) * stride, o, o, t, 4)
 
 
-cdef inline void input_gradient_transform(const floating* dv, Py_ssize_t stride, floating* plane,
+cdef inline void input_gradient_transform(const floating* dv, Py_ssize_t stride, floating* dx, Py_ssize_t h,
+                                          Py_ssize_t w, Py_ssize_t pt, Py_ssize_t pl, floating* work,
                                           const Tiles* tl) noexcept nogil:
-    """plane (padded, even and odd columns) = the sum over the tiles of B dV B^T at the patch each
-    read (rows 2ti.., columns 2tj..), dv[xi * stride + ti*TW + tj]; in a fixed order."""
-    cdef Py_ssize_t ti, j, tw = tl.tw, wp = tl.wp, half = tl.tw + 1
-    cdef floating* row
-    cdef int k
-    for j in range(tl.hp * wp):
-        plane[j] = 0
-    for ti in range(tl.th):
-        for k in range(4):
-            row = plane + (2 * ti + k) * wp
-            _gradient_row(dv + ti * tw, stride, row, row + half, tw, k)
-
-
-cdef inline void unpad_plane(const floating* plane, Py_ssize_t h, Py_ssize_t w, Py_ssize_t pt, Py_ssize_t pl,
-                             floating* dx, const Tiles* tl) noexcept nogil:
-    """dx (h, w) = the padded plane (even and odd columns) at rows pt.., columns pl.."""
-    cdef Py_ssize_t i, m, m0, m1, half = tl.tw + 1
-    cdef const floating* even
-    cdef const floating* odd
+    """dx (h, w) = the sum over the tiles of B dV B^T at the patch each read (rows 2ti.., columns
+    2tj.. of the plane padded by pt rows and pl columns), dv[xi * stride + p]; in a fixed order."""
+    cdef Py_ssize_t i, j, row, t = tl.t, tw = tl.tw, rr = tl.r
+    cdef int r, l, a, b, u, c
+    cdef floating* qd = work            # down: qd[r][l] at qd + (r*4 + l) * t (r = 1, 2, 3)
+    cdef floating* dd = work + 16 * t   # one (r, c) of B dV B^T
+    cdef floating* z = work + 17 * t    # Z[a][b][u] at z + ((a*2 + b)*2 + u) * rr
+    cdef floating* q0
+    cdef floating* q1
+    cdef floating* q2
+    cdef floating* q3
     cdef floating* dst
+    cdef const floating* z0
+    cdef const floating* z1
+    cdef floating* out
+    # down (B .): rows v0, v1 - v2 + v3, v1 + v2 - v0, -v3 (v_k = dV[4k + l])
+    for l in range(4):
+        _combine3(qd + (4 + l) * t, dv + (4 + l) * stride, dv + (8 + l) * stride, dv + (12 + l) * stride, t, 3, 0)
+        _combine3(qd + (8 + l) * t, dv + (4 + l) * stride, dv + (8 + l) * stride, dv + l * stride, t, 2, 0)
+        _combine(qd + (12 + l) * t, dv + (12 + l) * stride, dv, t, 4)
+    for i in range(8 * rr):
+        z[i] = 0
+    # across (. B^T), columns q0, q1 - q2 + q3, q1 + q2 - q0, -q3, each added into its phase array
+    # at the tile's offset: rows r and r + 2 share a row phase, r + 2 one tile row further down
+    for r in range(4):
+        a = r % 2
+        if r == 0:
+            q0 = <floating*>dv
+            q1 = <floating*>(dv + stride)
+            q2 = <floating*>(dv + 2 * stride)
+            q3 = <floating*>(dv + 3 * stride)
+        else:
+            q0 = qd + 4 * r * t
+            q1 = q0 + t
+            q2 = q0 + 2 * t
+            q3 = q0 + 3 * t
+        for c in range(4):
+            b = c % 2
+            u = c // 2
+            if c == 0:
+                _combine(dd, q0, q0, t, 3)
+            elif c == 1:
+                _combine3(dd, q1, q2, q3, t, 3, 0)
+            elif c == 2:
+                _combine3(dd, q1, q2, q0, t, 2, 0)
+            else:
+                _combine(dd, q3, q3, t, 4)
+            dst = z + ((a * 2 + b) * 2 + u) * rr + (r // 2) * tw
+            for j in range(t):
+                dst[j] += dd[j]
+    # join: padded[2i + a][2j + b] = Z[a][b][0][i*TW + j] + Z[a][b][1][i*TW + j - 1]
     for i in range(h):
-        even = plane + (i + pt) * tl.wp
-        odd = even + half
-        dst = dx + i * w
-        m0 = (pl + 1) // 2
-        m1 = (pl + w + 1) // 2
-        for m in range(m0, m1):
-            dst[2 * m - pl] = even[m]
-        m0 = pl // 2
-        m1 = (pl + w) // 2
-        for m in range(m0, m1):
-            dst[2 * m + 1 - pl] = odd[m]
+        row = i + pt
+        a = row % 2
+        out = dx + i * w
+        for j in range(w):
+            c = <int>((j + pl) % 2)
+            z0 = z + ((a * 2 + c) * 2) * rr + (row // 2) * tw + (j + pl) // 2
+            z1 = z0 + rr - 1
+            if (j + pl) // 2 == 0:
+                out[j] = z0[0]
+            elif (j + pl) // 2 == tw:
+                out[j] = z1[0]
+            else:
+                out[j] = z0[0] + z1[0]
