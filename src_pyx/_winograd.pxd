@@ -21,14 +21,242 @@
 #   tiles, dweights = G^T dU G; dV[xi] = U[xi].T @ dM[xi], dinputs = the sum over the tiles of
 #   B dV B^T at the patch each tile read (patches overlap by two rows and columns).
 #
-# Every loop of the transforms runs over all T tiles of one plane, each loop writing one array, so
-# GCC vectorises it whatever the plane's width (rows of tiles are short: 7 tiles for a 14x14 plane).
+# The transforms' loops run over all T tiles of one plane at once, so GCC vectorises them whatever
+# the plane's width (rows of tiles are short: 7 tiles for a 14x14 plane).
 # For that an input plane, zero-padded, is first split into 8 "phase" arrays of (TH + 1) * TW
 # values, X[a][b][u][i*TW + j] = padded[2i + a][2j + 2u + b]: element (r, c) of tile p = ti*TW + tj's
 # patch is X[r % 2][c % 2][c // 2][p + (r // 2) * TW], the same arrays at a fixed offset for every
 # tile. The dinputs pass adds its patches into the same kind of arrays and joins them at the end;
 # outputs and output gradients are split into their four 2x2 phases the same way.
 from cython cimport floating
+
+
+# The transforms' inner loops, in C: each is one loop over the tiles (or columns) of a plane that
+# reads and writes up to 16 arrays, and only `restrict` pointers let GCC vectorise a loop with that
+# many arrays (written in Cython the loops stayed scalar, or, split into one loop per output array,
+# spent their time in loop overheads: a plane has only 49 tiles for a 14x14 output). One macro
+# defines the float and the double versions.
+cdef extern from *:
+    """
+    #if defined(_MSC_VER)
+    #define FNN_R __restrict
+    #else
+    #define FNN_R __restrict__
+    #endif
+    #define FNN_WINOGRAD(T, S)                                                                     \
+    /* Phase rows of one input row: x[b][u][j] = src[2j + 2u + b - pl] where 0 <= that < w (the  \
+       four rows are zeros already); j < tw. */                                                  \
+    static inline void fnn_wino_phase_row_##S(const T* FNN_R src, Py_ssize_t w, Py_ssize_t pl,   \
+            Py_ssize_t tw, T* FNN_R x00, T* FNN_R x01, T* FNN_R x10, T* FNN_R x11) {             \
+        Py_ssize_t j, j0 = (pl + 1) / 2, j1 = (w + pl - 4) / 2 + 1;                              \
+        if (w + pl - 4 < 0) j1 = 0;                                                              \
+        if (j1 > tw) j1 = tw;                                                                    \
+        if (j0 > j1) j0 = j1;                                                                    \
+        for (j = 0; j < j0; j++) {                                                               \
+            Py_ssize_t c = 2 * j - pl;                                                           \
+            if (c >= 0 && c < w) x00[j] = src[c];                                                \
+            if (c + 1 >= 0 && c + 1 < w) x10[j] = src[c + 1];                                    \
+            if (c + 2 >= 0 && c + 2 < w) x01[j] = src[c + 2];                                    \
+            if (c + 3 >= 0 && c + 3 < w) x11[j] = src[c + 3];                                    \
+        }                                                                                        \
+        for (j = j0; j < j1; j++) {                                                              \
+            x00[j] = src[2 * j - pl];                                                            \
+            x10[j] = src[2 * j + 1 - pl];                                                        \
+            x01[j] = src[2 * j + 2 - pl];                                                        \
+            x11[j] = src[2 * j + 3 - pl];                                                        \
+        }                                                                                        \
+        for (j = j1; j < tw; j++) {                                                              \
+            Py_ssize_t c = 2 * j - pl;                                                           \
+            if (c >= 0 && c < w) x00[j] = src[c];                                                \
+            if (c + 1 >= 0 && c + 1 < w) x10[j] = src[c + 1];                                    \
+            if (c + 2 >= 0 && c + 2 < w) x01[j] = src[c + 2];                                    \
+            if (c + 3 >= 0 && c + 3 < w) x11[j] = src[c + 3];                                    \
+        }                                                                                        \
+    }                                                                                            \
+    /* V = B^T d B for tiles p < t: d[r][c] = x[r % 2][c % 2][c / 2][p + (r / 2) * tw], x[a][b][u] \
+       at ph + ((a*2 + b)*2 + u) * rr; v[xi] at v + xi * stride. Across first (d B), then down. */ \
+    static inline void fnn_wino_input_##S(const T* FNN_R ph, Py_ssize_t rr, Py_ssize_t tw,        \
+            Py_ssize_t t, T* FNN_R v, Py_ssize_t stride) {                                       \
+        const T* FNN_R e00 = ph;          const T* FNN_R e01 = ph + rr;                          \
+        const T* FNN_R e10 = ph + 2 * rr; const T* FNN_R e11 = ph + 3 * rr;                      \
+        const T* FNN_R o00 = ph + 4 * rr; const T* FNN_R o01 = ph + 5 * rr;                      \
+        const T* FNN_R o10 = ph + 6 * rr; const T* FNN_R o11 = ph + 7 * rr;                      \
+        T* FNN_R v0 = v;               T* FNN_R v1 = v + stride;      T* FNN_R v2 = v + 2 * stride;  \
+        T* FNN_R v3 = v + 3 * stride;  T* FNN_R v4 = v + 4 * stride;  T* FNN_R v5 = v + 5 * stride;  \
+        T* FNN_R v6 = v + 6 * stride;  T* FNN_R v7 = v + 7 * stride;  T* FNN_R v8 = v + 8 * stride;  \
+        T* FNN_R v9 = v + 9 * stride;  T* FNN_R v10 = v + 10 * stride; T* FNN_R v11 = v + 11 * stride; \
+        T* FNN_R v12 = v + 12 * stride; T* FNN_R v13 = v + 13 * stride; T* FNN_R v14 = v + 14 * stride; \
+        T* FNN_R v15 = v + 15 * stride;                                                          \
+        Py_ssize_t p;                                                                            \
+        for (p = 0; p < t; p++) {                                                                \
+            Py_ssize_t q = p + tw;                                                               \
+            /* row r's columns c0..c3: (r even: e, odd: o)[b][u] at p or q; c = 2u + b */         \
+            T a0 = e00[p] - e01[p], a1 = e10[p] + e01[p], a2 = e01[p] - e10[p], a3 = e10[p] - e11[p]; \
+            T b0 = o00[p] - o01[p], b1 = o10[p] + o01[p], b2 = o01[p] - o10[p], b3 = o10[p] - o11[p]; \
+            T c0 = e00[q] - e01[q], c1 = e10[q] + e01[q], c2 = e01[q] - e10[q], c3 = e10[q] - e11[q]; \
+            T d0 = o00[q] - o01[q], d1 = o10[q] + o01[q], d2 = o01[q] - o10[q], d3 = o10[q] - o11[q]; \
+            v0[p] = a0 - c0;  v1[p] = a1 - c1;  v2[p] = a2 - c2;  v3[p] = a3 - c3;               \
+            v4[p] = b0 + c0;  v5[p] = b1 + c1;  v6[p] = b2 + c2;  v7[p] = b3 + c3;               \
+            v8[p] = c0 - b0;  v9[p] = c1 - b1;  v10[p] = c2 - b2; v11[p] = c3 - b3;              \
+            v12[p] = b0 - d0; v13[p] = b1 - d1; v14[p] = b2 - d2; v15[p] = b3 - d3;              \
+        }                                                                                        \
+    }                                                                                            \
+    /* The output's four phases y[r][s] (at ya + (r*2 + s) * t) = A^T m A + bias, tiles p < t;   \
+       m[xi] at m + xi * stride. Down first (A^T m), then across. */                             \
+    static inline void fnn_wino_output_##S(const T* FNN_R m, Py_ssize_t stride, T bias,          \
+            Py_ssize_t t, T* FNN_R ya) {                                                         \
+        const T* FNN_R m0 = m;               const T* FNN_R m1 = m + stride;                     \
+        const T* FNN_R m2 = m + 2 * stride;  const T* FNN_R m3 = m + 3 * stride;                 \
+        const T* FNN_R m4 = m + 4 * stride;  const T* FNN_R m5 = m + 5 * stride;                 \
+        const T* FNN_R m6 = m + 6 * stride;  const T* FNN_R m7 = m + 7 * stride;                 \
+        const T* FNN_R m8 = m + 8 * stride;  const T* FNN_R m9 = m + 9 * stride;                 \
+        const T* FNN_R m10 = m + 10 * stride; const T* FNN_R m11 = m + 11 * stride;              \
+        const T* FNN_R m12 = m + 12 * stride; const T* FNN_R m13 = m + 13 * stride;              \
+        const T* FNN_R m14 = m + 14 * stride; const T* FNN_R m15 = m + 15 * stride;              \
+        T* FNN_R y00 = ya; T* FNN_R y01 = ya + t; T* FNN_R y10 = ya + 2 * t; T* FNN_R y11 = ya + 3 * t; \
+        Py_ssize_t p;                                                                            \
+        for (p = 0; p < t; p++) {                                                                \
+            T s0 = m0[p] + m4[p] + m8[p],  s1 = m1[p] + m5[p] + m9[p];                           \
+            T s2 = m2[p] + m6[p] + m10[p], s3 = m3[p] + m7[p] + m11[p];                          \
+            T u0 = m4[p] - m8[p] - m12[p], u1 = m5[p] - m9[p] - m13[p];                          \
+            T u2 = m6[p] - m10[p] - m14[p], u3 = m7[p] - m11[p] - m15[p];                        \
+            y00[p] = s0 + s1 + s2 + bias;  y01[p] = s1 - s2 - s3 + bias;                         \
+            y10[p] = u0 + u1 + u2 + bias;  y11[p] = u1 - u2 - u3 + bias;                         \
+        }                                                                                        \
+    }                                                                                            \
+    /* row[2j] = e[j], row[2j + 1] = o[j] for j < full; row[2 * full] = e[full] when odd. */     \
+    static inline void fnn_wino_interleave_##S(const T* FNN_R e, const T* FNN_R o, Py_ssize_t full, \
+            int odd, T* FNN_R row) {                                                             \
+        Py_ssize_t j;                                                                            \
+        for (j = 0; j < full; j++) { row[2 * j] = e[j]; row[2 * j + 1] = o[j]; }                 \
+        if (odd) row[2 * full] = e[full];                                                        \
+    }                                                                                            \
+    /* e[j] = row[2j], o[j] = row[2j + 1] for j < full; e[full] = row[2 * full], o[full] = 0 when \
+       odd. */                                                                                   \
+    static inline void fnn_wino_deinterleave_##S(const T* FNN_R row, Py_ssize_t full, int odd,   \
+            T* FNN_R e, T* FNN_R o) {                                                            \
+        Py_ssize_t j;                                                                            \
+        for (j = 0; j < full; j++) { e[j] = row[2 * j]; o[j] = row[2 * j + 1]; }                 \
+        if (odd) { e[full] = row[2 * full]; o[full] = 0; }                                       \
+    }                                                                                            \
+    /* dm[xi] (at dm + xi * stride) = A dY A^T, dY's phases y[r][s] at ya + (r*2 + s) * t.      \
+       Across first (dY A^T), then down. */                                                      \
+    static inline void fnn_wino_output_grad_##S(const T* FNN_R ya, Py_ssize_t t, T* FNN_R dm,    \
+            Py_ssize_t stride) {                                                                 \
+        const T* FNN_R y00 = ya; const T* FNN_R y01 = ya + t;                                    \
+        const T* FNN_R y10 = ya + 2 * t; const T* FNN_R y11 = ya + 3 * t;                        \
+        T* FNN_R d0 = dm;               T* FNN_R d1 = dm + stride;      T* FNN_R d2 = dm + 2 * stride;  \
+        T* FNN_R d3 = dm + 3 * stride;  T* FNN_R d4 = dm + 4 * stride;  T* FNN_R d5 = dm + 5 * stride;  \
+        T* FNN_R d6 = dm + 6 * stride;  T* FNN_R d7 = dm + 7 * stride;  T* FNN_R d8 = dm + 8 * stride;  \
+        T* FNN_R d9 = dm + 9 * stride;  T* FNN_R d10 = dm + 10 * stride; T* FNN_R d11 = dm + 11 * stride; \
+        T* FNN_R d12 = dm + 12 * stride; T* FNN_R d13 = dm + 13 * stride; T* FNN_R d14 = dm + 14 * stride; \
+        T* FNN_R d15 = dm + 15 * stride;                                                         \
+        Py_ssize_t p;                                                                            \
+        for (p = 0; p < t; p++) {                                                                \
+            T h0 = y00[p], h1 = y00[p] + y01[p], h2 = y00[p] - y01[p], h3 = -y01[p];             \
+            T g0 = y10[p], g1 = y10[p] + y11[p], g2 = y10[p] - y11[p], g3 = -y11[p];             \
+            d0[p] = h0;       d1[p] = h1;       d2[p] = h2;       d3[p] = h3;                    \
+            d4[p] = h0 + g0;  d5[p] = h1 + g1;  d6[p] = h2 + g2;  d7[p] = h3 + g3;               \
+            d8[p] = h0 - g0;  d9[p] = h1 - g1;  d10[p] = h2 - g2; d11[p] = h3 - g3;              \
+            d12[p] = -g0;     d13[p] = -g1;     d14[p] = -g2;     d15[p] = -g3;                  \
+        }                                                                                        \
+    }                                                                                            \
+    /* B dV B^T of tiles p < t (dv[xi] at dv + xi * stride), rows `first` and `first` + 1 of it  \
+       (first = 0: stored into, first = 2: added into): row r, column c = 2u + b goes to        \
+       z[r % 2][b][u][p + (r / 2) * tw], z[a][b][u] at z + ((a*2 + b)*2 + u) * rr. */            \
+    static inline void fnn_wino_input_grad_##S(const T* FNN_R dv, Py_ssize_t stride, Py_ssize_t t, \
+            int first, Py_ssize_t tw, T* FNN_R z, Py_ssize_t rr) {                               \
+        const T* FNN_R w0 = dv;               const T* FNN_R w1 = dv + stride;                   \
+        const T* FNN_R w2 = dv + 2 * stride;  const T* FNN_R w3 = dv + 3 * stride;               \
+        const T* FNN_R w4 = dv + 4 * stride;  const T* FNN_R w5 = dv + 5 * stride;               \
+        const T* FNN_R w6 = dv + 6 * stride;  const T* FNN_R w7 = dv + 7 * stride;               \
+        const T* FNN_R w8 = dv + 8 * stride;  const T* FNN_R w9 = dv + 9 * stride;               \
+        const T* FNN_R w10 = dv + 10 * stride; const T* FNN_R w11 = dv + 11 * stride;            \
+        const T* FNN_R w12 = dv + 12 * stride; const T* FNN_R w13 = dv + 13 * stride;            \
+        const T* FNN_R w14 = dv + 14 * stride; const T* FNN_R w15 = dv + 15 * stride;            \
+        Py_ssize_t off = first ? tw : 0;                                                         \
+        T* FNN_R z000 = z + off;          T* FNN_R z001 = z + rr + off;                          \
+        T* FNN_R z010 = z + 2 * rr + off; T* FNN_R z011 = z + 3 * rr + off;                      \
+        T* FNN_R z100 = z + 4 * rr + off; T* FNN_R z101 = z + 5 * rr + off;                      \
+        T* FNN_R z110 = z + 6 * rr + off; T* FNN_R z111 = z + 7 * rr + off;                      \
+        Py_ssize_t p;                                                                            \
+        if (!first) {                                                                            \
+            for (p = 0; p < t; p++) {                                                            \
+                /* rows 0 and 1 of B dV: v0 and v1 - v2 + v3 (v_k = dV[4k + l]) */               \
+                T q0 = w0[p], q1 = w1[p], q2 = w2[p], q3 = w3[p];                                \
+                T r0 = w4[p] - w8[p] + w12[p], r1 = w5[p] - w9[p] + w13[p];                      \
+                T r2 = w6[p] - w10[p] + w14[p], r3 = w7[p] - w11[p] + w15[p];                    \
+                /* . B^T: columns q0, q1 - q2 + q3, q1 + q2 - q0, -q3 */                         \
+                z000[p] = q0; z010[p] = q1 - q2 + q3; z001[p] = q1 + q2 - q0; z011[p] = -q3;     \
+                z100[p] = r0; z110[p] = r1 - r2 + r3; z101[p] = r1 + r2 - r0; z111[p] = -r3;     \
+            }                                                                                    \
+        } else {                                                                                 \
+            for (p = 0; p < t; p++) {                                                            \
+                /* rows 2 and 3 of B dV: v1 + v2 - v0 and -v3 */                                 \
+                T q0 = w4[p] + w8[p] - w0[p], q1 = w5[p] + w9[p] - w1[p];                        \
+                T q2 = w6[p] + w10[p] - w2[p], q3 = w7[p] + w11[p] - w3[p];                      \
+                T r0 = -w12[p], r1 = -w13[p], r2 = -w14[p], r3 = -w15[p];                        \
+                z000[p] += q0; z010[p] += q1 - q2 + q3; z001[p] += q1 + q2 - q0; z011[p] += -q3; \
+                z100[p] += r0; z110[p] += r1 - r2 + r3; z101[p] += r1 + r2 - r0; z111[p] += -r3; \
+            }                                                                                    \
+        }                                                                                        \
+    }                                                                                            \
+    /* One row of dinputs from the phase sums: out[j] = padded[.][j + pl], padded[.][2jj + b] =  \
+       z0[b][jj] (jj < tw) + z1[b][jj - 1] (jj >= 1); z0[b] at zrow + b * 2 * rr, z1 at + rr. */ \
+    static inline void fnn_wino_join_row_##S(const T* FNN_R zrow, Py_ssize_t rr, Py_ssize_t tw,  \
+            Py_ssize_t w, Py_ssize_t pl, T* FNN_R out) {                                         \
+        const T* FNN_R e0 = zrow; const T* FNN_R e1 = zrow + rr;                                 \
+        const T* FNN_R o0 = zrow + 2 * rr; const T* FNN_R o1 = zrow + 3 * rr;                    \
+        Py_ssize_t j, jj;                                                                        \
+        Py_ssize_t j0 = (pl + 1) / 2, j1 = (w + pl - 2) / 2 + 1;  /* 1 <= jj < tw, both in */     \
+        if (j0 < 1) j0 = 1;                                                                      \
+        if (w + pl - 2 < 0) j1 = 0;                                                              \
+        if (j1 > tw) j1 = tw;                                                                    \
+        if (j1 < j0) j1 = j0;                                                                    \
+        for (j = 0; j < w; j++) {                                                                \
+            Py_ssize_t c = j + pl;                                                               \
+            jj = c / 2;                                                                          \
+            if (jj >= j0 && jj < j1) { j = 2 * j1 - pl - 1; continue; }                          \
+            {                                                                                    \
+                const T* FNN_R a0 = (c % 2) ? o0 : e0;                                           \
+                const T* FNN_R a1 = (c % 2) ? o1 : e1;                                           \
+                if (jj == 0) out[j] = a0[0];                                                     \
+                else if (jj >= tw) out[j] = a1[jj - 1];                                          \
+                else out[j] = a0[jj] + a1[jj - 1];                                               \
+            }                                                                                    \
+        }                                                                                        \
+        for (jj = j0; jj < j1; jj++) {                                                           \
+            out[2 * jj - pl] = e0[jj] + e1[jj - 1];                                              \
+            out[2 * jj + 1 - pl] = o0[jj] + o1[jj - 1];                                          \
+        }                                                                                        \
+    }
+    FNN_WINOGRAD(float, f)
+    FNN_WINOGRAD(double, d)
+    """
+    void fnn_wino_phase_row_f(const float* src, Py_ssize_t w, Py_ssize_t pl, Py_ssize_t tw, float* x00,
+                              float* x01, float* x10, float* x11) noexcept nogil
+    void fnn_wino_phase_row_d(const double* src, Py_ssize_t w, Py_ssize_t pl, Py_ssize_t tw, double* x00,
+                              double* x01, double* x10, double* x11) noexcept nogil
+    void fnn_wino_input_f(const float* ph, Py_ssize_t rr, Py_ssize_t tw, Py_ssize_t t, float* v,
+                          Py_ssize_t stride) noexcept nogil
+    void fnn_wino_input_d(const double* ph, Py_ssize_t rr, Py_ssize_t tw, Py_ssize_t t, double* v,
+                          Py_ssize_t stride) noexcept nogil
+    void fnn_wino_output_f(const float* m, Py_ssize_t stride, float bias, Py_ssize_t t, float* ya) noexcept nogil
+    void fnn_wino_output_d(const double* m, Py_ssize_t stride, double bias, Py_ssize_t t, double* ya) noexcept nogil
+    void fnn_wino_interleave_f(const float* e, const float* o, Py_ssize_t full, int odd, float* row) noexcept nogil
+    void fnn_wino_interleave_d(const double* e, const double* o, Py_ssize_t full, int odd, double* row) noexcept nogil
+    void fnn_wino_deinterleave_f(const float* row, Py_ssize_t full, int odd, float* e, float* o) noexcept nogil
+    void fnn_wino_deinterleave_d(const double* row, Py_ssize_t full, int odd, double* e, double* o) noexcept nogil
+    void fnn_wino_output_grad_f(const float* ya, Py_ssize_t t, float* dm, Py_ssize_t stride) noexcept nogil
+    void fnn_wino_output_grad_d(const double* ya, Py_ssize_t t, double* dm, Py_ssize_t stride) noexcept nogil
+    void fnn_wino_input_grad_f(const float* dv, Py_ssize_t stride, Py_ssize_t t, int first, Py_ssize_t tw,
+                               float* z, Py_ssize_t rr) noexcept nogil
+    void fnn_wino_input_grad_d(const double* dv, Py_ssize_t stride, Py_ssize_t t, int first, Py_ssize_t tw,
+                               double* z, Py_ssize_t rr) noexcept nogil
+    void fnn_wino_join_row_f(const float* zrow, Py_ssize_t rr, Py_ssize_t tw, Py_ssize_t w, Py_ssize_t pl,
+                             float* out) noexcept nogil
+    void fnn_wino_join_row_d(const double* zrow, Py_ssize_t rr, Py_ssize_t tw, Py_ssize_t w, Py_ssize_t pl,
+                             double* out) noexcept nogil
 
 
 cdef struct Tiles:
@@ -43,7 +271,7 @@ cdef inline void tiles_of(Tiles* tl, Py_ssize_t oh, Py_ssize_t ow) noexcept nogi
     tl.tw = (ow + 1) // 2
     tl.t = tl.th * tl.tw
     tl.r = (tl.th + 1) * tl.tw
-    tl.work = 17 * tl.t + 8 * tl.r + 16   # the most any transform uses (the dinputs one)
+    tl.work = 8 * tl.r + 16      # the most any transform uses: 8 phase arrays
 
 
 cdef inline void weights_transform(const floating* w, floating* u, Py_ssize_t o, Py_ssize_t c) noexcept nogil:
@@ -92,242 +320,91 @@ cdef inline void weights_gradient(const floating* du, floating* dw, Py_ssize_t o
                 d[k * 3 + 2] = (q[k][1] + q[k][2]) * <floating>0.5 + q[k][3]
 
 
-cdef inline void _combine(floating* out, const floating* a, const floating* b, Py_ssize_t n,
-                          int how) noexcept nogil:
-    """out[j] = a[j] - b[j] (how 0), a[j] + b[j] (1), b[j] - a[j] (2), a[j] (3), -a[j] (4), for
-    j < n. One output array a loop: GCC vectorises it (checking at run time that out meets
-    neither input)."""
-    cdef Py_ssize_t j
-    if how == 0:
-        for j in range(n):
-            out[j] = a[j] - b[j]
-    elif how == 1:
-        for j in range(n):
-            out[j] = a[j] + b[j]
-    elif how == 2:
-        for j in range(n):
-            out[j] = b[j] - a[j]
-    elif how == 3:
-        for j in range(n):
-            out[j] = a[j]
-    else:
-        for j in range(n):
-            out[j] = -a[j]
-
-
-cdef inline void _combine3(floating* out, const floating* a, const floating* b, const floating* c,
-                           Py_ssize_t n, int how, floating bias) noexcept nogil:
-    """out[j] = a + b + c (how 0), a - b - c (1), a + b - c (2), a - b + c (3), plus bias."""
-    cdef Py_ssize_t j
-    if how == 0:
-        for j in range(n):
-            out[j] = a[j] + b[j] + c[j] + bias
-    elif how == 1:
-        for j in range(n):
-            out[j] = a[j] - b[j] - c[j] + bias
-    elif how == 2:
-        for j in range(n):
-            out[j] = a[j] + b[j] - c[j] + bias
-    else:
-        for j in range(n):
-            out[j] = a[j] - b[j] + c[j] + bias
-
-
-cdef inline void _phase_range(Py_ssize_t shift, Py_ssize_t w, Py_ssize_t pl, Py_ssize_t tw,
-                              Py_ssize_t* j0, Py_ssize_t* j1) noexcept nogil:
-    """The j in [0, tw) whose input column 2j + shift - pl lies in [0, w)."""
-    cdef Py_ssize_t lo = pl - shift, hi = w + pl - shift      # 2j in [lo, hi)
-    lo = (lo + 1) // 2 if lo > 0 else 0
-    hi = (hi + 1) // 2 if hi > 0 else 0
-    j0[0] = lo if lo < tw else tw
-    j1[0] = hi if hi < tw else tw
-    if j1[0] < j0[0]:
-        j1[0] = j0[0]
-
-
 cdef inline void input_transform(const floating* x, Py_ssize_t h, Py_ssize_t w, Py_ssize_t pt, Py_ssize_t pl,
                                  floating* work, floating* v, Py_ssize_t stride, const Tiles* tl) noexcept nogil:
     """v[xi * stride + p] = (B^T d B)[xi] of tile p's 4x4 patch d of the input plane x (h, w)
     padded by pt rows above and pl columns left (zeros), for every tile p of the plane."""
-    cdef Py_ssize_t i, j, j0, j1, row, rr = tl.r, tw = tl.tw, t = tl.t
-    cdef int a, b, u, l
-    cdef floating* ph = work            # X[a][b][u] at ph + ((a*2 + b)*2 + u) * rr
-    cdef floating* td = work + 8 * rr   # across: td[a][l] at td + (a*4 + l) * rr
+    cdef Py_ssize_t i, row, rr = tl.r, tw = tl.tw
     cdef floating* dst
-    cdef const floating* src
     for i in range(8 * rr):
-        ph[i] = 0
+        work[i] = 0
     for i in range(h):
-        row = i + pt                    # padded row 2*(row // 2) + row % 2
-        src = x + i * w
-        a = row % 2
-        for b in range(2):
-            for u in range(2):
-                _phase_range(2 * u + b, w, pl, tw, &j0, &j1)
-                dst = ph + ((a * 2 + b) * 2 + u) * rr + (row // 2) * tw
-                for j in range(j0, j1):
-                    dst[j] = src[2 * j + 2 * u + b - pl]
-    # across (d B) on the patch's columns c = 2u + b: d0 - d2, d1 + d2, d2 - d1, d1 - d3, for both
-    # row phases and every tile row (rr values)
-    for a in range(2):
-        dst = td + a * 4 * rr
-        src = ph + a * 4 * rr           # X[a][b][u] at src + (b*2 + u) * rr; column c = 2u + b
-        _combine(dst, src, src + 1 * rr, rr, 0)               # c0 - c2: X[a][0][0] - X[a][0][1]
-        _combine(dst + rr, src + 2 * rr, src + 1 * rr, rr, 1)  # c1 + c2: X[a][1][0] + X[a][0][1]
-        _combine(dst + 2 * rr, src + 2 * rr, src + 1 * rr, rr, 2)  # c2 - c1
-        _combine(dst + 3 * rr, src + 2 * rr, src + 3 * rr, rr, 0)  # c1 - c3: X[a][1][0] - X[a][1][1]
-    # down (B^T .) on the patch's rows r (phase r % 2, offset (r // 2) * TW): r0 - r2, r1 + r2,
-    # r2 - r1, r1 - r3
-    for l in range(4):
-        src = td + l * rr               # row phase 0; phase 1 at src + 4 * rr
-        _combine(v + l * stride, src, src + tw, t, 0)
-        _combine(v + (4 + l) * stride, src + 4 * rr, src + tw, t, 1)
-        _combine(v + (8 + l) * stride, src + 4 * rr, src + tw, t, 2)
-        _combine(v + (12 + l) * stride, src + 4 * rr, src + 4 * rr + tw, t, 0)
+        row = i + pt       # padded row 2 * (row // 2) + row % 2: X[row % 2][b][u], tile row row // 2
+        dst = work + (row % 2) * 4 * rr + (row // 2) * tw
+        if floating is float:
+            fnn_wino_phase_row_f(x + i * w, w, pl, tw, dst, dst + rr, dst + 2 * rr, dst + 3 * rr)
+        else:
+            fnn_wino_phase_row_d(x + i * w, w, pl, tw, dst, dst + rr, dst + 2 * rr, dst + 3 * rr)
+    if floating is float:
+        fnn_wino_input_f(work, rr, tw, tl.t, v, stride)
+    else:
+        fnn_wino_input_d(work, rr, tw, tl.t, v, stride)
 
 
 cdef inline void output_transform(const floating* m, Py_ssize_t stride, floating bias, floating* y,
                                   Py_ssize_t oh, Py_ssize_t ow, floating* work, const Tiles* tl) noexcept nogil:
     """y (oh, ow) = A^T m A + bias for every tile of one output plane, m[xi * stride + p]."""
-    cdef Py_ssize_t ti, tj, t = tl.t, tw = tl.tw, full = ow // 2
-    cdef int r, l
-    cdef floating* sd = work            # down: sd[r][l] at sd + (r*4 + l) * t
-    cdef floating* ya = work + 8 * t    # the output's phases: ya[r][s] at ya + (r*2 + s) * t
-    cdef floating* row
-    cdef const floating* e
-    cdef const floating* o
-    # down (A^T m): row 0 is m0 + m1 + m2, row 1 is m1 - m2 - m3 (rows of m, each column l)
-    for l in range(4):
-        _combine3(sd + l * t, m + l * stride, m + (4 + l) * stride, m + (8 + l) * stride, t, 0, 0)
-        _combine3(sd + (4 + l) * t, m + (4 + l) * stride, m + (8 + l) * stride, m + (12 + l) * stride, t, 1, 0)
-    # across (. A) and the bias: s0 + s1 + s2, s1 - s2 - s3
-    for r in range(2):
-        _combine3(ya + 2 * r * t, sd + 4 * r * t, sd + (4 * r + 1) * t, sd + (4 * r + 2) * t, t, 0, bias)
-        _combine3(ya + (2 * r + 1) * t, sd + (4 * r + 1) * t, sd + (4 * r + 2) * t, sd + (4 * r + 3) * t, t, 1, bias)
+    cdef Py_ssize_t ti, t = tl.t, tw = tl.tw, full = ow // 2
+    cdef int r
+    cdef floating* e
+    if floating is float:
+        fnn_wino_output_f(m, stride, bias, t, work)
+    else:
+        fnn_wino_output_d(m, stride, bias, t, work)
     for ti in range(tl.th):
         for r in range(2):
             if 2 * ti + r >= oh:
                 break
-            row = y + (2 * ti + r) * ow
-            e = ya + 2 * r * t + ti * tw
-            o = e + t
-            for tj in range(full):
-                row[2 * tj] = e[tj]
-                row[2 * tj + 1] = o[tj]
-            if full < tw:
-                row[2 * full] = e[full]
+            e = work + 2 * r * t + ti * tw       # phase (r, 0); (r, 1) at e + t
+            if floating is float:
+                fnn_wino_interleave_f(e, e + t, full, ow % 2, y + (2 * ti + r) * ow)
+            else:
+                fnn_wino_interleave_d(e, e + t, full, ow % 2, y + (2 * ti + r) * ow)
 
 
 cdef inline void output_gradient_transform(const floating* dy, Py_ssize_t oh, Py_ssize_t ow, floating* dm,
                                            Py_ssize_t stride, floating* work, const Tiles* tl) noexcept nogil:
     """dm[xi * stride + p] = (A dY A^T)[xi] of each 2x2 tile p of one plane dy (oh, ow), zeros
     past the plane."""
-    cdef Py_ssize_t ti, tj, i, t = tl.t, tw = tl.tw, full = ow // 2
-    cdef int r, l
-    cdef floating* ya = work            # dY's phases: ya[r][s] at ya + (r*2 + s) * t
-    cdef floating* hd = work + 4 * t    # across: hd[r][l] at hd + (r*4 + l) * t
+    cdef Py_ssize_t ti, j, t = tl.t, tw = tl.tw, full = ow // 2
+    cdef int r
     cdef floating* e
-    cdef floating* o
-    cdef const floating* row
     for ti in range(tl.th):
         for r in range(2):
-            e = ya + 2 * r * t + ti * tw
-            o = e + t
+            e = work + 2 * r * t + ti * tw
             if 2 * ti + r >= oh:
-                for tj in range(tw):
-                    e[tj] = 0
-                    o[tj] = 0
-                continue
-            row = dy + (2 * ti + r) * ow
-            for tj in range(full):
-                e[tj] = row[2 * tj]
-                o[tj] = row[2 * tj + 1]
-            if full < tw:
-                e[full] = row[2 * full]
-                o[full] = 0
-    # across (dY A^T), each of the tile's rows: y0, y0 + y1, y0 - y1, -y1
-    for r in range(2):
-        e = ya + 2 * r * t
-        o = e + t
-        _combine(hd + 4 * r * t, e, o, t, 3)
-        _combine(hd + (4 * r + 1) * t, e, o, t, 1)
-        _combine(hd + (4 * r + 2) * t, e, o, t, 0)
-        _combine(hd + (4 * r + 3) * t, o, o, t, 4)
-    # down (A .): h0, h0 + h1, h0 - h1, -h1
-    for l in range(4):
-        e = hd + l * t
-        o = hd + (4 + l) * t
-        _combine(dm + l * stride, e, o, t, 3)
-        _combine(dm + (4 + l) * stride, e, o, t, 1)
-        _combine(dm + (8 + l) * stride, e, o, t, 0)
-        _combine(dm + (12 + l) * stride, o, o, t, 4)
+                for j in range(tw):
+                    e[j] = 0
+                    e[t + j] = 0
+            elif floating is float:
+                fnn_wino_deinterleave_f(dy + (2 * ti + r) * ow, full, ow % 2, e, e + t)
+            else:
+                fnn_wino_deinterleave_d(dy + (2 * ti + r) * ow, full, ow % 2, e, e + t)
+    if floating is float:
+        fnn_wino_output_grad_f(work, t, dm, stride)
+    else:
+        fnn_wino_output_grad_d(work, t, dm, stride)
 
 
 cdef inline void input_gradient_transform(const floating* dv, Py_ssize_t stride, floating* dx, Py_ssize_t h,
                                           Py_ssize_t w, Py_ssize_t pt, Py_ssize_t pl, floating* work,
                                           const Tiles* tl) noexcept nogil:
     """dx (h, w) = the sum over the tiles of B dV B^T at the patch each read (rows 2ti.., columns
-    2tj.. of the plane padded by pt rows and pl columns), dv[xi * stride + p]; in a fixed order."""
+    2tj.. of the plane padded by pt rows and pl columns), dv[xi * stride + p]; in a fixed order:
+    rows 0 and 1 of every patch, then rows 2 and 3, then the two column shifts joined."""
     cdef Py_ssize_t i, j, row, t = tl.t, tw = tl.tw, rr = tl.r
-    cdef int r, l, a, b, u, c
-    cdef floating* qd = work            # down: qd[r][l] at qd + (r*4 + l) * t (r = 1, 2, 3)
-    cdef floating* dd = work + 16 * t   # one (r, c) of B dV B^T
-    cdef floating* z = work + 17 * t    # Z[a][b][u] at z + ((a*2 + b)*2 + u) * rr
-    cdef floating* q0
-    cdef floating* q1
-    cdef floating* q2
-    cdef floating* q3
-    cdef floating* dst
-    cdef const floating* z0
-    cdef const floating* z1
-    cdef floating* out
-    # down (B .): rows v0, v1 - v2 + v3, v1 + v2 - v0, -v3 (v_k = dV[4k + l])
-    for l in range(4):
-        _combine3(qd + (4 + l) * t, dv + (4 + l) * stride, dv + (8 + l) * stride, dv + (12 + l) * stride, t, 3, 0)
-        _combine3(qd + (8 + l) * t, dv + (4 + l) * stride, dv + (8 + l) * stride, dv + l * stride, t, 2, 0)
-        _combine(qd + (12 + l) * t, dv + (12 + l) * stride, dv, t, 4)
-    for i in range(8 * rr):
-        z[i] = 0
-    # across (. B^T), columns q0, q1 - q2 + q3, q1 + q2 - q0, -q3, each added into its phase array
-    # at the tile's offset: rows r and r + 2 share a row phase, r + 2 one tile row further down
-    for r in range(4):
-        a = r % 2
-        if r == 0:
-            q0 = <floating*>dv
-            q1 = <floating*>(dv + stride)
-            q2 = <floating*>(dv + 2 * stride)
-            q3 = <floating*>(dv + 3 * stride)
-        else:
-            q0 = qd + 4 * r * t
-            q1 = q0 + t
-            q2 = q0 + 2 * t
-            q3 = q0 + 3 * t
-        for c in range(4):
-            b = c % 2
-            u = c // 2
-            if c == 0:
-                _combine(dd, q0, q0, t, 3)
-            elif c == 1:
-                _combine3(dd, q1, q2, q3, t, 3, 0)
-            elif c == 2:
-                _combine3(dd, q1, q2, q0, t, 2, 0)
-            else:
-                _combine(dd, q3, q3, t, 4)
-            dst = z + ((a * 2 + b) * 2 + u) * rr + (r // 2) * tw
-            for j in range(t):
-                dst[j] += dd[j]
-    # join: padded[2i + a][2j + b] = Z[a][b][0][i*TW + j] + Z[a][b][1][i*TW + j - 1]
+    for i in range(8):
+        for j in range(t, rr):
+            work[i * rr + j] = 0
+    if floating is float:
+        fnn_wino_input_grad_f(dv, stride, t, 0, tw, work, rr)
+        fnn_wino_input_grad_f(dv, stride, t, 2, tw, work, rr)
+    else:
+        fnn_wino_input_grad_d(dv, stride, t, 0, tw, work, rr)
+        fnn_wino_input_grad_d(dv, stride, t, 2, tw, work, rr)
     for i in range(h):
         row = i + pt
-        a = row % 2
-        out = dx + i * w
-        for j in range(w):
-            c = <int>((j + pl) % 2)
-            z0 = z + ((a * 2 + c) * 2) * rr + (row // 2) * tw + (j + pl) // 2
-            z1 = z0 + rr - 1
-            if (j + pl) // 2 == 0:
-                out[j] = z0[0]
-            elif (j + pl) // 2 == tw:
-                out[j] = z1[0]
-            else:
-                out[j] = z0[0] + z1[0]
+        if floating is float:
+            fnn_wino_join_row_f(work + (row % 2) * 4 * rr + (row // 2) * tw, rr, tw, w, pl, dx + i * w)
+        else:
+            fnn_wino_join_row_d(work + (row % 2) * 4 * rr + (row // 2) * tw, rr, tw, w, pl, dx + i * w)
