@@ -74,19 +74,15 @@ cdef extern from *:
         }                                                                                        \
     }                                                                                            \
     /* V = B^T d B for tiles p < t: d[r][c] = x[r % 2][c % 2][c / 2][p + (r / 2) * tw], x[a][b][u] \
-       at ph + ((a*2 + b)*2 + u) * rr; v[xi] at v + xi * stride. Across first (d B), then down. */ \
-    static inline void fnn_wino_input_##S(const T* FNN_R ph, Py_ssize_t rr, Py_ssize_t tw,        \
-            Py_ssize_t t, T* FNN_R v, Py_ssize_t stride) {                                       \
-        const T* FNN_R e00 = ph;          const T* FNN_R e01 = ph + rr;                          \
-        const T* FNN_R e10 = ph + 2 * rr; const T* FNN_R e11 = ph + 3 * rr;                      \
-        const T* FNN_R o00 = ph + 4 * rr; const T* FNN_R o01 = ph + 5 * rr;                      \
-        const T* FNN_R o10 = ph + 6 * rr; const T* FNN_R o11 = ph + 7 * rr;                      \
-        T* FNN_R v0 = v;               T* FNN_R v1 = v + stride;      T* FNN_R v2 = v + 2 * stride;  \
-        T* FNN_R v3 = v + 3 * stride;  T* FNN_R v4 = v + 4 * stride;  T* FNN_R v5 = v + 5 * stride;  \
-        T* FNN_R v6 = v + 6 * stride;  T* FNN_R v7 = v + 7 * stride;  T* FNN_R v8 = v + 8 * stride;  \
-        T* FNN_R v9 = v + 9 * stride;  T* FNN_R v10 = v + 10 * stride; T* FNN_R v11 = v + 11 * stride; \
-        T* FNN_R v12 = v + 12 * stride; T* FNN_R v13 = v + 13 * stride; T* FNN_R v14 = v + 14 * stride; \
-        T* FNN_R v15 = v + 15 * stride;                                                          \
+       at ph + ((a*2 + b)*2 + u) * rr; v[xi] at v + xi * stride. Across first (d B), then down.  \
+       (GCC takes `restrict` only from parameters: hence the core function with one parameter  \
+       per array, inlined into its caller.) */                                                   \
+    static inline void fnn_wino_input_core_##S(Py_ssize_t t, Py_ssize_t tw,                      \
+            const T* FNN_R e00, const T* FNN_R e01, const T* FNN_R e10, const T* FNN_R e11,      \
+            const T* FNN_R o00, const T* FNN_R o01, const T* FNN_R o10, const T* FNN_R o11,      \
+            T* FNN_R v0, T* FNN_R v1, T* FNN_R v2, T* FNN_R v3, T* FNN_R v4, T* FNN_R v5,         \
+            T* FNN_R v6, T* FNN_R v7, T* FNN_R v8, T* FNN_R v9, T* FNN_R v10, T* FNN_R v11,      \
+            T* FNN_R v12, T* FNN_R v13, T* FNN_R v14, T* FNN_R v15) {                            \
         Py_ssize_t p;                                                                            \
         for (p = 0; p < t; p++) {                                                                \
             Py_ssize_t q = p + tw;                                                               \
@@ -101,19 +97,22 @@ cdef extern from *:
             v12[p] = b0 - d0; v13[p] = b1 - d1; v14[p] = b2 - d2; v15[p] = b3 - d3;              \
         }                                                                                        \
     }                                                                                            \
+    static inline void fnn_wino_input_##S(const T* ph, Py_ssize_t rr, Py_ssize_t tw,             \
+            Py_ssize_t t, T* v, Py_ssize_t stride) {                                             \
+        fnn_wino_input_core_##S(t, tw, ph, ph + rr, ph + 2 * rr, ph + 3 * rr, ph + 4 * rr,       \
+            ph + 5 * rr, ph + 6 * rr, ph + 7 * rr, v, v + stride, v + 2 * stride, v + 3 * stride, \
+            v + 4 * stride, v + 5 * stride, v + 6 * stride, v + 7 * stride, v + 8 * stride,      \
+            v + 9 * stride, v + 10 * stride, v + 11 * stride, v + 12 * stride, v + 13 * stride,  \
+            v + 14 * stride, v + 15 * stride);                                                   \
+    }                                                                                            \
     /* The output's four phases y[r][s] (at ya + (r*2 + s) * t) = A^T m A + bias, tiles p < t;   \
        m[xi] at m + xi * stride. Down first (A^T m), then across. */                             \
-    static inline void fnn_wino_output_##S(const T* FNN_R m, Py_ssize_t stride, T bias,          \
-            Py_ssize_t t, T* FNN_R ya) {                                                         \
-        const T* FNN_R m0 = m;               const T* FNN_R m1 = m + stride;                     \
-        const T* FNN_R m2 = m + 2 * stride;  const T* FNN_R m3 = m + 3 * stride;                 \
-        const T* FNN_R m4 = m + 4 * stride;  const T* FNN_R m5 = m + 5 * stride;                 \
-        const T* FNN_R m6 = m + 6 * stride;  const T* FNN_R m7 = m + 7 * stride;                 \
-        const T* FNN_R m8 = m + 8 * stride;  const T* FNN_R m9 = m + 9 * stride;                 \
-        const T* FNN_R m10 = m + 10 * stride; const T* FNN_R m11 = m + 11 * stride;              \
-        const T* FNN_R m12 = m + 12 * stride; const T* FNN_R m13 = m + 13 * stride;              \
-        const T* FNN_R m14 = m + 14 * stride; const T* FNN_R m15 = m + 15 * stride;              \
-        T* FNN_R y00 = ya; T* FNN_R y01 = ya + t; T* FNN_R y10 = ya + 2 * t; T* FNN_R y11 = ya + 3 * t; \
+    static inline void fnn_wino_output_core_##S(Py_ssize_t t, T bias,                            \
+            const T* FNN_R m0, const T* FNN_R m1, const T* FNN_R m2, const T* FNN_R m3,          \
+            const T* FNN_R m4, const T* FNN_R m5, const T* FNN_R m6, const T* FNN_R m7,          \
+            const T* FNN_R m8, const T* FNN_R m9, const T* FNN_R m10, const T* FNN_R m11,        \
+            const T* FNN_R m12, const T* FNN_R m13, const T* FNN_R m14, const T* FNN_R m15,      \
+            T* FNN_R y00, T* FNN_R y01, T* FNN_R y10, T* FNN_R y11) {                            \
         Py_ssize_t p;                                                                            \
         for (p = 0; p < t; p++) {                                                                \
             T s0 = m0[p] + m4[p] + m8[p],  s1 = m1[p] + m5[p] + m9[p];                           \
@@ -123,6 +122,13 @@ cdef extern from *:
             y00[p] = s0 + s1 + s2 + bias;  y01[p] = s1 - s2 - s3 + bias;                         \
             y10[p] = u0 + u1 + u2 + bias;  y11[p] = u1 - u2 - u3 + bias;                         \
         }                                                                                        \
+    }                                                                                            \
+    static inline void fnn_wino_output_##S(const T* m, Py_ssize_t stride, T bias, Py_ssize_t t,  \
+            T* ya) {                                                                             \
+        fnn_wino_output_core_##S(t, bias, m, m + stride, m + 2 * stride, m + 3 * stride,         \
+            m + 4 * stride, m + 5 * stride, m + 6 * stride, m + 7 * stride, m + 8 * stride,      \
+            m + 9 * stride, m + 10 * stride, m + 11 * stride, m + 12 * stride, m + 13 * stride,  \
+            m + 14 * stride, m + 15 * stride, ya, ya + t, ya + 2 * t, ya + 3 * t);               \
     }                                                                                            \
     /* row[2j] = e[j], row[2j + 1] = o[j] for j < full; row[2 * full] = e[full] when odd. */     \
     static inline void fnn_wino_interleave_##S(const T* FNN_R e, const T* FNN_R o, Py_ssize_t full, \
@@ -141,16 +147,11 @@ cdef extern from *:
     }                                                                                            \
     /* dm[xi] (at dm + xi * stride) = A dY A^T, dY's phases y[r][s] at ya + (r*2 + s) * t.      \
        Across first (dY A^T), then down. */                                                      \
-    static inline void fnn_wino_output_grad_##S(const T* FNN_R ya, Py_ssize_t t, T* FNN_R dm,    \
-            Py_ssize_t stride) {                                                                 \
-        const T* FNN_R y00 = ya; const T* FNN_R y01 = ya + t;                                    \
-        const T* FNN_R y10 = ya + 2 * t; const T* FNN_R y11 = ya + 3 * t;                        \
-        T* FNN_R d0 = dm;               T* FNN_R d1 = dm + stride;      T* FNN_R d2 = dm + 2 * stride;  \
-        T* FNN_R d3 = dm + 3 * stride;  T* FNN_R d4 = dm + 4 * stride;  T* FNN_R d5 = dm + 5 * stride;  \
-        T* FNN_R d6 = dm + 6 * stride;  T* FNN_R d7 = dm + 7 * stride;  T* FNN_R d8 = dm + 8 * stride;  \
-        T* FNN_R d9 = dm + 9 * stride;  T* FNN_R d10 = dm + 10 * stride; T* FNN_R d11 = dm + 11 * stride; \
-        T* FNN_R d12 = dm + 12 * stride; T* FNN_R d13 = dm + 13 * stride; T* FNN_R d14 = dm + 14 * stride; \
-        T* FNN_R d15 = dm + 15 * stride;                                                         \
+    static inline void fnn_wino_output_grad_core_##S(Py_ssize_t t,                               \
+            const T* FNN_R y00, const T* FNN_R y01, const T* FNN_R y10, const T* FNN_R y11,      \
+            T* FNN_R d0, T* FNN_R d1, T* FNN_R d2, T* FNN_R d3, T* FNN_R d4, T* FNN_R d5,         \
+            T* FNN_R d6, T* FNN_R d7, T* FNN_R d8, T* FNN_R d9, T* FNN_R d10, T* FNN_R d11,      \
+            T* FNN_R d12, T* FNN_R d13, T* FNN_R d14, T* FNN_R d15) {                            \
         Py_ssize_t p;                                                                            \
         for (p = 0; p < t; p++) {                                                                \
             T h0 = y00[p], h1 = y00[p] + y01[p], h2 = y00[p] - y01[p], h3 = -y01[p];             \
@@ -161,24 +162,23 @@ cdef extern from *:
             d12[p] = -g0;     d13[p] = -g1;     d14[p] = -g2;     d15[p] = -g3;                  \
         }                                                                                        \
     }                                                                                            \
+    static inline void fnn_wino_output_grad_##S(const T* ya, Py_ssize_t t, T* dm,                \
+            Py_ssize_t stride) {                                                                 \
+        fnn_wino_output_grad_core_##S(t, ya, ya + t, ya + 2 * t, ya + 3 * t, dm, dm + stride,    \
+            dm + 2 * stride, dm + 3 * stride, dm + 4 * stride, dm + 5 * stride, dm + 6 * stride, \
+            dm + 7 * stride, dm + 8 * stride, dm + 9 * stride, dm + 10 * stride, dm + 11 * stride, \
+            dm + 12 * stride, dm + 13 * stride, dm + 14 * stride, dm + 15 * stride);             \
+    }                                                                                            \
     /* B dV B^T of tiles p < t (dv[xi] at dv + xi * stride), rows `first` and `first` + 1 of it  \
        (first = 0: stored into, first = 2: added into): row r, column c = 2u + b goes to        \
        z[r % 2][b][u][p + (r / 2) * tw], z[a][b][u] at z + ((a*2 + b)*2 + u) * rr. */            \
-    static inline void fnn_wino_input_grad_##S(const T* FNN_R dv, Py_ssize_t stride, Py_ssize_t t, \
-            int first, Py_ssize_t tw, T* FNN_R z, Py_ssize_t rr) {                               \
-        const T* FNN_R w0 = dv;               const T* FNN_R w1 = dv + stride;                   \
-        const T* FNN_R w2 = dv + 2 * stride;  const T* FNN_R w3 = dv + 3 * stride;               \
-        const T* FNN_R w4 = dv + 4 * stride;  const T* FNN_R w5 = dv + 5 * stride;               \
-        const T* FNN_R w6 = dv + 6 * stride;  const T* FNN_R w7 = dv + 7 * stride;               \
-        const T* FNN_R w8 = dv + 8 * stride;  const T* FNN_R w9 = dv + 9 * stride;               \
-        const T* FNN_R w10 = dv + 10 * stride; const T* FNN_R w11 = dv + 11 * stride;            \
-        const T* FNN_R w12 = dv + 12 * stride; const T* FNN_R w13 = dv + 13 * stride;            \
-        const T* FNN_R w14 = dv + 14 * stride; const T* FNN_R w15 = dv + 15 * stride;            \
-        Py_ssize_t off = first ? tw : 0;                                                         \
-        T* FNN_R z000 = z + off;          T* FNN_R z001 = z + rr + off;                          \
-        T* FNN_R z010 = z + 2 * rr + off; T* FNN_R z011 = z + 3 * rr + off;                      \
-        T* FNN_R z100 = z + 4 * rr + off; T* FNN_R z101 = z + 5 * rr + off;                      \
-        T* FNN_R z110 = z + 6 * rr + off; T* FNN_R z111 = z + 7 * rr + off;                      \
+    static inline void fnn_wino_input_grad_core_##S(Py_ssize_t t, int first,                     \
+            const T* FNN_R w0, const T* FNN_R w1, const T* FNN_R w2, const T* FNN_R w3,          \
+            const T* FNN_R w4, const T* FNN_R w5, const T* FNN_R w6, const T* FNN_R w7,          \
+            const T* FNN_R w8, const T* FNN_R w9, const T* FNN_R w10, const T* FNN_R w11,        \
+            const T* FNN_R w12, const T* FNN_R w13, const T* FNN_R w14, const T* FNN_R w15,      \
+            T* FNN_R z000, T* FNN_R z001, T* FNN_R z010, T* FNN_R z011,                          \
+            T* FNN_R z100, T* FNN_R z101, T* FNN_R z110, T* FNN_R z111) {                        \
         Py_ssize_t p;                                                                            \
         if (!first) {                                                                            \
             for (p = 0; p < t; p++) {                                                            \
@@ -200,6 +200,15 @@ cdef extern from *:
                 z100[p] += r0; z110[p] += r1 - r2 + r3; z101[p] += r1 + r2 - r0; z111[p] += -r3; \
             }                                                                                    \
         }                                                                                        \
+    }                                                                                            \
+    static inline void fnn_wino_input_grad_##S(const T* dv, Py_ssize_t stride, Py_ssize_t t,     \
+            int first, Py_ssize_t tw, T* z, Py_ssize_t rr) {                                     \
+        T* zo = z + (first ? tw : 0);                                                            \
+        fnn_wino_input_grad_core_##S(t, first, dv, dv + stride, dv + 2 * stride, dv + 3 * stride, \
+            dv + 4 * stride, dv + 5 * stride, dv + 6 * stride, dv + 7 * stride, dv + 8 * stride, \
+            dv + 9 * stride, dv + 10 * stride, dv + 11 * stride, dv + 12 * stride,               \
+            dv + 13 * stride, dv + 14 * stride, dv + 15 * stride, zo, zo + rr, zo + 2 * rr,      \
+            zo + 3 * rr, zo + 4 * rr, zo + 5 * rr, zo + 6 * rr, zo + 7 * rr);                    \
     }                                                                                            \
     /* One row of dinputs from the phase sums: out[j] = padded[.][j + pl], padded[.][2jj + b] =  \
        z0[b][jj] (jj < tw) + z1[b][jj - 1] (jj >= 1); z0[b] at zrow + b * 2 * rr, z1 at + rr. */ \
