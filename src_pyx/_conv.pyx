@@ -566,6 +566,14 @@ def conv_backward(dict state, object dvalues, bint want_dinputs=True):
     return _OK
 
 
+cdef int _wino_scratch_threads(const Geometry* g, Py_ssize_t block) noexcept:
+    """Threads' scratch to keep: for the most threads forward (blocks) or backward (chunks) may
+    use, so that the two passes share one buffer instead of reallocating it at every call."""
+    cdef Py_ssize_t n_blocks = (g.n + block - 1) // block
+    cdef Py_ssize_t n_chunks = _n_chunks(g.n)
+    return threads_for_work(g.n * g.o * g.ckk * g.ohw, n_blocks if n_blocks > n_chunks else n_chunks)
+
+
 cdef int _winograd_forward(dict state, cnp.ndarray x, cnp.ndarray weights, cnp.ndarray biases,
                            cnp.ndarray output, Geometry* g, int typenum) except -1:
     cdef Tiles tl
@@ -573,7 +581,8 @@ cdef int _winograd_forward(dict state, cnp.ndarray x, cnp.ndarray weights, cnp.n
     cdef Py_ssize_t block = _wino_block_samples(g, &tl)
     cdef int n_threads = threads_for_work(g.n * g.o * g.ckk * g.ohw, (g.n + block - 1) // block)
     cdef void* p_u = data(_scratch(state, "_winograd_weights", 16, g.o, g.c, typenum))
-    cdef void* p_s = data(_scratch(state, "_winograd", n_threads, _wino_scratch(g, &tl, block), 1, typenum))
+    cdef void* p_s = data(_scratch(state, "_winograd", _wino_scratch_threads(g, block),
+                                   _wino_scratch(g, &tl, block), 1, typenum))
     cdef void* p_x = data(x)
     cdef void* p_w = data(weights)
     cdef void* p_b = data(biases)
@@ -598,7 +607,8 @@ cdef int _winograd_backward(dict state, cnp.ndarray dv, cnp.ndarray x, cnp.ndarr
     cdef Py_ssize_t n_chunks = _n_chunks(g.n)
     cdef int n_threads = threads_for_work(g.n * g.o * g.ckk * g.ohw, n_chunks)
     cdef void* p_u = data(_scratch(state, "_winograd_weights", 16, g.o, g.c, typenum))
-    cdef void* p_s = data(_scratch(state, "_winograd", n_threads, _wino_scratch(g, &tl, block), 1, typenum))
+    cdef void* p_s = data(_scratch(state, "_winograd", _wino_scratch_threads(g, block),
+                                   _wino_scratch(g, &tl, block), 1, typenum))
     cdef void* p_partial = data(_scratch(state, "_winograd_partial", n_chunks, 16 * g.o, g.c, typenum))
     cdef double* p_sums = <double*>data(_scratch(state, "_bias_sums", n_chunks, g.o, 1, cnp.NPY_FLOAT64))
     cdef void* p_dx = NULL if dinputs is None else data(<cnp.ndarray>dinputs)
