@@ -18,6 +18,15 @@ im2col at all: the input plane is the column matrix.
 Threads: OpenMP over the batch (samples in forward, 8 fixed chunks in backward, both scheduled
 dynamically), each thread running whole samples (im2col, GEMM, bias, col2im), with NumPy's BLAS
 pinned to one thread meanwhile; how many threads, and when, is fastnn._ext._threads' policy.
+
+Stride-1 3x3 kernels with at least 8 input channels run Winograd F(2x2, 3x3) instead
+(_winograd.pxd; the rule: _use_winograd): 16 GEMMs (O, C) @ (C, P) per block of samples, P the
+block's 2x2 output tiles, 2.25x fewer multiplies; forward over fixed blocks, backward over the same
+8 fixed chunks, so the same bits at any thread count. Its rounding differs from im2col's; to first
+order in the unit roundoff u, each output obeys
+    |y_computed - y| <= (C + 12) u [|A^T| (sum_c (|G||g_c||G^T|) . (|B^T||d_c||B|)) |A| + |bias|]
+(at most (C + 12) u (64 sum_c max|g_c| max|d_c| + |bias|)), and dinputs and dweights the bounds
+of docs/kernels.md; tests/test_conv_winograd.py checks them value by value.
 """
 from libc.string cimport memset
 cimport numpy as cnp
