@@ -211,11 +211,11 @@ cdef void _backward_threads(const floating* dvalues, const floating* x, const fl
 
 
 # ---------------------------------------------------------------------------------------------
-# Winograd F(2x2, 3x3) (_winograd.pxd) for stride-1 3x3 kernels with enough channels (_use_winograd).
-# The batch is cut into blocks of samples whose size depends on the geometry only (_WINO_TILES
-# tiles a block at most, at least one sample), so one block's 16 GEMMs are (O, C) @ (C, P) with P
-# a few hundred tiles, and a thread's scratch (V and M, 16 * (C + O) * P values, and one padded
-# plane) stays a few hundred kB to a few MB. Forward: blocks run dynamically over the threads, each
+# Winograd F(2x2, 3x3) (_winograd.pxd) for stride-1 3x3 kernels with enough input channels
+# (_use_winograd). The batch is cut into blocks of samples whose size depends on the geometry only
+# (_wino_block_samples: at most _WINO_TILES tiles, at least one sample), so one block's 16 GEMMs
+# are (O, C) @ (C, P) with P a few hundred tiles, and a thread's scratch (V and M, 16 * (C + O) * P
+# values, and one plane's phase arrays) stays a few hundred kB to a few MB (1.5 MB for mnist-c2). Forward: blocks run dynamically over the threads, each
 # writing its own samples' outputs. Backward: the same 8 fixed chunks as im2col, each cut into
 # blocks run in order, each chunk summing its own dU; the chunk sums are added in chunk order. So
 # the results do not depend on the thread count either.
