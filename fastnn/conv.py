@@ -139,9 +139,11 @@ class Layer_Conv2D:
         (self.weight_regularizer_l1, self.weight_regularizer_l2,
          self.bias_regularizer_l1, self.bias_regularizer_l2) = regularizers
 
-    # Scratch: im2col columns (one per thread), per-chunk partial gradients and bias sums. Rebuilt
-    # on demand, so copies and pickles leave them out.
-    _SCRATCH = ("_columns", "_dcolumns", "_partial_dweights", "_bias_sums")
+    # Scratch: im2col columns (one per thread), per-chunk partial gradients and bias sums, and the
+    # Winograd path's transformed weights, per-thread transforms and per-chunk partial gradients.
+    # Rebuilt on demand, so copies and pickles leave them out.
+    _SCRATCH = ("_columns", "_dcolumns", "_partial_dweights", "_bias_sums", "_winograd_weights", "_winograd",
+                "_winograd_partial")
 
     def __getstate__(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k not in self._SCRATCH}
