@@ -23,6 +23,8 @@ from fastnn import _ext, _plan
 from fastnn._ext import _buildinfo, _fused_mlp
 
 import _book
+from _plans import (assert_a_non_finite_loss_stops_before_the_update, assert_allocates_nothing, assert_same_runs,
+                    count_taken_steps, plan_switched_off, several_calls_and_one, with_and_without_plan)
 
 
 def eps(dtype):
@@ -125,12 +127,8 @@ def train_both(dtype, epochs=5, batch_size=None, **options):
     np.random.seed(3)
     a = fused.train(X, y, epochs=epochs, batch_size=batch_size, verbose="silent")
     np.random.seed(3)
-    plan = _plan.compile_plan
-    try:
-        _plan.compile_plan = lambda *args, **kwargs: None
+    with plan_switched_off():
         b = per_layer.train(X, y, epochs=epochs, batch_size=batch_size, verbose="silent")
-    finally:
-        _plan.compile_plan = plan
     return fused, per_layer, a, b, X
 
 
@@ -188,17 +186,7 @@ def test_every_step_runs_on_the_plan_and_the_last_keeps_the_attributes(monkeypat
 
 def test_training_in_several_calls_equals_one_call(dtype):
     X, y = data(200, 2, 3, dtype)
-    runs = []
-    for chunks in ([6], [2, 3, 1]):
-        model = network(dtype)
-        np.random.seed(4)
-        losses = []
-        for epochs in chunks:
-            losses += model.train(X, y, epochs=epochs, batch_size=64, verbose="silent").loss
-        runs.append((losses, [layer.weights.copy() for layer in model.trainable_layers]))
-    assert runs[0][0] == runs[1][0]
-    for a, b in zip(runs[0][1], runs[1][1]):
-        np.testing.assert_array_equal(a, b)
+    assert_same_runs(several_calls_and_one(lambda: network(dtype), X, y, batch_size=64))
 
 
 @pytest.mark.parametrize("change", ["book dropout", "one-hot labels", "subclass", "wide inputs", "callback",
@@ -207,15 +195,7 @@ def test_other_models_take_the_per_layer_path(change, monkeypatch):
     """Each of these takes the per-layer path for every step (the kernel takes no step: it is not
     called, or refuses having done nothing), so the run is bit-identical to one with the plan
     switched off."""
-    calls = []
-    real = _fused_mlp.hidden_step
-
-    def counted(*args):
-        result = real(*args)
-        if result is not None:
-            calls.append(1)
-        return result
-    monkeypatch.setattr(_fused_mlp, "hidden_step", counted)
+    calls = count_taken_steps(monkeypatch, _fused_mlp, "hidden_step")
 
     class MyDense(fastnn.Layer_Dense):
         pass
@@ -237,30 +217,15 @@ def test_other_models_take_the_per_layer_path(change, monkeypatch):
             pass
 
     callbacks = [EpochEnd()] if change == "callback" else None
-    runs = []
-    for plan_on in (True, False):
-        model = build()
-        np.random.seed(3)
-        saved = _plan.compile_plan
-        if not plan_on:
-            monkeypatch.setattr(_plan, "compile_plan", lambda *args, **kwargs: None)
-        history = model.train(X, target, epochs=3, batch_size=40, verbose="silent", callbacks=callbacks)
-        monkeypatch.setattr(_plan, "compile_plan", saved)
-        runs.append((history.loss, [layer.weights.copy() for layer in model.trainable_layers]))
+    runs = with_and_without_plan(build, X, target, epochs=3, batch_size=40, callbacks=callbacks)
     assert not calls
-    assert runs[0][0] == runs[1][0]
-    for a, b in zip(runs[0][1], runs[1][1]):
-        np.testing.assert_array_equal(a, b)
+    assert_same_runs(runs)
 
 
 def test_a_non_finite_loss_stops_before_the_update():
-    model = network(np.float32)
     X, y = data(50, 2, 3, np.float32)
     X[3, 0] = np.inf
-    weights = model.layers[0].weights.copy()
-    with pytest.raises(FloatingPointError, match="epoch 1, step 0"):
-        model.train(X, y, epochs=5, verbose="silent")
-    np.testing.assert_array_equal(model.layers[0].weights, weights)
+    assert_a_non_finite_loss_stops_before_the_update(network(np.float32), X, y)
 
 
 def test_independent_of_the_thread_count(dtype):
@@ -316,23 +281,9 @@ def test_refused_arrays_change_nothing_and_draw_nothing():
 def test_a_planned_step_allocates_no_array(dtype):
     """After warm-up, a step on the plan (kernel, loss and accuracy sums, Adam) allocates no array:
     tracemalloc sees no growth and no transient peak of the size of one (n,) or (K, H) array."""
-    import gc
-    import tracemalloc
     model = network(dtype, hidden=256)
     X, y = data(2048, 2, 3, dtype)
     step = plan_of(model).train_step(last_epoch=10 ** 9, last_step=0)
     model.loss.new_pass()
     model.accuracy.new_pass()
-    for i in range(3):
-        step(X, y, 1, i)
-    tracemalloc.start()
-    try:
-        gc.collect()
-        before, _ = tracemalloc.get_traced_memory()
-        tracemalloc.reset_peak()
-        for i in range(20):
-            step(X, y, 1, i)
-        after, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert after - before < 4096 and peak - before < 4096, (after - before, peak - before)
+    assert_allocates_nothing(lambda i: step(X, y, 1, i))
