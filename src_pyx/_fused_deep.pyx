@@ -83,6 +83,18 @@ cdef inline floating _dot8(const floating* a, const floating* b, Py_ssize_t n) n
     return s[0]
 
 
+cdef inline void _combine(floating* out, const floating* coefficients, const floating* rows, Py_ssize_t count,
+                          Py_ssize_t width) noexcept nogil:
+    """out = coefficients @ rows (count, width): the products summed in row order, each a
+    vectorisable pass over the width."""
+    cdef Py_ssize_t j, q
+    for j in range(width):
+        out[j] = coefficients[0] * rows[j]
+    for q in range(1, count):
+        for j in range(width):
+            out[j] = out[j] + coefficients[q] * rows[q * width + j]
+
+
 cdef void _chunk(const floating* X, const floating* Y, const floating* w1, const floating* b1,
                  const floating* w2, const floating* b2, const floating* w3t, const floating* b3,
                  floating* a1, floating* g2, floating* d1, floating* dh, floating* pw1, double* pb1, floating* pw2,
@@ -108,13 +120,8 @@ cdef void _chunk(const floating* X, const floating* Y, const floating* w1, const
     memset(pb3, 0, c * sizeof(double))
     # 1. a1 = relu(x @ weights1 + biases1), products in input order, then the bias.
     for r in range(m):
-        x = X + (i0 + r) * k
         row = a1 + r * h1
-        for j in range(h1):
-            row[j] = x[0] * w1[j]
-        for q in range(1, k):
-            for j in range(h1):
-                row[j] = row[j] + x[q] * w1[q * h1 + j]
+        _combine(row, X + (i0 + r) * k, w1, k, h1)
         for j in range(h1):
             v = row[j] + b1[j]
             row[j] = zero if v <= 0 else v
@@ -151,12 +158,7 @@ cdef void _chunk(const floating* X, const floating* Y, const floating* w1, const
         for q in range(c):
             for j in range(h2):
                 pw3t[q * h2 + j] = pw3t[q * h2 + j] + row[j] * dl[q]
-        # (Each of these loops is one vectorisable pass over the row.)
-        for j in range(h2):
-            dh[j] = dl[0] * w3t[j]
-        for q in range(1, c):
-            for j in range(h2):
-                dh[j] = dh[j] + dl[q] * w3t[q * h2 + j]
+        _combine(dh, <const floating*>dl, w3t, c, h2)
         for j in range(h2):
             row[j] = zero if row[j] <= 0 else dh[j]
         for j in range(h2):
