@@ -40,6 +40,8 @@ from _im2col cimport (BAD_WINDOW_PADDING, BAD_WINDOW_STRIDE, Geometry, _col2im, 
 from _regularization cimport add_penalty_gradient
 from _winograd cimport (Tiles, input_gradient_transform, input_transform, output_gradient_transform,
                         output_transform, tiles_of, weights_gradient, weights_transform)
+from _smallgemm cimport (fnn_sgemm_nn_avx512, fnn_sgemm_nt_avx512, fnn_smallgemm_cpu, fnn_smallgemm_on,
+                        fnn_smallgemm_probe, small_gemm)
 from fastnn._ext._blas cimport gemm
 from fastnn._ext._threads cimport blas_threads_pin, blas_threads_restore, threads_for_work
 
@@ -83,8 +85,8 @@ cdef inline void _conv_forward(const floating* x, const floating* weights, const
             _im2col(x + n * in_size, columns, g.ohw, g)
             cols = columns
         out = output + n * out_size
-        gemm(False, False, g.o, g.ohw, g.ckk, <floating>1, weights, g.ckk, cols, g.ohw,
-             <floating>0, out, g.ohw)
+        small_gemm(False, False, g.o, g.ohw, g.ckk, <floating>1, weights, g.ckk, cols, g.ohw,
+                   <floating>0, out, g.ohw)
         for o in range(g.o):
             bias = biases[o]
             for j in range(g.ohw):
@@ -115,17 +117,17 @@ cdef inline void _conv_backward(const floating* dvalues, const floating* x, cons
             cols = columns
         # dweights.T += columns @ dvalues[n].T: OpenBLAS runs this orientation about 1.2x faster
         # than dvalues[n] @ columns.T (mnist-c2's shapes, one thread: 95-99 against 79-83 GFLOP/s).
-        gemm(False, True, g.ckk, g.o, g.ohw, <floating>1, cols, g.ohw, dv, g.ohw,
-             <floating>(0 if n == first else 1), dweights_t, g.o)
+        small_gemm(False, True, g.ckk, g.o, g.ohw, <floating>1, cols, g.ohw, dv, g.ohw,
+                   <floating>(0 if n == first else 1), dweights_t, g.o)
         for o in range(g.o):
             bias_sums[o] += _plane_sum(dv + o * g.ohw, g.ohw)
         if dinputs != NULL:
             if g.direct:
-                gemm(True, False, g.ckk, g.ohw, g.o, <floating>1, weights, g.ckk, dv, g.ohw,
-                     <floating>0, dinputs + n * in_size, g.ohw)
+                small_gemm(True, False, g.ckk, g.ohw, g.o, <floating>1, weights, g.ckk, dv, g.ohw,
+                           <floating>0, dinputs + n * in_size, g.ohw)
             else:
-                gemm(True, False, g.ckk, g.ohw, g.o, <floating>1, weights, g.ckk, dv, g.ohw,
-                     <floating>0, dcolumns, g.ohw)
+                small_gemm(True, False, g.ckk, g.ohw, g.o, <floating>1, weights, g.ckk, dv, g.ohw,
+                           <floating>0, dcolumns, g.ohw)
                 _col2im(dcolumns, g.ohw, dinputs + n * in_size, g)
 
 
@@ -238,6 +240,65 @@ def set_winograd(bint enabled):
     return before
 
 
+fnn_smallgemm_probe()
+
+
+def set_small_gemm(bint enabled):
+    """Whether the Winograd path may run its float32 GEMMs in fastnn's AVX-512 kernels
+    (_smallgemm.pxd; True, the default, on a CPU with AVX-512) instead of NumPy's BLAS (False; for
+    the tests and benchmarks that compare the two). Returns the previous setting."""
+    global fnn_smallgemm_on
+    cdef bint before = fnn_smallgemm_on
+    fnn_smallgemm_on = enabled
+    return before
+
+
+def small_gemm_available():
+    """Whether this CPU runs the AVX-512 GEMM kernels of the Winograd path."""
+    return bool(fnn_smallgemm_cpu)
+
+
+def small_gemm_into(cnp.ndarray a not None, cnp.ndarray b not None, cnp.ndarray out not None,
+                    bint trans_a=False, bint trans_b=False, bint accumulate=False):
+    """out = op(a) @ op(b) (+ out when accumulate) through the AVX-512 kernels alone, for the
+    tests: op(a) (m, k) is a, or a.T with trans_a; op(b) (k, n) is b, or b.T with trans_b (not
+    both); all float32, 2-D, with unit stride along their rows (any row stride: views of a larger
+    array are how the tests reach the leading dimensions). Raises RuntimeError where the kernels
+    cannot run. Returns out."""
+    cdef cnp.ndarray arr
+    for arr, name in ((a, "a"), (b, "b"), (out, "out")):
+        if arr.ndim != 2 or cnp.PyArray_TYPE(arr) != cnp.NPY_FLOAT32:
+            raise TypeError(f"{name} must be a 2-D float32 array, got {arr.ndim}-D {arr.dtype}")
+        if arr.size and (arr.strides[1] != 4 or arr.strides[0] % 4 != 0 or arr.strides[0] < 4 * arr.shape[1]):
+            raise ValueError(f"{name} must have unit stride along its rows")
+    if trans_a and trans_b:
+        raise ValueError("trans_a and trans_b cannot both be set: the kernels do not cover op(a) @ op(b) "
+                         "with both transposed")
+    if not out.flags.writeable:
+        raise ValueError("out must be writeable")
+    cdef Py_ssize_t m = a.shape[1] if trans_a else a.shape[0]
+    cdef Py_ssize_t k = a.shape[0] if trans_a else a.shape[1]
+    cdef Py_ssize_t kb = b.shape[1] if trans_b else b.shape[0]
+    cdef Py_ssize_t n = b.shape[0] if trans_b else b.shape[1]
+    cdef Py_ssize_t lda = a.strides[0] // 4, ldb = b.strides[0] // 4, ldc = out.strides[0] // 4
+    if kb != k or out.shape[0] != m or out.shape[1] != n:
+        raise ValueError(f"shapes do not chain: op(a) is ({m}, {k}), op(b) is ({kb}, {n}), "
+                         f"out is ({out.shape[0]}, {out.shape[1]})")
+    cdef bint done
+    cdef const float* pa = <float*>cnp.PyArray_DATA(a)
+    cdef const float* pb = <float*>cnp.PyArray_DATA(b)
+    cdef float* pc = <float*>cnp.PyArray_DATA(out)
+    with nogil:
+        if trans_b:
+            done = fnn_sgemm_nt_avx512(m, n, k, pa, lda, pb, ldb, accumulate, pc, ldc)
+        else:
+            done = fnn_sgemm_nn_avx512(m, n, k, pa, 1 if trans_a else lda, lda if trans_a else 1,
+                                       pb, ldb, accumulate, pc, ldc)
+    if not done:
+        raise RuntimeError("the AVX-512 GEMM kernels cannot run here (no AVX-512, or switched off)")
+    return out
+
+
 cdef inline bint _use_winograd(const Geometry* g) noexcept nogil:
     """The fixed rule for the Winograd path: a 3x3 stride-1 kernel, at least _WINO_MIN_CHANNELS
     input channels, a non-empty batch. (Measured on one thread, fw+bw against im2col, in one
@@ -297,8 +358,8 @@ cdef inline void _wino_forward(const floating* x, const floating* u, const float
     cdef floating* plane = m + 16 * _skew(g.o * block * tl.t)
     _wino_inputs(x, v, plane, g, tl, n0, n1)
     for xi in range(16):
-        gemm(False, False, g.o, p, g.c, <floating>1, u + xi * g.o * g.c, g.c, v + xi * vs, p,
-             <floating>0, m + xi * ms, p)
+        small_gemm(False, False, g.o, p, g.c, <floating>1, u + xi * g.o * g.c, g.c, v + xi * vs, p,
+                   <floating>0, m + xi * ms, p)
     for s in range(n1 - n0):
         for o in range(g.o):
             output_transform(m + o * p + s * tl.t, ms, biases[o], output + ((n0 + s) * g.o + o) * g.ohw,
@@ -339,12 +400,12 @@ cdef inline void _wino_backward(const floating* dvalues, const floating* x, cons
                 output_gradient_transform(dvalues + ((n0 + s) * g.o + o) * g.ohw, g.oh, g.ow,
                                           dm + o * p + s * tl.t, ms, plane, tl)
         for xi in range(16):
-            gemm(False, True, g.o, g.c, p, <floating>1, dm + xi * ms, p, v + xi * vs, p,
-                 <floating>(0 if b == 0 else 1), du + xi * g.o * g.c, g.c)
+            small_gemm(False, True, g.o, g.c, p, <floating>1, dm + xi * ms, p, v + xi * vs, p,
+                       <floating>(0 if b == 0 else 1), du + xi * g.o * g.c, g.c)
         if dinputs != NULL:
             for xi in range(16):     # dV, over V (no longer needed)
-                gemm(True, False, g.c, p, g.o, <floating>1, u + xi * g.o * g.c, g.c, dm + xi * ms, p,
-                     <floating>0, v + xi * vs, p)
+                small_gemm(True, False, g.c, p, g.o, <floating>1, u + xi * g.o * g.c, g.c, dm + xi * ms, p,
+                           <floating>0, v + xi * vs, p)
             for s in range(n1 - n0):
                 for c in range(g.c):
                     input_gradient_transform(v + c * p + s * tl.t, vs, dinputs + ((n0 + s) * g.c + c) * hw,

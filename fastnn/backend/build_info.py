@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from .._ext import DISPATCHED, KERNELS, MODULES, _buildinfo, _threads
+from .._ext import DISPATCHED, KERNELS, MODULES, _buildinfo, _conv, _threads
 from .._version import __version__
 from . import blas
 
@@ -36,12 +36,20 @@ def config() -> dict:
         "openmp": _buildinfo.openmp_enabled(),
         "openmp_threads": _buildinfo.openmp_max_threads(),
         "gemm_backend": f"{kind}: {description}",
+        "conv_gemm": conv_gemm(),
         "thread_policy": thread_policy(),
         "blas": pools,
         "env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                                            "OMP_WAIT_POLICY", "FASTNN_DATA", "FASTNN_KERNELS",
-                                           "FASTNN_BLAS_THREADS") if k in os.environ},
+                                           "FASTNN_BLAS_THREADS", "OPENBLAS_CORETYPE") if k in os.environ},
     }
+
+
+def conv_gemm() -> str:
+    """Which GEMMs Conv2D's float32 products run in (src_pyx/_smallgemm.pxd), in one line."""
+    if _conv.small_gemm_available():
+        return "fastnn's AVX-512 kernels for float32 (float64: the GEMM above)"
+    return "the GEMM above (this CPU has no AVX-512 for fastnn's conv kernels)"
 
 
 def thread_policy() -> str:
@@ -85,6 +93,7 @@ def show_config() -> None:
         f"{'yes' if c['cpu_has_avx2'] else 'no'}; FASTNN_KERNELS=baseline forces the portable build)",
         f"OpenMP:         {'on' if c['openmp'] else 'off'}, {c['openmp_threads']} thread(s)",
         f"GEMM:           {c['gemm_backend']}",
+        f"conv GEMMs:     {c['conv_gemm']}",
         f"thread policy:  {c['thread_policy']}",
         "thread pools:",
     ]

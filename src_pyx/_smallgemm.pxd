@@ -1,0 +1,205 @@
+# Small float32 GEMMs in AVX-512 for the Winograd path of Conv2D (_conv.pyx). No .pyx sits behind
+# this file: everything here is inline.
+#
+# The Winograd path's GEMMs are many and short: per block of samples, 16 products (O, C) @ (C, P)
+# (forward), U.T @ dM (dinputs) and dM @ V.T (dweights), with C and O a few tens and P a few
+# hundred tiles. NumPy's BLAS packs both operands on every call, and where its build picks the
+# AVX2 kernels on a CPU that has AVX-512 (OpenBLAS does where OPENBLAS_CORETYPE says Haswell, or
+# where it does not know the CPU) it also runs at half the vector width. The kernels below read
+# the operands where they lie: a tile of C is 8 rows x 32 columns (16 accumulators of 16 floats),
+# one row of B (two vectors, masked at the right edge) and 8 broadcast elements of A per step of
+# k, so B's panel of K x 32 values and all of A stay in L1 while every tile of a panel is made.
+# A @ B.T (the dweights product, summed over the tiles) is a grid of dot products instead: a tile
+# is 4 rows of A against 4 rows of B, 16 accumulators over k, their lanes summed at the end.
+# C is written once, at the end of the tile's sum; the sum runs over k in order, with one
+# fused multiply-add per product, so a value does not depend on the thread count or the tile it
+# falls in. The error bound is a GEMM's: |error| <= K * 2^-24 * sum |a||b| (tests check it).
+#
+# small_gemm() has the calling convention of _blas.gemm() and falls back to it for everything the
+# kernels do not cover (float64, alpha != 1, beta other than 0 or 1, both operands transposed, a CPU
+# without AVX-512, or the kernels switched off with set_small_gemm).
+from cython cimport floating
+from fastnn._ext._blas cimport gemm
+
+cdef extern from *:
+    """
+    #if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+    #include <immintrin.h>
+    static int fnn_smallgemm_cpu = 0;      /* set once at import, before any thread runs a kernel */
+    static int fnn_smallgemm_on = 1;
+    static void fnn_smallgemm_probe(void) {
+        __builtin_cpu_init();
+        fnn_smallgemm_cpu = __builtin_cpu_supports("avx512f");
+    }
+    #define FNN_AVX512 __attribute__((target("avx512f")))
+    /* One tile: R rows (1 to 8) x up to 32 columns (masks m0, m1) of C = op(A) @ B (+ C). */
+    static inline __attribute__((always_inline)) FNN_AVX512 void fnn_sgemm_tile(
+            const int R, Py_ssize_t k, const float* a, Py_ssize_t a_rs, Py_ssize_t a_ks,
+            const float* b, Py_ssize_t ldb, int accumulate, float* c, Py_ssize_t ldc,
+            __mmask16 m0, __mmask16 m1) {
+        __m512 s0[8], s1[8];
+        int r;
+        for (r = 0; r < 8; r++) {
+            if (r < R) {
+                s0[r] = _mm512_setzero_ps();
+                s1[r] = _mm512_setzero_ps();
+            }
+        }
+        for (Py_ssize_t kk = 0; kk < k; kk++) {
+            const __m512 b0 = _mm512_maskz_loadu_ps(m0, b + kk * ldb);
+            const __m512 b1 = _mm512_maskz_loadu_ps(m1, b + kk * ldb + 16);
+            const float* ak = a + kk * a_ks;
+            for (r = 0; r < 8; r++) {
+                if (r < R) {
+                    const __m512 av = _mm512_set1_ps(ak[r * a_rs]);
+                    s0[r] = _mm512_fmadd_ps(av, b0, s0[r]);
+                    s1[r] = _mm512_fmadd_ps(av, b1, s1[r]);
+                }
+            }
+        }
+        for (r = 0; r < 8; r++) {
+            if (r < R) {
+                float* cr = c + r * ldc;
+                if (accumulate) {
+                    s0[r] = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, cr), s0[r]);
+                    s1[r] = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, cr + 16), s1[r]);
+                }
+                _mm512_mask_storeu_ps(cr, m0, s0[r]);
+                _mm512_mask_storeu_ps(cr + 16, m1, s1[r]);
+            }
+        }
+    }
+    /* C (m, n; row stride ldc) = op(A) @ B, plus C when accumulate: op(A)[i, kk] = a[i*a_rs + kk*a_ks]
+       (a_rs = lda, a_ks = 1 for A; a_rs = 1, a_ks = lda for A transposed), B (k, n; row stride
+       ldb). Returns 0, touching nothing, where the kernels cannot run. */
+    FNN_AVX512 static int fnn_sgemm_nn_avx512(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+            const float* a, Py_ssize_t a_rs, Py_ssize_t a_ks, const float* b, Py_ssize_t ldb,
+            int accumulate, float* c, Py_ssize_t ldc) {
+        if (!fnn_smallgemm_cpu || !fnn_smallgemm_on)
+            return 0;
+        for (Py_ssize_t j = 0; j < n; j += 32) {
+            Py_ssize_t w = n - j < 32 ? n - j : 32;
+            __mmask16 m0 = (__mmask16)(w >= 16 ? 0xFFFF : (1u << w) - 1);
+            __mmask16 m1 = (__mmask16)(w >= 32 ? 0xFFFF : w <= 16 ? 0 : (1u << (w - 16)) - 1);
+            Py_ssize_t i = 0;
+            for (; i + 8 <= m; i += 8)
+                fnn_sgemm_tile(8, k, a + i * a_rs, a_rs, a_ks, b + j, ldb, accumulate, c + i * ldc + j, ldc, m0, m1);
+            switch (m - i) {
+                case 7: fnn_sgemm_tile(7, k, a + i * a_rs, a_rs, a_ks, b + j, ldb, accumulate, c + i * ldc + j, ldc, m0, m1); break;
+                case 6: fnn_sgemm_tile(6, k, a + i * a_rs, a_rs, a_ks, b + j, ldb, accumulate, c + i * ldc + j, ldc, m0, m1); break;
+                case 5: fnn_sgemm_tile(5, k, a + i * a_rs, a_rs, a_ks, b + j, ldb, accumulate, c + i * ldc + j, ldc, m0, m1); break;
+                case 4: fnn_sgemm_tile(4, k, a + i * a_rs, a_rs, a_ks, b + j, ldb, accumulate, c + i * ldc + j, ldc, m0, m1); break;
+                case 3: fnn_sgemm_tile(3, k, a + i * a_rs, a_rs, a_ks, b + j, ldb, accumulate, c + i * ldc + j, ldc, m0, m1); break;
+                case 2: fnn_sgemm_tile(2, k, a + i * a_rs, a_rs, a_ks, b + j, ldb, accumulate, c + i * ldc + j, ldc, m0, m1); break;
+                case 1: fnn_sgemm_tile(1, k, a + i * a_rs, a_rs, a_ks, b + j, ldb, accumulate, c + i * ldc + j, ldc, m0, m1); break;
+                default: break;
+            }
+        }
+        return 1;
+    }
+    /* The 16 sums of the lanes of s[0..15], in one vector: lane 4L + e holds the sum of
+       s[(0, 2, 1, 3)[e] + (0, 8, 4, 12)[L]] (a tree of 45 shuffles and adds instead of 16
+       separate reductions of about 8 each). */
+    static inline __attribute__((always_inline)) FNN_AVX512 __m512 fnn_sum16(const __m512* s) {
+        __m512 x[8], y[4], z[2];
+        int i;
+        for (i = 0; i < 8; i++)
+            x[i] = _mm512_add_ps(_mm512_shuffle_f32x4(s[i], s[i + 8], 0x44), _mm512_shuffle_f32x4(s[i], s[i + 8], 0xEE));
+        for (i = 0; i < 4; i++)
+            y[i] = _mm512_add_ps(_mm512_shuffle_f32x4(x[i], x[i + 4], 0x88), _mm512_shuffle_f32x4(x[i], x[i + 4], 0xDD));
+        for (i = 0; i < 2; i++)
+            z[i] = _mm512_add_ps(_mm512_unpacklo_ps(y[i], y[i + 2]), _mm512_unpackhi_ps(y[i], y[i + 2]));
+        return _mm512_add_ps(_mm512_shuffle_ps(z[0], z[1], 0x44), _mm512_shuffle_ps(z[0], z[1], 0xEE));
+    }
+    /* One tile of C = A @ B.T (+ C): R rows of A (1 to 4) against S rows of B (1 to 4), each a
+       dot product over k, 16 lanes at a time (masked at the end), the lanes summed at the end. */
+    static inline __attribute__((always_inline)) FNN_AVX512 void fnn_sgemm_nt_tile(
+            const int R, const int S, Py_ssize_t k, const float* a, Py_ssize_t lda,
+            const float* b, Py_ssize_t ldb, int accumulate, float* c, Py_ssize_t ldc) {
+        static const int lane_of[16] = {0, 2, 1, 3, 8, 10, 9, 11, 4, 6, 5, 7, 12, 14, 13, 15};
+        __m512 s[16];
+        float sums[16];
+        int r, q;
+        for (q = 0; q < 16; q++)
+            s[q] = _mm512_setzero_ps();
+        for (Py_ssize_t kk = 0; kk < k; kk += 16) {
+            __mmask16 mk = (__mmask16)(k - kk >= 16 ? 0xFFFF : (1u << (k - kk)) - 1);
+            __m512 bv[4];
+            for (q = 0; q < 4; q++)
+                if (q < S)
+                    bv[q] = _mm512_maskz_loadu_ps(mk, b + q * ldb + kk);
+            for (r = 0; r < 4; r++) {
+                if (r < R) {
+                    const __m512 av = _mm512_maskz_loadu_ps(mk, a + r * lda + kk);
+                    for (q = 0; q < 4; q++)
+                        if (q < S)
+                            s[4 * r + q] = _mm512_fmadd_ps(av, bv[q], s[4 * r + q]);
+                }
+            }
+        }
+        _mm512_storeu_ps(sums, fnn_sum16(s));
+        for (r = 0; r < R; r++)
+            for (q = 0; q < S; q++)
+                c[r * ldc + q] = accumulate ? c[r * ldc + q] + sums[lane_of[4 * r + q]] : sums[lane_of[4 * r + q]];
+    }
+    #define FNN_NT_ROW(R, S) fnn_sgemm_nt_tile(R, S, k, a + i * lda, lda, b + j * ldb, ldb, accumulate, c + i * ldc + j, ldc)
+    #define FNN_NT_ROWS(S)                                                                         \
+        switch (m - i < 4 ? m - i : 4) {                                                           \
+            case 4: FNN_NT_ROW(4, S); break; case 3: FNN_NT_ROW(3, S); break;                      \
+            case 2: FNN_NT_ROW(2, S); break; case 1: FNN_NT_ROW(1, S); break; default: break; }
+    /* C (m, n; row stride ldc) = A @ B.T, plus C when accumulate: A (m, k; row stride lda), B (n, k;
+       row stride ldb). Returns 0, touching nothing, where the kernels cannot run. */
+    FNN_AVX512 static int fnn_sgemm_nt_avx512(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+            const float* a, Py_ssize_t lda, const float* b, Py_ssize_t ldb,
+            int accumulate, float* c, Py_ssize_t ldc) {
+        if (!fnn_smallgemm_cpu || !fnn_smallgemm_on)
+            return 0;
+        for (Py_ssize_t i = 0; i < m; i += 4) {
+            for (Py_ssize_t j = 0; j < n; j += 4) {
+                switch (n - j < 4 ? n - j : 4) {
+                    case 4: FNN_NT_ROWS(4) break; case 3: FNN_NT_ROWS(3) break;
+                    case 2: FNN_NT_ROWS(2) break; case 1: FNN_NT_ROWS(1) break; default: break;
+                }
+            }
+        }
+        return 1;
+    }
+    #else
+    static int fnn_sgemm_nt_avx512(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float* a,
+            Py_ssize_t lda, const float* b, Py_ssize_t ldb, int accumulate, float* c, Py_ssize_t ldc) {
+        return 0;
+    }
+    static int fnn_smallgemm_cpu = 0;
+    static int fnn_smallgemm_on = 1;
+    static void fnn_smallgemm_probe(void) {}
+    static int fnn_sgemm_nn_avx512(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float* a,
+            Py_ssize_t a_rs, Py_ssize_t a_ks, const float* b, Py_ssize_t ldb, int accumulate,
+            float* c, Py_ssize_t ldc) {
+        return 0;
+    }
+    #endif
+    """
+    int fnn_smallgemm_cpu
+    int fnn_smallgemm_on
+    void fnn_smallgemm_probe() noexcept nogil
+    bint fnn_sgemm_nn_avx512(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float* a, Py_ssize_t a_rs,
+                             Py_ssize_t a_ks, const float* b, Py_ssize_t ldb, int accumulate, float* c,
+                             Py_ssize_t ldc) noexcept nogil
+    bint fnn_sgemm_nt_avx512(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float* a, Py_ssize_t lda,
+                             const float* b, Py_ssize_t ldb, int accumulate, float* c, Py_ssize_t ldc) noexcept nogil
+
+
+cdef inline void small_gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                            floating alpha, const floating* a, Py_ssize_t lda,
+                            const floating* b, Py_ssize_t ldb,
+                            floating beta, floating* c, Py_ssize_t ldc) noexcept nogil:
+    """C = alpha * op(A) @ op(B) + beta * C, as _blas.gemm (row-major, op transposes when asked):
+    the AVX-512 kernels above where they apply, NumPy's BLAS otherwise."""
+    if floating is float:
+        if alpha == 1 and (beta == 0 or beta == 1):
+            if not trans_b and fnn_sgemm_nn_avx512(m, n, k, a, 1 if trans_a else lda, lda if trans_a else 1,
+                                                   b, ldb, beta == 1, c, ldc):
+                return
+            if trans_b and not trans_a and fnn_sgemm_nt_avx512(m, n, k, a, lda, b, ldb, beta == 1, c, ldc):
+                return
+    gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
