@@ -11,9 +11,11 @@ from libc.string cimport memcpy
 cimport numpy as cnp
 cnp.import_array()
 from cython cimport floating
+from cython.parallel cimport prange
 
 from _common cimport data, fastnn_erff, ready_float, ready_like, reuse_like
 from _softmax cimport _exp, _softmax_forward
+from fastnn._ext._threads cimport threads_for_work
 
 # The activation kinds: C constants of this module and, being cpdef, its Python attributes as
 # well: fastnn/activations.py passes _activations.RELU etc.
@@ -271,6 +273,44 @@ cdef inline void _backward(int kind, const floating* dv, const floating* saved, 
         memcpy(dx, dv, n * sizeof(floating))
 
 
+# Large arrays of the elementwise kinds are split into chunks over the OpenMP team (the thread
+# policy of _threads.pyx, which counts work in GEMM multiply-adds: one value's pass counts as
+# _PASS_WORK; a CNN's convolution outputs are millions of values). Every value gets the same
+# formula whichever thread runs it. Softmax runs on the calling thread.
+cdef enum:
+    _PASS_WORK = 8
+    _CHUNK = 65536          # values per chunk: a multiple of any vector width
+
+
+cdef inline int _threads_for(int kind, Py_ssize_t n) noexcept:
+    if kind == SOFTMAX or n <= _CHUNK:
+        return 1
+    return threads_for_work(_PASS_WORK * n, (n + _CHUNK - 1) // _CHUNK)
+
+
+cdef void _forward_threads(int kind, const floating* x, floating* out, Py_ssize_t n, Py_ssize_t rows,
+                           Py_ssize_t columns, floating alpha, int n_threads) noexcept nogil:
+    cdef Py_ssize_t c, start
+    if n_threads <= 1:
+        _forward(kind, x, out, n, rows, columns, alpha)
+        return
+    for c in prange((n + _CHUNK - 1) // _CHUNK, num_threads=n_threads, schedule="static"):
+        start = c * _CHUNK
+        _forward(kind, x + start, out + start, n - start if n - start < _CHUNK else _CHUNK, 0, 0, alpha)
+
+
+cdef void _backward_threads(int kind, const floating* dv, const floating* saved, floating* dx, Py_ssize_t n,
+                            Py_ssize_t rows, Py_ssize_t columns, floating alpha, int n_threads) noexcept nogil:
+    cdef Py_ssize_t c, start
+    if n_threads <= 1:
+        _backward(kind, dv, saved, dx, n, rows, columns, alpha)
+        return
+    for c in prange((n + _CHUNK - 1) // _CHUNK, num_threads=n_threads, schedule="static"):
+        start = c * _CHUNK
+        _backward(kind, dv + start, saved + start, dx + start, n - start if n - start < _CHUNK else _CHUNK,
+                  0, 0, alpha)
+
+
 # =============================================================================================
 # Entry points. LeakyReLU reads its slope from the object's `alpha`.
 
@@ -290,11 +330,12 @@ def forward(int kind, dict state, object inputs):
     cdef Py_ssize_t columns = n // rows if rows > 0 else 0
     cdef void* p_x = data(x)
     cdef void* p_out = data(output)
+    cdef int n_threads = _threads_for(kind, n)
     with nogil:
         if cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT32:
-            _forward(kind, <float*>p_x, <float*>p_out, n, rows, columns, <float>alpha)
+            _forward_threads(kind, <float*>p_x, <float*>p_out, n, rows, columns, <float>alpha, n_threads)
         else:
-            _forward(kind, <double*>p_x, <double*>p_out, n, rows, columns, alpha)
+            _forward_threads(kind, <double*>p_x, <double*>p_out, n, rows, columns, alpha, n_threads)
     state["inputs"] = x
     return True
 
@@ -315,9 +356,12 @@ def backward(int kind, dict state, object dvalues):
     cdef void* p_dv = data(dv)
     cdef void* p_s = data(s)
     cdef void* p_dx = data(dinputs)
+    cdef int n_threads = _threads_for(kind, n)
     with nogil:
         if cnp.PyArray_TYPE(dv) == cnp.NPY_FLOAT32:
-            _backward(kind, <float*>p_dv, <float*>p_s, <float*>p_dx, n, rows, columns, <float>alpha)
+            _backward_threads(kind, <float*>p_dv, <float*>p_s, <float*>p_dx, n, rows, columns, <float>alpha,
+                              n_threads)
         else:
-            _backward(kind, <double*>p_dv, <double*>p_s, <double*>p_dx, n, rows, columns, alpha)
+            _backward_threads(kind, <double*>p_dv, <double*>p_s, <double*>p_dx, n, rows, columns, alpha,
+                              n_threads)
     return True

@@ -11,9 +11,11 @@ from libc.string cimport memset
 cimport numpy as cnp
 cnp.import_array()
 from cython cimport floating
+from cython.parallel cimport prange
 
 from _common cimport data, ready, reuse
 from _im2col cimport WINDOW_OK, Geometry, fits_plane, window
+from fastnn._ext._threads cimport threads_for_work
 
 include "_status.pxi"
 
@@ -185,6 +187,37 @@ cdef inline bint _pool_backward(const floating* dvalues, const int* argmax, floa
     return ok
 
 
+# Large batches split their planes over the OpenMP team (the thread policy of _threads.pyx, which
+# counts work in GEMM multiply-adds: one input value's pass counts as _PASS_WORK), one contiguous
+# range of planes a thread. A plane's results do not depend on which thread makes them.
+cdef Py_ssize_t _PASS_WORK = 8
+
+
+cdef void _pool_forward_threads(const floating* x, floating* output, int* argmax, Py_ssize_t planes,
+                                const Geometry* g, int n_threads) noexcept nogil:
+    cdef Py_ssize_t t, q0, q1
+    if n_threads <= 1:
+        _pool_forward(x, output, argmax, planes, g)
+        return
+    for t in prange(n_threads, num_threads=n_threads, schedule="static"):
+        q0 = planes * t // n_threads
+        q1 = planes * (t + 1) // n_threads
+        _pool_forward(x + q0 * g.h * g.w, output + q0 * g.ohw, argmax + q0 * g.ohw, q1 - q0, g)
+
+
+cdef bint _pool_backward_threads(const floating* dvalues, const int* argmax, floating* dinputs,
+                                 Py_ssize_t planes, Py_ssize_t hw, Py_ssize_t ohw, int n_threads) noexcept nogil:
+    cdef Py_ssize_t t, q0, q1
+    cdef int bad = 0
+    if n_threads <= 1:
+        return _pool_backward(dvalues, argmax, dinputs, planes, hw, ohw)
+    for t in prange(n_threads, num_threads=n_threads, schedule="static"):
+        q0 = planes * t // n_threads
+        q1 = planes * (t + 1) // n_threads
+        bad += 0 if _pool_backward(dvalues + q0 * ohw, argmax + q0 * ohw, dinputs + q0 * hw, q1 - q0, hw, ohw) else 1
+    return bad == 0
+
+
 # ---------------------------------------------------------------------------------------------
 # Entry points. Each returns a status (_status.pxi): OK; CONVERT, changing nothing, when the data
 # argument is not in the exact form below; BAD_POOL when the layer's pool_size, stride or padding
@@ -233,11 +266,12 @@ def pool_forward(dict state, object inputs):
     cdef void* p_x = data(x)
     cdef void* p_out = data(output)
     cdef int* p_arg = <int*>data(argmax)
+    cdef int n_threads = threads_for_work(_PASS_WORK * planes * g.h * g.w, planes)
     with nogil:
         if typenum == cnp.NPY_FLOAT32:
-            _pool_forward(<float*>p_x, <float*>p_out, p_arg, planes, &g)
+            _pool_forward_threads(<float*>p_x, <float*>p_out, p_arg, planes, &g, n_threads)
         else:
-            _pool_forward(<double*>p_x, <double*>p_out, p_arg, planes, &g)
+            _pool_forward_threads(<double*>p_x, <double*>p_out, p_arg, planes, &g, n_threads)
     state["inputs"] = x
     return _OK
 
@@ -273,11 +307,12 @@ def pool_backward(dict state, object dvalues):
     cdef int* p_arg = <int*>data(arg)
     cdef void* p_dx = data(dinputs)
     cdef bint ok
+    cdef int n_threads = threads_for_work(_PASS_WORK * planes * g.h * g.w, planes)
     with nogil:
         if typenum == cnp.NPY_FLOAT32:
-            ok = _pool_backward(<float*>p_dv, p_arg, <float*>p_dx, planes, g.h * g.w, g.ohw)
+            ok = _pool_backward_threads(<float*>p_dv, p_arg, <float*>p_dx, planes, g.h * g.w, g.ohw, n_threads)
         else:
-            ok = _pool_backward(<double*>p_dv, p_arg, <double*>p_dx, planes, g.h * g.w, g.ohw)
+            ok = _pool_backward_threads(<double*>p_dv, p_arg, <double*>p_dx, planes, g.h * g.w, g.ohw, n_threads)
     return _OK if ok else BAD_ARGMAX
 
 

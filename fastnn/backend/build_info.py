@@ -59,10 +59,10 @@ def thread_policy() -> str:
             f"({'automatic' if setting == 0 else f'set_num_threads({setting})'})")
     if _threads.shared_team():
         return ("one pool: NumPy's OpenBLAS runs its threaded GEMMs on fastnn's OpenMP team; " + conv
-                + ", BLAS pinned to 1 thread inside it; elementwise kernels on the calling thread")
+                + ", BLAS pinned to 1 thread inside it; large elementwise and pooling passes split over the team")
     if pinnable:
         return ("OpenBLAS's own threads (FASTNN_BLAS_THREADS=openblas or no caller-managed threading); " + conv
-                + ", split only while BLAS is on 1 thread; elementwise kernels on the calling thread")
+                + ", split only while BLAS is on 1 thread; large elementwise and pooling passes split likewise")
     return "BLAS threads its GEMMs (a BLAS fastnn cannot pin); conv loop serial; elementwise kernels serial"
 
 
