@@ -7,17 +7,21 @@ are NCHW: (n_samples, channels, height, width), as PyTorch. The arithmetic runs 
 kernels (src_pyx/_conv.pyx, _pool.pyx); a Layer_Conv2D has ``weights``/``biases``, so ``Model``
 trains it, the optimizers update it and ``Loss.regularization_loss`` includes it, unchanged.
 
-Buffers: ``output``, ``dinputs``, ``dweights``, ``dbiases``, ``argmax`` (and the im2col scratch
-``_columns``/``_dcolumns``) are reused while their shape stays the same, so they are valid until
+Buffers: ``output``, ``dinputs``, ``dweights``, ``dbiases``, ``argmax`` (and the scratch named in
+``Layer_Conv2D._SCRATCH``) are reused while their shape stays the same, so they are valid until
 that layer's next call, like NumPy's ``out=`` (docs/kernels.md). Layer_Flatten hands out views:
 its ``output`` is its input reshaped (the previous layer's buffer) and its ``dinputs`` the
 incoming gradient reshaped; nothing is copied unless the input is not C-contiguous.
 
 How the convolution is computed (src_pyx/_conv.pyx and _threads.pyx have the details and the
 measurements):
-- im2col + GEMM per sample: the columns of one sample (C*k*k x OH*OW) stay in cache for the GEMM
-  that reads them; the GEMM is NumPy's BLAS called from C (fastnn's one GEMM, _blas.pxd). A 1x1
-  kernel with stride 1 and no padding skips im2col.
+- Winograd F(2x2, 3x3) for stride-1 3x3 kernels with at least 8 input channels (_winograd.pxd).
+- float32 on a CPU with AVX-512: fastnn's own GEMM kernels (_smallgemm.pxd) for every product, and
+  for the other stride-1 kernels the shifted-plane path: the GEMMs read the (padded) input planes
+  in place, no column matrix written.
+- Otherwise im2col + GEMM per sample: the columns of one sample (C*k*k x OH*OW) stay in cache for
+  the GEMM that reads them; the GEMM is NumPy's BLAS called from C (_blas.pxd). A 1x1 kernel with
+  stride 1 and no padding skips im2col.
 - Threads: the batch is split over OpenMP threads, one sample per thread, while NumPy's OpenBLAS
   is pinned to one thread (one sample's GEMMs are too small for OpenBLAS to split well). No thread
   setting is needed: NumPy's OpenBLAS runs its own threaded GEMMs (the Dense layers') on the same
@@ -139,11 +143,12 @@ class Layer_Conv2D:
         (self.weight_regularizer_l1, self.weight_regularizer_l2,
          self.bias_regularizer_l1, self.bias_regularizer_l2) = regularizers
 
-    # Scratch: im2col columns (one per thread), per-chunk partial gradients and bias sums, and the
-    # Winograd path's transformed weights, per-thread transforms and per-chunk partial gradients.
-    # Rebuilt on demand, so copies and pickles leave them out.
+    # Scratch: im2col columns (one per thread), per-chunk partial gradients and bias sums, the
+    # Winograd path's transformed weights, per-thread transforms and per-chunk partial gradients,
+    # and the shifted-plane path's per-thread buffers and row offsets. Rebuilt on demand, so
+    # copies and pickles leave them out.
     _SCRATCH = ("_columns", "_dcolumns", "_partial_dweights", "_bias_sums", "_winograd_weights", "_winograd",
-                "_winograd_partial")
+                "_winograd_partial", "_shifted", "_shifted_offsets")
 
     def __getstate__(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k not in self._SCRATCH}

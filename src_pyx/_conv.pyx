@@ -35,13 +35,14 @@ from cython cimport floating
 from cython.parallel cimport prange, threadid
 
 from _common cimport data, ready, reuse
-from _im2col cimport (BAD_WINDOW_PADDING, BAD_WINDOW_STRIDE, Geometry, _col2im, _im2col, fits_plane,
+from _im2col cimport (BAD_WINDOW_PADDING, BAD_WINDOW_STRIDE, Geometry, _col2im, _im2col, copy_row, fits_plane,
                       window)
 from _regularization cimport add_penalty_gradient
 from _winograd cimport (Tiles, input_gradient_transform, input_transform, output_gradient_transform,
                         output_transform, tiles_of, weights_gradient, weights_transform)
-from _smallgemm cimport (fnn_sgemm_nn_avx512, fnn_sgemm_nt_avx512, fnn_smallgemm_cpu, fnn_smallgemm_on,
-                        fnn_smallgemm_probe, small_gemm)
+from _smallgemm cimport (fnn_add_rows_avx512, fnn_sgemm_nn_avx512, fnn_sgemm_nn_rows_avx512, fnn_sgemm_nt_avx512,
+                        fnn_sgemm_nt_rows_avx512, fnn_smallgemm_cpu, fnn_smallgemm_on, fnn_smallgemm_probe,
+                        small_gemm)
 from fastnn._ext._blas cimport gemm
 from fastnn._ext._threads cimport blas_threads_pin, blas_threads_restore, threads_for_work
 
@@ -157,6 +158,149 @@ cdef inline void _conv_backward_finish(floating* dweights, const floating* parti
     add_penalty_gradient(dbiases, biases, g.o, l1b, l2b)
 
 
+# ---------------------------------------------------------------------------------------------
+# The shifted-plane path: float32 stride-1 convolutions off the Winograd path (5x5 kernels, first
+# layers) when the AVX-512 GEMM kernels run (_smallgemm.pxd). With stride 1, row (c, a, b) of the
+# column matrix is the (zero-padded) input plane c read from offset a * WP + b, if the output is
+# computed over the padded plane's width WP instead of OW: position p = i * WP + j of that
+# "extended" output reads element p + a * WP + b of the plane, and the WP - OW positions past each
+# output row are computed and dropped. So the GEMM kernels read their rows in place (a table of K
+# row offsets) and no column matrix is written: forward, extended = weights @ rows, then the output
+# rows are copied out with the bias; dweights.T += rows @ dvalues_ext.T, dvalues spread to the
+# extended width with zeros in the dropped positions; dinputs: dcolumns_ext = weights.T @
+# dvalues_ext, each of its K rows added into the plane at its offset (long contiguous rows instead
+# of col2im's OW-long pieces), the dropped positions adding zeros. Extended width N_EXT =
+# (OH - 1) * WP + OW, so the last row read ends at the plane's last element. Measured on LeNet's
+# second layer (6 -> 16 channels, 5x5, 14x14, batch 128; forward + backward, one thread): see
+# docs/kernels.md. Each output, dcolumns and dinputs value is the im2col path's sum in the same
+# order (the same bits); dweights sums over the extended positions, so its lanes and bits differ.
+
+cdef bint _shifted_enabled = True
+
+
+def set_shifted_planes(bint enabled):
+    """Whether float32 stride-1 convolutions off the Winograd path may take the shifted-plane path
+    (True, the default, where the AVX-512 GEMM kernels run; False: im2col, for the tests and
+    benchmarks that compare the two). Returns the previous setting."""
+    global _shifted_enabled
+    cdef bint before = _shifted_enabled
+    _shifted_enabled = enabled
+    return before
+
+
+cdef inline bint _shifted(const Geometry* g) noexcept nogil:
+    return (_shifted_enabled and g.sh == 1 and g.sw == 1 and not g.direct and fnn_smallgemm_cpu != 0
+            and fnn_smallgemm_on != 0)
+
+
+cdef inline bint _padded(const Geometry* g) noexcept nogil:
+    return g.pt != 0 or g.pb != 0 or g.pl != 0 or g.pr != 0
+
+
+cdef inline Py_ssize_t _wp(const Geometry* g) noexcept nogil:
+    return g.w + g.pl + g.pr
+
+
+cdef inline Py_ssize_t _padded_plane(const Geometry* g) noexcept nogil:
+    return (g.h + g.pt + g.pb) * _wp(g)
+
+
+cdef inline Py_ssize_t _n_ext(const Geometry* g) noexcept nogil:
+    return (g.oh - 1) * _wp(g) + g.ow
+
+
+cdef inline Py_ssize_t _shifted_scratch(const Geometry* g) noexcept nogil:
+    """A thread's scratch on the shifted path, forward or backward: the padded sample and the
+    padded dinputs (when there is padding), the extended output or dvalues, dcolumns_ext."""
+    cdef Py_ssize_t padded = g.c * _padded_plane(g) if _padded(g) else 0
+    return 2 * padded + g.o * _n_ext(g) + g.ckk * _n_ext(g)
+
+
+cdef inline void _shifted_offsets(const Geometry* g, Py_ssize_t* offsets) noexcept nogil:
+    cdef Py_ssize_t c, a, b
+    for c in range(g.c):
+        for a in range(g.kh):
+            for b in range(g.kw):
+                offsets[(c * g.kh + a) * g.kw + b] = c * _padded_plane(g) + a * _wp(g) + b
+
+
+cdef inline const float* _padded_sample(const float* x, float* xp, const Geometry* g) noexcept nogil:
+    """Sample x (C, H, W) zero-padded into xp (C, HP, WP); x itself when there is no padding."""
+    cdef Py_ssize_t c, i, wp = _wp(g), plane = _padded_plane(g)
+    if not _padded(g):
+        return x
+    memset(xp, 0, g.c * plane * sizeof(float))
+    for c in range(g.c):
+        for i in range(g.h):
+            copy_row(xp + c * plane + (i + g.pt) * wp + g.pl, x + (c * g.h + i) * g.w, g.w)
+    return xp
+
+
+cdef inline void _shifted_forward(const float* x, const float* weights, const float* biases,
+                                  float* output, float* scratch, const Py_ssize_t* offsets,
+                                  const Geometry* g, Py_ssize_t first, Py_ssize_t stop) noexcept nogil:
+    """Samples [first, stop): output[n] = weights @ im2col(x[n]) + biases, on the extended width."""
+    cdef Py_ssize_t n, o, i, j
+    cdef Py_ssize_t wp = _wp(g), n_ext = _n_ext(g), in_size = g.c * g.h * g.w, out_size = g.o * g.ohw
+    cdef float* xp = scratch
+    cdef float* ext = scratch + (g.c * _padded_plane(g) if _padded(g) else 0)
+    cdef const float* src
+    cdef float* out
+    cdef float bias
+    for n in range(first, stop):
+        src = _padded_sample(x + n * in_size, xp, g)
+        fnn_sgemm_nn_rows_avx512(g.o, n_ext, g.ckk, weights, g.ckk, 1, src, 0, offsets, 0, ext, n_ext)
+        out = output + n * out_size
+        for o in range(g.o):
+            bias = biases[o]
+            for i in range(g.oh):
+                for j in range(g.ow):
+                    out[(o * g.oh + i) * g.ow + j] = ext[o * n_ext + i * wp + j] + bias
+
+
+cdef inline void _shifted_backward(const float* dvalues, const float* x, const float* weights,
+                                   float* dweights_t, double* bias_sums, float* dinputs, float* scratch,
+                                   const Py_ssize_t* offsets, const Geometry* g,
+                                   Py_ssize_t first, Py_ssize_t stop) noexcept nogil:
+    """_conv_backward's results for samples [first, stop), on the extended width."""
+    cdef Py_ssize_t n, o, i, j, c
+    cdef Py_ssize_t wp = _wp(g), n_ext = _n_ext(g), plane = _padded_plane(g)
+    cdef Py_ssize_t in_size = g.c * g.h * g.w, out_size = g.o * g.ohw
+    cdef Py_ssize_t padded = g.c * plane if _padded(g) else 0
+    cdef float* xp = scratch
+    cdef float* dve = scratch + padded
+    cdef float* dce = dve + g.o * n_ext
+    cdef float* dxp = dce + g.ckk * n_ext
+    cdef const float* src
+    cdef const float* dv
+    cdef float* target
+    for o in range(g.o):
+        bias_sums[o] = 0
+    if stop <= first:
+        memset(dweights_t, 0, g.o * g.ckk * sizeof(float))
+    for n in range(first, stop):
+        dv = dvalues + n * out_size
+        for o in range(g.o):
+            bias_sums[o] += _plane_sum(dv + o * g.ohw, g.ohw)
+            for i in range(g.oh):
+                copy_row(dve + o * n_ext + i * wp, dv + (o * g.oh + i) * g.ow, g.ow)
+                if i < g.oh - 1:
+                    for j in range(g.ow, wp):
+                        dve[o * n_ext + i * wp + j] = 0
+        src = _padded_sample(x + n * in_size, xp, g)
+        fnn_sgemm_nt_rows_avx512(g.ckk, g.o, n_ext, src, 0, offsets, dve, n_ext, n != first, dweights_t, g.o)
+        if dinputs != NULL:
+            fnn_sgemm_nn_avx512(g.ckk, n_ext, g.o, weights, 1, g.ckk, dve, n_ext, 0, dce, n_ext)
+            target = dxp if padded else dinputs + n * in_size
+            memset(target, 0, g.c * plane * sizeof(float))
+            fnn_add_rows_avx512(target, offsets, dce, g.ckk, n_ext)
+            if padded:
+                for c in range(g.c):
+                    for i in range(g.h):
+                        copy_row(dinputs + n * in_size + (c * g.h + i) * g.w,
+                                 dxp + c * plane + (i + g.pt) * wp + g.pl, g.w)
+
+
 # Drivers. The batch is cut into a fixed number of chunks that depends on the batch size only;
 # each chunk sums its own dweights (and bias sums), and the chunk sums are added in chunk order.
 # So results do not depend on the thread count or on which thread ran which chunk, and threads
@@ -174,11 +318,22 @@ cdef inline Py_ssize_t _n_chunks(Py_ssize_t n_samples) noexcept nogil:
 
 
 cdef void _forward_threads(const floating* x, const floating* weights, const floating* biases,
-                           floating* output, floating* columns, const Geometry* g,
+                           floating* output, floating* columns, const Py_ssize_t* offsets, const Geometry* g,
                            int n_threads) noexcept nogil:
+    """The forward over the batch: the shifted-plane path when offsets is not NULL (float32),
+    im2col otherwise; `columns` is the threads' scratch."""
     cdef Py_ssize_t n
-    cdef Py_ssize_t scratch = g.ckk * g.ohw
+    cdef Py_ssize_t scratch = _shifted_scratch(g) if offsets != NULL else g.ckk * g.ohw
     cdef int saved = blas_threads_pin()
+    if floating is float:
+        if offsets != NULL:
+            if n_threads <= 1:
+                _shifted_forward(x, weights, biases, output, columns, offsets, g, 0, g.n)
+            else:
+                for n in prange(g.n, num_threads=n_threads, schedule="dynamic", chunksize=1):
+                    _shifted_forward(x, weights, biases, output, columns + threadid() * scratch, offsets, g, n, n + 1)
+            blas_threads_restore(saved)
+            return
     if n_threads <= 1:
         _conv_forward(x, weights, biases, output, columns, g, 0, g.n)
     else:
@@ -190,13 +345,32 @@ cdef void _forward_threads(const floating* x, const floating* weights, const flo
 cdef void _backward_threads(const floating* dvalues, const floating* x, const floating* weights,
                             const floating* biases, floating* dweights, floating* partial_t,
                             floating* dbiases, double* bias_sums, floating* dinputs,
-                            floating* columns, floating* dcolumns, const Geometry* g, int n_threads,
+                            floating* columns, floating* dcolumns, const Py_ssize_t* offsets,
+                            const Geometry* g, int n_threads,
                             double l1w, double l2w, double l1b, double l2b) noexcept nogil:
+    """The backward over the batch in its fixed chunks: the shifted-plane path when offsets is not
+    NULL (float32; `columns` is then all the threads' scratch), im2col otherwise."""
     cdef Py_ssize_t c, t
     cdef Py_ssize_t n_chunks = _n_chunks(g.n)
     cdef Py_ssize_t scratch = g.ckk * g.ohw
     cdef Py_ssize_t size = g.o * g.ckk
+    cdef Py_ssize_t shifted = _shifted_scratch(g) if offsets != NULL else 0
     cdef int saved = blas_threads_pin()
+    if floating is float:
+        if offsets != NULL:
+            if n_threads <= 1:
+                for c in range(n_chunks):
+                    _shifted_backward(dvalues, x, weights, partial_t + c * size, bias_sums + c * g.o, dinputs,
+                                      columns, offsets, g, (g.n * c) // n_chunks, (g.n * (c + 1)) // n_chunks)
+            else:
+                for c in prange(n_chunks, num_threads=n_threads, schedule="dynamic", chunksize=1):
+                    _shifted_backward(dvalues, x, weights, partial_t + c * size, bias_sums + c * g.o, dinputs,
+                                      columns + threadid() * shifted, offsets, g,
+                                      (g.n * c) // n_chunks, (g.n * (c + 1)) // n_chunks)
+            blas_threads_restore(saved)
+            _conv_backward_finish(dweights, partial_t, dbiases, bias_sums, weights, biases,
+                                  n_chunks, g, l1w, l2w, l1b, l2b)
+            return
     if n_threads <= 1:
         for c in range(n_chunks):
             _conv_backward(dvalues, x, weights, partial_t + c * size, bias_sums + c * g.o, dinputs,
@@ -522,6 +696,13 @@ cdef cnp.ndarray _scratch(dict state, str name, Py_ssize_t n0, Py_ssize_t n1, Py
     return reuse(state, name, 3, dims, typenum, None, None)
 
 
+cdef Py_ssize_t* _shifted_table(dict state, const Geometry* g) except NULL:
+    """The shifted-plane path's K row offsets, in a scratch buffer of the layer."""
+    cdef Py_ssize_t* offsets = <Py_ssize_t*>data(_scratch(state, "_shifted_offsets", 1, 1, g.ckk, cnp.NPY_INTP))
+    _shifted_offsets(g, offsets)
+    return offsets
+
+
 def conv_forward(dict state, object inputs):
     """Conv2D forward on a layer's __dict__: sets `inputs` and `output` (N, O, OH, OW).
 
@@ -549,7 +730,11 @@ def conv_forward(dict state, object inputs):
         return _OK
     cdef int n_threads = threads_for_work(g.n * g.o * g.ckk * g.ohw, g.n)
     cdef void* p_cols = NULL
-    if not g.direct:
+    cdef Py_ssize_t* p_off = NULL
+    if typenum == cnp.NPY_FLOAT32 and _shifted(&g):
+        p_cols = data(_scratch(state, "_shifted", n_threads, _shifted_scratch(&g), 1, typenum))
+        p_off = _shifted_table(state, &g)
+    elif not g.direct:
         p_cols = data(_scratch(state, "_columns", n_threads, g.ckk, g.ohw, typenum))
     cdef void* p_x = data(x)
     cdef void* p_w = data(weights)
@@ -557,11 +742,11 @@ def conv_forward(dict state, object inputs):
     cdef void* p_out = data(output)
     with nogil:
         if typenum == cnp.NPY_FLOAT32:
-            _forward_threads(<float*>p_x, <float*>p_w, <float*>p_b, <float*>p_out, <float*>p_cols, &g,
+            _forward_threads(<float*>p_x, <float*>p_w, <float*>p_b, <float*>p_out, <float*>p_cols, p_off, &g,
                              n_threads)
         else:
-            _forward_threads(<double*>p_x, <double*>p_w, <double*>p_b, <double*>p_out, <double*>p_cols, &g,
-                             n_threads)
+            _forward_threads(<double*>p_x, <double*>p_w, <double*>p_b, <double*>p_out, <double*>p_cols, NULL,
+                             &g, n_threads)
     state["inputs"] = x
     return _OK
 
@@ -608,11 +793,17 @@ def conv_backward(dict state, object dvalues, bint want_dinputs=True):
     cdef void* p_dcols = NULL
     cdef void* p_cols = NULL
     cdef void* p_partial = NULL
+    cdef Py_ssize_t* p_off = NULL
     if want_dinputs:
         p_dx = data(dinputs)
-        if not g.direct:
+    if typenum == cnp.NPY_FLOAT32 and _shifted(&g):
+        # the forward's thread count (over samples) is at least the backward's (over chunks): one buffer
+        p_cols = data(_scratch(state, "_shifted", threads_for_work(g.n * g.o * g.ckk * g.ohw, g.n),
+                               _shifted_scratch(&g), 1, typenum))
+        p_off = _shifted_table(state, &g)
+    elif not g.direct:
+        if want_dinputs:
             p_dcols = data(_scratch(state, "_dcolumns", n_threads, g.ckk, g.ohw, typenum))
-    if not g.direct:
         p_cols = data(_scratch(state, "_columns", n_threads, g.ckk, g.ohw, typenum))
     if n_chunks > 0:   # each chunk's dweights, transposed: (C*kh*kw, O)
         p_partial = data(_scratch(state, "_partial_dweights", n_chunks, g.ckk, g.o, typenum))
@@ -628,11 +819,11 @@ def conv_backward(dict state, object dvalues, bint want_dinputs=True):
         if typenum == cnp.NPY_FLOAT32:
             _backward_threads(<float*>p_dv, <float*>p_x, <float*>p_w, <float*>p_b, <float*>p_dw,
                               <float*>p_partial, <float*>p_db, p_sums, <float*>p_dx, <float*>p_cols,
-                              <float*>p_dcols, &g, n_threads, l1w, l2w, l1b, l2b)
+                              <float*>p_dcols, p_off, &g, n_threads, l1w, l2w, l1b, l2b)
         else:
             _backward_threads(<double*>p_dv, <double*>p_x, <double*>p_w, <double*>p_b, <double*>p_dw,
                               <double*>p_partial, <double*>p_db, p_sums, <double*>p_dx, <double*>p_cols,
-                              <double*>p_dcols, &g, n_threads, l1w, l2w, l1b, l2b)
+                              <double*>p_dcols, NULL, &g, n_threads, l1w, l2w, l1b, l2b)
     return _OK
 
 

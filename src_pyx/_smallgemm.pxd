@@ -35,8 +35,8 @@ cdef extern from *:
     /* One tile: R rows (1 to 8) x up to 32 columns (masks m0, m1) of C = op(A) @ B (+ C). */
     static inline __attribute__((always_inline)) FNN_AVX512 void fnn_sgemm_tile(
             const int R, Py_ssize_t k, const float* a, Py_ssize_t a_rs, Py_ssize_t a_ks,
-            const float* b, Py_ssize_t ldb, int accumulate, float* c, Py_ssize_t ldc,
-            __mmask16 m0, __mmask16 m1) {
+            const float* b, Py_ssize_t ldb, const Py_ssize_t* b_rows, int accumulate, float* c,
+            Py_ssize_t ldc, __mmask16 m0, __mmask16 m1) {
         __m512 s0[8], s1[8];
         int r;
         for (r = 0; r < 8; r++) {
@@ -46,8 +46,9 @@ cdef extern from *:
             }
         }
         for (Py_ssize_t kk = 0; kk < k; kk++) {
-            const __m512 b0 = _mm512_maskz_loadu_ps(m0, b + kk * ldb);
-            const __m512 b1 = _mm512_maskz_loadu_ps(m1, b + kk * ldb + 16);
+            const float* bk = b + (b_rows ? b_rows[kk] : kk * ldb);
+            const __m512 b0 = _mm512_maskz_loadu_ps(m0, bk);
+            const __m512 b1 = _mm512_maskz_loadu_ps(m1, bk + 16);
             const float* ak = a + kk * a_ks;
             for (r = 0; r < 8; r++) {
                 if (r < R) {
@@ -70,11 +71,13 @@ cdef extern from *:
         }
     }
     /* C (m, n; row stride ldc) = op(A) @ B, plus C when accumulate: op(A)[i, kk] = a[i*a_rs + kk*a_ks]
-       (a_rs = lda, a_ks = 1 for A; a_rs = 1, a_ks = lda for A transposed), B (k, n; row stride
-       ldb). Returns 0, touching nothing, where the kernels cannot run. */
-    FNN_AVX512 static int fnn_sgemm_nn_avx512(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+       (a_rs = lda, a_ks = 1 for A; a_rs = 1, a_ks = lda for A transposed), B (k, n): row kk at
+       b + b_rows[kk], or b + kk*ldb when b_rows is NULL. Returns 0, touching nothing, where the
+       kernels cannot run. */
+    #define FNN_NN_TILE(R) fnn_sgemm_tile(R, k, a + i * a_rs, a_rs, a_ks, b + j, ldb, b_rows, accumulate, c + i * ldc + j, ldc, m0, m1)
+    FNN_AVX512 static int fnn_sgemm_nn_rows_avx512(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
             const float* a, Py_ssize_t a_rs, Py_ssize_t a_ks, const float* b, Py_ssize_t ldb,
-            int accumulate, float* c, Py_ssize_t ldc) {
+            const Py_ssize_t* b_rows, int accumulate, float* c, Py_ssize_t ldc) {
         if (!fnn_smallgemm_cpu || !fnn_smallgemm_on)
             return 0;
         for (Py_ssize_t j = 0; j < n; j += 32) {
@@ -83,19 +86,19 @@ cdef extern from *:
             __mmask16 m1 = (__mmask16)(w >= 32 ? 0xFFFF : w <= 16 ? 0 : (1u << (w - 16)) - 1);
             Py_ssize_t i = 0;
             for (; i + 8 <= m; i += 8)
-                fnn_sgemm_tile(8, k, a + i * a_rs, a_rs, a_ks, b + j, ldb, accumulate, c + i * ldc + j, ldc, m0, m1);
+                FNN_NN_TILE(8);
             switch (m - i) {
-                case 7: fnn_sgemm_tile(7, k, a + i * a_rs, a_rs, a_ks, b + j, ldb, accumulate, c + i * ldc + j, ldc, m0, m1); break;
-                case 6: fnn_sgemm_tile(6, k, a + i * a_rs, a_rs, a_ks, b + j, ldb, accumulate, c + i * ldc + j, ldc, m0, m1); break;
-                case 5: fnn_sgemm_tile(5, k, a + i * a_rs, a_rs, a_ks, b + j, ldb, accumulate, c + i * ldc + j, ldc, m0, m1); break;
-                case 4: fnn_sgemm_tile(4, k, a + i * a_rs, a_rs, a_ks, b + j, ldb, accumulate, c + i * ldc + j, ldc, m0, m1); break;
-                case 3: fnn_sgemm_tile(3, k, a + i * a_rs, a_rs, a_ks, b + j, ldb, accumulate, c + i * ldc + j, ldc, m0, m1); break;
-                case 2: fnn_sgemm_tile(2, k, a + i * a_rs, a_rs, a_ks, b + j, ldb, accumulate, c + i * ldc + j, ldc, m0, m1); break;
-                case 1: fnn_sgemm_tile(1, k, a + i * a_rs, a_rs, a_ks, b + j, ldb, accumulate, c + i * ldc + j, ldc, m0, m1); break;
-                default: break;
+                case 7: FNN_NN_TILE(7); break; case 6: FNN_NN_TILE(6); break; case 5: FNN_NN_TILE(5); break;
+                case 4: FNN_NN_TILE(4); break; case 3: FNN_NN_TILE(3); break; case 2: FNN_NN_TILE(2); break;
+                case 1: FNN_NN_TILE(1); break; default: break;
             }
         }
         return 1;
+    }
+    static int fnn_sgemm_nn_avx512(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float* a,
+            Py_ssize_t a_rs, Py_ssize_t a_ks, const float* b, Py_ssize_t ldb, int accumulate,
+            float* c, Py_ssize_t ldc) {
+        return fnn_sgemm_nn_rows_avx512(m, n, k, a, a_rs, a_ks, b, ldb, NULL, accumulate, c, ldc);
     }
     /* The 16 sums of the lanes of s[0..15], in one vector: lane 4L + e holds the sum of
        s[(0, 2, 1, 3)[e] + (0, 8, 4, 12)[L]] (a tree of 45 shuffles and adds instead of 16
@@ -115,11 +118,15 @@ cdef extern from *:
        dot product over k, 16 lanes at a time (masked at the end), the lanes summed at the end. */
     static inline __attribute__((always_inline)) FNN_AVX512 void fnn_sgemm_nt_tile(
             const int R, const int S, Py_ssize_t k, const float* a, Py_ssize_t lda,
-            const float* b, Py_ssize_t ldb, int accumulate, float* c, Py_ssize_t ldc) {
+            const Py_ssize_t* a_rows, const float* b, Py_ssize_t ldb, int accumulate, float* c,
+            Py_ssize_t ldc) {
         static const int lane_of[16] = {0, 2, 1, 3, 8, 10, 9, 11, 4, 6, 5, 7, 12, 14, 13, 15};
         __m512 s[16];
         float sums[16];
+        const float* ar[4];
         int r, q;
+        for (r = 0; r < 4; r++)
+            ar[r] = a + (a_rows ? a_rows[r < R ? r : 0] : (r < R ? r : 0) * lda);
         for (q = 0; q < 16; q++)
             s[q] = _mm512_setzero_ps();
         for (Py_ssize_t kk = 0; kk < k; kk += 16) {
@@ -130,7 +137,7 @@ cdef extern from *:
                     bv[q] = _mm512_maskz_loadu_ps(mk, b + q * ldb + kk);
             for (r = 0; r < 4; r++) {
                 if (r < R) {
-                    const __m512 av = _mm512_maskz_loadu_ps(mk, a + r * lda + kk);
+                    const __m512 av = _mm512_maskz_loadu_ps(mk, ar[r] + kk);
                     for (q = 0; q < 4; q++)
                         if (q < S)
                             s[4 * r + q] = _mm512_fmadd_ps(av, bv[q], s[4 * r + q]);
@@ -142,15 +149,16 @@ cdef extern from *:
             for (q = 0; q < S; q++)
                 c[r * ldc + q] = accumulate ? c[r * ldc + q] + sums[lane_of[4 * r + q]] : sums[lane_of[4 * r + q]];
     }
-    #define FNN_NT_ROW(R, S) fnn_sgemm_nt_tile(R, S, k, a + i * lda, lda, b + j * ldb, ldb, accumulate, c + i * ldc + j, ldc)
+    #define FNN_NT_ROW(R, S) fnn_sgemm_nt_tile(R, S, k, a_rows ? a : a + i * lda, lda, a_rows ? a_rows + i : NULL, b + j * ldb, ldb, accumulate, c + i * ldc + j, ldc)
     #define FNN_NT_ROWS(S)                                                                         \
         switch (m - i < 4 ? m - i : 4) {                                                           \
             case 4: FNN_NT_ROW(4, S); break; case 3: FNN_NT_ROW(3, S); break;                      \
             case 2: FNN_NT_ROW(2, S); break; case 1: FNN_NT_ROW(1, S); break; default: break; }
-    /* C (m, n; row stride ldc) = A @ B.T, plus C when accumulate: A (m, k; row stride lda), B (n, k;
-       row stride ldb). Returns 0, touching nothing, where the kernels cannot run. */
-    FNN_AVX512 static int fnn_sgemm_nt_avx512(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
-            const float* a, Py_ssize_t lda, const float* b, Py_ssize_t ldb,
+    /* C (m, n; row stride ldc) = A @ B.T, plus C when accumulate: A (m, k), row i at a + a_rows[i],
+       or a + i*lda when a_rows is NULL; B (n, k; row stride ldb). Returns 0, touching nothing, where
+       the kernels cannot run. */
+    FNN_AVX512 static int fnn_sgemm_nt_rows_avx512(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+            const float* a, Py_ssize_t lda, const Py_ssize_t* a_rows, const float* b, Py_ssize_t ldb,
             int accumulate, float* c, Py_ssize_t ldc) {
         if (!fnn_smallgemm_cpu || !fnn_smallgemm_on)
             return 0;
@@ -164,7 +172,43 @@ cdef extern from *:
         }
         return 1;
     }
+    static int fnn_sgemm_nt_avx512(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float* a,
+            Py_ssize_t lda, const float* b, Py_ssize_t ldb, int accumulate, float* c, Py_ssize_t ldc) {
+        return fnn_sgemm_nt_rows_avx512(m, n, k, a, lda, NULL, b, ldb, accumulate, c, ldc);
+    }
+    /* target[offsets[r] + j] += rows[r * n + j] for r < k, j < n, rows in order (the shifted-plane
+       path's col2im; the rows overlap in target). Returns 0, touching nothing, where the kernels
+       cannot run. */
+    FNN_AVX512 static int fnn_add_rows_avx512(float* target, const Py_ssize_t* offsets, const float* rows,
+                                              Py_ssize_t k, Py_ssize_t n) {
+        if (!fnn_smallgemm_cpu || !fnn_smallgemm_on)
+            return 0;
+        for (Py_ssize_t r = 0; r < k; r++) {
+            float* t = target + offsets[r];
+            const float* row = rows + r * n;
+            for (Py_ssize_t j = 0; j < n; j += 16) {
+                __mmask16 mk = (__mmask16)(n - j >= 16 ? 0xFFFF : (1u << (n - j)) - 1);
+                _mm512_mask_storeu_ps(t + j, mk, _mm512_add_ps(_mm512_maskz_loadu_ps(mk, t + j),
+                                                               _mm512_maskz_loadu_ps(mk, row + j)));
+            }
+        }
+        return 1;
+    }
     #else
+    static int fnn_add_rows_avx512(float* target, const Py_ssize_t* offsets, const float* rows,
+                                   Py_ssize_t k, Py_ssize_t n) {
+        return 0;
+    }
+    static int fnn_sgemm_nn_rows_avx512(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float* a,
+            Py_ssize_t a_rs, Py_ssize_t a_ks, const float* b, Py_ssize_t ldb, const Py_ssize_t* b_rows,
+            int accumulate, float* c, Py_ssize_t ldc) {
+        return 0;
+    }
+    static int fnn_sgemm_nt_rows_avx512(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float* a,
+            Py_ssize_t lda, const Py_ssize_t* a_rows, const float* b, Py_ssize_t ldb, int accumulate,
+            float* c, Py_ssize_t ldc) {
+        return 0;
+    }
     static int fnn_sgemm_nt_avx512(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float* a,
             Py_ssize_t lda, const float* b, Py_ssize_t ldb, int accumulate, float* c, Py_ssize_t ldc) {
         return 0;
@@ -187,6 +231,14 @@ cdef extern from *:
                              Py_ssize_t ldc) noexcept nogil
     bint fnn_sgemm_nt_avx512(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float* a, Py_ssize_t lda,
                              const float* b, Py_ssize_t ldb, int accumulate, float* c, Py_ssize_t ldc) noexcept nogil
+    bint fnn_add_rows_avx512(float* target, const Py_ssize_t* offsets, const float* rows, Py_ssize_t k,
+                             Py_ssize_t n) noexcept nogil
+    bint fnn_sgemm_nn_rows_avx512(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float* a, Py_ssize_t a_rs,
+                                  Py_ssize_t a_ks, const float* b, Py_ssize_t ldb, const Py_ssize_t* b_rows,
+                                  int accumulate, float* c, Py_ssize_t ldc) noexcept nogil
+    bint fnn_sgemm_nt_rows_avx512(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float* a, Py_ssize_t lda,
+                                  const Py_ssize_t* a_rows, const float* b, Py_ssize_t ldb, int accumulate,
+                                  float* c, Py_ssize_t ldc) noexcept nogil
 
 
 cdef inline void small_gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,

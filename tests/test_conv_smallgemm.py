@@ -177,3 +177,60 @@ def test_convolution_with_the_kernels_does_not_depend_on_the_thread_count(rng, c
         return run_layer(layer, x, np.ones_like(layer.output) * 0.5 + layer.output * 0.1)
 
     assert_identical(at_thread_counts((1, 0, 2, 3), run))
+
+
+# The shifted-plane path (float32 stride-1 layers off the Winograd path): padded and unpadded,
+# square and not, odd "same" padding, a one-column output, one channel.
+SHIFTED = [
+    ((6, 16, 5), {}, (9, 14, 14)),                          # LeNet's second layer
+    ((1, 6, 5), {"padding": 2}, (5, 28, 28)),               # LeNet's first
+    ((1, 32, 3), {"padding": 1}, (4, 28, 28)),              # the MNIST CNN's first
+    ((3, 5, (2, 4)), {"padding": "same"}, (3, 7, 9)),       # even kernel: the extra zero below/right
+    ((4, 7, (3, 5)), {"padding": (0, 1)}, (11, 6, 5)),      # a 3-column output
+    ((2, 3, (1, 3)), {}, (2, 4, 3)),                        # a one-column output
+    ((5, 2, 3), {"padding": 3}, (3, 2, 2)),                 # padding larger than the plane
+]
+
+
+def run_paths(layer, x, dy, shifted):
+    before = _conv.set_shifted_planes(shifted)
+    try:
+        results = run_layer(layer, x, dy)
+        taken = "_shifted" in vars(layer)
+    finally:
+        _conv.set_shifted_planes(before)
+    for name in layer._SCRATCH:
+        vars(layer).pop(name, None)
+    return results, taken
+
+
+@pytest.mark.parametrize("args, kwargs, shape", SHIFTED)
+def test_shifted_planes_give_im2cols_bits(rng, args, kwargs, shape):
+    """Against im2col with the same kernels: output and dinputs the same bits (each value the same
+    sum in the same order, the dropped positions adding exact zeros), dbiases too; dweights sums
+    over the extended positions, so within a GEMM's bound of an exact product instead."""
+    layer = fastnn.Layer_Conv2D(*args, dtype=np.float32, **kwargs)
+    x = rng.standard_normal((shape[0], args[0]) + shape[1:]).astype(np.float32)
+    layer.forward(x)
+    dy = rng.standard_normal(layer.output.shape).astype(np.float32)
+    (out, dx, dw, db), taken = run_paths(layer, x, dy, True)
+    assert taken
+    (out0, dx0, dw0, db0), taken0 = run_paths(layer, x, dy, False)
+    assert not taken0
+    np.testing.assert_array_equal(out, out0)
+    np.testing.assert_array_equal(dx, dx0)
+    np.testing.assert_array_equal(db, db0)
+    k = out.shape[0] * out.shape[2] * out.shape[3]      # terms of each dweights sum
+    absolute = fastnn.Layer_Conv2D(*args, dtype=np.float64, **kwargs)   # sum |x| |dy| of each
+    absolute.forward(np.abs(x).astype(np.float64))
+    absolute.backward(np.abs(dy).astype(np.float64))
+    assert np.all(np.abs(dw.astype(np.float64) - dw0) <= 2 * k * EPS * absolute.dweights + 1e-30)
+
+
+def test_shifted_planes_are_float32_stride_1_only(rng):
+    for kwargs, dtype, taken in (({}, np.float32, True), ({"stride": 2}, np.float32, False),
+                                 ({}, np.float64, False)):
+        layer = fastnn.Layer_Conv2D(2, 3, 5, dtype=dtype, **kwargs)
+        layer.forward(rng.standard_normal((2, 2, 11, 11)).astype(dtype))
+        layer.backward(np.ones_like(layer.output))
+        assert ("_shifted" in vars(layer)) == taken, (kwargs, dtype)
