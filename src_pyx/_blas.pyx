@@ -117,6 +117,42 @@ cdef inline void _gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, P
                                &beta, c, &fldc)
 
 
+cdef extern from *:
+    """
+    #if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+    static int fnn_cpu_avx512f(void) {
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx512f");
+    }
+    #else
+    static int fnn_cpu_avx512f(void) { return 0; }   /* the kernels are not compiled here */
+    #endif
+    """
+    int fnn_cpu_avx512f() noexcept nogil
+
+cdef bint _small_cpu = fnn_cpu_avx512f()     # set once at import, before any kernel can run
+cdef bint _small_enabled = True
+
+
+cdef bint small_gemm_on() noexcept nogil:
+    return _small_cpu and _small_enabled
+
+
+def set_small_gemm(bint enabled):
+    """Whether fastnn's float32 AVX-512 GEMM kernels (Conv2D's products, the compiled regression
+    step's) may run (True, the default, on a CPU with AVX-512) instead of NumPy's BLAS (False; for
+    the tests and benchmarks that compare the two). Returns the previous setting."""
+    global _small_enabled
+    cdef bint before = _small_enabled
+    _small_enabled = enabled
+    return before
+
+
+def small_gemm_available():
+    """Whether this CPU (and this build) runs fastnn's AVX-512 GEMM kernels."""
+    return bool(_small_cpu)
+
+
 cdef inline void _scale(Py_ssize_t m, Py_ssize_t n, floating beta, floating* c, Py_ssize_t ldc) noexcept nogil:
     cdef Py_ssize_t i, j
     for i in range(m):

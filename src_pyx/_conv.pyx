@@ -41,9 +41,8 @@ from _regularization cimport add_penalty_gradient
 from _winograd cimport (Tiles, input_gradient_transform, input_transform, output_gradient_transform,
                         output_transform, tiles_of, weights_gradient, weights_transform)
 from _smallgemm cimport (fnn_add_rows_avx512, fnn_sgemm_nn_avx512, fnn_sgemm_nn_rows_avx512, fnn_sgemm_nt_avx512,
-                        fnn_sgemm_nt_rows_avx512, fnn_smallgemm_cpu, fnn_smallgemm_on, fnn_smallgemm_probe,
-                        small_gemm)
-from fastnn._ext._blas cimport gemm
+                        fnn_sgemm_nt_rows_avx512, small_gemm)
+from fastnn._ext._blas cimport gemm, small_gemm_on
 from fastnn._ext._threads cimport blas_threads_pin, blas_threads_restore, threads_for_work
 
 include "_status.pxi"
@@ -189,8 +188,7 @@ def set_shifted_planes(bint enabled):
 
 
 cdef inline bint _shifted(const Geometry* g) noexcept nogil:
-    return (_shifted_enabled and g.sh == 1 and g.sw == 1 and not g.direct and fnn_smallgemm_cpu != 0
-            and fnn_smallgemm_on != 0)
+    return _shifted_enabled and g.sh == 1 and g.sw == 1 and not g.direct and small_gemm_on()
 
 
 cdef inline bint _padded(const Geometry* g) noexcept nogil:
@@ -414,24 +412,6 @@ def set_winograd(bint enabled):
     return before
 
 
-fnn_smallgemm_probe()
-
-
-def set_small_gemm(bint enabled):
-    """Whether the Winograd path may run its float32 GEMMs in fastnn's AVX-512 kernels
-    (_smallgemm.pxd; True, the default, on a CPU with AVX-512) instead of NumPy's BLAS (False; for
-    the tests and benchmarks that compare the two). Returns the previous setting."""
-    global fnn_smallgemm_on
-    cdef bint before = fnn_smallgemm_on
-    fnn_smallgemm_on = enabled
-    return before
-
-
-def small_gemm_available():
-    """Whether this CPU runs the AVX-512 GEMM kernels of the Winograd path."""
-    return bool(fnn_smallgemm_cpu)
-
-
 def small_gemm_into(cnp.ndarray a not None, cnp.ndarray b not None, cnp.ndarray out not None,
                     bint trans_a=False, bint trans_b=False, bint accumulate=False):
     """out = op(a) @ op(b) (+ out when accumulate) through the AVX-512 kernels alone, for the
@@ -458,6 +438,8 @@ def small_gemm_into(cnp.ndarray a not None, cnp.ndarray b not None, cnp.ndarray 
     if kb != k or out.shape[0] != m or out.shape[1] != n:
         raise ValueError(f"shapes do not chain: op(a) is ({m}, {k}), op(b) is ({kb}, {n}), "
                          f"out is ({out.shape[0]}, {out.shape[1]})")
+    if not small_gemm_on():
+        raise RuntimeError("the AVX-512 GEMM kernels cannot run here (no AVX-512, or switched off)")
     cdef bint done
     cdef const float* pa = <float*>cnp.PyArray_DATA(a)
     cdef const float* pb = <float*>cnp.PyArray_DATA(b)
@@ -469,7 +451,7 @@ def small_gemm_into(cnp.ndarray a not None, cnp.ndarray b not None, cnp.ndarray 
             done = fnn_sgemm_nn_avx512(m, n, k, pa, 1 if trans_a else lda, lda if trans_a else 1,
                                        pb, ldb, accumulate, pc, ldc)
     if not done:
-        raise RuntimeError("the AVX-512 GEMM kernels cannot run here (no AVX-512, or switched off)")
+        raise RuntimeError("the AVX-512 GEMM kernels are not compiled in this build")
     return out
 
 

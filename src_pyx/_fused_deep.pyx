@@ -33,7 +33,8 @@ Agreement with the per-layer path: the ReLUs, the squared errors, the loss gradi
 (-2 (y - p) / C / n), the accuracy comparison (|p - y| < precision) and the bias sums in double
 are the same formulas in the same order. The thin products are plain loops (products summed in
 input order, then the bias; the head's in eight interleaved partial sums), the middle GEMMs run on
-a chunk of rows at a time, and the weight gradients and the loss are summed chunk by chunk; so the
+a chunk of rows at a time (in float32 on AVX-512 CPUs, fastnn's own kernels, _smallgemm.pxd; the
+gradient at the middle layer's inputs as g2 @ weights2.T with weights2 transposed once a step), and the weight gradients and the loss are summed chunk by chunk; so the
 numbers differ from the per-layer path by float rounding (tests/test_fused_deep.py states and
 checks the bound). Bias gradients accumulate in double, as the per-layer kernel's.
 """
@@ -46,7 +47,7 @@ from cython.parallel cimport prange, threadid
 
 from _common cimport data, ready2, reuse2
 from _regularization cimport add_penalty_gradient
-from fastnn._ext._blas cimport gemm
+from _smallgemm cimport small_gemm
 from fastnn._ext._threads cimport blas_threads_pin, blas_threads_restore, threads_for_work
 
 # The thin sides: at most MAX_THIN inputs and outputs (a row's outputs live on the stack).
@@ -96,11 +97,13 @@ cdef inline void _combine(floating* out, const floating* coefficients, const flo
 
 
 cdef void _chunk(const floating* X, const floating* Y, const floating* w1, const floating* b1,
-                 const floating* w2, const floating* b2, const floating* w3t, const floating* b3,
+                 const floating* w2, const floating* w2t, const floating* b2, const floating* w3t,
+                 const floating* b3,
                  floating* a1, floating* g2, floating* d1, floating* dh, floating* pw1, double* pb1, floating* pw2,
                  double* pb2, floating* pw3t, double* pb3, double* loss, Py_ssize_t* hits,
                  const _Dims* d, Py_ssize_t i0, Py_ssize_t i1) noexcept nogil:
-    """Rows i0:i1 (the module docstring's steps 1-5), with the thread's buffers a1 (rows, H1), g2
+    """Rows i0:i1 (the module docstring's steps 1-5), weights2 also transposed (w2t, (H2, H1)), with
+    the thread's buffers a1 (rows, H1), g2
     (rows, H2), d1 (rows, H1) and dh (H2): their gradient sums into the partials pw1
     (K, H1), pb1 (H1), pw2 (H1, H2), pb2 (H2), pw3t (C, H2: weights3's gradient transposed), pb3
     (C), their loss sum into loss[0] and their count of close outputs into hits[0]."""
@@ -126,7 +129,7 @@ cdef void _chunk(const floating* X, const floating* Y, const floating* w1, const
             v = row[j] + b1[j]
             row[j] = zero if v <= 0 else v
     # 2. the middle product (its bias comes in step 3).
-    gemm(False, False, m, h2, h1, <floating>1, a1, h1, w2, h2, <floating>0, g2, h2)
+    small_gemm(False, False, m, h2, h1, <floating>1, a1, h1, w2, h2, <floating>0, g2, h2)
     # 3. per row: the second ReLU, the head, and the gradient back to the middle layer's output.
     for r in range(m):
         i = i0 + r
@@ -164,8 +167,8 @@ cdef void _chunk(const floating* X, const floating* Y, const floating* w1, const
         for j in range(h2):
             pb2[j] += row[j]
     # 4. the middle layer's weight gradient and the gradient at its inputs.
-    gemm(True, False, h1, h2, m, <floating>1, a1, h1, g2, h2, <floating>0, pw2, h2)
-    gemm(False, True, m, h1, h2, <floating>1, g2, h2, w2, h2, <floating>0, d1, h1)
+    small_gemm(True, False, h1, h2, m, <floating>1, a1, h1, g2, h2, <floating>0, pw2, h2)
+    small_gemm(False, False, m, h1, h2, <floating>1, g2, h2, w2t, h1, <floating>0, d1, h1)
     # 5. per row: the first ReLU's gradient, the first layer's gradients.
     for r in range(m):
         x = X + (i0 + r) * k
@@ -194,7 +197,8 @@ cdef void _step(const floating* X, const floating* Y, const floating* w1, const 
                 floating* dw1, floating* db1, floating* dw2, floating* db2, floating* dw3, floating* db3,
                 floating* buffers, floating* partials, double* sums, Py_ssize_t* counts, const _Dims* d,
                 int n_threads, double* loss_sum, Py_ssize_t* correct) noexcept nogil:
-    # buffers: w3t (C, H2), then per thread a1 (rows, H1), g2 (rows, H2), d1 (rows, H1), dh (H2).
+    # buffers: w3t (C, H2), w2t (H2, H1), then per thread a1 (rows, H1), g2 (rows, H2), d1 (rows, H1),
+    # dh (H2).
     # partials, per chunk: pw1 (K, H1), pw2 (H1, H2), pw3t (C, H2); sums, per chunk: pb1 (H1),
     # pb2 (H2), pb3 (C), the loss; counts, per chunk: the close outputs.
     cdef Py_ssize_t k = d.k, h1 = d.h1, h2 = d.h2, c = d.c, rows = d.rows
@@ -203,6 +207,7 @@ cdef void _step(const floating* X, const floating* Y, const floating* w1, const 
     cdef Py_ssize_t fsize = k * h1 + h1 * h2 + c * h2, dsize = h1 + h2 + c + 1
     cdef Py_ssize_t ch, t, j, q
     cdef floating* w3t = buffers
+    cdef floating* w2t = buffers + c * h2
     cdef floating* mine
     cdef floating* part
     cdef double* s
@@ -211,13 +216,16 @@ cdef void _step(const floating* X, const floating* Y, const floating* w1, const 
     for q in range(c):
         for j in range(h2):
             w3t[q * h2 + j] = w3[j * c + q]
-    buffers = buffers + c * h2
+    for j in range(h2):
+        for q in range(h1):
+            w2t[j * h1 + q] = w2[q * h2 + j]
+    buffers = buffers + c * h2 + h2 * h1
     cdef int saved = blas_threads_pin()
     if n_threads <= 1:
         for ch in range(n_chunks):
             part = partials + ch * fsize
             s = sums + ch * dsize
-            _chunk(X, Y, w1, b1, w2, b2, <const floating*>w3t, b3, buffers, buffers + rows * h1,
+            _chunk(X, Y, w1, b1, w2, <const floating*>w2t, b2, <const floating*>w3t, b3, buffers, buffers + rows * h1,
                    buffers + rows * (h1 + h2), buffers + rows * (2 * h1 + h2), part, s, part + k * h1, s + h1, part + k * h1 + h1 * h2,
                    s + h1 + h2, s + h1 + h2 + c, counts + ch, d, ch * rows, min(d.n, (ch + 1) * rows))
     else:
@@ -226,7 +234,7 @@ cdef void _step(const floating* X, const floating* Y, const floating* w1, const 
             mine = buffers + t * per_thread
             part = partials + ch * fsize
             s = sums + ch * dsize
-            _chunk(X, Y, w1, b1, w2, b2, <const floating*>w3t, b3, mine, mine + rows * h1,
+            _chunk(X, Y, w1, b1, w2, <const floating*>w2t, b2, <const floating*>w3t, b3, mine, mine + rows * h1,
                    mine + rows * (h1 + h2), mine + rows * (2 * h1 + h2), part, s, part + k * h1, s + h1, part + k * h1 + h1 * h2,
                    s + h1 + h2, s + h1 + h2 + c, counts + ch, d, ch * rows, min(d.n, (ch + 1) * rows))
     blas_threads_restore(saved)
@@ -331,7 +339,7 @@ def regression_step(dict dense1, dict dense2, dict dense3, dict scratch, object 
     cdef cnp.ndarray db2 = reuse2(dense2, "dbiases", 1, d.h2, typenum, b2, None)
     cdef cnp.ndarray dw3 = reuse2(dense3, "dweights", d.h2, d.c, typenum, w3, None)
     cdef cnp.ndarray db3 = reuse2(dense3, "dbiases", 1, d.c, typenum, b3, None)
-    cdef cnp.ndarray buffers = reuse2(scratch, "buffers", 1, d.c * d.h2 + n_threads * (d.rows * (2 * d.h1 + d.h2) + d.h2),
+    cdef cnp.ndarray buffers = reuse2(scratch, "buffers", 1, d.c * d.h2 + d.h2 * d.h1 + n_threads * (d.rows * (2 * d.h1 + d.h2) + d.h2),
                                       typenum, None, None)
     cdef cnp.ndarray partials = reuse2(scratch, "partials", n_chunks, d.k * d.h1 + d.h1 * d.h2 + d.c * d.h2,
                                        typenum, None, None)

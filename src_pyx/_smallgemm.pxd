@@ -17,20 +17,15 @@
 #
 # small_gemm() has the calling convention of _blas.gemm() and falls back to it for everything the
 # kernels do not cover (float64, alpha != 1, beta other than 0 or 1, both operands transposed, a CPU
-# without AVX-512, or the kernels switched off with set_small_gemm).
+# without AVX-512, or the kernels switched off with _blas.set_small_gemm).
 from cython cimport floating
-from fastnn._ext._blas cimport gemm
+from fastnn._ext._blas cimport gemm, small_gemm_on
 
 cdef extern from *:
     """
     #if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
     #include <immintrin.h>
-    static int fnn_smallgemm_cpu = 0;      /* set once at import, before any thread runs a kernel */
-    static int fnn_smallgemm_on = 1;
-    static void fnn_smallgemm_probe(void) {
-        __builtin_cpu_init();
-        fnn_smallgemm_cpu = __builtin_cpu_supports("avx512f");
-    }
+    /* Callers run these only where _blas.small_gemm_on() says so (the CPU has AVX-512). */
     #define FNN_AVX512 __attribute__((target("avx512f")))
     /* One tile: R rows (1 to 8) x up to 32 columns (masks m0, m1) of C = op(A) @ B (+ C). */
     static inline __attribute__((always_inline)) FNN_AVX512 void fnn_sgemm_tile(
@@ -73,13 +68,11 @@ cdef extern from *:
     /* C (m, n; row stride ldc) = op(A) @ B, plus C when accumulate: op(A)[i, kk] = a[i*a_rs + kk*a_ks]
        (a_rs = lda, a_ks = 1 for A; a_rs = 1, a_ks = lda for A transposed), B (k, n): row kk at
        b + b_rows[kk], or b + kk*ldb when b_rows is NULL. Returns 0, touching nothing, where the
-       kernels cannot run. */
+       kernels are not compiled. */
     #define FNN_NN_TILE(R) fnn_sgemm_tile(R, k, a + i * a_rs, a_rs, a_ks, b + j, ldb, b_rows, accumulate, c + i * ldc + j, ldc, m0, m1)
     FNN_AVX512 static int fnn_sgemm_nn_rows_avx512(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
             const float* a, Py_ssize_t a_rs, Py_ssize_t a_ks, const float* b, Py_ssize_t ldb,
             const Py_ssize_t* b_rows, int accumulate, float* c, Py_ssize_t ldc) {
-        if (!fnn_smallgemm_cpu || !fnn_smallgemm_on)
-            return 0;
         for (Py_ssize_t j = 0; j < n; j += 32) {
             Py_ssize_t w = n - j < 32 ? n - j : 32;
             __mmask16 m0 = (__mmask16)(w >= 16 ? 0xFFFF : (1u << w) - 1);
@@ -156,12 +149,10 @@ cdef extern from *:
             case 2: FNN_NT_ROW(2, S); break; case 1: FNN_NT_ROW(1, S); break; default: break; }
     /* C (m, n; row stride ldc) = A @ B.T, plus C when accumulate: A (m, k), row i at a + a_rows[i],
        or a + i*lda when a_rows is NULL; B (n, k; row stride ldb). Returns 0, touching nothing, where
-       the kernels cannot run. */
+       the kernels are not compiled. */
     FNN_AVX512 static int fnn_sgemm_nt_rows_avx512(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
             const float* a, Py_ssize_t lda, const Py_ssize_t* a_rows, const float* b, Py_ssize_t ldb,
             int accumulate, float* c, Py_ssize_t ldc) {
-        if (!fnn_smallgemm_cpu || !fnn_smallgemm_on)
-            return 0;
         for (Py_ssize_t i = 0; i < m; i += 4) {
             for (Py_ssize_t j = 0; j < n; j += 4) {
                 switch (n - j < 4 ? n - j : 4) {
@@ -178,11 +169,9 @@ cdef extern from *:
     }
     /* target[offsets[r] + j] += rows[r * n + j] for r < k, j < n, rows in order (the shifted-plane
        path's col2im; the rows overlap in target). Returns 0, touching nothing, where the kernels
-       cannot run. */
+       are not compiled. */
     FNN_AVX512 static int fnn_add_rows_avx512(float* target, const Py_ssize_t* offsets, const float* rows,
                                               Py_ssize_t k, Py_ssize_t n) {
-        if (!fnn_smallgemm_cpu || !fnn_smallgemm_on)
-            return 0;
         for (Py_ssize_t r = 0; r < k; r++) {
             float* t = target + offsets[r];
             const float* row = rows + r * n;
@@ -213,9 +202,6 @@ cdef extern from *:
             Py_ssize_t lda, const float* b, Py_ssize_t ldb, int accumulate, float* c, Py_ssize_t ldc) {
         return 0;
     }
-    static int fnn_smallgemm_cpu = 0;
-    static int fnn_smallgemm_on = 1;
-    static void fnn_smallgemm_probe(void) {}
     static int fnn_sgemm_nn_avx512(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float* a,
             Py_ssize_t a_rs, Py_ssize_t a_ks, const float* b, Py_ssize_t ldb, int accumulate,
             float* c, Py_ssize_t ldc) {
@@ -223,9 +209,6 @@ cdef extern from *:
     }
     #endif
     """
-    int fnn_smallgemm_cpu
-    int fnn_smallgemm_on
-    void fnn_smallgemm_probe() noexcept nogil
     bint fnn_sgemm_nn_avx512(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float* a, Py_ssize_t a_rs,
                              Py_ssize_t a_ks, const float* b, Py_ssize_t ldb, int accumulate, float* c,
                              Py_ssize_t ldc) noexcept nogil
@@ -248,7 +231,7 @@ cdef inline void small_gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t
     """C = alpha * op(A) @ op(B) + beta * C, as _blas.gemm (row-major, op transposes when asked):
     the AVX-512 kernels above where they apply, NumPy's BLAS otherwise."""
     if floating is float:
-        if alpha == 1 and (beta == 0 or beta == 1):
+        if alpha == 1 and (beta == 0 or beta == 1) and small_gemm_on():
             if not trans_b and fnn_sgemm_nn_avx512(m, n, k, a, 1 if trans_a else lda, lda if trans_a else 1,
                                                    b, ldb, beta == 1, c, ldc):
                 return

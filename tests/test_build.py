@@ -43,7 +43,7 @@ def test_show_config_reports_everything(capsys):
     assert "compile flags:" in out
     assert "GEMM:" in out and "thread pools:" in out
     assert "thread policy:" in out
-    conv_gemm = "fastnn's AVX-512 kernels" if fastnn._ext._conv.small_gemm_available() else "no AVX-512"
+    conv_gemm = "fastnn's AVX-512 kernels" if fastnn._ext._blas.small_gemm_available() else "no AVX-512"
     assert "conv GEMMs:" in out and conv_gemm in out
     if fastnn._ext._threads.shared_team():
         assert "one pool" in out and "OpenMP team" in out

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn._ext import _conv
+from fastnn._ext import _blas, _conv
 from _thread_counts import assert_identical, at_thread_counts
 
-pytestmark = pytest.mark.skipif(not _conv.small_gemm_available(), reason="the CPU has no AVX-512")
+pytestmark = pytest.mark.skipif(not _blas.small_gemm_available(), reason="the CPU has no AVX-512")
 
 EPS = 2.0 ** -24
 
@@ -105,12 +105,12 @@ def test_a_value_does_not_depend_on_its_tile(rng, trans_a, trans_b):
 def test_the_switch_turns_the_kernels_off_and_restores():
     a = np.ones((2, 2), np.float32)
     out = np.empty((2, 2), np.float32)
-    assert _conv.set_small_gemm(False) is True
+    assert _blas.set_small_gemm(False) is True
     try:
         with pytest.raises(RuntimeError, match="cannot run"):
             _conv.small_gemm_into(a, a, out)
     finally:
-        assert _conv.set_small_gemm(True) is False
+        assert _blas.set_small_gemm(True) is False
     np.testing.assert_array_equal(_conv.small_gemm_into(a, a, out), [[2, 2], [2, 2]])
 
 
@@ -155,11 +155,11 @@ def test_convolution_agrees_with_the_blas_path(rng, c, o, k, stride, padding, si
     layer.forward(x)
     dy = rng.standard_normal(layer.output.shape).astype(np.float32)
     with_kernels = run_layer(layer, x, dy)
-    assert _conv.set_small_gemm(False) is True
+    assert _blas.set_small_gemm(False) is True
     try:
         with_blas = run_layer(layer, x, dy)
     finally:
-        _conv.set_small_gemm(True)
+        _blas.set_small_gemm(True)
     for got, want in zip(with_kernels[:3], with_blas[:3]):
         scale = np.abs(want).max()
         np.testing.assert_allclose(got, want, rtol=0, atol=2e-5 * scale)

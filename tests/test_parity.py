@@ -18,7 +18,7 @@ import fastnn
 import _book
 import fastnn.reference as ref
 from fastnn._core.spec import declared
-from fastnn._ext import _conv
+from fastnn._ext import _blas
 
 from cases import CASES, cases, ids
 from contract import harness
@@ -104,7 +104,7 @@ def test_the_allow_lists_name_existing_things():
                 conv.forward(np.ones((2, 8, 4, 4), dtype=np.float32))
                 conv.backward(np.ones_like(conv.output))
                 sets |= set(vars(conv))
-            if not _conv.small_gemm_available():    # the shifted-plane path needs the AVX-512 kernels
+            if not _blas.small_gemm_available():    # the shifted-plane path needs the AVX-512 kernels
                 attributes = attributes - {"_shifted", "_shifted_offsets"}
         assert attributes <= sets, f"{name}: allowed extras it never sets"
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from .._ext import DISPATCHED, KERNELS, MODULES, _buildinfo, _conv, _threads
+from .._ext import DISPATCHED, KERNELS, MODULES, _blas, _buildinfo, _threads
 from .._version import __version__
 from . import blas
 
@@ -46,8 +46,9 @@ def config() -> dict:
 
 
 def conv_gemm() -> str:
-    """Which GEMMs Conv2D's float32 products run in (src_pyx/_smallgemm.pxd), in one line."""
-    if _conv.small_gemm_available():
+    """Which GEMMs Conv2D's float32 products (and the compiled regression step's) run in
+    (src_pyx/_smallgemm.pxd), in one line."""
+    if _blas.small_gemm_available():
         return "fastnn's AVX-512 kernels for float32 (float64: the GEMM above)"
     return "the GEMM above (this CPU has no AVX-512 for fastnn's conv kernels)"
 

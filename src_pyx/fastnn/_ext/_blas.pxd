@@ -12,6 +12,10 @@ cdef void sgemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize
 cdef void dgemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                 double alpha, const double* a, Py_ssize_t lda, const double* b, Py_ssize_t ldb,
                 double beta, double* c, Py_ssize_t ldc) noexcept nogil
+# Whether fastnn's float32 AVX-512 GEMM kernels (_smallgemm.pxd) may run: the CPU has AVX-512 (and
+# the compiler built them), and set_small_gemm() has not switched them off. The one probe and the
+# one switch for every module that includes the kernels.
+cdef bint small_gemm_on() noexcept nogil
 
 
 cdef inline void gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
