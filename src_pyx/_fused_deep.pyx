@@ -48,6 +48,7 @@ from cython.parallel cimport prange, threadid
 from _common cimport data, ready2, reuse2
 from _regularization cimport add_penalty_gradient
 from _smallgemm cimport small_gemm
+from fastnn._ext._blas cimport gemm, small_gemm_on
 from fastnn._ext._threads cimport blas_threads_pin, blas_threads_restore, threads_for_work
 
 # The thin sides: at most MAX_THIN inputs and outputs (a row's outputs live on the stack).
@@ -168,7 +169,10 @@ cdef void _chunk(const floating* X, const floating* Y, const floating* w1, const
             pb2[j] += row[j]
     # 4. the middle layer's weight gradient and the gradient at its inputs.
     small_gemm(True, False, h1, h2, m, <floating>1, a1, h1, g2, h2, <floating>0, pw2, h2)
-    small_gemm(False, False, m, h1, h2, <floating>1, g2, h2, w2t, h1, <floating>0, d1, h1)
+    if small_gemm_on():     # g2 @ weights2.T as a product with weights2 transposed: the kernels' fast form
+        small_gemm(False, False, m, h1, h2, <floating>1, g2, h2, w2t, h1, <floating>0, d1, h1)
+    else:
+        gemm(False, True, m, h1, h2, <floating>1, g2, h2, w2, h2, <floating>0, d1, h1)
     # 5. per row: the first ReLU's gradient, the first layer's gradients.
     for r in range(m):
         x = X + (i0 + r) * k
