@@ -26,6 +26,14 @@ ctypedef void (*sgemm32_t)(int order, int ta, int tb, int32_t m, int32_t n, int3
 ctypedef void (*dgemm32_t)(int order, int ta, int tb, int32_t m, int32_t n, int32_t k,
                            double alpha, const double* a, int32_t lda, const double* b, int32_t ldb,
                            double beta, double* c, int32_t ldc) noexcept nogil
+ctypedef void (*sgemv64_t)(int order, int ta, int64_t m, int64_t n, float alpha, const float* a, int64_t lda,
+                           const float* x, int64_t incx, float beta, float* y, int64_t incy) noexcept nogil
+ctypedef void (*dgemv64_t)(int order, int ta, int64_t m, int64_t n, double alpha, const double* a, int64_t lda,
+                           const double* x, int64_t incx, double beta, double* y, int64_t incy) noexcept nogil
+ctypedef void (*sgemv32_t)(int order, int ta, int32_t m, int32_t n, float alpha, const float* a, int32_t lda,
+                           const float* x, int32_t incx, float beta, float* y, int32_t incy) noexcept nogil
+ctypedef void (*dgemv32_t)(int order, int ta, int32_t m, int32_t n, double alpha, const double* a, int32_t lda,
+                           const double* x, int32_t incx, double beta, double* y, int32_t incy) noexcept nogil
 ctypedef void (*sgemmf_t)(char* ta, char* tb, int32_t* m, int32_t* n, int32_t* k,
                           float* alpha, float* a, int32_t* lda, float* b, int32_t* ldb,
                           float* beta, float* c, int32_t* ldc) noexcept nogil
@@ -36,22 +44,37 @@ ctypedef void (*dgemmf_t)(char* ta, char* tb, int32_t* m, int32_t* n, int32_t* k
 cdef int _kind = 0            # 0 = not set, 1 = CBLAS64, 2 = CBLAS32, 3 = FORTRAN
 cdef void* _sgemm = NULL
 cdef void* _dgemm = NULL
+cdef void* _sgemv = NULL      # optional (0: a one-row or one-column product stays a gemm)
+cdef void* _dgemv = NULL
 _backend_name = None
 
 KINDS = {"CBLAS64": 1, "CBLAS32": 2, "FORTRAN": 3}
 
 
-def set_backend(str kind, uintptr_t sgemm_address, uintptr_t dgemm_address, str name):
-    """Install the BLAS entry points (called once by fastnn._gemm at import)."""
-    global _kind, _sgemm, _dgemm, _backend_name
+def set_backend(str kind, uintptr_t sgemm_address, uintptr_t dgemm_address, str name,
+                uintptr_t sgemv_address=0, uintptr_t dgemv_address=0):
+    """Install the BLAS entry points (called once by fastnn.backend.blas at import). The gemv pair
+    is optional (CBLAS kinds only): with it, a product whose output is one row or one column (and
+    whose inner dimension is above 1) goes to gemv, as NumPy's dot and matmul send it, so it has
+    their bits and skips gemm's packing of the whole matrix."""
+    global _kind, _sgemm, _dgemm, _sgemv, _dgemv, _backend_name
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {sorted(KINDS)}, got {kind!r}")
     if sgemm_address == 0 or dgemm_address == 0:
         raise ValueError("BLAS function addresses must be non-zero")
+    if (sgemv_address == 0) != (dgemv_address == 0):
+        raise ValueError("give both gemv addresses or neither")
     _sgemm = <void*>sgemm_address
     _dgemm = <void*>dgemm_address
+    _sgemv = <void*>sgemv_address if kind != "FORTRAN" else NULL
+    _dgemv = <void*>dgemv_address if kind != "FORTRAN" else NULL
     _kind = KINDS[kind]
     _backend_name = name
+
+
+def has_gemv():
+    """Whether one-row and one-column products go to BLAS gemv (see set_backend)."""
+    return _sgemv != NULL
 
 
 def backend():
@@ -59,6 +82,78 @@ def backend():
     if _kind == 0:
         return None
     return ({v: k for k, v in KINDS.items()}[_kind], _backend_name)
+
+
+cdef enum:
+    _GEMV_STACK = 4096     # values: a one-row or one-column C with beta == 1 up to this long
+
+
+cdef inline bint _gemv(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                       floating alpha, const floating* a, Py_ssize_t lda,
+                       const floating* b, Py_ssize_t ldb,
+                       floating beta, floating* c, Py_ssize_t ldc) noexcept nogil:
+    """C (m, n) with m == 1 or n == 1, k > 1, as gemv: one row of C is op(B).T @ (A's row), one
+    column op(A) @ (B's column), the matrix in its stored orientation (the calls NumPy makes: the
+    same bits as np.dot and np.matmul, tested). beta == 0 zeroes C first, so NaN there never
+    survives, as with gemm. beta == 1 (the Dense forward's bias, folded in) computes the product
+    apart and then adds C to it, so each value is (the product) + C as gemm and NumPy's
+    `x @ w + b` round it, not gemv's running sum from C. False, doing nothing, for any other beta
+    or a longer C with beta == 1: the caller runs gemm."""
+    cdef int ta
+    cdef const floating* mat
+    cdef const floating* vec
+    cdef Py_ssize_t rows, cols, ld, incv, incy, length, i
+    cdef floating product[_GEMV_STACK]
+    cdef floating* y = c
+    cdef Py_ssize_t incr
+    if m == 1:                 # C's row = op(B).T @ x, x = op(A)'s row
+        vec = a
+        incv = lda if trans_a else 1
+        mat = b
+        ld = ldb
+        if trans_b:            # B stored (n, k): y = B @ x
+            ta, rows, cols = NO_TRANS, n, k
+        else:                  # B stored (k, n): y = B.T @ x
+            ta, rows, cols = TRANS, k, n
+        incy = 1
+        length = n
+    else:                      # C's column = op(A) @ v, v = op(B)'s column
+        vec = b
+        incv = 1 if trans_b else ldb
+        mat = a
+        ld = lda
+        if trans_a:            # A stored (k, m): y = A.T @ v
+            ta, rows, cols = TRANS, k, m
+        else:                  # A stored (m, k): y = A @ v
+            ta, rows, cols = NO_TRANS, m, k
+        incy = ldc
+        length = m
+    if beta == 1:
+        if length > _GEMV_STACK:
+            return False
+        y = product
+        incr = incy
+        incy = 1
+    elif beta != 0:
+        return False
+    for i in range(length):
+        y[i * incy] = 0
+    if _kind == 1:
+        if floating is float:
+            (<sgemv64_t>_sgemv)(ROW_MAJOR, ta, rows, cols, alpha, mat, ld, vec, incv, 0, y, incy)
+        else:
+            (<dgemv64_t>_dgemv)(ROW_MAJOR, ta, rows, cols, alpha, mat, ld, vec, incv, 0, y, incy)
+    else:
+        if floating is float:
+            (<sgemv32_t>_sgemv)(ROW_MAJOR, ta, <int32_t>rows, <int32_t>cols, alpha, mat, <int32_t>ld, vec,
+                                <int32_t>incv, 0, y, <int32_t>incy)
+        else:
+            (<dgemv32_t>_dgemv)(ROW_MAJOR, ta, <int32_t>rows, <int32_t>cols, alpha, mat, <int32_t>ld, vec,
+                                <int32_t>incv, 0, y, <int32_t>incy)
+    if beta == 1:
+        for i in range(length):
+            c[i * incr] = product[i] + c[i * incr]
+    return True
 
 
 cdef void sgemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
@@ -86,6 +181,9 @@ cdef inline void _gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, P
     if k == 0:
         # BLAS leaves C untouched for k == 0 only when beta == 1; make the empty sum explicit.
         _scale(m, n, beta, c, ldc)
+        return
+    if k > 1 and (m == 1 or n == 1) and _sgemv != NULL and _gemv(trans_a, trans_b, m, n, k, alpha, a, lda,
+                                                                    b, ldb, beta, c, ldc):
         return
     if _kind == 1:
         if floating is float:

@@ -140,3 +140,33 @@ def test_kernels_import_nothing_from_the_python_package(source):
     sources = [p for p in (source / "src_pyx").rglob("*") if p.suffix in (".pyx", ".pxd", ".pxi", ".tp")]
     pattern = re.compile(r"^\s*(from\s+fastnn\S*\s+import\s|import\s+fastnn)", re.MULTILINE)
     assert [p.name for p in sources if pattern.search(p.read_text())] == []
+
+
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("trans_b", [False, True])
+@pytest.mark.parametrize("m, k, n", [(1, 784, 128), (1, 5, 7), (1, 64, 3), (9, 33, 1), (128, 64, 1), (1, 2, 1)])
+def test_one_row_and_one_column_products_have_numpys_bits(dtype, rng, trans_a, trans_b, m, k, n):
+    """One-row and one-column outputs go to gemv, as NumPy sends them: np.matmul's bits, with
+    beta = 0 (NaN in out ignored) and beta = 1 (out added after the product, as `x @ w + b`); any
+    other beta takes gemm, within rounding. A 1x1 output is NumPy's dot: within rounding only."""
+    a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(dtype)
+    b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(dtype)
+    product = np.matmul(a.T if trans_a else a, b.T if trans_b else b)
+    exact = fastnn.backend.blas._blas.has_gemv() and not (m == 1 and n == 1)
+    check = np.testing.assert_array_equal if exact else (
+        lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-5 if dtype == np.float32 else 1e-12))
+    out = np.full((m, n), np.nan, dtype)
+    check(fastnn.backend.blas.gemm(a, b, out, trans_a=trans_a, trans_b=trans_b), product)
+    c = rng.standard_normal((m, n)).astype(dtype)
+    out = c.copy()
+    check(fastnn.backend.blas.gemm(a, b, out, trans_a=trans_a, trans_b=trans_b, beta=1.0), product + c)
+    out = c.copy()
+    np.testing.assert_allclose(fastnn.backend.blas.gemm(a, b, out, trans_a=trans_a, trans_b=trans_b, beta=3.0),
+                               product + 3 * c, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5)
+
+
+def test_numpys_blas_exports_gemv():
+    """NumPy's bundled OpenBLAS exports gemv next to gemm, so the one-row path is in use."""
+    kind, _ = fastnn.backend.blas.backend()
+    if kind != "FORTRAN":
+        assert fastnn.backend.blas._blas.has_gemv()

@@ -3,10 +3,12 @@
 fastnn never implements GEMM. Its kernels call BLAS from C (``src_pyx/_blas.pyx``) so that a whole
 dense layer is one call without the GIL, and the BLAS they call is **NumPy's own**: one OpenBLAS
 thread pool in the process, and products bit-identical to ``np.matmul`` on the same shapes and
-thread count wherever NumPy calls gemm too: an output with at least two rows and two columns (or an
-inner dimension of 1). For a single row or column NumPy switches to gemv/dot, whose summation order
-may differ in the last bits (tests/test_kernels.py, ``gemm_is_gemm``). This module finds NumPy's
-sgemm/dgemm once, at import, and installs their addresses.
+thread count: an output with at least two rows and two columns (or an inner dimension of 1) goes
+to gemm, as NumPy sends it; one with a single row or column goes to gemv, as NumPy's dot and
+matmul send it (when the library exports gemv; tests/test_kernels.py checks the bits). A 1x1
+output with an inner dimension above 1 is a gemv here and a dot product in NumPy, whose summation
+order may differ in the last bits. This module finds NumPy's sgemm/dgemm (and sgemv/dgemv) once,
+at import, and installs their addresses.
 
 Lookup order:
 1. the CBLAS symbols of the library NumPy's core extension links against. PyPI wheels bundle
@@ -27,7 +29,8 @@ import numpy as np
 
 from .._ext import _blas, _threads
 
-# (symbol for float32, symbol for float64, calling convention), most specific first.
+# (symbol for float32, symbol for float64, calling convention), most specific first. The gemv
+# symbols are the same names with gemv for gemm.
 _CBLAS_CANDIDATES = (
     ("scipy_cblas_sgemm64_", "scipy_cblas_dgemm64_", "CBLAS64"),
     ("cblas_sgemm64_", "cblas_dgemm64_", "CBLAS64"),
@@ -70,7 +73,8 @@ def _find_numpy_cblas():
         for s_name, d_name, kind in _CBLAS_CANDIDATES:
             s, d = _addresses(lib, s_name, d_name)
             if s and d:
-                return kind, s, d, f"NumPy's BLAS ({s_name} from {os.path.basename(path)})"
+                sv, dv = _addresses(lib, s_name.replace("gemm", "gemv"), d_name.replace("gemm", "gemv"))
+                return kind, s, d, f"NumPy's BLAS ({s_name} from {os.path.basename(path)})", sv or 0, dv or 0
     return None
 
 
@@ -89,7 +93,7 @@ def _find_scipy_blas():
         ctypes.pythonapi.PyCapsule_GetName.restype = ctypes.c_char_p
         ctypes.pythonapi.PyCapsule_GetName.argtypes = [ctypes.py_object]
         addresses.append(get(capsule, ctypes.pythonapi.PyCapsule_GetName(capsule)))
-    return "FORTRAN", addresses[0], addresses[1], "scipy.linalg.cython_blas (a second BLAS next to NumPy's)"
+    return "FORTRAN", addresses[0], addresses[1], "scipy.linalg.cython_blas (a second BLAS next to NumPy's)", 0, 0
 
 
 def install_backend() -> tuple[str, str]:
@@ -101,8 +105,10 @@ def install_backend() -> tuple[str, str]:
             "symbol and SciPy is not installed. Install SciPy (pip install scipy) or a NumPy "
             "wheel from PyPI."
         )
-    kind, s_address, d_address, description = found
-    _blas.set_backend(kind, s_address, d_address, description)
+    kind, s_address, d_address, description, sv_address, dv_address = found
+    if not (sv_address and dv_address):
+        sv_address = dv_address = 0
+    _blas.set_backend(kind, s_address, d_address, description, sv_address, dv_address)
     return kind, description
 
 
