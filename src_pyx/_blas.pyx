@@ -262,6 +262,18 @@ cimport numpy as cnp
 cnp.import_array()
 
 
+cdef int chain_shapes(a, b, out, bint trans_a, bint trans_b, Py_ssize_t* m, Py_ssize_t* k,
+                      Py_ssize_t* n) except -1:
+    m[0] = a.shape[1] if trans_a else a.shape[0]
+    k[0] = a.shape[0] if trans_a else a.shape[1]
+    cdef Py_ssize_t kb = b.shape[1] if trans_b else b.shape[0]
+    n[0] = b.shape[0] if trans_b else b.shape[1]
+    if k[0] != kb or out.shape[0] != m[0] or out.shape[1] != n[0]:
+        raise ValueError(f"shapes do not chain: op(a) is ({m[0]}, {k[0]}), op(b) is ({kb}, {n[0]}), "
+                         f"out is ({out.shape[0]}, {out.shape[1]})")
+    return 0
+
+
 def gemm_into(cnp.ndarray a not None, cnp.ndarray b not None, cnp.ndarray out not None,
               bint trans_a=False, bint trans_b=False, double alpha=1.0, double beta=0.0):
     """out = alpha * op(a) @ op(b) + beta * out, where op transposes when asked.
@@ -282,13 +294,8 @@ def gemm_into(cnp.ndarray a not None, cnp.ndarray b not None, cnp.ndarray out no
             raise ValueError(f"{name} must be C-contiguous")
     if not out.flags.writeable:
         raise ValueError("out must be writeable")
-    cdef Py_ssize_t m = a.shape[1] if trans_a else a.shape[0]
-    cdef Py_ssize_t k = a.shape[0] if trans_a else a.shape[1]
-    cdef Py_ssize_t kb = b.shape[1] if trans_b else b.shape[0]
-    cdef Py_ssize_t n = b.shape[0] if trans_b else b.shape[1]
-    if k != kb or out.shape[0] != m or out.shape[1] != n:
-        raise ValueError(f"shapes do not chain: op(a) is ({m}, {k}), op(b) is ({kb}, {n}), "
-                         f"out is ({out.shape[0]}, {out.shape[1]})")
+    cdef Py_ssize_t m, k, n
+    chain_shapes(a, b, out, trans_a, trans_b, &m, &k, &n)
     if _kind == 0:
         raise RuntimeError("no BLAS backend installed; import fastnn first")
     with nogil:

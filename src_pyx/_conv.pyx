@@ -42,7 +42,7 @@ from _winograd cimport (Tiles, input_gradient_transform, input_transform, output
                         output_transform, tiles_of, weights_gradient, weights_transform)
 from _smallgemm cimport (fnn_add_rows_avx512, fnn_sgemm_nn_avx512, fnn_sgemm_nn_rows_avx512, fnn_sgemm_nt_avx512,
                         fnn_sgemm_nt_rows_avx512, small_gemm)
-from fastnn._ext._blas cimport gemm, small_gemm_on
+from fastnn._ext._blas cimport chain_shapes, gemm, small_gemm_on
 from fastnn._ext._threads cimport blas_threads_pin, blas_threads_restore, threads_for_work
 
 include "_status.pxi"
@@ -430,14 +430,9 @@ def small_gemm_into(cnp.ndarray a not None, cnp.ndarray b not None, cnp.ndarray 
                          "with both transposed")
     if not out.flags.writeable:
         raise ValueError("out must be writeable")
-    cdef Py_ssize_t m = a.shape[1] if trans_a else a.shape[0]
-    cdef Py_ssize_t k = a.shape[0] if trans_a else a.shape[1]
-    cdef Py_ssize_t kb = b.shape[1] if trans_b else b.shape[0]
-    cdef Py_ssize_t n = b.shape[0] if trans_b else b.shape[1]
+    cdef Py_ssize_t m, k, n
+    chain_shapes(a, b, out, trans_a, trans_b, &m, &k, &n)
     cdef Py_ssize_t lda = a.strides[0] // 4, ldb = b.strides[0] // 4, ldc = out.strides[0] // 4
-    if kb != k or out.shape[0] != m or out.shape[1] != n:
-        raise ValueError(f"shapes do not chain: op(a) is ({m}, {k}), op(b) is ({kb}, {n}), "
-                         f"out is ({out.shape[0]}, {out.shape[1]})")
     if not small_gemm_on():
         raise RuntimeError("the AVX-512 GEMM kernels cannot run here (no AVX-512, or switched off)")
     cdef bint done

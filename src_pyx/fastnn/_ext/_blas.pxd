@@ -16,6 +16,9 @@ cdef void dgemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize
 # the compiler built them), and set_small_gemm() has not switched them off. The one probe and the
 # one switch for every module that includes the kernels.
 cdef bint small_gemm_on() noexcept nogil
+# The (m, k, n) of out = op(a) @ op(b) for 2-D arrays, or ValueError naming the three shapes.
+cdef int chain_shapes(a, b, out, bint trans_a, bint trans_b, Py_ssize_t* m, Py_ssize_t* k,
+                      Py_ssize_t* n) except -1
 
 
 cdef inline void gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
