@@ -1,9 +1,10 @@
-# Small float32 GEMMs in AVX-512 for the Winograd path of Conv2D (_conv.pyx). No .pyx sits behind
-# this file: everything here is inline.
+# Small float32 GEMMs in AVX-512 for Conv2D (_conv.pyx: the Winograd, shifted-plane and im2col
+# paths) and the compiled regression step (_fused_deep.pyx). No .pyx sits behind this file:
+# everything here is inline.
 #
-# The Winograd path's GEMMs are many and short: per block of samples, 16 products (O, C) @ (C, P)
-# (forward), U.T @ dM (dinputs) and dM @ V.T (dweights), with C and O a few tens and P a few
-# hundred tiles. NumPy's BLAS packs both operands on every call, and where its build picks the
+# Their GEMMs are many and short: the Winograd path's, per block of samples, are 16 products
+# (O, C) @ (C, P) (forward), U.T @ dM (dinputs) and dM @ V.T (dweights), with C and O a few tens
+# and P a few hundred tiles. NumPy's BLAS packs both operands on every call, and where its build picks the
 # AVX2 kernels on a CPU that has AVX-512 (OpenBLAS does where OPENBLAS_CORETYPE says Haswell, or
 # where it does not know the CPU) it also runs at half the vector width. The kernels below read
 # the operands where they lie: a tile of C is 8 rows x 32 columns (16 accumulators of 16 floats),
