@@ -34,7 +34,8 @@ Agreement with the per-layer path: the ReLUs, the squared errors, the loss gradi
 are the same formulas in the same order. The thin products are plain loops (products summed in
 input order, then the bias; the head's in eight interleaved partial sums), the middle GEMMs run on
 a chunk of rows at a time (in float32 on AVX-512 CPUs, fastnn's own kernels, _smallgemm.pxd; the
-gradient at the middle layer's inputs as g2 @ weights2.T with weights2 transposed once a step), and the weight gradients and the loss are summed chunk by chunk; so the
+gradient at the middle layer's inputs as g2 @ weights2.T with weights2 transposed once a step),
+and the weight gradients and the loss are summed chunk by chunk; so the
 numbers differ from the per-layer path by float rounding (tests/test_fused_deep.py states and
 checks the bound). Bias gradients accumulate in double, as the per-layer kernel's.
 """
@@ -63,6 +64,14 @@ cdef enum:
 cdef struct _Dims:
     Py_ssize_t n, k, h1, h2, c, rows
     double precision
+
+
+cdef inline bint _own_kernels(const floating* dtype_of) noexcept nogil:
+    """Whether the middle products run in fastnn's AVX-512 kernels (float32, where they run);
+    NumPy's BLAS otherwise, as in the per-layer path."""
+    if floating is float:
+        return small_gemm_on()
+    return False
 
 
 cdef inline floating _dot8(const floating* a, const floating* b, Py_ssize_t n) noexcept nogil:
@@ -169,7 +178,7 @@ cdef void _chunk(const floating* X, const floating* Y, const floating* w1, const
             pb2[j] += row[j]
     # 4. the middle layer's weight gradient and the gradient at its inputs.
     small_gemm(True, False, h1, h2, m, <floating>1, a1, h1, g2, h2, <floating>0, pw2, h2)
-    if small_gemm_on():     # g2 @ weights2.T as a product with weights2 transposed: the kernels' fast form
+    if _own_kernels(w2):    # g2 @ weights2.T as a product with weights2 transposed: the kernels' fast form
         small_gemm(False, False, m, h1, h2, <floating>1, g2, h2, w2t, h1, <floating>0, d1, h1)
     else:
         gemm(False, True, m, h1, h2, <floating>1, g2, h2, w2, h2, <floating>0, d1, h1)
@@ -220,9 +229,10 @@ cdef void _step(const floating* X, const floating* Y, const floating* w1, const 
     for q in range(c):
         for j in range(h2):
             w3t[q * h2 + j] = w3[j * c + q]
-    for j in range(h2):
-        for q in range(h1):
-            w2t[j * h1 + q] = w2[q * h2 + j]
+    if _own_kernels(w2):    # only the AVX-512 kernels read weights2 transposed
+        for j in range(h2):
+            for q in range(h1):
+                w2t[j * h1 + q] = w2[q * h2 + j]
     buffers = buffers + c * h2 + h2 * h1
     cdef int saved = blas_threads_pin()
     if n_threads <= 1:
