@@ -12,9 +12,79 @@ from cython cimport floating
 
 from _common cimport data, is_float_typenum, ready, ready2, reuse2
 from _regularization cimport add_penalty_gradient
-from fastnn._ext._blas cimport gemm
+from cython.parallel cimport prange
+from fastnn._ext._blas cimport gemm, small_gemm_on
+from fastnn._ext._threads cimport threads_for_work
+from _smallgemm cimport fnn_sgemm_nn_range_avx512, fnn_transpose_avx512
 
 include "_status.pxi"
+
+
+# ---------------------------------------------------------------------------------------------
+# fastnn's own products (float32, CPUs with AVX-512, _smallgemm.pxd), for Model.train only.
+#
+# Outside Model.train every product is NumPy's BLAS call, with NumPy's bits (below). Model.train
+# switches this thread to fastnn's own kernels for its steps (fastnn/_plan.py's GemmPlan, through
+# own_gemm()): the same products, summed over the inner dimension in order in blocks of 256, one
+# fused multiply-add per term, so they differ from BLAS's by float rounding only (a GEMM's error
+# bound) and never depend on the thread count: C is split into ranges of rows and 32-column
+# panels, each computed whole by one thread. Where NumPy's OpenBLAS runs its AVX2 kernels on an
+# AVX-512 CPU (OPENBLAS_CORETYPE=Haswell, or a CPU it does not know) they are about twice as
+# fast; against OpenBLAS's own AVX-512 kernels, within about 10% either way.
+cdef extern from *:
+    """
+    static __thread int fnn_dense_own_gemm = 0;   /* per thread: Model.train's steps */
+    static int fnn_dense_get_own(void) { return fnn_dense_own_gemm; }
+    static void fnn_dense_set_own(int on) { fnn_dense_own_gemm = on; }
+    """
+    int fnn_dense_get_own() noexcept nogil
+    void fnn_dense_set_own(int on) noexcept nogil
+
+
+def own_gemm(bint enabled):
+    """Whether this thread's float32 Dense products run in fastnn's own AVX-512 kernels (True)
+    or in NumPy's BLAS (False, the default); returns the previous setting. Model.train's steps
+    switch it on around each step's forward and backward passes (fastnn/_plan.py)."""
+    cdef bint before = fnn_dense_get_own()
+    fnn_dense_set_own(enabled)
+    return before
+
+
+cdef inline int _own(int typenum, Py_ssize_t work) noexcept:
+    """0: BLAS; else fastnn's kernels, on up to that many threads (`work` multiply-adds)."""
+    if typenum == cnp.NPY_FLOAT32 and fnn_dense_get_own() and small_gemm_on():
+        return threads_for_work(work, 1 << 30)
+    return 0
+
+
+cdef enum:
+    _PANEL = 32          # the kernels' column panel
+
+
+cdef void _own_product(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float* a, Py_ssize_t a_rs,
+                       Py_ssize_t a_ks, const float* b, bint accumulate, float* c, int n_threads) noexcept nogil:
+    """C (m, n) = op(A) @ B (+ C), B (k, n) and C contiguous; op(A)[i, q] = a[i*a_rs + q*a_ks].
+    Split over up to n_threads OpenMP threads by ranges of rows and panels; the values do not
+    depend on the split."""
+    cdef Py_ssize_t panels = (n + _PANEL - 1) // _PANEL
+    # Items: every panel, times enough blocks of rows (multiples of 8) for two items per thread.
+    cdef Py_ssize_t blocks = 1
+    if panels < 2 * n_threads:
+        blocks = (2 * n_threads + panels - 1) // panels
+    cdef Py_ssize_t rows = (((m + blocks - 1) // blocks) + 7) // 8 * 8
+    if rows < 8:
+        rows = 8
+    blocks = (m + rows - 1) // rows
+    if blocks * panels < n_threads:
+        n_threads = <int>(blocks * panels)
+    if n_threads <= 1:
+        fnn_sgemm_nn_range_avx512(n, k, a, a_rs, a_ks, b, n, accumulate, c, n, 0, m, 0, panels)
+        return
+    cdef Py_ssize_t item, i0
+    for item in prange(blocks * panels, num_threads=n_threads, schedule="static"):
+        i0 = (item // panels) * rows
+        fnn_sgemm_nn_range_avx512(n, k, a, a_rs, a_ks, b, n, accumulate, c, n, i0, min(i0 + rows, m),
+                                  item % panels, item % panels + 1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -48,7 +118,17 @@ cdef inline void _add_row(floating* output, const floating* row, Py_ssize_t n_sa
 
 cdef inline void _dense_forward(const floating* inputs, const floating* weights, const floating* biases,
                                 floating* output, Py_ssize_t n_samples, Py_ssize_t n_inputs,
-                                Py_ssize_t n_neurons) noexcept nogil:
+                                Py_ssize_t n_neurons, int own) noexcept nogil:
+    # own (float32 only): 0 for BLAS, else fastnn's kernels on up to `own` threads.
+    if floating is float:
+        if own:     # the bias rows first, the product added to them: round(sum + bias) for K <= 256
+            if n_inputs <= BIAS_IN_GEMM_MAX_INPUTS:
+                _fill_rows(output, biases, n_samples, n_neurons)
+                _own_product(n_samples, n_neurons, n_inputs, inputs, n_inputs, 1, weights, True, output, own)
+            else:
+                _own_product(n_samples, n_neurons, n_inputs, inputs, n_inputs, 1, weights, False, output, own)
+                _add_row(output, biases, n_samples, n_neurons)
+            return
     if n_inputs <= BIAS_IN_GEMM_MAX_INPUTS:
         _fill_rows(output, biases, n_samples, n_neurons)
         gemm(False, False, n_samples, n_neurons, n_inputs, <floating>1, inputs, n_inputs,
@@ -84,15 +164,29 @@ cdef inline void _dense_backward(const floating* dvalues, const floating* inputs
                                  const floating* biases, floating* dweights, floating* dbiases,
                                  floating* dinputs, double* accumulator,
                                  Py_ssize_t n_samples, Py_ssize_t n_inputs, Py_ssize_t n_neurons,
-                                 double l1w, double l2w, double l1b, double l2b) noexcept nogil:
-    gemm(True, False, n_inputs, n_neurons, n_samples, <floating>1, inputs, n_inputs,
-         dvalues, n_neurons, <floating>0, dweights, n_neurons)
+                                 double l1w, double l2w, double l1b, double l2b, int own,
+                                 floating* weights_t) noexcept nogil:
+    # own (float32 only): 0 for BLAS, else fastnn's kernels on up to `own` threads; then
+    # weights_t is room for weights.T (when dinputs is wanted), through which dinputs is an
+    # (n_samples, n_neurons) @ (n_neurons, n_inputs) product the kernels read row by row.
+    if floating is float:
+        if own:
+            _own_product(n_inputs, n_neurons, n_samples, inputs, 1, n_inputs, dvalues, False, dweights, own)
+    if floating is double or not own:
+        gemm(True, False, n_inputs, n_neurons, n_samples, <floating>1, inputs, n_inputs,
+             dvalues, n_neurons, <floating>0, dweights, n_neurons)
     add_penalty_gradient(dweights, weights, n_inputs * n_neurons, l1w, l2w)
     _column_sums(dvalues, dbiases, accumulator, n_samples, n_neurons)
     add_penalty_gradient(dbiases, biases, n_neurons, l1b, l2b)
-    if dinputs != NULL:
-        gemm(False, True, n_samples, n_inputs, n_neurons, <floating>1, dvalues, n_neurons,
-             weights, n_neurons, <floating>0, dinputs, n_inputs)
+    if dinputs == NULL:
+        return
+    if floating is float:
+        if own:
+            fnn_transpose_avx512(weights, weights_t, n_inputs, n_neurons)
+            _own_product(n_samples, n_inputs, n_neurons, dvalues, n_neurons, 1, weights_t, False, dinputs, own)
+            return
+    gemm(False, True, n_samples, n_inputs, n_neurons, <floating>1, dvalues, n_neurons,
+         weights, n_neurons, <floating>0, dinputs, n_inputs)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -133,11 +227,12 @@ def forward(dict state, object inputs):
     cdef void* p_w = data(weights)
     cdef void* p_b = data(biases)
     cdef void* p_out = data(output)
+    cdef int own = _own(typenum, n_samples * n_inputs * n_neurons)
     with nogil:
         if typenum == cnp.NPY_FLOAT32:
-            _dense_forward(<float*>p_x, <float*>p_w, <float*>p_b, <float*>p_out, n_samples, n_inputs, n_neurons)
+            _dense_forward(<float*>p_x, <float*>p_w, <float*>p_b, <float*>p_out, n_samples, n_inputs, n_neurons, own)
         else:
-            _dense_forward(<double*>p_x, <double*>p_w, <double*>p_b, <double*>p_out, n_samples, n_inputs, n_neurons)
+            _dense_forward(<double*>p_x, <double*>p_w, <double*>p_b, <double*>p_out, n_samples, n_inputs, n_neurons, 0)
     state["inputs"] = x
     return _OK
 
@@ -192,15 +287,21 @@ def backward(dict state, object dvalues, bint want_dinputs=True):
     cdef void* p_b = data(biases)
     cdef void* p_dw = data(dweights)
     cdef void* p_db = data(dbiases)
+    # fastnn's own products (Model.train): weights.T in a scratch buffer of the layer (Layer_Dense
+    # leaves it out of copies and pickles).
+    cdef int own = _own(typenum, n_samples * n_inputs * n_neurons)
+    cdef void* p_wt = NULL
+    if own and want_dinputs:
+        p_wt = data(reuse2(state, "_weights_t", n_neurons, n_inputs, typenum, None, None))
     with nogil:
         if typenum == cnp.NPY_FLOAT32:
             _dense_backward(<float*>p_dv, <float*>p_x, <float*>p_w, <float*>p_b, <float*>p_dw,
                             <float*>p_db, <float*>p_dx, p_acc, n_samples, n_inputs, n_neurons,
-                            l1w, l2w, l1b, l2b)
+                            l1w, l2w, l1b, l2b, own, <float*>p_wt)
         else:
             _dense_backward(<double*>p_dv, <double*>p_x, <double*>p_w, <double*>p_b, <double*>p_dw,
                             <double*>p_db, <double*>p_dx, p_acc, n_samples, n_inputs, n_neurons,
-                            l1w, l2w, l1b, l2b)
+                            l1w, l2w, l1b, l2b, 0, NULL)
     if p_acc != stack_sums:
         PyMem_Free(p_acc)
     return _OK

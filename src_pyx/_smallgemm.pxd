@@ -94,6 +94,57 @@ cdef extern from *:
             float* c, Py_ssize_t ldc) {
         return fnn_sgemm_nn_rows_avx512(m, n, k, a, a_rs, a_ks, b, ldb, NULL, accumulate, c, ldc);
     }
+    /* Rows [i0, i1) and the 32-column panels p0 <= p < p1 of C = op(A) @ B (+ C), as
+       fnn_sgemm_nn_avx512, with the inner dimension in blocks of FNN_KC: each block's sum runs
+       over its k in order and is added to C, blocks in order (the first one stored, or added to C
+       when accumulate). So a value depends on neither the thread nor the range it falls in. Each
+       block of B (FNN_KC x 32) is first copied to a contiguous buffer on the stack (32 KB), which
+       stays in the first-level cache while the range's rows go by: read in place, a wide B's rows
+       lie a multiple of 4 KB apart, in one cache set and one page each. The Dense layers'
+       products in Model.train (_dense.pyx) split C into such ranges. */
+    #define FNN_KC 256
+    #define FNN_NN_BLOCK(R) fnn_sgemm_tile(R, kc, a + i * a_rs + kb * a_ks, a_rs, a_ks, pack, 32, NULL, acc, c + i * ldc + j, ldc, m0, m1)
+    FNN_AVX512 static int fnn_sgemm_nn_range_avx512(Py_ssize_t n, Py_ssize_t k, const float* a,
+            Py_ssize_t a_rs, Py_ssize_t a_ks, const float* b, Py_ssize_t ldb, int accumulate, float* c,
+            Py_ssize_t ldc, Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t p0, Py_ssize_t p1) {
+        float pack[FNN_KC * 32] __attribute__((aligned(64)));
+        for (Py_ssize_t p = p0; p < p1; p++) {
+            const Py_ssize_t j = p * 32, w = n - j < 32 ? n - j : 32;
+            const __mmask16 m0 = (__mmask16)(w >= 16 ? 0xFFFF : (1u << w) - 1);
+            const __mmask16 m1 = (__mmask16)(w >= 32 ? 0xFFFF : w <= 16 ? 0 : (1u << (w - 16)) - 1);
+            for (Py_ssize_t kb = 0; kb < k || kb == 0; kb += FNN_KC) {
+                const Py_ssize_t kc = k - kb < FNN_KC ? k - kb : FNN_KC;
+                const int acc = accumulate || kb > 0;
+                for (Py_ssize_t q = 0; q < kc; q++) {
+                    const float* row = b + (kb + q) * ldb + j;
+                    _mm512_store_ps(pack + q * 32, _mm512_maskz_loadu_ps(m0, row));
+                    _mm512_store_ps(pack + q * 32 + 16, _mm512_maskz_loadu_ps(m1, row + 16));
+                }
+                Py_ssize_t i = i0;
+                for (; i + 8 <= i1; i += 8)
+                    FNN_NN_BLOCK(8);
+                switch (i1 - i) {
+                    case 7: FNN_NN_BLOCK(7); break; case 6: FNN_NN_BLOCK(6); break; case 5: FNN_NN_BLOCK(5); break;
+                    case 4: FNN_NN_BLOCK(4); break; case 3: FNN_NN_BLOCK(3); break; case 2: FNN_NN_BLOCK(2); break;
+                    case 1: FNN_NN_BLOCK(1); break; default: break;
+                }
+            }
+        }
+        return 1;
+    }
+    /* wt (columns, rows) = w (rows, columns).T: 16 rows of w at a time, one gather per column. */
+    FNN_AVX512 static int fnn_transpose_avx512(const float* w, float* wt, Py_ssize_t rows, Py_ssize_t columns) {
+        const __m512i lanes = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                                 _mm512_set1_epi32((int)columns));
+        for (Py_ssize_t i = 0; i < rows; i += 16) {
+            const __mmask16 mk = (__mmask16)(rows - i >= 16 ? 0xFFFF : (1u << (rows - i)) - 1);
+            const float* base = w + i * columns;
+            for (Py_ssize_t j = 0; j < columns; j++)
+                _mm512_mask_storeu_ps(wt + j * rows + i, mk,
+                                      _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mk, lanes, base + j, 4));
+        }
+        return 1;
+    }
     /* The 16 sums of the lanes of s[0..15], in one vector: lane 4L + e holds the sum of
        s[(0, 2, 1, 3)[e] + (0, 8, 4, 12)[L]] (a tree of 45 shuffles and adds instead of 16
        separate reductions of about 8 each). */
@@ -185,8 +236,16 @@ cdef extern from *:
         return 1;
     }
     #else
+    static int fnn_sgemm_nn_range_avx512(Py_ssize_t n, Py_ssize_t k, const float* a, Py_ssize_t a_rs,
+            Py_ssize_t a_ks, const float* b, Py_ssize_t ldb, int accumulate, float* c, Py_ssize_t ldc,
+            Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t p0, Py_ssize_t p1) {
+        return 0;
+    }
     static int fnn_add_rows_avx512(float* target, const Py_ssize_t* offsets, const float* rows,
                                    Py_ssize_t k, Py_ssize_t n) {
+        return 0;
+    }
+    static int fnn_transpose_avx512(const float* w, float* wt, Py_ssize_t rows, Py_ssize_t columns) {
         return 0;
     }
     static int fnn_sgemm_nn_rows_avx512(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float* a,
@@ -215,6 +274,11 @@ cdef extern from *:
                              Py_ssize_t ldc) noexcept nogil
     bint fnn_sgemm_nt_avx512(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float* a, Py_ssize_t lda,
                              const float* b, Py_ssize_t ldb, int accumulate, float* c, Py_ssize_t ldc) noexcept nogil
+    bint fnn_sgemm_nn_range_avx512(Py_ssize_t n, Py_ssize_t k, const float* a, Py_ssize_t a_rs,
+                                   Py_ssize_t a_ks, const float* b, Py_ssize_t ldb, int accumulate, float* c,
+                                   Py_ssize_t ldc, Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t p0,
+                                   Py_ssize_t p1) noexcept nogil
+    bint fnn_transpose_avx512(const float* w, float* wt, Py_ssize_t rows, Py_ssize_t columns) noexcept nogil
     bint fnn_add_rows_avx512(float* target, const Py_ssize_t* offsets, const float* rows, Py_ssize_t k,
                              Py_ssize_t n) noexcept nogil
     bint fnn_sgemm_nn_rows_avx512(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float* a, Py_ssize_t a_rs,
