@@ -56,7 +56,7 @@ import numpy as np
 
 from ._core import config as _config
 from ._core.spec import spec_of
-from ._ext import _fused_deep, _fused_mlp
+from ._ext import _blas, _dense, _fused_deep, _fused_mlp
 from .layers import MIN_FAST_KEEP
 
 # The roles of the hidden-layer pattern, in order; "dropout" is optional.
@@ -192,12 +192,52 @@ def _thin_dense_chain(dense_layers, max_thin: int) -> bool:
     return weights[0].shape[0] <= max_thin and weights[-1].shape[1] <= max_thin
 
 
+class GemmPlan(_Plan):
+    """Every other model with a float32 Layer_Dense, on a CPU with AVX-512: the per-layer protocol
+    (Model._gradients, every attribute written as ever), with this thread's Dense products in
+    fastnn's own kernels (src_pyx/_dense.pyx) for the step's forward and backward passes."""
+
+    def __init__(self, model) -> None:
+        self.model = model
+
+    def checked_gradients(self, last_epoch: int, last_step: int):
+        per_layer = self.model._gradients
+
+        def gradients(batch_X, batch_y, epoch: int, step: int):
+            previous = _dense.own_gemm(True)
+            try:
+                return per_layer(batch_X, batch_y, epoch, step)
+            finally:
+                _dense.own_gemm(previous)
+        return gradients
+
+
+def _gemm_plan(model):
+    """GemmPlan(model) where it applies: fastnn's AVX-512 kernels can run, some exact
+    Layer_Dense has float32 weights, and no dropout is in book mode (a book-mode run reproduces
+    the book's NumPy numbers, NumPy's products included); else None."""
+    if not _blas.small_gemm_available():
+        return None
+    layers = model.layers
+    if any(_role(layer) == "dropout" and getattr(layer, "mode", None) == "book" for layer in layers):
+        return None
+    if not any(_role(layer) == "dense" and getattr(getattr(layer, "weights", None), "dtype", None) == np.float32
+               for layer in layers):
+        return None
+    return GemmPlan(model)
+
+
 def compile_plan(model, *, callbacks: bool, augment):
     """The model's compiled plan, or None when its step is not one the plan knows (then every step
     takes the per-layer path). Training with callbacks (which may read the layers between steps,
     or stop early) or augmentation has none."""
     if callbacks or augment is not None:
         return None
+    return _fused_plan(model) or _gemm_plan(model)
+
+
+def _fused_plan(model):
+    """The plan of the two compiled patterns (module docstring), or None."""
     layers = model.layers
     roles = tuple(_role(layer) for layer in layers)
     loss, accuracy = _role(model.loss), _role(model.accuracy)

@@ -92,13 +92,6 @@ class Layer_Dense:
         (self.weight_regularizer_l1, self.weight_regularizer_l2,
          self.bias_regularizer_l1, self.bias_regularizer_l2) = regularizers
 
-    # Scratch: weights.T for Model.train's own products (src_pyx/_dense.pyx). Rebuilt on demand,
-    # so copies and pickles leave it out.
-    _SCRATCH = ("_weights_t",)
-
-    def __getstate__(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k not in self._SCRATCH}
-
     def __repr__(self) -> str:
         n_inputs, n_neurons = getattr(self.weights, "shape", ("?", "?"))
         return f"Layer_Dense({n_inputs}, {n_neurons}, dtype={getattr(self.weights, 'dtype', '?')})"

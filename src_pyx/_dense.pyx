@@ -15,7 +15,7 @@ from _regularization cimport add_penalty_gradient
 from cython.parallel cimport prange
 from fastnn._ext._blas cimport gemm, small_gemm_on
 from fastnn._ext._threads cimport threads_for_work
-from _smallgemm cimport fnn_sgemm_nn_range_avx512, fnn_transpose_avx512
+from _smallgemm cimport fnn_sgemm_nn_range_avx512
 
 include "_status.pxi"
 
@@ -62,8 +62,10 @@ cdef enum:
 
 
 cdef void _own_product(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float* a, Py_ssize_t a_rs,
-                       Py_ssize_t a_ks, const float* b, bint accumulate, float* c, int n_threads) noexcept nogil:
-    """C (m, n) = op(A) @ B (+ C), B (k, n) and C contiguous; op(A)[i, q] = a[i*a_rs + q*a_ks].
+                       Py_ssize_t a_ks, const float* b, bint b_trans, bint accumulate, float* c,
+                       int n_threads) noexcept nogil:
+    """C (m, n) = op(A) @ B (+ C), C contiguous; op(A)[i, q] = a[i*a_rs + q*a_ks]; B (k, n) is
+    b, contiguous, or with b_trans the transpose of b (n, k), contiguous.
     Split over up to n_threads OpenMP threads by ranges of rows and panels; the values do not
     depend on the split."""
     cdef Py_ssize_t panels = (n + _PANEL - 1) // _PANEL
@@ -78,12 +80,14 @@ cdef void _own_product(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float* a,
     if blocks * panels < n_threads:
         n_threads = <int>(blocks * panels)
     if n_threads <= 1:
-        fnn_sgemm_nn_range_avx512(n, k, a, a_rs, a_ks, b, n, accumulate, c, n, 0, m, 0, panels)
+        fnn_sgemm_nn_range_avx512(n, k, a, a_rs, a_ks, b, k if b_trans else n, b_trans, accumulate, c, n, 0, m, 0,
+                                  panels)
         return
     cdef Py_ssize_t item, i0
     for item in prange(blocks * panels, num_threads=n_threads, schedule="static"):
         i0 = (item // panels) * rows
-        fnn_sgemm_nn_range_avx512(n, k, a, a_rs, a_ks, b, n, accumulate, c, n, i0, min(i0 + rows, m),
+        fnn_sgemm_nn_range_avx512(n, k, a, a_rs, a_ks, b, k if b_trans else n, b_trans, accumulate, c, n, i0,
+                                  min(i0 + rows, m),
                                   item % panels, item % panels + 1)
 
 
@@ -124,9 +128,9 @@ cdef inline void _dense_forward(const floating* inputs, const floating* weights,
         if own:     # the bias rows first, the product added to them: round(sum + bias) for K <= 256
             if n_inputs <= BIAS_IN_GEMM_MAX_INPUTS:
                 _fill_rows(output, biases, n_samples, n_neurons)
-                _own_product(n_samples, n_neurons, n_inputs, inputs, n_inputs, 1, weights, True, output, own)
+                _own_product(n_samples, n_neurons, n_inputs, inputs, n_inputs, 1, weights, False, True, output, own)
             else:
-                _own_product(n_samples, n_neurons, n_inputs, inputs, n_inputs, 1, weights, False, output, own)
+                _own_product(n_samples, n_neurons, n_inputs, inputs, n_inputs, 1, weights, False, False, output, own)
                 _add_row(output, biases, n_samples, n_neurons)
             return
     if n_inputs <= BIAS_IN_GEMM_MAX_INPUTS:
@@ -164,14 +168,12 @@ cdef inline void _dense_backward(const floating* dvalues, const floating* inputs
                                  const floating* biases, floating* dweights, floating* dbiases,
                                  floating* dinputs, double* accumulator,
                                  Py_ssize_t n_samples, Py_ssize_t n_inputs, Py_ssize_t n_neurons,
-                                 double l1w, double l2w, double l1b, double l2b, int own,
-                                 floating* weights_t) noexcept nogil:
-    # own (float32 only): 0 for BLAS, else fastnn's kernels on up to `own` threads; then
-    # weights_t is room for weights.T (when dinputs is wanted), through which dinputs is an
-    # (n_samples, n_neurons) @ (n_neurons, n_inputs) product the kernels read row by row.
+                                 double l1w, double l2w, double l1b, double l2b, int own) noexcept nogil:
+    # own (float32 only): 0 for BLAS, else fastnn's kernels on up to `own` threads (dinputs
+    # through B = weights.T, which the kernels gather from weights).
     if floating is float:
         if own:
-            _own_product(n_inputs, n_neurons, n_samples, inputs, 1, n_inputs, dvalues, False, dweights, own)
+            _own_product(n_inputs, n_neurons, n_samples, inputs, 1, n_inputs, dvalues, False, False, dweights, own)
     if floating is double or not own:
         gemm(True, False, n_inputs, n_neurons, n_samples, <floating>1, inputs, n_inputs,
              dvalues, n_neurons, <floating>0, dweights, n_neurons)
@@ -182,8 +184,7 @@ cdef inline void _dense_backward(const floating* dvalues, const floating* inputs
         return
     if floating is float:
         if own:
-            fnn_transpose_avx512(weights, weights_t, n_inputs, n_neurons)
-            _own_product(n_samples, n_inputs, n_neurons, dvalues, n_neurons, 1, weights_t, False, dinputs, own)
+            _own_product(n_samples, n_inputs, n_neurons, dvalues, n_neurons, 1, weights, True, False, dinputs, own)
             return
     gemm(False, True, n_samples, n_inputs, n_neurons, <floating>1, dvalues, n_neurons,
          weights, n_neurons, <floating>0, dinputs, n_inputs)
@@ -287,21 +288,16 @@ def backward(dict state, object dvalues, bint want_dinputs=True):
     cdef void* p_b = data(biases)
     cdef void* p_dw = data(dweights)
     cdef void* p_db = data(dbiases)
-    # fastnn's own products (Model.train): weights.T in a scratch buffer of the layer (Layer_Dense
-    # leaves it out of copies and pickles).
     cdef int own = _own(typenum, n_samples * n_inputs * n_neurons)
-    cdef void* p_wt = NULL
-    if own and want_dinputs:
-        p_wt = data(reuse2(state, "_weights_t", n_neurons, n_inputs, typenum, None, None))
     with nogil:
         if typenum == cnp.NPY_FLOAT32:
             _dense_backward(<float*>p_dv, <float*>p_x, <float*>p_w, <float*>p_b, <float*>p_dw,
                             <float*>p_db, <float*>p_dx, p_acc, n_samples, n_inputs, n_neurons,
-                            l1w, l2w, l1b, l2b, own, <float*>p_wt)
+                            l1w, l2w, l1b, l2b, own)
         else:
             _dense_backward(<double*>p_dv, <double*>p_x, <double*>p_w, <double*>p_b, <double*>p_dw,
                             <double*>p_db, <double*>p_dx, p_acc, n_samples, n_inputs, n_neurons,
-                            l1w, l2w, l1b, l2b, 0, NULL)
+                            l1w, l2w, l1b, l2b, 0)
     if p_acc != stack_sums:
         PyMem_Free(p_acc)
     return _OK

@@ -100,13 +100,15 @@ cdef extern from *:
        when accumulate). So a value depends on neither the thread nor the range it falls in. Each
        block of B (FNN_KC x 32) is first copied to a contiguous buffer on the stack (32 KB), which
        stays in the first-level cache while the range's rows go by: read in place, a wide B's rows
-       lie a multiple of 4 KB apart, in one cache set and one page each. The Dense layers'
-       products in Model.train (_dense.pyx) split C into such ranges. */
+       lie a multiple of 4 KB apart, in one cache set and one page each. B (k, n) is b with row
+       stride ldb, or, with b_trans, the transpose of b (n, k; row stride ldb), which the copy
+       copies row by row: A @ W.T without a transposed W. The Dense layers' products in Model.train
+       (_dense.pyx) split C into such ranges. */
     #define FNN_KC 256
     #define FNN_NN_BLOCK(R) fnn_sgemm_tile(R, kc, a + i * a_rs + kb * a_ks, a_rs, a_ks, pack, 32, NULL, acc, c + i * ldc + j, ldc, m0, m1)
     FNN_AVX512 static int fnn_sgemm_nn_range_avx512(Py_ssize_t n, Py_ssize_t k, const float* a,
-            Py_ssize_t a_rs, Py_ssize_t a_ks, const float* b, Py_ssize_t ldb, int accumulate, float* c,
-            Py_ssize_t ldc, Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t p0, Py_ssize_t p1) {
+            Py_ssize_t a_rs, Py_ssize_t a_ks, const float* b, Py_ssize_t ldb, int b_trans, int accumulate,
+            float* c, Py_ssize_t ldc, Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t p0, Py_ssize_t p1) {
         float pack[FNN_KC * 32] __attribute__((aligned(64)));
         for (Py_ssize_t p = p0; p < p1; p++) {
             const Py_ssize_t j = p * 32, w = n - j < 32 ? n - j : 32;
@@ -115,10 +117,23 @@ cdef extern from *:
             for (Py_ssize_t kb = 0; kb < k || kb == 0; kb += FNN_KC) {
                 const Py_ssize_t kc = k - kb < FNN_KC ? k - kb : FNN_KC;
                 const int acc = accumulate || kb > 0;
-                for (Py_ssize_t q = 0; q < kc; q++) {
-                    const float* row = b + (kb + q) * ldb + j;
-                    _mm512_store_ps(pack + q * 32, _mm512_maskz_loadu_ps(m0, row));
-                    _mm512_store_ps(pack + q * 32 + 16, _mm512_maskz_loadu_ps(m1, row + 16));
+                if (b_trans) {     /* b's rows j.. j + w, read in order, into the block's columns */
+                    for (Py_ssize_t e = 0; e < 32; e++) {
+                        if (e < w) {
+                            const float* row = b + (j + e) * ldb + kb;
+                            for (Py_ssize_t q = 0; q < kc; q++)
+                                pack[q * 32 + e] = row[q];
+                        } else {
+                            for (Py_ssize_t q = 0; q < kc; q++)
+                                pack[q * 32 + e] = 0.0f;
+                        }
+                    }
+                } else {
+                    for (Py_ssize_t q = 0; q < kc; q++) {
+                        const float* row = b + (kb + q) * ldb + j;
+                        _mm512_store_ps(pack + q * 32, _mm512_maskz_loadu_ps(m0, row));
+                        _mm512_store_ps(pack + q * 32 + 16, _mm512_maskz_loadu_ps(m1, row + 16));
+                    }
                 }
                 Py_ssize_t i = i0;
                 for (; i + 8 <= i1; i += 8)
@@ -129,19 +144,6 @@ cdef extern from *:
                     case 1: FNN_NN_BLOCK(1); break; default: break;
                 }
             }
-        }
-        return 1;
-    }
-    /* wt (columns, rows) = w (rows, columns).T: 16 rows of w at a time, one gather per column. */
-    FNN_AVX512 static int fnn_transpose_avx512(const float* w, float* wt, Py_ssize_t rows, Py_ssize_t columns) {
-        const __m512i lanes = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                                 _mm512_set1_epi32((int)columns));
-        for (Py_ssize_t i = 0; i < rows; i += 16) {
-            const __mmask16 mk = (__mmask16)(rows - i >= 16 ? 0xFFFF : (1u << (rows - i)) - 1);
-            const float* base = w + i * columns;
-            for (Py_ssize_t j = 0; j < columns; j++)
-                _mm512_mask_storeu_ps(wt + j * rows + i, mk,
-                                      _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mk, lanes, base + j, 4));
         }
         return 1;
     }
@@ -237,15 +239,12 @@ cdef extern from *:
     }
     #else
     static int fnn_sgemm_nn_range_avx512(Py_ssize_t n, Py_ssize_t k, const float* a, Py_ssize_t a_rs,
-            Py_ssize_t a_ks, const float* b, Py_ssize_t ldb, int accumulate, float* c, Py_ssize_t ldc,
-            Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t p0, Py_ssize_t p1) {
+            Py_ssize_t a_ks, const float* b, Py_ssize_t ldb, int b_trans, int accumulate, float* c,
+            Py_ssize_t ldc, Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t p0, Py_ssize_t p1) {
         return 0;
     }
     static int fnn_add_rows_avx512(float* target, const Py_ssize_t* offsets, const float* rows,
                                    Py_ssize_t k, Py_ssize_t n) {
-        return 0;
-    }
-    static int fnn_transpose_avx512(const float* w, float* wt, Py_ssize_t rows, Py_ssize_t columns) {
         return 0;
     }
     static int fnn_sgemm_nn_rows_avx512(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float* a,
@@ -275,10 +274,9 @@ cdef extern from *:
     bint fnn_sgemm_nt_avx512(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float* a, Py_ssize_t lda,
                              const float* b, Py_ssize_t ldb, int accumulate, float* c, Py_ssize_t ldc) noexcept nogil
     bint fnn_sgemm_nn_range_avx512(Py_ssize_t n, Py_ssize_t k, const float* a, Py_ssize_t a_rs,
-                                   Py_ssize_t a_ks, const float* b, Py_ssize_t ldb, int accumulate, float* c,
+                                   Py_ssize_t a_ks, const float* b, Py_ssize_t ldb, int b_trans, int accumulate, float* c,
                                    Py_ssize_t ldc, Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t p0,
                                    Py_ssize_t p1) noexcept nogil
-    bint fnn_transpose_avx512(const float* w, float* wt, Py_ssize_t rows, Py_ssize_t columns) noexcept nogil
     bint fnn_add_rows_avx512(float* target, const Py_ssize_t* offsets, const float* rows, Py_ssize_t k,
                              Py_ssize_t n) noexcept nogil
     bint fnn_sgemm_nn_rows_avx512(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float* a, Py_ssize_t a_rs,

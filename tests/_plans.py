@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from fastnn import _plan
+from fastnn._ext import _blas
 
 
 @contextlib.contextmanager
@@ -23,6 +24,17 @@ def plan_switched_off() -> Iterator[None]:
         yield
     finally:
         _plan.compile_plan = saved
+
+
+@contextlib.contextmanager
+def blas_products() -> Iterator[None]:
+    """Inside: fastnn's own AVX-512 GEMM kernels are switched off, so every Dense product,
+    Model.train's included (its GemmPlan), is NumPy's BLAS call."""
+    saved = _blas.set_small_gemm(False)
+    try:
+        yield
+    finally:
+        _blas.set_small_gemm(saved)
 
 
 def with_and_without_plan(build: Callable, X, y, **train) -> list:

@@ -25,7 +25,7 @@ from fastnn import _ext, _plan
 from fastnn._ext import _blas, _buildinfo, _fused_deep
 
 import _book
-from _plans import (assert_a_non_finite_loss_stops_before_the_update, assert_allocates_nothing, assert_same_runs,
+from _plans import (assert_a_non_finite_loss_stops_before_the_update, blas_products, assert_allocates_nothing, assert_same_runs,
                     count_taken_steps, plan_switched_off, several_calls_and_one, with_and_without_plan)
 from _thread_counts import assert_identical, at_thread_counts
 
@@ -234,7 +234,8 @@ def test_training_in_several_calls_equals_one_call(dtype):
 def test_other_models_take_the_per_layer_path(change, monkeypatch):
     """Each of these takes the per-layer path for every step (the kernel takes no step: it is not
     called, or refuses having done nothing), so the run is bit-identical to one with the plan
-    switched off."""
+    switched off (with NumPy's products in both: where the GEMM plan would take these models,
+    tests/test_gemm_plan.py compares it)."""
     calls = count_taken_steps(monkeypatch, _fused_deep, "regression_step")
 
     class MyDense(fastnn.Layer_Dense):
@@ -267,7 +268,8 @@ def test_other_models_take_the_per_layer_path(change, monkeypatch):
             def on_epoch_end(self, run, logs):
                 pass
         callbacks = [EpochEnd()]
-    runs = with_and_without_plan(build, X, y, epochs=3, batch_size=40, callbacks=callbacks)
+    with blas_products():  # the other models' Dense products: NumPy's in both runs
+        runs = with_and_without_plan(build, X, y, epochs=3, batch_size=40, callbacks=callbacks)
     assert not calls
     assert_same_runs(runs)
 
