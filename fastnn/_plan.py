@@ -50,7 +50,8 @@ training in several calls gives the numbers of one long call here too.
 """
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -212,19 +213,37 @@ class GemmPlan(_Plan):
         return gradients
 
 
-def _gemm_plan(model):
-    """GemmPlan(model) where it applies: fastnn's AVX-512 kernels can run, some exact
-    Layer_Dense has float32 weights, and no dropout is in book mode (a book-mode run reproduces
-    the book's NumPy numbers, NumPy's products included); else None."""
+def _own_products(model) -> bool:
+    """Whether the model's steps run its float32 Dense products in fastnn's own kernels: they can
+    run (AVX-512), some exact Layer_Dense has float32 weights, and no dropout is in book mode (a
+    book-mode run reproduces the book's NumPy numbers, NumPy's products included)."""
     if not _blas.small_gemm_available():
-        return None
+        return False
     layers = model.layers
     if any(_role(layer) == "dropout" and getattr(layer, "mode", None) == "book" for layer in layers):
-        return None
-    if not any(_role(layer) == "dense" and getattr(getattr(layer, "weights", None), "dtype", None) == np.float32
-               for layer in layers):
-        return None
-    return GemmPlan(model)
+        return False
+    return any(_role(layer) == "dense" and getattr(getattr(layer, "weights", None), "dtype", None) == np.float32
+               for layer in layers)
+
+
+def _gemm_plan(model):
+    """GemmPlan(model) where _own_products(model), else None."""
+    return GemmPlan(model) if _own_products(model) else None
+
+
+@contextlib.contextmanager
+def own_products(model) -> Iterator[None]:
+    """Inside: this thread's Dense products in fastnn's own kernels where _own_products(model)
+    (Model.evaluate and Model.predict, so that they compute what training computed), else as
+    they were."""
+    if not _own_products(model):
+        yield
+        return
+    previous = _dense.own_gemm(True)
+    try:
+        yield
+    finally:
+        _dense.own_gemm(previous)
 
 
 def compile_plan(model, *, callbacks: bool, augment):

@@ -25,7 +25,7 @@ import sys
 
 import numpy as np
 
-from . import _model_inputs as _inputs, _train_loop as _loop
+from . import _model_inputs as _inputs, _plan, _train_loop as _loop
 from ._core import checks as _checks
 from ._core.spec import declare
 from ._ext import _fused_head
@@ -286,12 +286,13 @@ class Model:
         size = n if batch_size is None else batch_size
         self.loss.new_pass()
         self.accuracy.new_pass()
-        for step in range(steps):
-            batch_X = X_val[step * size:(step + 1) * size]
-            batch_y = y_val[step * size:(step + 1) * size]
-            output = self.forward(batch_X, training=False)
-            self.loss.calculate(output, batch_y)
-            self._accuracy(output, batch_y)
+        with _plan.own_products(self):
+            for step in range(steps):
+                batch_X = X_val[step * size:(step + 1) * size]
+                batch_y = y_val[step * size:(step + 1) * size]
+                output = self.forward(batch_X, training=False)
+                self.loss.calculate(output, batch_y)
+                self._accuracy(output, batch_y)
         if distributed:
             distributed.reduce_accumulated()
         validation_loss = self.loss.calculate_accumulated()
@@ -322,9 +323,10 @@ class Model:
         steps = 1 if batch_size is None else -(-n // batch_size)
         size = n if batch_size is None else batch_size
         outputs = []
-        for step in range(steps):
-            output = self.forward(X[step * size:(step + 1) * size], training=False)
-            outputs.append(np.array(output, copy=True))  # buffers are reused: hand out copies
+        with _plan.own_products(self):
+            for step in range(steps):
+                output = self.forward(X[step * size:(step + 1) * size], training=False)
+                outputs.append(np.array(output, copy=True))  # buffers are reused: hand out copies
         return outputs[0] if len(outputs) == 1 else np.vstack(outputs)
 
 
