@@ -124,20 +124,45 @@ def probe(model, X, where: str, name: str):
     it becomes an error that names X (the argument the caller passed). The pass runs with the
     layers' forward buffers set aside and every layer's attributes are restored afterwards, so
     a call refused after the probe leaves the layers as they were."""
+    return _guarded_forward(model, X, X[:1], f"its first sample, {name}[:1]", where, name, keep=False)
+
+
+def checked_forward(model, X, size: int, where: str, name: str):
+    """probe's checks on X's first batch, X[:size], in the pass that computes it: the output of
+    an inference pass on that batch; a layer refusing it becomes an error that names X and
+    leaves every layer as it was, and a pass that succeeds leaves the layers' attributes as a
+    forward does (held in fresh buffers). Model.predict's first batch: one pass instead of a
+    probe and a pass."""
+    tried = name if size >= len(X) else f"its first batch, {name}[:{size}]"
+    return _guarded_forward(model, X, X[:size], tried, where, name, keep=True)
+
+
+def _guarded_forward(model, X, batch, tried: str, where: str, name: str, keep: bool):
     objects = [obj for obj in (model.input_layer, *model.layers) if isinstance(getattr(obj, "__dict__", None), dict)]
     saved = [dict(obj.__dict__) for obj in objects]
     for obj in objects:
         for key in ("inputs", "output", "binary_mask"):
             obj.__dict__.pop(key, None)
+    restored = False
     try:
-        return model.forward(X[:1], training=False)
+        return model.forward(batch, training=False)
     except (TypeError, ValueError) as exc:
-        raise type(exc)(f"{where}: {name} {X.shape} does not fit the model (tried on its first sample, "
-                        f"{name}[:1]): {exc}") from None
+        _restore(objects, saved)
+        restored = True
+        raise type(exc)(f"{where}: {name} {X.shape} does not fit the model (tried on {tried}): {exc}") from None
+    except BaseException:
+        _restore(objects, saved)
+        restored = True
+        raise
     finally:
-        for obj, state in zip(objects, saved):
-            obj.__dict__.clear()
-            obj.__dict__.update(state)
+        if not keep and not restored:
+            _restore(objects, saved)
+
+
+def _restore(objects, saved) -> None:
+    for obj, state in zip(objects, saved):
+        obj.__dict__.clear()
+        obj.__dict__.update(state)
 
 
 def prepare_data(model, X, y, where: str, names=("X", "y")) -> tuple[np.ndarray, np.ndarray]:

@@ -315,17 +315,24 @@ class Model:
         if batch_size is not None:
             batch_size = _checks.positive_int(batch_size, "batch_size", where)
         X = _inputs.prepare_inputs(self, X, where)
-        _inputs.probe(self, X, where, "X")
-        return distributed.predict(self._predict, X, batch_size) if distributed else self._predict(X, batch_size)
+        if distributed or len(X) == 0:
+            _inputs.probe(self, X, where, "X")
+            return distributed.predict(self._predict, X, batch_size) if distributed else self._predict(X, batch_size)
+        return self._predict(X, batch_size, where)
 
-    def _predict(self, X, batch_size):
+    def _predict(self, X, batch_size, where: str | None = None):
+        """The outputs for X in batches; with `where`, the first batch's pass also checks that X
+        fits (_inputs.checked_forward: errors name X and leave the layers as they were)."""
         n = len(X)
         steps = 1 if batch_size is None else -(-n // batch_size)
         size = n if batch_size is None else batch_size
         outputs = []
         with _plan.own_products(self):
             for step in range(steps):
-                output = self.forward(X[step * size:(step + 1) * size], training=False)
+                if step == 0 and where is not None:
+                    output = _inputs.checked_forward(self, X, size, where, "X")
+                else:
+                    output = self.forward(X[step * size:(step + 1) * size], training=False)
                 outputs.append(np.array(output, copy=True))  # buffers are reused: hand out copies
         return outputs[0] if len(outputs) == 1 else np.vstack(outputs)
 

@@ -97,15 +97,16 @@ cdef extern from *:
     /* Rows [i0, i1) and the 32-column panels p0 <= p < p1 of C = op(A) @ B (+ C), as
        fnn_sgemm_nn_avx512, with the inner dimension in blocks of FNN_KC: each block's sum runs
        over its k in order and is added to C, blocks in order (the first one stored, or added to C
-       when accumulate). So a value depends on neither the thread nor the range it falls in. Each
-       block of B (FNN_KC x 32) is first copied to a contiguous buffer on the stack (32 KB), which
-       stays in the first-level cache while the range's rows go by: read in place, a wide B's rows
-       lie a multiple of 4 KB apart, in one cache set and one page each. B (k, n) is b with row
-       stride ldb, or, with b_trans, the transpose of b (n, k; row stride ldb), which the copy
-       copies row by row: A @ W.T without a transposed W. The Dense layers' products in Model.train
-       (_dense.pyx) split C into such ranges. */
+       when accumulate). So a value depends on neither the thread nor the range it falls in.
+       B (k, n) is b with row stride ldb, or, with b_trans, the transpose of b (n, k; row stride
+       ldb): A @ W.T without a transposed copy of W. Each block of B (FNN_KC x 32) is first
+       copied to a contiguous buffer on the stack (32 KB; b's rows read in order when b_trans),
+       which stays in the first-level cache while the range's rows go by: read in place, a wide
+       B's rows lie a multiple of 4 KB apart, in one cache set and one page each. A range of at
+       most 8 rows reads each value of B once, so it reads B in place (not transposed). The Dense
+       layers' products in Model.train (_dense.pyx) split C into such ranges. */
     #define FNN_KC 256
-    #define FNN_NN_BLOCK(R) fnn_sgemm_tile(R, kc, a + i * a_rs + kb * a_ks, a_rs, a_ks, pack, 32, NULL, acc, c + i * ldc + j, ldc, m0, m1)
+    #define FNN_NN_BLOCK(R) fnn_sgemm_tile(R, kc, a + i * a_rs + kb * a_ks, a_rs, a_ks, bb, bld, NULL, acc, c + i * ldc + j, ldc, m0, m1)
     FNN_AVX512 static int fnn_sgemm_nn_range_avx512(Py_ssize_t n, Py_ssize_t k, const float* a,
             Py_ssize_t a_rs, Py_ssize_t a_ks, const float* b, Py_ssize_t ldb, int b_trans, int accumulate,
             float* c, Py_ssize_t ldc, Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t p0, Py_ssize_t p1) {
@@ -117,7 +118,12 @@ cdef extern from *:
             for (Py_ssize_t kb = 0; kb < k || kb == 0; kb += FNN_KC) {
                 const Py_ssize_t kc = k - kb < FNN_KC ? k - kb : FNN_KC;
                 const int acc = accumulate || kb > 0;
-                if (b_trans) {     /* b's rows j.. j + w, read in order, into the block's columns */
+                const float* bb = pack;
+                Py_ssize_t bld = 32;
+                if (!b_trans && i1 - i0 <= 8) {
+                    bb = b + kb * ldb + j;
+                    bld = ldb;
+                } else if (b_trans) {
                     for (Py_ssize_t e = 0; e < 32; e++) {
                         if (e < w) {
                             const float* row = b + (j + e) * ldb + kb;

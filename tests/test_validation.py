@@ -159,7 +159,8 @@ for method in ("train", "evaluate", "predict"):
         ("strings", X.astype(str), TypeError, "X must be an array of real numbers"),
         ("None", None, TypeError, "X must be an array of real numbers"),
         ("1-d", X[:, 0], ValueError, r"X must be \(n_samples, n_features\) or more dimensions"),
-        ("3-d", X[:, :, None], ValueError, r"X \(60, 2, 1\) does not fit the model \(tried on its first sample, X\[:1\]\): Layer_Dense.forward"),
+        ("3-d", X[:, :, None], ValueError, r"X \(60, 2, 1\) does not fit the model \(tried on "
+         + (r"X\)" if method == "predict" else r"its first sample, X\[:1\]\)") + r": Layer_Dense.forward"),
         ("features", np.hstack([X, X]), ValueError, r"X \(60, 4\) does not fit the model"),
         ("empty", X[:0], ValueError, "X has no samples"),
         ("huge", np.broadcast_to(X[:1], (10 ** 11, 2)), ValueError, "X must be small enough to fit in memory"),
