@@ -47,6 +47,14 @@ backward on its batch (without touching the loss's and the accuracy's accumulate
 compiled step, so every layer's book attributes hold that batch's per-layer numbers, while
 ``dweights`` and ``dbiases`` and the update are the compiled step's, as on every other step:
 training in several calls gives the numbers of one long call here too.
+
+Every other model with a float32 Layer_Dense, on a CPU with AVX-512 and with no dropout in book
+mode, gets the third plan, GemmPlan: the per-layer protocol exactly (every attribute written at
+every step, callbacks' view unchanged), with the step's Dense products in fastnn's own GEMM
+kernels (src_pyx/_dense.pyx, switched on for this thread around the step's forward and backward
+passes). They are the products a GEMM computes, with a GEMM's error bound, but not BLAS's bits
+(docs/numerics.md; tests/test_gemm_plan.py). Model.evaluate and Model.predict use the same
+products (own_products), so that they compute what training computed.
 """
 from __future__ import annotations
 
