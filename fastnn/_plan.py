@@ -213,11 +213,8 @@ class GemmPlan(_Plan):
         per_layer = self.model._gradients
 
         def gradients(batch_X, batch_y, epoch: int, step: int):
-            previous = _dense.own_gemm(True)
-            try:
+            with _own_gemm_on():
                 return per_layer(batch_X, batch_y, epoch, step)
-            finally:
-                _dense.own_gemm(previous)
         return gradients
 
 
@@ -240,18 +237,19 @@ def _gemm_plan(model):
 
 
 @contextlib.contextmanager
-def own_products(model) -> Iterator[None]:
-    """Inside: this thread's Dense products in fastnn's own kernels where _own_products(model)
-    (Model.evaluate and Model.predict, so that they compute what training computed), else as
-    they were."""
-    if not _own_products(model):
-        yield
-        return
+def _own_gemm_on() -> Iterator[None]:
+    """Inside: this thread's Dense products in fastnn's own kernels; afterwards as they were."""
     previous = _dense.own_gemm(True)
     try:
         yield
     finally:
         _dense.own_gemm(previous)
+
+
+def own_products(model) -> contextlib.AbstractContextManager:
+    """_own_gemm_on() where _own_products(model), else a context that changes nothing
+    (Model.evaluate and Model.predict, so that they compute what training computed)."""
+    return _own_gemm_on() if _own_products(model) else contextlib.nullcontext()
 
 
 def compile_plan(model, *, callbacks: bool, augment):

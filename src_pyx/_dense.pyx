@@ -21,11 +21,12 @@ include "_status.pxi"
 
 
 # ---------------------------------------------------------------------------------------------
-# fastnn's own products (float32, CPUs with AVX-512, _smallgemm.pxd), for Model.train only.
+# fastnn's own products (float32, CPUs with AVX-512, _smallgemm.pxd), for Model.train, evaluate
+# and predict only.
 #
-# Outside Model.train every product is NumPy's BLAS call, with NumPy's bits (below). Model.train
-# switches this thread to fastnn's own kernels for its steps (fastnn/_plan.py's GemmPlan, through
-# own_gemm()): the same products, summed over the inner dimension in order in blocks of 256, one
+# Everywhere else every product is NumPy's BLAS call, with NumPy's bits (below). Those three
+# switch this thread to fastnn's own kernels (fastnn/_plan.py's GemmPlan and own_products,
+# through own_gemm()): the same products, summed over the inner dimension in order in blocks of 256, one
 # fused multiply-add per term, so they differ from BLAS's by float rounding only (a GEMM's error
 # bound) and never depend on the thread count: C is split into ranges of rows and 32-column
 # panels, each computed whole by one thread. Where NumPy's OpenBLAS runs its AVX2 kernels on an
@@ -43,8 +44,9 @@ cdef extern from *:
 
 def own_gemm(bint enabled):
     """Whether this thread's float32 Dense products run in fastnn's own AVX-512 kernels (True)
-    or in NumPy's BLAS (False, the default); returns the previous setting. Model.train's steps
-    switch it on around each step's forward and backward passes (fastnn/_plan.py)."""
+    or in NumPy's BLAS (False, the default); returns the previous setting. Model.train switches
+    it on around each step's forward and backward passes, evaluate and predict around theirs
+    (fastnn/_plan.py)."""
     cdef bint before = fnn_dense_get_own()
     fnn_dense_set_own(enabled)
     return before

@@ -694,3 +694,31 @@ def test_model_repr_lists_layers_loss_optimizer_and_accuracy():
     assert "optimizer=Optimizer_Adam(learning_rate=" in text and "accuracy=Accuracy_Categorical(binary=False)" in text
     assert "object at 0x" not in text
     assert repr(fastnn.Model()) == "Model([])"
+
+
+@pytest.mark.parametrize("batch_size", [None, 16])
+def test_predict_refusing_x_names_it_and_leaves_the_layers_as_they_were(batch_size):
+    """Model.predict checks X in its first batch's pass: a 3-D X is refused with a message naming
+    X (and, in batches, the batch tried), and every layer keeps the attributes and the buffer
+    contents of the predict before it."""
+    np.random.seed(0)
+    model = fastnn.Model()
+    for layer in (fastnn.Layer_Dense(2, 8), fastnn.Activation_ReLU(), fastnn.Layer_Dense(8, 3),
+                  fastnn.Activation_Softmax()):
+        model.add(layer)
+    model.set(loss=fastnn.Loss_CategoricalCrossentropy(), optimizer=fastnn.Optimizer_Adam(),
+              accuracy=fastnn.Accuracy_Categorical())
+    model.finalize()
+    X = np.random.standard_normal((40, 2)).astype(np.float32)
+    first = model.predict(X)
+    before = [{k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in vars(layer).items()}
+              for layer in model.layers]
+    tried = "X" if batch_size is None else r"its first batch, X\[:16\]"
+    with pytest.raises(ValueError, match=rf"Model.predict: X \(40, 2, 1\) does not fit the model \(tried on {tried}\)"):
+        model.predict(X[:, :, None], batch_size=batch_size)
+    for layer, state in zip(model.layers, before):
+        assert vars(layer).keys() == state.keys()
+        for key, value in state.items():
+            if isinstance(value, np.ndarray):
+                np.testing.assert_array_equal(vars(layer)[key], value, err_msg=f"{layer!r}.{key}")
+    np.testing.assert_array_equal(model.predict(X, batch_size=batch_size), first)
