@@ -28,9 +28,10 @@ cdef extern from *:
     #include <immintrin.h>
     /* Callers run these only where _blas.small_gemm_on() says so (the CPU has AVX-512). */
     #define FNN_AVX512 __attribute__((target("avx512f")))
-    /* One tile: R rows (1 to 8) x up to 32 columns (masks m0, m1) of C = op(A) @ B (+ C). */
+    /* One tile: R rows (1 to 8) x up to 32 columns (masks m0, m1) of C = op(A) @ B (+ C); with
+       V = 1 (m1 empty: at most 16 columns), only the first vector of each row is computed. */
     static inline __attribute__((always_inline)) FNN_AVX512 void fnn_sgemm_tile(
-            const int R, Py_ssize_t k, const float* a, Py_ssize_t a_rs, Py_ssize_t a_ks,
+            const int R, const int V, Py_ssize_t k, const float* a, Py_ssize_t a_rs, Py_ssize_t a_ks,
             const float* b, Py_ssize_t ldb, const Py_ssize_t* b_rows, int accumulate, float* c,
             Py_ssize_t ldc, __mmask16 m0, __mmask16 m1) {
         __m512 s0[8], s1[8];
@@ -44,25 +45,28 @@ cdef extern from *:
         for (Py_ssize_t kk = 0; kk < k; kk++) {
             const float* bk = b + (b_rows ? b_rows[kk] : kk * ldb);
             const __m512 b0 = _mm512_maskz_loadu_ps(m0, bk);
-            const __m512 b1 = _mm512_maskz_loadu_ps(m1, bk + 16);
+            const __m512 b1 = V == 2 ? _mm512_maskz_loadu_ps(m1, bk + 16) : _mm512_setzero_ps();
             const float* ak = a + kk * a_ks;
             for (r = 0; r < 8; r++) {
                 if (r < R) {
                     const __m512 av = _mm512_set1_ps(ak[r * a_rs]);
                     s0[r] = _mm512_fmadd_ps(av, b0, s0[r]);
-                    s1[r] = _mm512_fmadd_ps(av, b1, s1[r]);
+                    if (V == 2)
+                        s1[r] = _mm512_fmadd_ps(av, b1, s1[r]);
                 }
             }
         }
         for (r = 0; r < 8; r++) {
             if (r < R) {
                 float* cr = c + r * ldc;
-                if (accumulate) {
+                if (accumulate)
                     s0[r] = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, cr), s0[r]);
-                    s1[r] = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, cr + 16), s1[r]);
-                }
                 _mm512_mask_storeu_ps(cr, m0, s0[r]);
-                _mm512_mask_storeu_ps(cr + 16, m1, s1[r]);
+                if (V == 2) {
+                    if (accumulate)
+                        s1[r] = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, cr + 16), s1[r]);
+                    _mm512_mask_storeu_ps(cr + 16, m1, s1[r]);
+                }
             }
         }
     }
@@ -70,7 +74,7 @@ cdef extern from *:
        (a_rs = lda, a_ks = 1 for A; a_rs = 1, a_ks = lda for A transposed), B (k, n): row kk at
        b + b_rows[kk], or b + kk*ldb when b_rows is NULL. Returns 0, touching nothing, where the
        kernels are not compiled. */
-    #define FNN_NN_TILE(R) fnn_sgemm_tile(R, k, a + i * a_rs, a_rs, a_ks, b + j, ldb, b_rows, accumulate, c + i * ldc + j, ldc, m0, m1)
+    #define FNN_NN_TILE(R) fnn_sgemm_tile(R, 2, k, a + i * a_rs, a_rs, a_ks, b + j, ldb, b_rows, accumulate, c + i * ldc + j, ldc, m0, m1)
     FNN_AVX512 static int fnn_sgemm_nn_rows_avx512(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
             const float* a, Py_ssize_t a_rs, Py_ssize_t a_ks, const float* b, Py_ssize_t ldb,
             const Py_ssize_t* b_rows, int accumulate, float* c, Py_ssize_t ldc) {
@@ -106,7 +110,16 @@ cdef extern from *:
        most 8 rows reads each value of B once, so it reads B in place (not transposed). The Dense
        layers' products in Model.train (_dense.pyx) split C into such ranges. */
     #define FNN_KC 256
-    #define FNN_NN_BLOCK(R) fnn_sgemm_tile(R, kc, a + i * a_rs + kb * a_ks, a_rs, a_ks, bb, bld, NULL, acc, c + i * ldc + j, ldc, m0, m1)
+    #define FNN_NN_BLOCK(R, V) fnn_sgemm_tile(R, V, kc, a + i * a_rs + kb * a_ks, a_rs, a_ks, bb, bld, NULL, acc, c + i * ldc + j, ldc, m0, m1)
+    #define FNN_NN_RANGE_ROWS(V) {                                                                  \
+        Py_ssize_t i = i0;                                                                         \
+        for (; i + 8 <= i1; i += 8)                                                                \
+            FNN_NN_BLOCK(8, V);                                                                    \
+        switch (i1 - i) {                                                                          \
+            case 7: FNN_NN_BLOCK(7, V); break; case 6: FNN_NN_BLOCK(6, V); break;                  \
+            case 5: FNN_NN_BLOCK(5, V); break; case 4: FNN_NN_BLOCK(4, V); break;                  \
+            case 3: FNN_NN_BLOCK(3, V); break; case 2: FNN_NN_BLOCK(2, V); break;                  \
+            case 1: FNN_NN_BLOCK(1, V); break; default: break; } }
     FNN_AVX512 static int fnn_sgemm_nn_range_avx512(Py_ssize_t n, Py_ssize_t k, const float* a,
             Py_ssize_t a_rs, Py_ssize_t a_ks, const float* b, Py_ssize_t ldb, int b_trans, int accumulate,
             float* c, Py_ssize_t ldc, Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t p0, Py_ssize_t p1) {
@@ -141,14 +154,10 @@ cdef extern from *:
                         _mm512_store_ps(pack + q * 32 + 16, _mm512_maskz_loadu_ps(m1, row + 16));
                     }
                 }
-                Py_ssize_t i = i0;
-                for (; i + 8 <= i1; i += 8)
-                    FNN_NN_BLOCK(8);
-                switch (i1 - i) {
-                    case 7: FNN_NN_BLOCK(7); break; case 6: FNN_NN_BLOCK(6); break; case 5: FNN_NN_BLOCK(5); break;
-                    case 4: FNN_NN_BLOCK(4); break; case 3: FNN_NN_BLOCK(3); break; case 2: FNN_NN_BLOCK(2); break;
-                    case 1: FNN_NN_BLOCK(1); break; default: break;
-                }
+                if (w <= 16)     /* a narrow panel: one vector per row, half the multiply-adds */
+                    FNN_NN_RANGE_ROWS(1)
+                else
+                    FNN_NN_RANGE_ROWS(2)
             }
         }
         return 1;
