@@ -49,8 +49,9 @@ compiled step, so every layer's book attributes hold that batch's per-layer numb
 training in several calls gives the numbers of one long call here too.
 
 Every other model with a float32 Layer_Dense, on a CPU with AVX-512 and with no dropout in book
-mode, gets the third plan, GemmPlan: the per-layer protocol exactly (every attribute written at
-every step, callbacks' view unchanged), with the step's Dense products in fastnn's own GEMM
+mode, gets the third plan, GemmPlan, with callbacks and augmentation too: the per-layer protocol
+exactly (every attribute written at every step, callbacks' view unchanged; callbacks themselves
+run with NumPy's products), with the step's Dense products in fastnn's own GEMM
 kernels (src_pyx/_dense.pyx, switched on for this thread around the step's forward and backward
 passes). They are the products a GEMM computes, with a GEMM's error bound, but not BLAS's bits
 (docs/numerics.md; tests/test_gemm_plan.py). Model.evaluate and Model.predict use the same
@@ -255,9 +256,10 @@ def own_products(model) -> contextlib.AbstractContextManager:
 def compile_plan(model, *, callbacks: bool, augment):
     """The model's compiled plan, or None when its step is not one the plan knows (then every step
     takes the per-layer path). Training with callbacks (which may read the layers between steps,
-    or stop early) or augmentation has none."""
+    or stop early) or augmentation has no fused plan: it may have the GEMM plan, which writes
+    every attribute at every step."""
     if callbacks or augment is not None:
-        return None
+        return _gemm_plan(model)
     return _fused_plan(model) or _gemm_plan(model)
 
 

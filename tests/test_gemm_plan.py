@@ -154,10 +154,41 @@ def test_models_the_gemm_plan_leaves_alone(change):
     assert plan_of(model) is None
 
 
-def test_callbacks_and_augmentation_get_no_plan():
+def test_callbacks_and_augmentation_get_no_fused_plan_but_the_gemm_plan():
+    """Callbacks and augmentation rule out the fused plans (which write the layers' attributes
+    on a train call's last step only) but not the GEMM plan, which writes them at every step:
+    GemmPlan where the kernels run, else no plan."""
+    spiral = fastnn.Model()
+    for layer in (fastnn.Layer_Dense(2, 64), fastnn.Activation_ReLU(), fastnn.Layer_Dense(64, 3),
+                  fastnn.Activation_Softmax()):
+        spiral.add(layer)
+    spiral.set(loss=fastnn.Loss_CategoricalCrossentropy(), optimizer=fastnn.Optimizer_Adam(),
+               accuracy=fastnn.Accuracy_Categorical())
+    spiral.finalize()
+    expected = _plan.GemmPlan if _blas.small_gemm_available() else type(None)
+    for model in (network(), spiral):
+        assert type(_plan.compile_plan(model, callbacks=True, augment=None)) is expected
+        assert type(_plan.compile_plan(model, callbacks=False, augment=lambda batch: batch)) is expected
+    assert type(_plan.compile_plan(spiral, callbacks=False, augment=None)) is _plan.HiddenLayerPlan
+
+
+@needs_avx512
+def test_callbacks_run_with_the_switch_off_and_see_every_steps_attributes():
+    """With a callback, every step runs on the GEMM plan's products while the callback itself
+    runs with the switch off, and at each step's end it finds the per-layer attributes of that
+    step (the ReLU's output is max(0, its input) of this batch)."""
+    X, y = data(100, 20, 5)
     model = network()
-    assert _plan.compile_plan(model, callbacks=True, augment=None) is None
-    assert _plan.compile_plan(model, callbacks=False, augment=lambda batch: batch) is None
+    seen: list[tuple[bool, int]] = []
+
+    class Check(fastnn.Callback):
+        def on_step_end(self, run, logs):
+            relu = model.layers[1]
+            np.testing.assert_array_equal(relu.output, np.maximum(0, model.layers[0].output))
+            seen.append((_dense.own_gemm(False), len(relu.output)))
+
+    model.train(X, y, epochs=2, batch_size=30, verbose="silent", callbacks=[Check()])
+    assert seen == [(False, 30), (False, 30), (False, 30), (False, 10)] * 2
 
 
 def test_the_fused_plans_still_take_their_patterns():
