@@ -225,11 +225,14 @@ def _own_products(model) -> bool:
     book-mode run reproduces the book's NumPy numbers, NumPy's products included)."""
     if not _blas.small_gemm_available():
         return False
-    layers = model.layers
-    if any(_role(layer) == "dropout" and getattr(layer, "mode", None) == "book" for layer in layers):
-        return False
-    return any(_role(layer) == "dense" and getattr(getattr(layer, "weights", None), "dtype", None) == np.float32
-               for layer in layers)
+    found = False
+    for layer in model.layers:
+        role = _role(layer)
+        if role == "dropout" and getattr(layer, "mode", None) == "book":
+            return False
+        if role == "dense" and getattr(getattr(layer, "weights", None), "dtype", None) == np.float32:
+            found = True
+    return found
 
 
 def _gemm_plan(model):
