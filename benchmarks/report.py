@@ -154,13 +154,41 @@ def markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
+def _user_path(peers: dict):
+    """The median of what a user's script runs per batch: Model.train's step for the training
+    configurations, Model.predict for the inference ones (None when neither was measured)."""
+    for name in ("fastnn-train-step", "fastnn-predict"):
+        if name in peers:
+            return peers[name]["median"]
+    return None
+
+
+def _plot_user_path(ax, run: dict, names: list, x) -> None:
+    """The peers (reference, torch, jax) over Model.train's step (Model.predict for inference)."""
+    width = 0.27
+    for offset, peer in ((-width, "reference"), (0.0, "torch"), (width, "jax")):
+        values = []
+        for n in names:
+            peers = run["steps"][n]["peers"]
+            mine = _user_path(peers)
+            theirs = peers.get(peer, {}).get("median") if isinstance(peers.get(peer), dict) else None
+            values.append(theirs / mine if mine and theirs else np.nan)
+        ax.bar(x + offset, values, width, label=f"{peer} / Model.train (predict)")
+    ax.axhline(1, color="grey", lw=0.8)
+    ax.set_yscale("log")
+    ax.set_xticks(x, names, rotation=20)
+    ax.set_ylabel("speed-up of fastnn (x)")
+    ax.set_title(f"{run['threads']} thread(s): what Model.train / Model.predict run")
+    ax.legend(fontsize=8)
+
+
 def plot(report: dict, path: pathlib.Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     runs = report["runs"]
-    fig, axes = plt.subplots(len(runs), 2, figsize=(12, 3.8 * len(runs)), squeeze=False)
+    fig, axes = plt.subplots(len(runs), 3, figsize=(18, 3.8 * len(runs)), squeeze=False)
     for row, run in zip(axes, runs):
         names = list(run["steps"])
         x = np.arange(len(names))
@@ -191,6 +219,7 @@ def plot(report: dict, path: pathlib.Path) -> None:
         ax.set_xticks(x, names, rotation=20)
         ax.set_ylabel("fastnn / GEMM floor (x)")
         ax.set_title("time over the step's GEMMs alone (dashes: targets)")
+        _plot_user_path(row[2], run, names, x)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
