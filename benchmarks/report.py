@@ -174,12 +174,19 @@ def _plot_user_path(ax, run: dict, names: list, x) -> None:
             theirs = peers.get(peer, {}).get("median") if isinstance(peers.get(peer), dict) else None
             values.append(theirs / mine if mine and theirs else np.nan)
         ax.bar(x + offset, values, width, label=f"{peer} / Model.train (predict)")
+    _axes(ax, names, x, "speed-up of fastnn (x)", f"{run['threads']} thread(s): what Model.train / Model.predict run",
+          legend=True)
+
+
+def _axes(ax, names: list, x, ylabel: str, title: str, legend: bool) -> None:
+    """A panel's common frame: the line at 1, a log scale, the configurations' names."""
     ax.axhline(1, color="grey", lw=0.8)
     ax.set_yscale("log")
     ax.set_xticks(x, names, rotation=20)
-    ax.set_ylabel("speed-up of fastnn (x)")
-    ax.set_title(f"{run['threads']} thread(s): what Model.train / Model.predict run")
-    ax.legend(fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    if legend:
+        ax.legend(fontsize=8)
 
 
 def plot(report: dict, path: pathlib.Path) -> None:
@@ -201,12 +208,8 @@ def plot(report: dict, path: pathlib.Path) -> None:
             t = CONFIGS[n].target
             if t.get("kind") == "ref_ratio":
                 ax.plot([i - 0.4, i], [t["value"]] * 2, "k--", lw=1)
-        ax.axhline(1, color="grey", lw=0.8)
-        ax.set_yscale("log")
-        ax.set_xticks(x, names, rotation=20)
-        ax.set_ylabel("speed-up of fastnn (x)")
-        ax.set_title(f"{run['threads']} thread(s): fastnn vs peers (dashes: targets)")
-        ax.legend(fontsize=8)
+        _axes(ax, names, x, "speed-up of fastnn (x)", f"{run['threads']} thread(s): fastnn vs peers (dashes: targets)",
+              legend=True)
         ax = row[1]
         fl = [run["steps"][n]["ratios"]["fastnn/gemm-floor"] for n in names]
         ax.bar(x, fl, 0.5, color="tab:green")
@@ -214,11 +217,8 @@ def plot(report: dict, path: pathlib.Path) -> None:
             t = CONFIGS[n].target
             if t.get("kind") == "floor_ratio":
                 ax.plot([i - 0.3, i + 0.3], [t["value"]] * 2, "k--", lw=1)
-        ax.axhline(1, color="grey", lw=0.8)
-        ax.set_yscale("log")
-        ax.set_xticks(x, names, rotation=20)
-        ax.set_ylabel("fastnn / GEMM floor (x)")
-        ax.set_title("time over the step's GEMMs alone (dashes: targets)")
+        _axes(ax, names, x, "fastnn / GEMM floor (x)", "time over the step's GEMMs alone (dashes: targets)",
+              legend=False)
         _plot_user_path(row[2], run, names, x)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
